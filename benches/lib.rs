@@ -1,0 +1,1 @@
+//! Criterion benchmarks for the burn_autogaze workspace live beside this file.

@@ -1,0 +1,20 @@
+//! burn_autogaze: real-time sparse video with NVIDIA AutoGaze in Burn.
+//!
+//! The frame's way: [`source`] -> [`ring`] -> [`preprocess`] -> model ->
+//! mask plan -> interframe composition -> display. This crate holds every
+//! computation; the Bevy plugin only wraps it.
+
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod preprocess;
+pub mod ring;
+pub mod source;
+pub mod tensor_file;
+
+pub use config::PreprocessorConfig;
+pub use error::{AutoGazeError, Result};
+pub use frame::{Frame, FramePool, FrameSize};
+pub use preprocess::{ModelInput, Preprocessor};
+pub use ring::{Admission, FrameRing, RingCounters};
+pub use source::{FrameSource, SourceKind, SourceOptions, open_source};

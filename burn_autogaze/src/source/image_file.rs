@@ -1,0 +1,128 @@
+//! Image files (PNG, JPEG) decoded to RGBA8, and the `static` source.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::texture::Texture;
+use super::{FrameSource, frame_time};
+use crate::error::{AutoGazeError, Result};
+use crate::frame::{Frame, FrameSize};
+
+/// File extensions the image sources accept (lower case).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
+
+/// Decodes an image file into RGBA8. Grayscale, 16-bit and alpha inputs are
+/// converted (16-bit channels are scaled to 8 bits; alpha is kept, the model
+/// ignores it).
+pub fn load_rgba(path: &Path) -> Result<(FrameSize, Vec<u8>)> {
+    let image_err = |reason: String| AutoGazeError::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| image_err(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| image_err(e.to_string()))?;
+    let decoded = reader.decode().map_err(|e| image_err(e.to_string()))?;
+    let rgba = decoded.into_rgba8();
+    let size = FrameSize::new(rgba.width(), rgba.height())?;
+    Ok((size, rgba.into_raw()))
+}
+
+/// `static`: one image repeated. Every frame shares the same pixel buffer, so
+/// producing a frame costs no copy at all.
+#[derive(Debug)]
+pub struct StaticImage {
+    size: FrameSize,
+    pixels: Arc<Vec<u8>>,
+    label: String,
+    seq: u64,
+    fps: f64,
+}
+
+impl StaticImage {
+    /// Repeats the image file at `path`.
+    pub fn open(path: &Path, fps: f64) -> Result<Self> {
+        let (size, pixels) = load_rgba(path)?;
+        Ok(Self {
+            size,
+            pixels: Arc::new(pixels),
+            label: path.display().to_string(),
+            seq: 0,
+            fps,
+        })
+    }
+
+    /// Repeats a still of the procedural texture (no file needed).
+    pub fn procedural(size: FrameSize, fps: f64) -> Self {
+        let (w, h) = (size.width as usize, size.height as usize);
+        let texture = Texture::generate(w, h, (1, 1), 0x57A7);
+        let mut pixels = vec![0u8; size.rgba_len()];
+        texture.copy_window(0, 0, w, h, &mut pixels);
+        Self {
+            size,
+            pixels: Arc::new(pixels),
+            label: "procedural".into(),
+            seq: 0,
+            fps,
+        }
+    }
+
+    /// Where the image came from (a path, or `procedural`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+impl FrameSource for StaticImage {
+    fn name(&self) -> &str {
+        "static"
+    }
+
+    fn size(&self) -> FrameSize {
+        self.size
+    }
+
+    fn next_frame(&mut self) -> Result<Frame> {
+        let n = self.seq;
+        self.seq += 1;
+        Frame::new(
+            n,
+            self.size.width,
+            self.size.height,
+            Arc::clone(&self.pixels),
+            frame_time(n, self.fps),
+        )
+    }
+
+    fn pooled_bytes(&self) -> usize {
+        self.pixels.len()
+    }
+}
+
+/// True when `path` has one of [`IMAGE_EXTENSIONS`] (any case).
+pub(crate) fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// Image files of a directory, sorted by file name.
+pub(crate) fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| AutoGazeError::io(dir, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| AutoGazeError::io(dir, e))?.path();
+        if path.is_file() && is_image_path(&path) {
+            files.push(path);
+        }
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    if files.is_empty() {
+        return Err(AutoGazeError::EmptyDirectory {
+            path: dir.to_path_buf(),
+            extensions: IMAGE_EXTENSIONS.join(", "),
+        });
+    }
+    Ok(files)
+}

@@ -1,0 +1,223 @@
+//! Frame sources: where frames come from.
+//!
+//! | name | what | motion |
+//! |---|---|---|
+//! | `synthetic-pan` | detailed texture panned at a fixed speed | every pixel, every frame |
+//! | `synthetic-local` | still background, moving squares | sparse |
+//! | `static` | one image (file, or a procedural still) repeated | none |
+//! | `images` | a directory of PNG/JPEG frames in name order, looping | real video |
+
+mod image_file;
+mod image_sequence;
+mod synthetic_local;
+mod synthetic_pan;
+mod texture;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use image_file::{IMAGE_EXTENSIONS, StaticImage, load_rgba};
+pub use image_sequence::{DEFAULT_SEQUENCE_CACHE_BYTES, ImageSequence};
+pub use synthetic_local::SyntheticLocal;
+pub use synthetic_pan::{PanSpeed, SyntheticPan};
+
+use crate::error::{AutoGazeError, Result};
+use crate::frame::{Frame, FrameSize};
+
+/// Anything that produces frames, one per call, with increasing sequence numbers.
+pub trait FrameSource: Send {
+    /// Short name of the source kind (`synthetic-pan`, `static`, ...).
+    fn name(&self) -> &str;
+
+    /// Size of every frame this source produces.
+    fn size(&self) -> FrameSize;
+
+    /// The next frame. Sequence numbers start at 0 and grow by one a call.
+    fn next_frame(&mut self) -> Result<Frame>;
+
+    /// Frames in one loop, for sources that repeat a finite clip.
+    fn loop_len(&self) -> Option<u64> {
+        None
+    }
+
+    /// Bytes the source keeps in its own buffers (pools, caches, stills).
+    fn pooled_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Timestamp of frame `n` at `fps` frames a second (zero when `fps` <= 0).
+pub(crate) fn frame_time(n: u64, fps: f64) -> Duration {
+    if fps > 0.0 && fps.is_finite() {
+        Duration::from_secs_f64(n as f64 / fps)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// The kinds of source, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    SyntheticPan,
+    SyntheticLocal,
+    Static,
+    Images,
+}
+
+impl SourceKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [SourceKind; 4] = [
+        SourceKind::SyntheticPan,
+        SourceKind::SyntheticLocal,
+        SourceKind::Static,
+        SourceKind::Images,
+    ];
+
+    /// The command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::SyntheticPan => "synthetic-pan",
+            SourceKind::SyntheticLocal => "synthetic-local",
+            SourceKind::Static => "static",
+            SourceKind::Images => "images",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SourceKind {
+    type Err = AutoGazeError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                AutoGazeError::setting(
+                    "source",
+                    s,
+                    "one of synthetic-pan, synthetic-local, static, images",
+                )
+            })
+    }
+}
+
+/// Everything needed to open a source; one type shared by every front end
+/// (CLI flags, the perf harness, later URL parameters).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceOptions {
+    pub kind: SourceKind,
+    /// Frame size of the synthetic sources (and of the procedural `static`).
+    pub size: FrameSize,
+    /// Pan speed of `synthetic-pan`.
+    pub pan_speed: PanSpeed,
+    /// Moving objects of `synthetic-local`.
+    pub objects: u32,
+    /// Image file of `static` (none: a procedural still) or directory of `images`.
+    pub path: Option<PathBuf>,
+    /// Nominal frame rate used for timestamps.
+    pub fps: f64,
+    /// Byte cap of the `images` decode cache.
+    pub cache_bytes: usize,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        Self {
+            kind: SourceKind::SyntheticPan,
+            size: FrameSize {
+                width: 1280,
+                height: 720,
+            },
+            pan_speed: PanSpeed::default(),
+            objects: 3,
+            path: None,
+            fps: 30.0,
+            cache_bytes: DEFAULT_SEQUENCE_CACHE_BYTES,
+        }
+    }
+}
+
+/// Opens the source the options describe.
+pub fn open_source(options: &SourceOptions) -> Result<Box<dyn FrameSource>> {
+    let size = FrameSize::new(options.size.width, options.size.height)?;
+    Ok(match options.kind {
+        SourceKind::SyntheticPan => {
+            Box::new(SyntheticPan::new(size, options.pan_speed, options.fps)?)
+        }
+        SourceKind::SyntheticLocal => {
+            Box::new(SyntheticLocal::new(size, options.objects, options.fps)?)
+        }
+        SourceKind::Static => match &options.path {
+            Some(path) => Box::new(StaticImage::open(path, options.fps)?),
+            None => Box::new(StaticImage::procedural(size, options.fps)),
+        },
+        SourceKind::Images => {
+            let dir = options.path.as_ref().ok_or_else(|| {
+                AutoGazeError::setting(
+                    "images source",
+                    "no directory",
+                    "a directory of PNG/JPEG frames (--source-path DIR)",
+                )
+            })?;
+            Box::new(ImageSequence::open(dir, options.fps, options.cache_bytes)?)
+        }
+    })
+}
+
+/// Reads up to `count` frames of `source` into one clip, checking that they
+/// share a size.
+pub fn read_clip(source: &mut dyn FrameSource, count: usize) -> Result<Vec<Frame>> {
+    if count == 0 {
+        return Err(AutoGazeError::EmptyClip(source.name().to_string()));
+    }
+    (0..count).map(|_| source.next_frame()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_unknown_names_are_rejected() {
+        for kind in SourceKind::ALL {
+            assert_eq!(kind.as_str().parse::<SourceKind>().unwrap(), kind);
+        }
+        let err = "webcam".parse::<SourceKind>().unwrap_err().to_string();
+        assert!(
+            err.contains("webcam") && err.contains("synthetic-pan"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn images_without_a_directory_is_a_clear_error() {
+        let options = SourceOptions {
+            kind: SourceKind::Images,
+            ..SourceOptions::default()
+        };
+        let err = open_source(&options).err().expect("must fail").to_string();
+        assert!(err.contains("--source-path"), "{err}");
+    }
+
+    #[test]
+    fn static_procedural_frames_share_one_buffer() {
+        let options = SourceOptions {
+            kind: SourceKind::Static,
+            size: FrameSize::new(31, 17).unwrap(),
+            ..SourceOptions::default()
+        };
+        let mut src = open_source(&options).unwrap();
+        let a = src.next_frame().unwrap();
+        let b = src.next_frame().unwrap();
+        assert!(a.shares_pixels_with(&b));
+        assert_eq!((a.seq, b.seq), (0, 1));
+        assert!(b.timestamp > a.timestamp);
+    }
+}
