@@ -7,10 +7,13 @@
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod perf;
+pub mod pipeline;
 pub mod preprocess;
 pub mod ring;
 pub mod source;
 pub mod tensor_file;
+pub mod timing;
 
 pub use config::PreprocessorConfig;
 pub use error::{AutoGazeError, Result};

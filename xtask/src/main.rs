@@ -1,1 +1,170 @@
-fn main() {}
+//! The project's chores: `cargo xtask <command>`.
+//!
+//! - `test`: preflight, then the whole workspace test suite.
+//! - `perf`: preflight, then the headless harness in release (`--dev` runs it
+//!   in this build instead, for quick checks and CI).
+//! - `preflight`: only find (or install) a wgpu adapter.
+
+mod perf;
+mod preflight;
+mod process;
+
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "burn_autogaze project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Preflight, then `cargo test --workspace` (parity tolerances are printed).
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Preflight, then the headless perf harness (release build).
+    Perf {
+        #[command(flatten)]
+        args: perf::PerfArgs,
+        /// Run in this build of xtask instead of a release build.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Find a wgpu adapter (installing lavapipe when possible and needed).
+    Preflight,
+    /// Internal: print the wgpu adapters as JSON (run by preflight).
+    #[command(hide = true)]
+    ProbeAdapter,
+    /// Internal: the harness body, run by `perf` in a release build.
+    #[command(hide = true)]
+    PerfRun {
+        #[command(flatten)]
+        args: perf::PerfArgs,
+        #[arg(long, default_value = "unknown")]
+        adapter: String,
+    },
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    }
+}
+
+fn status_code(status: Option<std::process::ExitStatus>, what: &str, limit: Duration) -> ExitCode {
+    match status {
+        Some(s) if s.success() => ExitCode::SUCCESS,
+        Some(s) => {
+            eprintln!("xtask: {what} failed ({s})");
+            ExitCode::FAILURE
+        }
+        None => {
+            eprintln!(
+                "xtask: {what} did not finish within {} min and was stopped",
+                limit.as_secs() / 60
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Task::ProbeAdapter => {
+            println!("{}", preflight::probe_adapters_json());
+            ExitCode::SUCCESS
+        }
+        Task::Preflight => match preflight::preflight() {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("preflight: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Task::Test { cargo_args } => {
+            if let Err(e) = preflight::preflight() {
+                eprintln!("preflight: {e}");
+                return ExitCode::FAILURE;
+            }
+            let limit = Duration::from_secs(80 * 60);
+            let mut cmd = cargo();
+            cmd.args(["test", "--workspace"])
+                .args(&cargo_args)
+                .args(["--", "--show-output"]);
+            status_code(
+                process::run_inherited(&mut cmd, limit).ok().flatten(),
+                "cargo test",
+                limit,
+            )
+        }
+        Task::Perf { args, dev } => {
+            let adapter = match preflight::preflight() {
+                Ok(a) => a.describe(),
+                Err(e) => {
+                    eprintln!("preflight: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if dev {
+                let info = perf::RunInfo {
+                    profile: profile().into(),
+                    adapter,
+                };
+                return match perf::run(&args, &info) {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("perf: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            let limit = Duration::from_secs(60 * 60);
+            let mut cmd = cargo();
+            cmd.args([
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "xtask",
+                "--",
+                "perf-run",
+                "--adapter",
+                &adapter,
+            ])
+            .args(perf::to_cli(&args));
+            eprintln!("perf: building the harness in release (a cold build takes several minutes)");
+            status_code(
+                process::run_inherited(&mut cmd, limit).ok().flatten(),
+                "perf harness",
+                limit,
+            )
+        }
+        Task::PerfRun { args, adapter } => {
+            let info = perf::RunInfo {
+                profile: profile().into(),
+                adapter,
+            };
+            match perf::run(&args, &info) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("perf: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Stage timings, latency percentiles and the perf summary every harness
+//! writes (the core harness now, the headless Bevy viewer later: one schema).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A measured stage of the frame's way through the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Source,
+    Buffer,
+    Preprocess,
+    Model,
+    MaskPlan,
+    Interframe,
+    DisplayTransfer,
+    TextureUpload,
+    Ui,
+}
+
+impl Stage {
+    /// Every stage in pipeline order.
+    pub const ALL: [Stage; 9] = [
+        Stage::Source,
+        Stage::Buffer,
+        Stage::Preprocess,
+        Stage::Model,
+        Stage::MaskPlan,
+        Stage::Interframe,
+        Stage::DisplayTransfer,
+        Stage::TextureUpload,
+        Stage::Ui,
+    ];
+
+    /// snake_case name used in summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Source => "source",
+            Stage::Buffer => "buffer",
+            Stage::Preprocess => "preprocess",
+            Stage::Model => "model",
+            Stage::MaskPlan => "mask_plan",
+            Stage::Interframe => "interframe",
+            Stage::DisplayTransfer => "display_transfer",
+            Stage::TextureUpload => "texture_upload",
+            Stage::Ui => "ui",
+        }
+    }
+}
+
+/// Wall time of each stage for one frame (stages that did not run are zero
+/// and are left out of summaries).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    times: [Duration; Stage::ALL.len()],
+    ran: [bool; Stage::ALL.len()],
+}
+
+impl StageTimes {
+    /// Adds `d` to `stage`.
+    pub fn add(&mut self, stage: Stage, d: Duration) {
+        self.times[stage as usize] += d;
+        self.ran[stage as usize] = true;
+    }
+
+    /// Time of `stage` (zero if it did not run).
+    pub fn get(&self, stage: Stage) -> Duration {
+        self.times[stage as usize]
+    }
+
+    /// Sum over stages.
+    pub fn total(&self) -> Duration {
+        self.times.iter().sum()
+    }
+}
+
+/// Latency statistics in milliseconds. Percentiles use the nearest-rank
+/// method on the sorted samples (p-th: the `ceil(p * n)`-th smallest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: usize,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl LatencySummary {
+    /// Summarises samples in milliseconds (sorts them in place).
+    pub fn from_ms(samples: &mut [f64]) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        let rank = |p: f64| samples[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Self {
+            count: n,
+            mean_ms: samples.iter().sum::<f64>() / n as f64,
+            p50_ms: rank(0.50),
+            p95_ms: rank(0.95),
+            p99_ms: rank(0.99),
+            max_ms: samples[n - 1],
+        }
+    }
+}
+
+/// Collects per-frame stage times and produces summaries. Sample storage is
+/// reserved up front: recording a frame allocates nothing.
+#[derive(Debug, Clone)]
+pub struct TimingRecorder {
+    stages: Vec<Vec<f64>>,
+    totals: Vec<f64>,
+    ran: [bool; Stage::ALL.len()],
+}
+
+impl TimingRecorder {
+    /// A recorder for up to `frames` frames without reallocation.
+    pub fn with_capacity(frames: usize) -> Self {
+        Self {
+            stages: (0..Stage::ALL.len())
+                .map(|_| Vec::with_capacity(frames))
+                .collect(),
+            totals: Vec::with_capacity(frames),
+            ran: [false; Stage::ALL.len()],
+        }
+    }
+
+    /// Records one frame.
+    pub fn record(&mut self, times: &StageTimes) {
+        for stage in Stage::ALL {
+            let i = stage as usize;
+            self.stages[i].push(times.times[i].as_secs_f64() * 1e3);
+            self.ran[i] |= times.ran[i];
+        }
+        self.totals.push(times.total().as_secs_f64() * 1e3);
+    }
+
+    /// Frames recorded.
+    pub fn frames(&self) -> usize {
+        self.totals.len()
+    }
+
+    /// Per-frame total latency.
+    pub fn total(&self) -> LatencySummary {
+        LatencySummary::from_ms(&mut self.totals.clone())
+    }
+
+    /// Summary of every stage that ran at least once.
+    pub fn stages(&self) -> BTreeMap<Stage, LatencySummary> {
+        Stage::ALL
+            .into_iter()
+            .filter(|s| self.ran[*s as usize])
+            .map(|s| {
+                (
+                    s,
+                    LatencySummary::from_ms(&mut self.stages[s as usize].clone()),
+                )
+            })
+            .collect()
+    }
+
+    /// The stage with the largest mean time and its share of the mean total.
+    pub fn dominant(&self) -> Option<(Stage, f64)> {
+        let stages = self.stages();
+        let total: f64 = stages.values().map(|s| s.mean_ms).sum();
+        stages
+            .into_iter()
+            .max_by(|a, b| a.1.mean_ms.total_cmp(&b.1.mean_ms))
+            .map(|(s, l)| (s, if total > 0.0 { l.mean_ms / total } else { 0.0 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let s = LatencySummary::from_ms(&mut samples);
+        assert_eq!(
+            (s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms),
+            (50.0, 95.0, 99.0, 100.0)
+        );
+        assert_eq!(s.mean_ms, 50.5);
+        let one = LatencySummary::from_ms(&mut [3.0]);
+        assert_eq!((one.p50_ms, one.p99_ms), (3.0, 3.0));
+        assert_eq!(LatencySummary::from_ms(&mut []).count, 0);
+    }
+
+    #[test]
+    fn recorder_reports_only_stages_that_ran_and_the_dominant_one() {
+        let mut rec = TimingRecorder::with_capacity(4);
+        for ms in [1u64, 2, 3, 4] {
+            let mut t = StageTimes::default();
+            t.add(Stage::Source, Duration::from_millis(ms));
+            t.add(Stage::Preprocess, Duration::from_millis(3 * ms));
+            rec.record(&t);
+        }
+        let stages = rec.stages();
+        assert_eq!(
+            stages.keys().copied().collect::<Vec<_>>(),
+            vec![Stage::Source, Stage::Preprocess]
+        );
+        let (stage, share) = rec.dominant().unwrap();
+        assert_eq!(stage, Stage::Preprocess);
+        assert!((share - 0.75).abs() < 1e-9);
+        assert_eq!(rec.total().max_ms, 16.0);
+    }
+}

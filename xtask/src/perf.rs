@@ -1,0 +1,378 @@
+//! `cargo xtask perf`: the headless end-to-end harness on its embedded
+//! default (synthetic sources at 720p and 1080p, no weights), writing one
+//! perf summary per case plus `summary.json` and `summary.md`.
+//!
+//! Runs the core pipeline (source -> ring -> preprocessing) until the Bevy
+//! viewer's headless mode exists; it grows into the bevy-perf-matrix quick
+//! lane.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn_autogaze::FrameSize;
+use burn_autogaze::perf::{PERF_SCHEMA, PerfSummary};
+use burn_autogaze::pipeline::{FramePipeline, PipelineOptions, time_frame_memcpy};
+use burn_autogaze::source::{SourceKind, SourceOptions};
+use burn_autogaze::timing::{LatencySummary, Stage, TimingRecorder};
+
+use crate::process::first_line;
+
+/// What to run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PerfArgs {
+    /// Measured frames per case.
+    #[arg(long, default_value_t = 120)]
+    pub frames: usize,
+    /// Warm-up frames per case (not measured).
+    #[arg(long, default_value_t = 10)]
+    pub warmup_frames: usize,
+    /// Frame sizes (WIDTHxHEIGHT, 720p, 1080p), comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "720p,1080p")]
+    pub sizes: Vec<FrameSize>,
+    /// Sources, comma separated (synthetic-pan, synthetic-local, static, images).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "static,synthetic-local,synthetic-pan"
+    )]
+    pub sources: Vec<SourceKind>,
+    /// Directory of frames for the `images` source.
+    #[arg(long)]
+    pub source_path: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "target/autogaze-perf/quick")]
+    pub out: PathBuf,
+    /// Only run cases whose name contains this.
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+/// Facts about the run that go into every summary.
+pub struct RunInfo {
+    pub profile: String,
+    pub adapter: String,
+}
+
+fn revision() -> String {
+    let rev =
+        first_line("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    if dirty { format!("{rev}-dirty") } else { rev }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / (1024.0 * 1024.0))
+        .unwrap_or(0.0);
+    format!("{cpu}, {cores} cores, {mem_gib:.0} GiB")
+}
+
+fn size_name(size: FrameSize) -> String {
+    match (size.width, size.height) {
+        (1280, 720) => "720p".into(),
+        (1920, 1080) => "1080p".into(),
+        _ => size.to_string(),
+    }
+}
+
+fn run_case(
+    args: &PerfArgs,
+    info: &RunInfo,
+    size: FrameSize,
+    kind: SourceKind,
+    case: String,
+    common: &(String, String, String),
+) -> Result<PerfSummary, String> {
+    let options = PipelineOptions {
+        source: SourceOptions {
+            kind,
+            size,
+            path: args.source_path.clone(),
+            ..SourceOptions::default()
+        },
+        ring_capacity: 2,
+    };
+    let mut pipeline = FramePipeline::new(&options).map_err(|e| format!("{case}: {e}"))?;
+    let mut recorder = TimingRecorder::with_capacity(args.frames);
+    let mut memcpy_ms = Vec::with_capacity(args.frames);
+    let mut scratch = Vec::new();
+    let mut bytes_in = 0usize;
+    let mut measured_since = Instant::now();
+    for i in 0..args.warmup_frames + args.frames {
+        if i == args.warmup_frames {
+            measured_since = Instant::now();
+        }
+        let report = pipeline
+            .step()
+            .map_err(|e| format!("{case}: frame {i}: {e}"))?;
+        if i >= args.warmup_frames {
+            recorder.record(&report.times);
+            bytes_in += report.bytes_in;
+            if let Some(frame) = pipeline.current_frame() {
+                memcpy_ms.push(time_frame_memcpy(frame, &mut scratch).as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let wall_s = measured_since.elapsed().as_secs_f64();
+    let (dominant_stage, dominant_share) = match recorder.dominant() {
+        Some((stage, share)) => (Some(stage), share),
+        None => (None, 0.0),
+    };
+    // Actual frame size (a `static`/`images` file decides its own).
+    let (width, height) = pipeline
+        .current_frame()
+        .map(|f| (f.width(), f.height()))
+        .unwrap_or((size.width, size.height));
+    let summary = PerfSummary {
+        schema: PERF_SCHEMA.into(),
+        case,
+        source: pipeline.source_name().to_string(),
+        width,
+        height,
+        frames: args.frames,
+        warmup_frames: args.warmup_frames,
+        wall_s,
+        fps: args.frames as f64 / wall_s,
+        frame_ms: recorder.total(),
+        stages: recorder.stages(),
+        dominant_stage,
+        dominant_share,
+        frame_memcpy_ms: LatencySummary::from_ms(&mut memcpy_ms),
+        ring: pipeline.ring_counters(),
+        bytes_in_per_frame: bytes_in as f64 / args.frames as f64,
+        pooled_bytes: pipeline.pooled_bytes(),
+        profile: info.profile.clone(),
+        revision: common.0.clone(),
+        date: common.1.clone(),
+        machine: common.2.clone(),
+        adapter: info.adapter.clone(),
+    };
+    summary.validate().map_err(|problems| {
+        format!("{}: invalid summary: {}", summary.case, problems.join("; "))
+    })?;
+    Ok(summary)
+}
+
+fn stage_p50(s: &PerfSummary, stage: Stage) -> f64 {
+    s.stages.get(&stage).map(|l| l.p50_ms).unwrap_or(0.0)
+}
+
+/// The markdown table of a run.
+pub fn summary_table(summaries: &[PerfSummary]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| case | fps | frame p50 / p95 / p99 ms | dominant stage | source p50 ms | preprocess p50 ms | memcpy p50 ms | source / memcpy | MB in / frame |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for s in summaries {
+        let memcpy = s.frame_memcpy_ms.p50_ms;
+        let source = stage_p50(s, Stage::Source);
+        let ratio = if memcpy > 0.0 {
+            source / memcpy
+        } else {
+            f64::NAN
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {:.3} / {:.3} / {:.3} | {} ({:.0}%) | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} |",
+            s.case,
+            s.fps,
+            s.frame_ms.p50_ms,
+            s.frame_ms.p95_ms,
+            s.frame_ms.p99_ms,
+            s.dominant_stage.map(|d| d.as_str()).unwrap_or("-"),
+            s.dominant_share * 100.0,
+            source,
+            stage_p50(s, Stage::Preprocess),
+            memcpy,
+            ratio,
+            s.bytes_in_per_frame / 1e6,
+        );
+    }
+    md
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Runs every case in this process and writes the outputs.
+pub fn run(args: &PerfArgs, info: &RunInfo) -> Result<Vec<PerfSummary>, String> {
+    if args.frames == 0 {
+        return Err("--frames must be at least 1".into());
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let date =
+        first_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_else(|| "unknown".into());
+    let common = (revision(), date, machine());
+    let mut summaries = Vec::new();
+    for &size in &args.sizes {
+        for &kind in &args.sources {
+            let case = format!("core-{}-{}", size_name(size), kind);
+            if args
+                .filter
+                .as_ref()
+                .is_some_and(|f| !case.contains(f.as_str()))
+            {
+                continue;
+            }
+            eprintln!(
+                "perf: {case} ({} + {} warm-up frames)",
+                args.frames, args.warmup_frames
+            );
+            let summary = run_case(args, info, size, kind, case, &common)?;
+            let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+            write(&args.out.join(format!("{}.json", summary.case)), &json)?;
+            summaries.push(summary);
+        }
+    }
+    if summaries.is_empty() {
+        return Err("no case matched --filter".into());
+    }
+    let json = serde_json::to_string_pretty(&summaries).map_err(|e| e.to_string())?;
+    write(&args.out.join("summary.json"), &json)?;
+    let header = format!(
+        "# burn_autogaze perf ({} profile)\n\nrevision {}, {}, {}, adapter {}; {} frames per case after {} warm-up.\n\n",
+        info.profile, common.0, common.1, common.2, info.adapter, args.frames, args.warmup_frames
+    );
+    write(
+        &args.out.join("summary.md"),
+        &(header.clone() + &summary_table(&summaries)),
+    )?;
+    println!("{header}{}", summary_table(&summaries));
+    println!("wrote {}", args.out.join("summary.md").display());
+    Ok(summaries)
+}
+
+/// Arguments that re-create `args` on a child's command line.
+pub fn to_cli(args: &PerfArgs) -> Vec<String> {
+    let join = |v: Vec<String>| v.join(",");
+    let mut out = vec![
+        "--frames".into(),
+        args.frames.to_string(),
+        "--warmup-frames".into(),
+        args.warmup_frames.to_string(),
+        "--sizes".into(),
+        join(args.sizes.iter().map(|s| s.to_string()).collect()),
+        "--sources".into(),
+        join(args.sources.iter().map(|s| s.to_string()).collect()),
+        "--out".into(),
+        args.out.display().to_string(),
+    ];
+    if let Some(p) = &args.source_path {
+        out.extend(["--source-path".into(), p.display().to_string()]);
+    }
+    if let Some(f) = &args.filter {
+        out.extend(["--filter".into(), f.clone()]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: PerfArgs,
+    }
+
+    #[test]
+    fn tiny_run_writes_valid_summaries_and_round_trips_its_cli() {
+        let out = std::env::temp_dir().join(format!("autogaze_perf_{}", std::process::id()));
+        let args = Wrap::parse_from(
+            [
+                "x",
+                "--frames",
+                "3",
+                "--warmup-frames",
+                "1",
+                "--sizes",
+                "64x36,33x17",
+                "--out",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([out.display().to_string()]),
+        )
+        .args;
+        let again = Wrap::parse_from(std::iter::once("x".to_string()).chain(to_cli(&args))).args;
+        assert_eq!(to_cli(&again), to_cli(&args));
+        let info = RunInfo {
+            profile: "test".into(),
+            adapter: "none".into(),
+        };
+        let summaries = run(&args, &info).unwrap();
+        assert_eq!(summaries.len(), 6);
+        let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        let back: Vec<PerfSummary> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.len(), 6);
+        for s in &back {
+            s.validate().unwrap();
+            assert!(s.stages.contains_key(&Stage::Preprocess));
+        }
+        let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(md.contains("core-64x36-synthetic-pan"));
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    #[test]
+    fn validation_catches_inconsistent_summaries() {
+        let out = std::env::temp_dir().join(format!("autogaze_perf_bad_{}", std::process::id()));
+        let args = Wrap::parse_from([
+            "x",
+            "--frames",
+            "2",
+            "--warmup-frames",
+            "0",
+            "--sizes",
+            "16x16",
+            "--sources",
+            "static",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args;
+        let info = RunInfo {
+            profile: "test".into(),
+            adapter: "none".into(),
+        };
+        let mut s = run(&args, &info).unwrap().remove(0);
+        s.frame_ms.p95_ms = s.frame_ms.max_ms + 1.0;
+        s.fps = f64::NAN;
+        s.bytes_in_per_frame = 1e9;
+        let problems = s.validate().unwrap_err().join("\n");
+        assert!(problems.contains("percentiles out of order"), "{problems}");
+        assert!(problems.contains("fps"), "{problems}");
+        assert!(problems.contains("exceeds one frame"), "{problems}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

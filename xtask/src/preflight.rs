@@ -1,0 +1,174 @@
+//! Preflight: find a Vulkan (or GL) adapter for wgpu. On a Debian/Ubuntu
+//! machine without one, as root, install Mesa's lavapipe
+//! (`mesa-vulkan-drivers`) and say so; otherwise stop with a message naming
+//! the package. The probe runs in a child process with a time limit, so a
+//! broken driver cannot hang the harness.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::process::{Outcome, run_captured, run_inherited};
+
+/// The lavapipe package.
+pub const LAVAPIPE_PACKAGE: &str = "mesa-vulkan-drivers";
+
+/// One adapter wgpu can open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdapterInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl AdapterInfo {
+    /// One line for logs and summaries.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, {}, {})",
+            self.name, self.backend, self.device_type, self.driver
+        )
+    }
+}
+
+/// The probe itself (run as `xtask probe-adapter` in a child process):
+/// prints the adapters as JSON on stdout.
+pub fn probe_adapters_json() -> String {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::VULKAN | wgpu::Backends::GL;
+    }
+    let backends = desc.backends;
+    let instance = wgpu::Instance::new(desc);
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let infos: Vec<AdapterInfo> = adapters
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            AdapterInfo {
+                name: info.name,
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                driver: format!("{} {}", info.driver, info.driver_info)
+                    .trim()
+                    .to_string(),
+            }
+        })
+        .collect();
+    serde_json::to_string(&infos).unwrap_or_else(|_| "[]".into())
+}
+
+fn probe_child() -> Result<Vec<AdapterInfo>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate xtask: {e}"))?;
+    let mut cmd = Command::new(exe);
+    // The probe only answers in JSON; its stderr holds windowing-system noise.
+    cmd.arg("probe-adapter").stderr(std::process::Stdio::null());
+    match run_captured(&mut cmd, Duration::from_secs(60)) {
+        Ok(Outcome::Exited { status, stdout }) if status.success() => {
+            let json = stdout.lines().last().unwrap_or("[]");
+            serde_json::from_str(json).map_err(|e| format!("adapter probe printed {json:?}: {e}"))
+        }
+        Ok(Outcome::Exited { status, .. }) => Err(format!("adapter probe failed ({status})")),
+        Ok(Outcome::TimedOut) => Err("adapter probe did not finish within 60 s".into()),
+        Err(e) => Err(format!("cannot start the adapter probe: {e}")),
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn is_debian_like() -> bool {
+    std::fs::read_to_string("/etc/os-release").is_ok_and(|s| {
+        s.lines()
+            .filter(|l| l.starts_with("ID=") || l.starts_with("ID_LIKE="))
+            .any(|l| l.contains("debian") || l.contains("ubuntu"))
+    }) && std::path::Path::new("/usr/bin/apt-get").exists()
+}
+
+fn apt(args: &[&str], limit: Duration) -> Result<(), String> {
+    let mut cmd = Command::new("apt-get");
+    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    match run_inherited(&mut cmd, limit) {
+        Ok(Some(status)) if status.success() => Ok(()),
+        Ok(Some(status)) => Err(format!("apt-get {} failed ({status})", args.join(" "))),
+        Ok(None) => Err(format!(
+            "apt-get {} did not finish within {} s",
+            args.join(" "),
+            limit.as_secs()
+        )),
+        Err(e) => Err(format!("cannot run apt-get: {e}")),
+    }
+}
+
+fn vulkan(adapters: &[AdapterInfo]) -> Option<AdapterInfo> {
+    adapters.iter().find(|a| a.backend == "Vulkan").cloned()
+}
+
+/// Finds an adapter, installing lavapipe when that is possible and needed.
+///
+/// Vulkan is what Burn and Bevy run on here; a GL-only machine gets lavapipe
+/// installed when possible, and otherwise continues on GL with a warning.
+pub fn preflight() -> Result<AdapterInfo, String> {
+    let first = probe_child();
+    let found = first.as_ref().map(|a| a.as_slice()).unwrap_or(&[]);
+    if let Some(adapter) = vulkan(found) {
+        println!("preflight: wgpu adapter {}", adapter.describe());
+        return Ok(adapter);
+    }
+    let gl = found.first().cloned();
+    let why = match (&first, &gl) {
+        (Err(e), _) => e.clone(),
+        (Ok(_), Some(gl)) => format!("wgpu finds no Vulkan adapter (only {})", gl.describe()),
+        (Ok(_), None) => "wgpu finds no Vulkan or GL adapter".into(),
+    };
+    let manual = format!(
+        "install a Vulkan driver: on Debian/Ubuntu `apt-get install -y {LAVAPIPE_PACKAGE}` (Mesa lavapipe, a CPU Vulkan driver), or your GPU vendor's driver"
+    );
+    let cannot_install = if !is_debian_like() {
+        Some("this is not a Debian/Ubuntu machine with apt-get")
+    } else if !is_root() {
+        Some("preflight is not running as root")
+    } else {
+        None
+    };
+    if let Some(reason) = cannot_install {
+        return match gl {
+            Some(gl) => {
+                println!("preflight: warning: {why}; {reason}, so continuing on GL; {manual}");
+                Ok(gl)
+            }
+            None => Err(format!("{why}; {reason}; {manual}")),
+        };
+    }
+    println!("preflight: {why}; installing {LAVAPIPE_PACKAGE} (Mesa lavapipe) with apt-get");
+    apt(&["update", "-q"], Duration::from_secs(300))?;
+    apt(
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            LAVAPIPE_PACKAGE,
+        ],
+        Duration::from_secs(900),
+    )?;
+    let adapters = probe_child()?;
+    let adapter = vulkan(&adapters).ok_or_else(|| {
+        format!("installed {LAVAPIPE_PACKAGE}, but wgpu still finds no Vulkan adapter; {manual}")
+    })?;
+    println!(
+        "preflight: installed {LAVAPIPE_PACKAGE}; wgpu adapter {}",
+        adapter.describe()
+    );
+    Ok(adapter)
+}

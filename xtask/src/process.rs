@@ -1,0 +1,73 @@
+//! Child processes with a time limit: nothing the harness starts can hang it.
+
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a child process ended.
+pub enum Outcome {
+    Exited { status: ExitStatus, stdout: String },
+    TimedOut,
+}
+
+/// Runs `cmd` with stdout captured (stderr passes through), killing it after
+/// `limit`.
+pub fn run_captured(cmd: &mut Command, limit: Duration) -> std::io::Result<Outcome> {
+    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+    let mut stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(out) = stdout.as_mut() {
+            let _ = out.read_to_string(&mut text);
+        }
+        text
+    });
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let stdout = reader.join().unwrap_or_default();
+            return Ok(Outcome::Exited { status, stdout });
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Outcome::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `cmd` with inherited output, killing it after `limit`. Returns the
+/// exit status, or `None` when it timed out.
+pub fn run_inherited(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let mut child = cmd.spawn()?;
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// First line of a command's stdout, if it runs and succeeds.
+pub fn first_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .next()
+        .map(str::to_string)
+}
