@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod mask;
 pub mod perf;
 pub mod pipeline;
 pub mod preprocess;
@@ -14,6 +15,7 @@ pub mod ring;
 pub mod source;
 pub mod tensor_file;
 pub mod timing;
+pub mod tokens;
 
 pub use config::PreprocessorConfig;
 pub use error::{AutoGazeError, Result};

@@ -1,1 +1,0 @@
-//! Criterion benchmarks for the burn_autogaze workspace live beside this file.

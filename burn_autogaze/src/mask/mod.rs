@@ -1,0 +1,11 @@
+//! Mask planning: gaze tokens (or patch-diff cells, which use the same
+//! vocabulary) -> pixel rectangles -> the union as disjoint row bands.
+//!
+//! One [`MaskPlan`] per frame feeds the mask visualization, the gaze ratio and
+//! interframe composition, so all three always agree.
+
+mod geometry;
+mod plan;
+
+pub use geometry::{Rect, Span, UnionScratch, cell_rect, union_spans};
+pub use plan::{MaskGeometry, MaskPlan, MaskPlanner, MaskRect, PlanStats};
