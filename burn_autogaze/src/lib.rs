@@ -5,12 +5,16 @@
 //! computation; the Bevy plugin only wraps it.
 
 pub mod config;
+pub mod crossover;
 pub mod error;
 pub mod frame;
+pub mod interframe;
 pub mod mask;
+pub mod patch_diff;
 pub mod perf;
 pub mod pipeline;
 pub mod preprocess;
+pub mod quality;
 pub mod ring;
 pub mod source;
 pub mod tensor_file;

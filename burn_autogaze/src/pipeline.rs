@@ -119,7 +119,7 @@ impl FramePipeline {
 
     /// Bytes held by pooled buffers (source pools and caches, model input).
     pub fn pooled_bytes(&self) -> usize {
-        self.source.pooled_bytes() + self.input.data().len() * std::mem::size_of::<f32>()
+        self.source.pooled_bytes() + std::mem::size_of_val(self.input.data())
     }
 }
 

@@ -207,8 +207,8 @@ impl Preprocessor {
         for y in 0..ph {
             let src = &self.rgb[((top + y) * rw + left) * 3..((top + y) * rw + left + pw) * 3];
             for (x, px) in src.chunks_exact(3).enumerate() {
-                for c in 0..3 {
-                    self.processed[c * plane + y * pw + x] = self.lut[c][px[c] as usize];
+                for (c, (&v, table)) in px.iter().zip(&self.lut).enumerate() {
+                    self.processed[c * plane + y * pw + x] = table[v as usize];
                 }
             }
         }

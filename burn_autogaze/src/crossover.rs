@@ -1,0 +1,160 @@
+//! The compositor's cost model: per-path costs measured by
+//! `cargo xtask crossover` and stored as data (`data/crossover.json`,
+//! embedded; a file of the same schema can replace it at runtime).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AutoGazeError, Result};
+use crate::frame::FrameSize;
+use crate::mask::PlanStats;
+
+/// Schema tag of crossover files.
+pub const CROSSOVER_SCHEMA: &str = "burn_autogaze.crossover/1";
+
+/// Measured cost coefficients for one frame size (nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CostCoefficients {
+    pub width: u32,
+    pub height: u32,
+    /// Sparse: fixed cost per row copy, and per byte copied.
+    pub sparse_ns_per_row: f64,
+    pub sparse_ns_per_byte: f64,
+    /// Dense: per frame pixel (the masked pass), and per union pixel (mask raster).
+    pub dense_ns_per_pixel: f64,
+    pub dense_ns_per_union_pixel: f64,
+    /// Full: per frame byte (one memcpy).
+    pub full_ns_per_byte: f64,
+}
+
+impl CostCoefficients {
+    /// Predicted sparse cost of a plan.
+    pub fn sparse_ns(&self, stats: &PlanStats) -> f64 {
+        self.sparse_ns_per_row * stats.row_spans as f64
+            + self.sparse_ns_per_byte * stats.copied_bytes as f64
+    }
+
+    /// Predicted dense cost of a plan on a frame of `pixels`.
+    pub fn dense_ns(&self, stats: &PlanStats, pixels: u64) -> f64 {
+        self.dense_ns_per_pixel * pixels as f64
+            + self.dense_ns_per_union_pixel * stats.updated_pixels as f64
+    }
+
+    /// Predicted full-frame copy cost.
+    pub fn full_ns(&self, pixels: u64) -> f64 {
+        self.full_ns_per_byte * (pixels * 4) as f64
+    }
+}
+
+/// One measured point of the crossover sweep (kept for the record and charts).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CrossoverPoint {
+    pub width: u32,
+    pub height: u32,
+    pub coverage: f64,
+    pub sparse_us: f64,
+    pub dense_us: f64,
+    pub full_us: f64,
+    pub adaptive_us: f64,
+}
+
+/// The table the compositor reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossoverTable {
+    pub schema: String,
+    pub revision: String,
+    pub date: String,
+    pub machine: String,
+    pub sizes: Vec<CostCoefficients>,
+    #[serde(default)]
+    pub points: Vec<CrossoverPoint>,
+}
+
+const EMBEDDED: &str = include_str!("../data/crossover.json");
+
+impl CrossoverTable {
+    /// The table measured for this repository (`data/crossover.json`).
+    pub fn embedded() -> Self {
+        // The embedded file is checked by a unit test.
+        Self::from_json(EMBEDDED, Path::new("data/crossover.json"))
+            .unwrap_or_else(|e| unreachable!("embedded crossover table is valid: {e}"))
+    }
+
+    /// Reads a table written by `cargo xtask crossover`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| AutoGazeError::io(path, e))?;
+        Self::from_json(&text, path)
+    }
+
+    fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let bad = |reason: String| AutoGazeError::Config {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let table: Self = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if table.schema != CROSSOVER_SCHEMA {
+            return Err(bad(format!(
+                "schema {:?}, expected {CROSSOVER_SCHEMA:?}",
+                table.schema
+            )));
+        }
+        if table.sizes.is_empty() {
+            return Err(bad("no sizes".into()));
+        }
+        for c in &table.sizes {
+            let values = [
+                c.sparse_ns_per_row,
+                c.sparse_ns_per_byte,
+                c.dense_ns_per_pixel,
+                c.dense_ns_per_union_pixel,
+                c.full_ns_per_byte,
+            ];
+            if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                return Err(bad(format!(
+                    "coefficients of {}x{} must be finite and >= 0",
+                    c.width, c.height
+                )));
+            }
+        }
+        Ok(table)
+    }
+
+    /// Coefficients measured at the size closest in pixel count to `size`.
+    pub fn for_size(&self, size: FrameSize) -> CostCoefficients {
+        let px = size.pixels() as f64;
+        let mut best = self.sizes[0];
+        for c in &self.sizes {
+            let d = ((c.width as f64 * c.height as f64) / px).ln().abs();
+            let b = ((best.width as f64 * best.height as f64) / px).ln().abs();
+            if d < b {
+                best = *c;
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_table_is_valid_and_covers_720p_and_1080p() {
+        let t = CrossoverTable::embedded();
+        let c720 = t.for_size(FrameSize::new(1280, 720).unwrap());
+        let c1080 = t.for_size(FrameSize::new(1920, 1080).unwrap());
+        assert_eq!((c720.width, c1080.width), (1280, 1920));
+        assert!(c1080.full_ns_per_byte > 0.0 && c1080.sparse_ns_per_byte > 0.0);
+    }
+
+    #[test]
+    fn malformed_tables_name_the_file() {
+        let err = CrossoverTable::from_json("{}", Path::new("x.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.json"), "{err}");
+        let text = EMBEDDED.replace(CROSSOVER_SCHEMA, "other/1");
+        assert!(CrossoverTable::from_json(&text, Path::new("y.json")).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! Quality metrics: PSNR over RGB, an EMA that ignores non-finite samples, and
+//! gaze-ratio statistics (keyframes excluded).
+
+/// PSNR in dB between two RGBA8 buffers over the RGB channels, peak 255.
+/// Identical buffers give `f64::INFINITY` (reported as such, never averaged).
+/// Buffers of different lengths give `None`.
+pub fn psnr_rgb(a: &[u8], b: &[u8]) -> Option<f64> {
+    if a.len() != b.len() || a.is_empty() || a.len() % 4 != 0 {
+        return None;
+    }
+    let mut sse = 0u64;
+    for (pa, pb) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for c in 0..3 {
+            let d = pa[c] as i32 - pb[c] as i32;
+            sse += (d * d) as u64;
+        }
+    }
+    if sse == 0 {
+        return Some(f64::INFINITY);
+    }
+    let mse = sse as f64 / (a.len() / 4 * 3) as f64;
+    Some(10.0 * (255.0f64 * 255.0 / mse).log10())
+}
+
+/// Exponential moving average; non-finite samples are skipped (an identical
+/// frame's +inf PSNR never turns the average into +inf).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Ema {
+    alpha: f64,
+    value: Option<f64>,
+}
+
+impl Ema {
+    /// `alpha` in (0, 1]: weight of the newest sample.
+    pub fn new(alpha: f64) -> Self {
+        Self {
+            alpha: alpha.clamp(f64::MIN_POSITIVE, 1.0),
+            value: None,
+        }
+    }
+
+    /// Adds a sample (ignored when not finite).
+    pub fn update(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        self.value = Some(match self.value {
+            Some(v) => v + self.alpha * (x - v),
+            None => x,
+        });
+    }
+
+    /// Current average (`None` before the first finite sample).
+    pub fn value(&self) -> Option<f64> {
+        self.value
+    }
+}
+
+/// Gaze ratio over a run: per-frame union coverage, keyframes counted apart.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GazeStats {
+    pub frames: u64,
+    pub keyframes: u64,
+    /// EMA of the coverage of non-keyframes.
+    pub ema: Ema,
+    /// Mean coverage of non-keyframes.
+    pub mean: f64,
+    pub last: f64,
+    sum: f64,
+}
+
+impl Default for GazeStats {
+    fn default() -> Self {
+        Self {
+            frames: 0,
+            keyframes: 0,
+            ema: Ema::new(0.15),
+            mean: 0.0,
+            last: 0.0,
+            sum: 0.0,
+        }
+    }
+}
+
+impl GazeStats {
+    /// Records one frame's coverage (union pixels / frame pixels).
+    pub fn record(&mut self, coverage: f64, keyframe: bool) {
+        self.frames += 1;
+        self.last = coverage;
+        if keyframe {
+            self.keyframes += 1;
+            return;
+        }
+        self.ema.update(coverage);
+        self.sum += coverage;
+        let n = self.frames - self.keyframes;
+        self.mean = self.sum / n as f64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psnr_handles_identical_different_and_mismatched() {
+        let a = vec![10u8, 20, 30, 255, 40, 50, 60, 0];
+        assert_eq!(psnr_rgb(&a, &a), Some(f64::INFINITY));
+        let mut b = a.clone();
+        b[7] = 255; // alpha is ignored
+        assert_eq!(psnr_rgb(&a, &b), Some(f64::INFINITY));
+        b[0] = 11; // one channel off by one: mse = 1/6
+        let p = psnr_rgb(&a, &b).unwrap();
+        assert!((p - 10.0 * (255.0f64 * 255.0 * 6.0).log10()).abs() < 1e-9);
+        assert_eq!(psnr_rgb(&a, &a[..4]), None);
+    }
+
+    #[test]
+    fn ema_skips_infinities_and_keyframes_are_excluded() {
+        let mut e = Ema::new(0.5);
+        e.update(f64::INFINITY);
+        assert_eq!(e.value(), None);
+        e.update(10.0);
+        e.update(f64::NAN);
+        e.update(20.0);
+        assert_eq!(e.value(), Some(15.0));
+        let mut g = GazeStats::default();
+        g.record(1.0, true);
+        g.record(0.2, false);
+        g.record(0.4, false);
+        assert_eq!((g.frames, g.keyframes), (3, 1));
+        assert!((g.mean - 0.3).abs() < 1e-12);
+        assert!(g.ema.value().unwrap() < 0.4);
+    }
+}
