@@ -36,6 +36,23 @@ pub struct PerfSummary {
     pub dominant_share: f64,
     /// Plain memcpy of one frame, measured in the same run (the yardstick).
     pub frame_memcpy_ms: LatencySummary,
+    /// Mask source (`patch-diff`, later `autogaze`), geometry and dispatch mode.
+    pub mask_source: String,
+    pub geometry: String,
+    pub dispatch: String,
+    /// Mean and EMA of the per-frame union coverage (keyframes excluded).
+    pub gaze_ratio_mean: f64,
+    pub gaze_ratio_ema: f64,
+    /// Keyframes among the measured frames.
+    pub keyframes: u64,
+    /// Compose path taken, per measured frame.
+    pub dispatch_histogram: BTreeMap<String, u64>,
+    /// Output pixels written and bytes copied, per measured frame.
+    pub updated_pixels_per_frame: f64,
+    pub copied_bytes_per_frame: f64,
+    /// Output-vs-input PSNR (dB, finite frames only) when measured.
+    pub psnr_db_mean: Option<f64>,
+    pub psnr_db_min: Option<f64>,
     pub ring: RingCounters,
     /// RGBA bytes that entered the pipeline, per measured frame.
     pub bytes_in_per_frame: f64,

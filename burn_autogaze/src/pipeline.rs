@@ -1,16 +1,23 @@
-//! The frame pipeline: one call per frame through the stages that exist,
-//! returning the stage timings. Mask planning, interframe composition and
-//! display join here as they land; every front end (perf harness, Bevy
-//! plugin, web) drives this one type.
+//! The frame pipeline: one call per frame through every stage that exists,
+//! returning stage timings and what each stage did. Every front end (perf
+//! harness, Bevy plugin, web) drives this one type.
+//!
+//! source -> ring -> [preprocess] -> mask source (patch-diff) -> mask plan
+//! -> interframe composition (dirty regions for the display stage).
 
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::frame::Frame;
+use crate::interframe::{ComposeReport, Compositor, CompositorOptions};
+use crate::mask::{MaskGeometry, MaskPlan, MaskPlanner, PlanStats};
+use crate::patch_diff::{PatchDiff, PatchDiffOptions};
 use crate::preprocess::{ModelInput, Preprocessor};
+use crate::quality::GazeStats;
 use crate::ring::{FrameRing, RingCounters};
 use crate::source::{FrameSource, SourceOptions, open_source};
 use crate::timing::{Stage, StageTimes};
+use crate::tokens::{GazeTokens, TokenLayout};
 
 /// What a pipeline is built from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -18,6 +25,12 @@ pub struct PipelineOptions {
     pub source: SourceOptions,
     /// Frames the ring between source and consumer holds.
     pub ring_capacity: usize,
+    /// Produce the model input every frame (the model needs it; patch-diff
+    /// does not).
+    pub preprocess: bool,
+    pub patch_diff: PatchDiffOptions,
+    pub geometry: MaskGeometry,
+    pub compositor: CompositorOptions,
 }
 
 impl Default for PipelineOptions {
@@ -25,6 +38,10 @@ impl Default for PipelineOptions {
         Self {
             source: SourceOptions::default(),
             ring_capacity: 2,
+            preprocess: false,
+            patch_diff: PatchDiffOptions::default(),
+            geometry: MaskGeometry::default(),
+            compositor: CompositorOptions::default(),
         }
     }
 }
@@ -38,14 +55,26 @@ pub struct StepReport {
     pub times: StageTimes,
     /// RGBA bytes that entered the pipeline.
     pub bytes_in: usize,
+    /// The plan's counts.
+    pub plan: PlanStats,
+    /// The compositor's report.
+    pub compose: ComposeReport,
 }
 
-/// Source -> ring -> preprocessing, with buffers reused across steps.
+/// Source -> ring -> mask -> composition, with buffers reused across steps.
 pub struct FramePipeline {
     source: Box<dyn FrameSource>,
     ring: FrameRing,
+    preprocess: bool,
     preprocessor: Preprocessor,
     input: ModelInput,
+    patch_diff: PatchDiff,
+    tokens: GazeTokens,
+    planner: MaskPlanner,
+    plan: MaskPlan,
+    geometry: MaskGeometry,
+    compositor: Compositor,
+    gaze: GazeStats,
     current: Option<Frame>,
 }
 
@@ -53,11 +82,20 @@ impl FramePipeline {
     /// Opens the source and plans the stages.
     pub fn new(options: &PipelineOptions) -> Result<Self> {
         let preprocessor = Preprocessor::release();
+        let layout = TokenLayout::release();
         Ok(Self {
             source: open_source(&options.source)?,
             ring: FrameRing::new(options.ring_capacity)?,
+            preprocess: options.preprocess,
             input: ModelInput::new(preprocessor.model_size()),
             preprocessor,
+            patch_diff: PatchDiff::new(layout.clone(), options.patch_diff)?,
+            tokens: GazeTokens::with_capacity(layout.tokens() as usize),
+            planner: MaskPlanner::new(layout),
+            plan: MaskPlan::default(),
+            geometry: options.geometry,
+            compositor: Compositor::new(options.compositor),
+            gaze: GazeStats::default(),
             current: None,
         })
     }
@@ -67,31 +105,57 @@ impl FramePipeline {
         let mut times = StageTimes::default();
         // Release the previous frame first so its buffer returns to the pool.
         self.current = None;
-        let t0 = Instant::now();
+        let t = Instant::now();
         let frame = self.source.next_frame()?;
-        let t1 = Instant::now();
-        times.add(Stage::Source, t1 - t0);
+        times.add(Stage::Source, t.elapsed());
 
+        let t = Instant::now();
+        let seq = frame.seq;
         self.ring.push(frame);
         let frame = self.ring.take_latest();
-        let t2 = Instant::now();
-        times.add(Stage::Buffer, t2 - t1);
+        times.add(Stage::Buffer, t.elapsed());
+        // The ring only rejects stale frames, and a source never repeats one.
+        let frame = frame.ok_or_else(|| {
+            crate::error::AutoGazeError::setting(
+                "frame sequence",
+                seq,
+                "increasing sequence numbers",
+            )
+        })?;
 
-        let Some(frame) = frame else {
-            // The ring only rejects stale frames; a source never repeats one.
-            return Ok(StepReport {
-                seq: self.ring.last_seq().unwrap_or(0),
-                times,
-                bytes_in: 0,
-            });
-        };
-        self.preprocessor
-            .clip_into(std::slice::from_ref(&frame), &mut self.input)?;
-        times.add(Stage::Preprocess, t2.elapsed());
+        if self.preprocess {
+            let t = Instant::now();
+            self.preprocessor
+                .clip_into(std::slice::from_ref(&frame), &mut self.input)?;
+            times.add(Stage::Preprocess, t.elapsed());
+        }
+
+        let t = Instant::now();
+        let reference = Some(self.compositor.output()).filter(|o| !o.is_empty());
+        self.patch_diff
+            .tokens_into(&frame, reference, &mut self.tokens);
+        times.add(Stage::Model, t.elapsed());
+
+        let t = Instant::now();
+        self.planner.plan_into(
+            self.tokens.valid(),
+            frame.size(),
+            self.geometry,
+            &mut self.plan,
+        );
+        times.add(Stage::MaskPlan, t.elapsed());
+
+        let t = Instant::now();
+        let compose = self.compositor.compose(&frame, &self.plan)?;
+        times.add(Stage::Interframe, t.elapsed());
+        self.gaze.record(compose.coverage, compose.keyframe);
+
         let report = StepReport {
             seq: frame.seq,
             times,
             bytes_in: frame.rgba().len(),
+            plan: self.plan.stats(),
+            compose,
         };
         self.current = Some(frame);
         Ok(report)
@@ -102,9 +166,29 @@ impl FramePipeline {
         self.current.as_ref()
     }
 
-    /// The model input of the last step (`[1, 1, 3, 224, 224]`).
+    /// The composed output (RGBA8).
+    pub fn output(&self) -> &[u8] {
+        self.compositor.output()
+    }
+
+    /// The compositor (dirty regions, path counts, settings).
+    pub fn compositor(&self) -> &Compositor {
+        &self.compositor
+    }
+
+    /// The last mask plan.
+    pub fn plan(&self) -> &MaskPlan {
+        &self.plan
+    }
+
+    /// The model input of the last step, when preprocessing is on.
     pub fn model_input(&self) -> &ModelInput {
         &self.input
+    }
+
+    /// Gaze-ratio statistics (keyframes excluded).
+    pub fn gaze(&self) -> &GazeStats {
+        &self.gaze
     }
 
     /// The source's name.
@@ -117,9 +201,12 @@ impl FramePipeline {
         self.ring.counters()
     }
 
-    /// Bytes held by pooled buffers (source pools and caches, model input).
+    /// Bytes held by pooled buffers (source pools and caches, model input,
+    /// compositor output and mask).
     pub fn pooled_bytes(&self) -> usize {
-        self.source.pooled_bytes() + std::mem::size_of_val(self.input.data())
+        self.source.pooled_bytes()
+            + std::mem::size_of_val(self.input.data())
+            + self.compositor.held_bytes()
     }
 }
 
@@ -137,37 +224,85 @@ pub fn time_frame_memcpy(frame: &Frame, scratch: &mut Vec<u8>) -> Duration {
 mod tests {
     use super::*;
     use crate::frame::FrameSize;
+    use crate::interframe::ComposePath;
     use crate::source::SourceKind;
 
-    #[test]
-    fn steps_run_every_stage_and_reuse_buffers() {
-        let options = PipelineOptions {
+    fn options(kind: SourceKind, preprocess: bool) -> PipelineOptions {
+        PipelineOptions {
             source: SourceOptions {
-                kind: SourceKind::SyntheticPan,
+                kind,
                 size: FrameSize::new(96, 54).unwrap(),
                 ..SourceOptions::default()
             },
-            ring_capacity: 2,
-        };
-        let mut pipeline = FramePipeline::new(&options).unwrap();
+            preprocess,
+            ..PipelineOptions::default()
+        }
+    }
+
+    #[test]
+    fn steps_run_every_stage_and_reuse_buffers() {
+        let mut pipeline = FramePipeline::new(&options(SourceKind::SyntheticPan, true)).unwrap();
         let first = pipeline.step().unwrap();
+        assert!(first.compose.keyframe);
         let pooled = pipeline.pooled_bytes();
         let input_ptr = pipeline.model_input().data().as_ptr();
         for i in 1..10 {
             let report = pipeline.step().unwrap();
             assert_eq!(report.seq, i);
             assert_eq!(report.bytes_in, 96 * 54 * 4);
-            assert!(report.times.get(Stage::Preprocess) > Duration::ZERO);
+            for stage in [
+                Stage::Source,
+                Stage::Preprocess,
+                Stage::Model,
+                Stage::MaskPlan,
+                Stage::Interframe,
+            ] {
+                assert!(report.times.get(stage) > Duration::ZERO, "{stage:?}");
+            }
+            // Full-frame motion: every cell is active.
+            assert_eq!(report.compose.coverage, 1.0);
         }
-        assert_eq!(first.seq, 0);
+        assert_eq!(pipeline.output(), pipeline.current_frame().unwrap().rgba());
         assert_eq!(
             pipeline.pooled_bytes(),
             pooled,
             "no pool growth in steady state"
         );
         assert_eq!(pipeline.model_input().data().as_ptr(), input_ptr);
-        assert_eq!(pipeline.model_input().shape(), [1, 1, 3, 224, 224]);
         let c = pipeline.ring_counters();
         assert_eq!((c.admitted, c.dropped, c.stale), (10, 0, 0));
+    }
+
+    #[test]
+    fn a_still_source_updates_nothing_after_the_keyframe() {
+        let mut pipeline = FramePipeline::new(&options(SourceKind::Static, false)).unwrap();
+        assert!(pipeline.step().unwrap().compose.keyframe);
+        for _ in 0..5 {
+            let r = pipeline.step().unwrap();
+            assert_eq!(r.compose.path, ComposePath::Skip);
+            assert_eq!(r.plan.updated_pixels, 0);
+            assert_eq!(r.times.get(Stage::Preprocess), Duration::ZERO);
+        }
+        assert_eq!(pipeline.gaze().keyframes, 1);
+        assert_eq!(pipeline.gaze().mean, 0.0);
+    }
+
+    #[test]
+    fn local_motion_updates_a_small_part_and_tracks_the_input() {
+        let mut pipeline = FramePipeline::new(&options(SourceKind::SyntheticLocal, false)).unwrap();
+        pipeline.step().unwrap();
+        for _ in 0..10 {
+            let r = pipeline.step().unwrap();
+            assert!(
+                r.compose.coverage > 0.0 && r.compose.coverage < 0.8,
+                "{}",
+                r.compose.coverage
+            );
+        }
+        // Patch-diff against the output keeps the reconstruction close to the input.
+        let psnr =
+            crate::quality::psnr_rgb(pipeline.output(), pipeline.current_frame().unwrap().rgba())
+                .unwrap();
+        assert!(psnr > 30.0, "{psnr}");
     }
 }

@@ -167,6 +167,14 @@ impl GazeTokens {
         Self { ids, padded }
     }
 
+    /// Empty, with room for `n` tokens.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(n),
+            padded: Vec::with_capacity(n),
+        }
+    }
+
     /// Removes every token, keeping the buffers.
     pub fn clear(&mut self) {
         self.ids.clear();

@@ -5,6 +5,7 @@
 //!   in this build instead, for quick checks and CI).
 //! - `preflight`: only find (or install) a wgpu adapter.
 
+mod crossover;
 mod perf;
 mod preflight;
 mod process;
@@ -37,8 +38,23 @@ enum Task {
         #[arg(long)]
         dev: bool,
     },
+    /// Measure the compositor's paths over coverage and write the cost table
+    /// (release build unless --dev).
+    Crossover {
+        #[command(flatten)]
+        args: crossover::CrossoverArgs,
+        /// Run in this build of xtask instead of a release build.
+        #[arg(long)]
+        dev: bool,
+    },
     /// Find a wgpu adapter (installing lavapipe when possible and needed).
     Preflight,
+    /// Internal: the crossover body in a release build.
+    #[command(hide = true)]
+    CrossoverRun {
+        #[command(flatten)]
+        args: crossover::CrossoverArgs,
+    },
     /// Internal: print the wgpu adapters as JSON (run by preflight).
     #[command(hide = true)]
     ProbeAdapter,
@@ -79,6 +95,32 @@ fn status_code(status: Option<std::process::ExitStatus>, what: &str, limit: Dura
             ExitCode::FAILURE
         }
     }
+}
+
+fn report(result: Result<(), String>, what: &str) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn crossover_cli(args: &crossover::CrossoverArgs) -> Vec<String> {
+    let sizes: Vec<String> = args.sizes.iter().map(|s| s.to_string()).collect();
+    vec![
+        "--sizes".into(),
+        sizes.join(","),
+        "--reps".into(),
+        args.reps.to_string(),
+        "--step".into(),
+        args.step.to_string(),
+        "--out".into(),
+        args.out.display().to_string(),
+        "--markdown".into(),
+        args.markdown.display().to_string(),
+    ]
 }
 
 fn main() -> ExitCode {
@@ -153,6 +195,29 @@ fn main() -> ExitCode {
                 limit,
             )
         }
+        Task::Crossover { args, dev } => {
+            if dev {
+                return report(crossover::run(&args).map(|_| ()), "crossover");
+            }
+            let limit = Duration::from_secs(60 * 60);
+            let mut cmd = cargo();
+            cmd.args([
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "xtask",
+                "--",
+                "crossover-run",
+            ])
+            .args(crossover_cli(&args));
+            status_code(
+                process::run_inherited(&mut cmd, limit).ok().flatten(),
+                "crossover",
+                limit,
+            )
+        }
+        Task::CrossoverRun { args } => report(crossover::run(&args).map(|_| ()), "crossover"),
         Task::PerfRun { args, adapter } => {
             let info = perf::RunInfo {
                 profile: profile().into(),

@@ -10,7 +10,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use std::collections::BTreeMap;
+
 use burn_autogaze::FrameSize;
+use burn_autogaze::interframe::{CompositorOptions, Dispatch};
+use burn_autogaze::mask::MaskGeometry;
+use burn_autogaze::patch_diff::PatchDiffOptions;
 use burn_autogaze::perf::{PERF_SCHEMA, PerfSummary};
 use burn_autogaze::pipeline::{FramePipeline, PipelineOptions, time_frame_memcpy};
 use burn_autogaze::source::{SourceKind, SourceOptions};
@@ -46,6 +51,21 @@ pub struct PerfArgs {
     /// Only run cases whose name contains this.
     #[arg(long)]
     pub filter: Option<String>,
+    /// Mask geometry: native, deduplicated, effective.
+    #[arg(long, default_value = "deduplicated")]
+    pub mask_geometry: MaskGeometry,
+    /// Compositor dispatch: adaptive, sparse, dense, full.
+    #[arg(long, default_value = "adaptive")]
+    pub dispatch: Dispatch,
+    /// Patch-diff threshold (mean absolute RGB difference, 0..255).
+    #[arg(long, default_value_t = PatchDiffOptions::default().threshold)]
+    pub threshold: f32,
+    /// Measure output-vs-input PSNR every frame.
+    #[arg(long)]
+    pub psnr: bool,
+    /// Also produce the model input every frame (the model path's cost).
+    #[arg(long)]
+    pub preprocess: bool,
 }
 
 /// Facts about the run that go into every summary.
@@ -54,7 +74,8 @@ pub struct RunInfo {
     pub adapter: String,
 }
 
-fn revision() -> String {
+/// Short git revision, `-dirty` when tracked files changed.
+pub fn revision() -> String {
     let rev =
         first_line("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let dirty = std::process::Command::new("git")
@@ -65,7 +86,8 @@ fn revision() -> String {
     if dirty { format!("{rev}-dirty") } else { rev }
 }
 
-fn machine() -> String {
+/// CPU model, cores and memory of this machine.
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -89,6 +111,11 @@ fn machine() -> String {
         .map(|kb| kb / (1024.0 * 1024.0))
         .unwrap_or(0.0);
     format!("{cpu}, {cores} cores, {mem_gib:.0} GiB")
+}
+
+/// The current UTC time, ISO 8601.
+pub fn utc_now() -> String {
+    first_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_else(|| "unknown".into())
 }
 
 fn size_name(size: FrameSize) -> String {
@@ -115,12 +142,26 @@ fn run_case(
             ..SourceOptions::default()
         },
         ring_capacity: 2,
+        preprocess: args.preprocess,
+        patch_diff: PatchDiffOptions {
+            threshold: args.threshold,
+            ..PatchDiffOptions::default()
+        },
+        geometry: args.mask_geometry,
+        compositor: CompositorOptions {
+            dispatch: args.dispatch,
+            measure_psnr: args.psnr,
+            ..CompositorOptions::default()
+        },
     };
     let mut pipeline = FramePipeline::new(&options).map_err(|e| format!("{case}: {e}"))?;
     let mut recorder = TimingRecorder::with_capacity(args.frames);
     let mut memcpy_ms = Vec::with_capacity(args.frames);
     let mut scratch = Vec::new();
     let mut bytes_in = 0usize;
+    let mut histogram: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut updated, mut keyframes) = (0u64, 0u64);
+    let mut psnr = Vec::new();
     let mut measured_since = Instant::now();
     for i in 0..args.warmup_frames + args.frames {
         if i == args.warmup_frames {
@@ -132,6 +173,14 @@ fn run_case(
         if i >= args.warmup_frames {
             recorder.record(&report.times);
             bytes_in += report.bytes_in;
+            *histogram
+                .entry(report.compose.path.as_str().to_string())
+                .or_default() += 1;
+            updated += report.compose.updated_pixels;
+            keyframes += report.compose.keyframe as u64;
+            if let Some(p) = report.compose.psnr_db.filter(|p| p.is_finite()) {
+                psnr.push(p);
+            }
             if let Some(frame) = pipeline.current_frame() {
                 memcpy_ms.push(time_frame_memcpy(frame, &mut scratch).as_secs_f64() * 1e3);
             }
@@ -162,6 +211,17 @@ fn run_case(
         dominant_stage,
         dominant_share,
         frame_memcpy_ms: LatencySummary::from_ms(&mut memcpy_ms),
+        mask_source: "patch-diff".into(),
+        geometry: args.mask_geometry.to_string(),
+        dispatch: args.dispatch.to_string(),
+        gaze_ratio_mean: pipeline.gaze().mean,
+        gaze_ratio_ema: pipeline.gaze().ema.value().unwrap_or(0.0),
+        keyframes,
+        dispatch_histogram: histogram,
+        updated_pixels_per_frame: updated as f64 / args.frames as f64,
+        copied_bytes_per_frame: 4.0 * updated as f64 / args.frames as f64,
+        psnr_db_mean: (!psnr.is_empty()).then(|| psnr.iter().sum::<f64>() / psnr.len() as f64),
+        psnr_db_min: psnr.iter().copied().reduce(f64::min),
         ring: pipeline.ring_counters(),
         bytes_in_per_frame: bytes_in as f64 / args.frames as f64,
         pooled_bytes: pipeline.pooled_bytes(),
@@ -186,9 +246,9 @@ pub fn summary_table(summaries: &[PerfSummary]) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| case | fps | frame p50 / p95 / p99 ms | dominant stage | source p50 ms | preprocess p50 ms | memcpy p50 ms | source / memcpy | MB in / frame |"
+        "| case | fps | frame p50 / p95 / p99 ms | dominant stage | memcpy p50 ms | source | mask src | plan | interframe (x memcpy) | gaze ratio | dispatch | MB updated / frame |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in summaries {
         let memcpy = s.frame_memcpy_ms.p50_ms;
         let source = stage_p50(s, Stage::Source);
@@ -234,7 +294,13 @@ pub fn run(args: &PerfArgs, info: &RunInfo) -> Result<Vec<PerfSummary>, String> 
     let mut summaries = Vec::new();
     for &size in &args.sizes {
         for &kind in &args.sources {
-            let case = format!("core-{}-{}", size_name(size), kind);
+            let mut case = format!("core-{}-{}-patch-diff", size_name(size), kind);
+            if args.mask_geometry != MaskGeometry::default() {
+                case += &format!("-{}", args.mask_geometry);
+            }
+            if args.dispatch != Dispatch::default() {
+                case += &format!("-{}", args.dispatch);
+            }
             if args
                 .filter
                 .as_ref()
@@ -285,6 +351,20 @@ pub fn to_cli(args: &PerfArgs) -> Vec<String> {
         "--out".into(),
         args.out.display().to_string(),
     ];
+    out.extend([
+        "--mask-geometry".into(),
+        args.mask_geometry.to_string(),
+        "--dispatch".into(),
+        args.dispatch.to_string(),
+        "--threshold".into(),
+        args.threshold.to_string(),
+    ]);
+    if args.psnr {
+        out.push("--psnr".into());
+    }
+    if args.preprocess {
+        out.push("--preprocess".into());
+    }
     if let Some(p) = &args.source_path {
         out.extend(["--source-path".into(), p.display().to_string()]);
     }
@@ -337,10 +417,10 @@ mod tests {
         assert_eq!(back.len(), 6);
         for s in &back {
             s.validate().unwrap();
-            assert!(s.stages.contains_key(&Stage::Preprocess));
+            assert!(s.stages.contains_key(&Stage::Interframe));
         }
         let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
-        assert!(md.contains("core-64x36-synthetic-pan"));
+        assert!(md.contains("core-64x36-synthetic-pan-patch-diff"));
         let _ = std::fs::remove_dir_all(&out);
     }
 

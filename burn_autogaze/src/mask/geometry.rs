@@ -110,6 +110,16 @@ pub struct UnionScratch {
     xs: Vec<(u32, u32)>,
 }
 
+impl UnionScratch {
+    /// Scratch for unions of up to `rects` rectangles without reallocation.
+    pub fn with_capacity(rects: usize) -> Self {
+        Self {
+            ys: Vec::with_capacity(2 * rects),
+            xs: Vec::with_capacity(rects),
+        }
+    }
+}
+
 /// Writes the union of `rects` into `out` as disjoint row bands: rows are cut
 /// at every rectangle edge, x-intervals merged within a band, and consecutive
 /// bands with the same intervals joined. Returns the union's pixel count.

@@ -8,4 +8,4 @@ mod geometry;
 mod plan;
 
 pub use geometry::{Rect, Span, UnionScratch, cell_rect, union_spans};
-pub use plan::{MaskGeometry, MaskPlan, MaskPlanner, MaskRect, PlanStats};
+pub use plan::{MaskGeometry, MaskPlan, MaskPlanner, MaskRect, PlanStats, max_spans};

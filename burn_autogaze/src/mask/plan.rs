@@ -132,6 +132,12 @@ impl MaskPlan {
     }
 }
 
+/// Upper bound on the spans of any plan: one band per pair of rectangle
+/// edges, at most one interval per finest-grid column (plus one) in a band.
+pub fn max_spans(layout: &TokenLayout) -> usize {
+    2 * layout.tokens() as usize * (layout.finest_grid() as usize + 1)
+}
+
 /// Builds plans, reusing its scratch: steady-state planning allocates nothing.
 #[derive(Debug, Clone)]
 pub struct MaskPlanner {
@@ -144,17 +150,27 @@ pub struct MaskPlanner {
 }
 
 impl MaskPlanner {
-    /// A planner for `layout`.
+    /// A planner for `layout`. Scratch is sized for the worst case up front,
+    /// so planning never allocates after construction.
     pub fn new(layout: TokenLayout) -> Self {
         let g = layout.finest_grid() as usize;
+        let tokens = layout.tokens() as usize;
         Self {
-            present: vec![false; layout.tokens() as usize],
+            present: vec![false; tokens],
             fine: vec![false; g * g],
+            clipped: Vec::with_capacity(tokens),
+            union: UnionScratch::with_capacity(tokens),
+            cover: Vec::with_capacity(max_spans(&layout)),
             layout,
-            clipped: Vec::new(),
-            union: UnionScratch::default(),
-            cover: Vec::new(),
         }
+    }
+
+    /// Reserves `plan`'s buffers for any plan of this layout.
+    pub fn reserve(&self, plan: &mut MaskPlan) {
+        let tokens = self.layout.tokens() as usize;
+        plan.rects.reserve(tokens.saturating_sub(plan.rects.len()));
+        let spans = max_spans(&self.layout);
+        plan.spans.reserve(spans.saturating_sub(plan.spans.len()));
     }
 
     /// The token layout.
@@ -171,6 +187,9 @@ impl MaskPlanner {
         geometry: MaskGeometry,
         out: &mut MaskPlan,
     ) {
+        if out.spans.capacity() == 0 {
+            self.reserve(out);
+        }
         self.present.fill(false);
         let mut count = 0u32;
         for id in tokens {

@@ -1,0 +1,299 @@
+//! `cargo xtask crossover`: measures the compositor's paths (sparse, dense,
+//! full, adaptive) over coverage 0..100% at 720p and 1080p, fits the cost
+//! model, and writes the table the compositor reads
+//! (`burn_autogaze/data/crossover.json`) plus a markdown table.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn_autogaze::crossover::{
+    CROSSOVER_SCHEMA, CostCoefficients, CrossoverPoint, CrossoverTable,
+};
+use burn_autogaze::interframe::{Compositor, CompositorOptions, Dispatch};
+use burn_autogaze::mask::{MaskGeometry, MaskPlan, MaskPlanner};
+use burn_autogaze::source::{FrameSource, PanSpeed, SyntheticPan};
+use burn_autogaze::tokens::TokenLayout;
+use burn_autogaze::{Frame, FrameSize};
+
+use crate::perf::{machine, revision, utc_now};
+
+/// What to measure.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CrossoverArgs {
+    /// Frame sizes, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "720p,1080p")]
+    pub sizes: Vec<FrameSize>,
+    /// Timed repetitions per point (the median is kept).
+    #[arg(long, default_value_t = 15)]
+    pub reps: usize,
+    /// Coverage step in percent.
+    #[arg(long, default_value_t = 5)]
+    pub step: u32,
+    /// Where the table goes.
+    #[arg(long, default_value = "burn_autogaze/data/crossover.json")]
+    pub out: PathBuf,
+    /// Where the markdown table goes.
+    #[arg(long, default_value = "target/autogaze-perf/crossover.md")]
+    pub markdown: PathBuf,
+}
+
+/// Finest-grid token ids in a fixed scattered order (a multiplicative walk).
+fn scattered_fine_tokens(k: usize) -> Vec<u32> {
+    let n = 196u32;
+    (0..n).map(|i| 69 + (i * 73) % n).take(k).collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median compose time (µs) of `plan` with `options`, alternating two frames.
+fn time_path(
+    frames: &[Frame; 2],
+    plan: &MaskPlan,
+    options: CompositorOptions,
+    table: &CrossoverTable,
+    reps: usize,
+) -> Result<f64, String> {
+    let mut comp = Compositor::with_table(options, table.clone());
+    comp.compose(&frames[0], plan).map_err(|e| e.to_string())?; // keyframe
+    let mut samples = Vec::with_capacity(reps);
+    for i in 0..reps + 2 {
+        let frame = &frames[(i + 1) % 2];
+        let t = Instant::now();
+        comp.compose(frame, plan).map_err(|e| e.to_string())?;
+        if i >= 2 {
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(median(samples))
+}
+
+/// Least squares for t = a*x + b*y (no intercept).
+fn fit2(rows: &[(f64, f64, f64)]) -> (f64, f64) {
+    let (mut sxx, mut sxy, mut syy, mut sxt, mut syt) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(x, y, t) in rows {
+        sxx += x * x;
+        sxy += x * y;
+        syy += y * y;
+        sxt += x * t;
+        syt += y * t;
+    }
+    let det = sxx * syy - sxy * sxy;
+    if det.abs() < 1e-12 {
+        return (0.0, if syy > 0.0 { syt / syy } else { 0.0 });
+    }
+    (
+        ((sxt * syy - syt * sxy) / det).max(0.0),
+        ((syt * sxx - sxt * sxy) / det).max(0.0),
+    )
+}
+
+/// Linear regression t = p + q*x.
+fn fit_line(rows: &[(f64, f64)]) -> (f64, f64) {
+    let n = rows.len() as f64;
+    let mx = rows.iter().map(|r| r.0).sum::<f64>() / n;
+    let mt = rows.iter().map(|r| r.1).sum::<f64>() / n;
+    let cov: f64 = rows.iter().map(|r| (r.0 - mx) * (r.1 - mt)).sum();
+    let var: f64 = rows.iter().map(|r| (r.0 - mx).powi(2)).sum();
+    let q = if var > 0.0 { (cov / var).max(0.0) } else { 0.0 };
+    ((mt - q * mx).max(0.0), q)
+}
+
+/// Measures, fits, writes. Returns the table.
+pub fn run(args: &CrossoverArgs) -> Result<CrossoverTable, String> {
+    if args.reps == 0 || args.step == 0 || args.step > 100 {
+        return Err("--reps must be >= 1 and --step in 1..=100".into());
+    }
+    let start = CrossoverTable::embedded();
+    let mut planner = MaskPlanner::new(TokenLayout::release());
+    let mut sizes = Vec::new();
+    let mut points = Vec::new();
+    let mut plans_by_size = Vec::new();
+    for &size in &args.sizes {
+        let mut src =
+            SyntheticPan::new(size, PanSpeed::default(), 30.0).map_err(|e| e.to_string())?;
+        let frames = [
+            src.next_frame().map_err(|e| e.to_string())?,
+            src.next_frame().map_err(|e| e.to_string())?,
+        ];
+        let (mut sparse_rows, mut dense_rows, mut full_rows) = (Vec::new(), Vec::new(), Vec::new());
+        let mut measured = Vec::new();
+        for pct in (0..=100).step_by(args.step as usize) {
+            let k = ((pct as f64 / 100.0) * 196.0).round() as usize;
+            let plan = planner.plan(scattered_fine_tokens(k), size, MaskGeometry::Deduplicated);
+            let forced = |d: Dispatch| CompositorOptions {
+                dispatch: d,
+                ..Default::default()
+            };
+            let sparse = time_path(&frames, &plan, forced(Dispatch::Sparse), &start, args.reps)?;
+            let dense = time_path(&frames, &plan, forced(Dispatch::Dense), &start, args.reps)?;
+            let full = time_path(&frames, &plan, forced(Dispatch::Full), &start, args.reps)?;
+            let st = plan.stats();
+            sparse_rows.push((st.row_spans as f64, st.copied_bytes as f64, sparse * 1e3));
+            dense_rows.push((st.updated_pixels as f64, dense * 1e3));
+            full_rows.push(full * 1e3 / (size.pixels() * 4) as f64);
+            eprintln!(
+                "crossover {size} {:>5.1}%: sparse {sparse:8.1} us, dense {dense:8.1} us, full {full:8.1} us",
+                plan.coverage() * 100.0
+            );
+            measured.push((plan, sparse, dense, full));
+        }
+        let (row, byte) = fit2(&sparse_rows);
+        let (fixed, per_union) = fit_line(&dense_rows);
+        let coefficients = CostCoefficients {
+            width: size.width,
+            height: size.height,
+            sparse_ns_per_row: row,
+            sparse_ns_per_byte: byte,
+            dense_ns_per_pixel: fixed / size.pixels() as f64,
+            dense_ns_per_union_pixel: per_union,
+            full_ns_per_byte: median(full_rows),
+        };
+        sizes.push(coefficients);
+        plans_by_size.push((size, frames, measured));
+    }
+    let mut table = CrossoverTable {
+        schema: CROSSOVER_SCHEMA.into(),
+        revision: revision(),
+        date: utc_now(),
+        machine: machine(),
+        sizes,
+        points: Vec::new(),
+    };
+    // Adaptive with the fitted model, against the forced paths.
+    for (size, frames, measured) in plans_by_size {
+        for (plan, sparse, dense, full) in measured {
+            let adaptive = time_path(
+                &frames,
+                &plan,
+                CompositorOptions::default(),
+                &table,
+                args.reps,
+            )?;
+            points.push(CrossoverPoint {
+                width: size.width,
+                height: size.height,
+                coverage: plan.coverage(),
+                sparse_us: sparse,
+                dense_us: dense,
+                full_us: full,
+                adaptive_us: adaptive,
+            });
+        }
+    }
+    table.points = points;
+    let json = serde_json::to_string_pretty(&table).map_err(|e| e.to_string())?;
+    std::fs::write(&args.out, json + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    let md = markdown(&table);
+    if let Some(dir) = args.markdown.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(&args.markdown, &md)
+        .map_err(|e| format!("cannot write {}: {e}", args.markdown.display()))?;
+    println!("{md}");
+    println!(
+        "wrote {} and {}",
+        args.out.display(),
+        args.markdown.display()
+    );
+    Ok(table)
+}
+
+/// The crossover table as markdown.
+pub fn markdown(table: &CrossoverTable) -> String {
+    let mut md = format!(
+        "# Compositor crossover\n\nrevision {}, {}, {}\n\n| size | coverage % | sparse us | dense us | full us | adaptive us | adaptive / best forced |\n|---|---|---|---|---|---|---|\n",
+        table.revision, table.date, table.machine
+    );
+    let mut worst = 0.0f64;
+    for p in &table.points {
+        let best = p.sparse_us.min(p.dense_us).min(p.full_us);
+        let ratio = if best > 0.0 {
+            p.adaptive_us / best
+        } else {
+            1.0
+        };
+        worst = worst.max(ratio);
+        let _ = writeln!(
+            md,
+            "| {}x{} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            p.width,
+            p.height,
+            p.coverage * 100.0,
+            p.sparse_us,
+            p.dense_us,
+            p.full_us,
+            p.adaptive_us,
+            ratio
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nworst adaptive / best forced: {worst:.2}\n\n| size | sparse ns/row | sparse ns/byte | dense ns/px | dense ns/union px | full ns/byte |\n|---|---|---|---|---|---|"
+    );
+    for c in &table.sizes {
+        let _ = writeln!(
+            md,
+            "| {}x{} | {:.2} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            c.width,
+            c.height,
+            c.sparse_ns_per_row,
+            c.sparse_ns_per_byte,
+            c.dense_ns_per_pixel,
+            c.dense_ns_per_union_pixel,
+            c.full_ns_per_byte
+        );
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_recover_known_coefficients() {
+        let rows: Vec<(f64, f64, f64)> = (1..20)
+            .map(|i| {
+                (
+                    i as f64 * 10.0,
+                    (i * i) as f64,
+                    3.0 * i as f64 * 10.0 + 0.5 * (i * i) as f64,
+                )
+            })
+            .collect();
+        let (a, b) = fit2(&rows);
+        assert!((a - 3.0).abs() < 1e-9 && (b - 0.5).abs() < 1e-9);
+        let (p, q) = fit_line(&[(0.0, 5.0), (10.0, 25.0), (20.0, 45.0)]);
+        assert!((p - 5.0).abs() < 1e-9 && (q - 2.0).abs() < 1e-9);
+        assert_eq!(
+            scattered_fine_tokens(196)
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            196
+        );
+    }
+
+    #[test]
+    fn tiny_sweep_writes_a_table_the_compositor_accepts() {
+        let dir = std::env::temp_dir().join(format!("autogaze_xover_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let args = CrossoverArgs {
+            sizes: vec![FrameSize::new(64, 36).unwrap()],
+            reps: 1,
+            step: 50,
+            out: dir.join("crossover.json"),
+            markdown: dir.join("crossover.md"),
+        };
+        let table = run(&args).unwrap();
+        assert_eq!(table.points.len(), 3);
+        let back = CrossoverTable::from_file(&args.out).unwrap();
+        assert_eq!(back.sizes.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
