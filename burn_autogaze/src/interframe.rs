@@ -178,8 +178,12 @@ impl Compositor {
             output: Vec::new(),
             mask: Vec::new(),
             // Sized for any plan of the release layout: no growth per frame.
-            mask_spans: Vec::with_capacity(crate::mask::max_spans(&crate::tokens::TokenLayout::release())),
-            dirty: Vec::with_capacity(crate::mask::max_spans(&crate::tokens::TokenLayout::release())),
+            mask_spans: Vec::with_capacity(crate::mask::max_spans(
+                &crate::tokens::TokenLayout::release(),
+            )),
+            dirty: Vec::with_capacity(crate::mask::max_spans(
+                &crate::tokens::TokenLayout::release(),
+            )),
             since_keyframe: 0,
             refresh_pending: false,
             frames: 0,

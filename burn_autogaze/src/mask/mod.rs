@@ -5,7 +5,9 @@
 //! interframe composition, so all three always agree.
 
 mod geometry;
+mod panel;
 mod plan;
 
 pub use geometry::{Rect, Span, UnionScratch, cell_rect, union_spans};
+pub use panel::{SCALE_COLOURS, render_panel};
 pub use plan::{MaskGeometry, MaskPlan, MaskPlanner, MaskRect, PlanStats, max_spans};

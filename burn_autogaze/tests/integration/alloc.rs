@@ -8,7 +8,12 @@ use burn_autogaze::source::{SourceKind, SourceOptions};
 
 use crate::allocations;
 
-fn steady_state_allocations(kind: SourceKind, geometry: MaskGeometry, dispatch: Dispatch, preprocess: bool) -> u64 {
+fn steady_state_allocations(
+    kind: SourceKind,
+    geometry: MaskGeometry,
+    dispatch: Dispatch,
+    preprocess: bool,
+) -> u64 {
     let options = PipelineOptions {
         source: SourceOptions {
             kind,
@@ -42,14 +47,26 @@ fn frame_pipeline_steady_state_allocates_nothing() {
     let before = allocations();
     std::hint::black_box(vec![1u8; 16]);
     assert!(allocations() > before, "counting allocator is not counting");
-    for kind in [SourceKind::SyntheticPan, SourceKind::SyntheticLocal, SourceKind::Static] {
+    for kind in [
+        SourceKind::SyntheticPan,
+        SourceKind::SyntheticLocal,
+        SourceKind::Static,
+    ] {
         for geometry in MaskGeometry::ALL {
             for dispatch in Dispatch::ALL {
                 let n = steady_state_allocations(kind, geometry, dispatch, false);
-                assert_eq!(n, 0, "{kind} {geometry} {dispatch}: {n} allocations in 40 frames");
+                assert_eq!(
+                    n, 0,
+                    "{kind} {geometry} {dispatch}: {n} allocations in 40 frames"
+                );
             }
         }
     }
-    let n = steady_state_allocations(SourceKind::SyntheticPan, MaskGeometry::Deduplicated, Dispatch::Adaptive, true);
+    let n = steady_state_allocations(
+        SourceKind::SyntheticPan,
+        MaskGeometry::Deduplicated,
+        Dispatch::Adaptive,
+        true,
+    );
     assert_eq!(n, 0, "with preprocessing: {n} allocations in 40 frames");
 }
