@@ -5,7 +5,7 @@
 /// Identical buffers give `f64::INFINITY` (reported as such, never averaged).
 /// Buffers of different lengths give `None`.
 pub fn psnr_rgb(a: &[u8], b: &[u8]) -> Option<f64> {
-    if a.len() != b.len() || a.is_empty() || a.len() % 4 != 0 {
+    if a.len() != b.len() || a.is_empty() || !a.len().is_multiple_of(4) {
         return None;
     }
     let mut sse = 0u64;

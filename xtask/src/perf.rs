@@ -251,15 +251,20 @@ pub fn summary_table(summaries: &[PerfSummary]) -> String {
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in summaries {
         let memcpy = s.frame_memcpy_ms.p50_ms;
-        let source = stage_p50(s, Stage::Source);
+        let inter = stage_p50(s, Stage::Interframe);
         let ratio = if memcpy > 0.0 {
-            source / memcpy
+            inter / memcpy
         } else {
             f64::NAN
         };
+        let dispatch: Vec<String> = s
+            .dispatch_histogram
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(
             md,
-            "| {} | {:.1} | {:.3} / {:.3} / {:.3} | {} ({:.0}%) | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} |",
+            "| {} | {:.1} | {:.3} / {:.3} / {:.3} | {} ({:.0}%) | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} ({:.2}) | {:.3} | {} | {:.2} |",
             s.case,
             s.fps,
             s.frame_ms.p50_ms,
@@ -267,11 +272,15 @@ pub fn summary_table(summaries: &[PerfSummary]) -> String {
             s.frame_ms.p99_ms,
             s.dominant_stage.map(|d| d.as_str()).unwrap_or("-"),
             s.dominant_share * 100.0,
-            source,
-            stage_p50(s, Stage::Preprocess),
             memcpy,
+            stage_p50(s, Stage::Source),
+            stage_p50(s, Stage::Model),
+            stage_p50(s, Stage::MaskPlan),
+            inter,
             ratio,
-            s.bytes_in_per_frame / 1e6,
+            s.gaze_ratio_mean,
+            dispatch.join(", "),
+            s.copied_bytes_per_frame / 1e6,
         );
     }
     md
@@ -421,6 +430,15 @@ mod tests {
         }
         let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
         assert!(md.contains("core-64x36-synthetic-pan-patch-diff"));
+        let columns: Vec<usize> = md
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.matches('|').count())
+            .collect();
+        assert!(
+            columns.windows(2).all(|w| w[0] == w[1]),
+            "ragged table: {columns:?}"
+        );
         let _ = std::fs::remove_dir_all(&out);
     }
 
