@@ -10,6 +10,7 @@ pub mod error;
 pub mod frame;
 pub mod interframe;
 pub mod mask;
+pub mod model;
 pub mod patch_diff;
 pub mod perf;
 pub mod pipeline;

@@ -17,7 +17,7 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn fixtures() -> PathBuf {
+pub fn fixtures() -> PathBuf {
     std::env::var_os("AUTOGAZE_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("fixtures"))

@@ -7,6 +7,7 @@
 
 mod alloc;
 mod fixtures;
+mod model;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -1,0 +1,187 @@
+//! The LLaMA gaze decoder: RMSNorm, llama3 RoPE, causal attention over a KV
+//! cache with per-key masks and explicit position ids, SiLU MLP, and the
+//! K-head logits and task-loss heads at the last position.
+
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+
+use super::config::AutoGazeConfig;
+use super::weights::ModelWeights;
+
+/// RoPE inverse frequencies in f32, llama3-scaled, computed as the reference
+/// does (f32 arithmetic throughout).
+pub fn inv_freq(c: &AutoGazeConfig) -> Vec<f32> {
+    let dim = c.head_dim;
+    let base = c.rope_theta as f32;
+    let mut inv: Vec<f32> = (0..dim / 2)
+        .map(|i| 1.0 / base.powf((2 * i) as f32 / dim as f32))
+        .collect();
+    if let Some(s) = c.rope_scaling {
+        let factor = s.factor as f32;
+        let low = s.low_freq_factor as f32;
+        let high = s.high_freq_factor as f32;
+        let old = s.original_max_position_embeddings as f32;
+        let low_wavelen = old / low;
+        let high_wavelen = old / high;
+        for f in &mut inv {
+            let wavelen = 2.0 * std::f32::consts::PI / *f;
+            if wavelen < high_wavelen {
+                continue;
+            }
+            if wavelen > low_wavelen {
+                *f /= factor;
+            } else {
+                let smooth = (old / wavelen - low) / (high - low);
+                *f = (1.0 - smooth) * *f / factor + smooth * *f;
+            }
+        }
+    }
+    inv
+}
+
+/// Keys and values of every layer so far, with each key's attention mask bit.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    layers: Vec<Option<(Tensor<B, 3>, Tensor<B, 3>)>>,
+    key_mask: Vec<bool>,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache for `layers` layers.
+    pub fn new(layers: usize) -> Self {
+        Self {
+            layers: vec![None; layers],
+            key_mask: Vec::new(),
+        }
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.key_mask.len()
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.key_mask.is_empty()
+    }
+
+    /// Drops the oldest `n` keys of every layer (bounded-memory streaming).
+    pub fn evict_front(&mut self, n: usize) {
+        let n = n.min(self.len());
+        if n == 0 {
+            return;
+        }
+        let total = self.len();
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.clone().slice([0..k.dims()[0], n..total]);
+            *v = v.clone().slice([0..v.dims()[0], n..total]);
+        }
+        self.key_mask.drain(..n);
+    }
+}
+
+fn rms_norm<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 1>, eps: f64) -> Tensor<B, 2> {
+    let d = weight.dims()[0];
+    let var = x.clone().powi_scalar(2).mean_dim(1);
+    let x = x * (var + eps).sqrt().recip();
+    x * weight.clone().reshape([1, d])
+}
+
+fn rotate_half<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [h, l, d] = x.dims();
+    let first = x.clone().slice([0..h, 0..l, 0..d / 2]);
+    let second = x.slice([0..h, 0..l, d / 2..d]);
+    Tensor::cat(vec![second.neg(), first], 2)
+}
+
+/// Runs the decoder on `x` (`[L, D]` input embeddings) at `positions`, with
+/// `mask[i]` telling whether later tokens may attend to token `i`; appends
+/// the new keys to `cache`. Returns the final-normed hidden state `[L, D]`.
+pub fn forward<B: Backend>(
+    w: &ModelWeights<B>,
+    c: &AutoGazeConfig,
+    x: Tensor<B, 2>,
+    positions: &[i64],
+    mask: &[bool],
+    cache: &mut KvCache<B>,
+    inv_freq: &[f32],
+) -> Tensor<B, 2> {
+    let device = x.device();
+    let [l, d] = x.dims();
+    let (h, hd) = (c.heads, c.head_dim);
+    let past = cache.len();
+    cache.key_mask.extend_from_slice(mask);
+    let keys = cache.len();
+    // Cos/sin tables: emb = cat(freqs, freqs), freqs = pos * inv_freq (f32).
+    let mut cos = Vec::with_capacity(l * hd);
+    let mut sin = Vec::with_capacity(l * hd);
+    for &p in positions {
+        for _ in 0..2 {
+            for f in inv_freq {
+                let a = p as f32 * f;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+    }
+    let cos = Tensor::<B, 3>::from_data(TensorData::new(cos, [1, l, hd]), &device);
+    let sin = Tensor::<B, 3>::from_data(TensorData::new(sin, [1, l, hd]), &device);
+    // Additive mask: query i (absolute past + i) sees key j iff j <= past + i
+    // and key j is unmasked.
+    let mut bias = vec![0f32; l * keys];
+    for i in 0..l {
+        for (j, &m) in cache.key_mask.iter().enumerate() {
+            if j > past + i || !m {
+                bias[i * keys + j] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    let bias = Tensor::<B, 3>::from_data(TensorData::new(bias, [1, l, keys]), &device);
+    let scale = 1.0 / (hd as f64).sqrt();
+    let mut x = x;
+    for (layer, lw) in w.decoder.layers.iter().enumerate() {
+        let hn = rms_norm(x.clone(), &lw.input_norm, c.rms_eps);
+        let split = |t: Tensor<B, 2>| t.reshape([l, h, hd]).swap_dims(0, 1);
+        let q = split(hn.clone().matmul(lw.q.clone()));
+        let k = split(hn.clone().matmul(lw.k.clone()));
+        let v = split(hn.matmul(lw.v.clone()));
+        let q = q.clone() * cos.clone() + rotate_half(q) * sin.clone();
+        let k = k.clone() * cos.clone() + rotate_half(k) * sin.clone();
+        let (k_all, v_all) = match cache.layers[layer].take() {
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 1), Tensor::cat(vec![pv, v], 1)),
+            None => (k, v),
+        };
+        let scores = q.matmul(k_all.clone().swap_dims(1, 2)) * scale + bias.clone();
+        let attn = softmax(scores, 2).matmul(v_all.clone());
+        cache.layers[layer] = Some((k_all, v_all));
+        let attn = attn.swap_dims(0, 1).reshape([l, d]).matmul(lw.o.clone());
+        x = x + attn;
+        let hn = rms_norm(x.clone(), &lw.post_norm, c.rms_eps);
+        let mlp = (silu(hn.clone().matmul(lw.gate.clone())) * hn.matmul(lw.up.clone()))
+            .matmul(lw.down.clone());
+        x = x + mlp;
+    }
+    rms_norm(x, &w.decoder.norm, c.rms_eps)
+}
+
+/// Logits `[K * vocab]` and task-loss predictions `[K]` of the last row of `hidden`.
+pub fn heads<B: Backend>(
+    w: &ModelWeights<B>,
+    hidden: Tensor<B, 2>,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let [l, d] = hidden.dims();
+    let last = hidden.slice([l - 1..l, 0..d]);
+    (
+        last.clone().matmul(w.decoder.lm_head.clone()),
+        last.matmul(w.decoder.task_loss.clone()),
+    )
+}
+
+/// Embeddings of token ids `[n, D]`.
+pub fn embed_ids<B: Backend>(w: &ModelWeights<B>, ids: &[u32]) -> Tensor<B, 2> {
+    let device = w.decoder.embed.device();
+    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    let n = ids.len();
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [n]), &device);
+    w.decoder.embed.clone().select(0, index)
+}

@@ -1,0 +1,337 @@
+//! Greedy multi-token gaze decoding, frame by frame, exactly as the
+//! reference: K heads per step, no repeats within a frame, EOS banned, the
+//! per-token task-loss gate (the first token of a frame exempt), pads
+//! interleaving with valid tokens, decode chunks at the tail position ids of
+//! the frame's vision tokens, and each frame's final chunk fed in the next
+//! frame's prefill at cumulative positions.
+//!
+//! Selection runs on the host from one readback per decoder call
+//! (`K * vocab` logits and `K` task-loss values).
+
+use burn::tensor::{Tensor, backend::Backend};
+
+use super::AutoGaze;
+use super::decoder::{self, KvCache};
+use super::vision::{self, ConvCache};
+use crate::error::{AutoGazeError, Result};
+
+/// Per-call decoding settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenerateOptions {
+    /// Fraction of the 265 tokens a frame may use, in (0, 1].
+    pub gazing_ratio: f32,
+    /// Stop a frame once a token's predicted task loss is at or below this.
+    pub task_loss_requirement: Option<f32>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            gazing_ratio: 0.75,
+            task_loss_requirement: Some(0.7),
+        }
+    }
+}
+
+/// `max(1, trunc(f32(ratio) * tokens))`; a ratio outside (0, 1] or NaN is an error.
+pub fn max_tokens(ratio: f32, tokens: u32) -> Result<usize> {
+    if !(ratio > 0.0 && ratio <= 1.0) {
+        return Err(AutoGazeError::setting(
+            "gazing ratio",
+            ratio,
+            "a number in (0, 1]",
+        ));
+    }
+    Ok(((ratio * tokens as f32) as usize).max(1))
+}
+
+/// What one frame produced: frame-local ids in generation order (pads hold
+/// the pad id) and their pad flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameGaze {
+    pub ids: Vec<u32>,
+    pub padded: Vec<bool>,
+}
+
+impl FrameGaze {
+    /// Valid (non-pad) ids.
+    pub fn valid(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ids
+            .iter()
+            .zip(&self.padded)
+            .filter(|(_, p)| !**p)
+            .map(|(i, _)| *i)
+    }
+}
+
+/// One decoder call, for parity checks and traces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeStep {
+    pub frame: usize,
+    pub positions: Vec<i64>,
+    /// `[K * vocab]` raw last-position logits.
+    pub logits: Vec<f32>,
+    /// `[K]` task-loss predictions.
+    pub task_loss: Vec<f32>,
+}
+
+/// The decoder's state between frames: everything needed to continue a clip
+/// one frame at a time with exactly the full-clip result.
+#[derive(Debug, Clone)]
+pub struct StreamState<B: Backend> {
+    conv: ConvCache<B>,
+    kv: KvCache<B>,
+    /// Valid tokens so far: the next cumulative position.
+    next_pos: i64,
+    /// The last frame's final chunk (ids, pad flags), fed in the next prefill.
+    pending: Vec<(u32, bool)>,
+    frames: usize,
+}
+
+impl<B: Backend> StreamState<B> {
+    /// Frames decoded so far.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Keys held in the KV cache.
+    pub fn cached_keys(&self) -> usize {
+        self.kv.len()
+    }
+}
+
+fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+impl<B: Backend> AutoGaze<B> {
+    /// A fresh stream.
+    pub fn new_stream(&self) -> StreamState<B> {
+        StreamState {
+            conv: ConvCache::default(),
+            kv: KvCache::new(self.config.layers),
+            next_pos: 0,
+            pending: Vec::new(),
+            frames: 0,
+        }
+    }
+
+    /// Vision tokens `[T, 196, D]` of `video` (`[T, 3, S, S]`), continuing the
+    /// stream's temporal context.
+    pub fn encode(&self, state: &mut StreamState<B>, video: Tensor<B, 4>) -> Tensor<B, 3> {
+        vision::encode(&self.weights, &self.config, video, &mut state.conv)
+    }
+
+    fn call(
+        &self,
+        state: &mut StreamState<B>,
+        x: Tensor<B, 2>,
+        positions: Vec<i64>,
+        mask: &[bool],
+        trace: &mut Option<&mut Vec<DecodeStep>>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let hidden = decoder::forward(
+            &self.weights,
+            &self.config,
+            x,
+            &positions,
+            mask,
+            &mut state.kv,
+            &self.inv_freq,
+        );
+        let (logits, tl) = decoder::heads(&self.weights, hidden);
+        let (logits, tl) = (host(logits), host(tl));
+        if let Some(trace) = trace.as_mut() {
+            trace.push(DecodeStep {
+                frame: state.frames,
+                positions,
+                logits: logits.clone(),
+                task_loss: tl.clone(),
+            });
+        }
+        (logits, tl)
+    }
+
+    /// Decodes one frame from its vision tokens `[196, D]`.
+    pub fn decode_frame(
+        &self,
+        state: &mut StreamState<B>,
+        vision_tokens: Tensor<B, 2>,
+        options: &GenerateOptions,
+        mut trace: Option<&mut Vec<DecodeStep>>,
+    ) -> Result<FrameGaze> {
+        let c = &self.config;
+        let budget = max_tokens(options.gazing_ratio, c.layout.tokens())?;
+        let (k, vocab, nv) = (c.multi_token, c.vocab(), c.vision_tokens());
+        let pad = c.layout.pad_id();
+        // Prefill: the previous frame's final chunk, then this frame's vision tokens.
+        let mut positions = Vec::with_capacity(state.pending.len() + nv);
+        let mut mask = Vec::with_capacity(state.pending.len() + nv);
+        for &(_, padded) in &state.pending {
+            if !padded {
+                state.next_pos += 1;
+            }
+            // A pad repeats its predecessor's position (it is masked anyway).
+            positions.push(state.next_pos - 1);
+            mask.push(!padded);
+        }
+        let first_vision = state.next_pos;
+        positions.extend(first_vision..first_vision + nv as i64);
+        mask.extend(std::iter::repeat_n(true, nv));
+        state.next_pos += nv as i64;
+        let x = if state.pending.is_empty() {
+            vision_tokens
+        } else {
+            let ids: Vec<u32> = state.pending.iter().map(|(id, _)| *id).collect();
+            Tensor::cat(
+                vec![decoder::embed_ids(&self.weights, &ids), vision_tokens],
+                0,
+            )
+        };
+        let (mut logits, mut tl) = self.call(state, x, positions, &mask, &mut trace);
+        // Decode steps reuse the positions of the frame's last K vision tokens.
+        let tail: Vec<i64> = (0..k as i64)
+            .map(|i| first_vision + nv as i64 - k as i64 + i)
+            .collect();
+        let mut frame = FrameGaze::default();
+        let mut used = vec![false; vocab];
+        let mut first = true;
+        loop {
+            // Logit processors: no repeats within the frame, EOS banned.
+            let mut scores = logits;
+            for head in scores.chunks_exact_mut(vocab) {
+                for (id, s) in head.iter_mut().enumerate() {
+                    if used[id] || id == pad as usize {
+                        *s = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let mut chunk: Vec<u32> = Vec::with_capacity(k);
+            let mut early_stop = false;
+            for i in 0..k {
+                if chunk.len() + frame.ids.len() >= budget {
+                    early_stop = true;
+                    break;
+                }
+                let head = &scores[i * vocab..(i + 1) * vocab];
+                let mut best: Option<(usize, f32)> = None;
+                for (id, &s) in head.iter().enumerate() {
+                    if s > f32::NEG_INFINITY && best.is_none_or(|(_, b)| s > b) {
+                        best = Some((id, s));
+                    }
+                }
+                let Some((pick, _)) = best else {
+                    early_stop = true;
+                    break;
+                };
+                chunk.push(pick as u32);
+                for later in i + 1..k {
+                    scores[later * vocab + pick] = f32::NEG_INFINITY;
+                }
+            }
+            // Task-loss gate, token by token; the frame's first token is exempt.
+            let mut padded = vec![false; chunk.len()];
+            let mut any_meet = false;
+            if let Some(req) = options.task_loss_requirement {
+                for (i, p) in padded.iter_mut().enumerate() {
+                    let meet = tl[i] <= req && !(first && i == 0);
+                    *p = meet;
+                    any_meet |= meet;
+                }
+            }
+            let mut hit_max = false;
+            if frame.ids.len() + chunk.len() >= budget {
+                chunk.truncate(budget - frame.ids.len());
+                padded.truncate(chunk.len());
+                hit_max = true;
+            }
+            for (id, p) in chunk.iter().zip(&padded) {
+                used[*id as usize] = true;
+                frame.ids.push(if *p { pad } else { *id });
+                frame.padded.push(*p);
+            }
+            first = false;
+            let chunk_tokens: Vec<(u32, bool)> = chunk
+                .iter()
+                .zip(&padded)
+                .map(|(id, p)| (if *p { pad } else { *id }, *p))
+                .collect();
+            if any_meet || hit_max || early_stop {
+                state.pending = chunk_tokens;
+                break;
+            }
+            // Feed the chunk inside the frame: tail positions, all attended.
+            // In the full sequence these tokens still occupy cumulative
+            // positions, which the next frame's prefill continues from.
+            let ids: Vec<u32> = chunk_tokens.iter().map(|(id, _)| *id).collect();
+            state.next_pos += ids.len() as i64;
+            let x = decoder::embed_ids(&self.weights, &ids);
+            let n = ids.len();
+            (logits, tl) = self.call(state, x, tail[..n].to_vec(), &vec![true; n], &mut trace);
+        }
+        state.frames += 1;
+        Ok(frame)
+    }
+
+    /// Encodes and decodes one more frame (`[3, S, S]`, already at the model
+    /// input size): the streaming entry point.
+    pub fn step(
+        &self,
+        state: &mut StreamState<B>,
+        frame: Tensor<B, 3>,
+        options: &GenerateOptions,
+    ) -> Result<FrameGaze> {
+        let tokens = self.encode(state, frame.unsqueeze::<4>());
+        let [_, n, d] = tokens.dims();
+        self.decode_frame(state, tokens.reshape([n, d]), options, None)
+    }
+
+    /// Decodes a whole clip `[1, T, 3, S, S]`; optionally records every
+    /// decoder call.
+    pub fn generate(
+        &self,
+        video: Tensor<B, 5>,
+        options: &GenerateOptions,
+        mut trace: Option<&mut Vec<DecodeStep>>,
+    ) -> Result<Vec<FrameGaze>> {
+        let [b, t, ch, h, w] = video.dims();
+        let s = self.config.input_size;
+        if b != 1 || ch != 3 || h != s || w != s || t == 0 {
+            return Err(AutoGazeError::TensorShape {
+                name: "video".into(),
+                expected: vec![1, t.max(1), 3, s, s],
+                actual: vec![b, t, ch, h, w],
+            });
+        }
+        let mut state = self.new_stream();
+        let tokens = self.encode(&mut state, video.reshape([t, ch, h, w]));
+        let [_, n, d] = tokens.dims();
+        let mut frames = Vec::with_capacity(t);
+        for i in 0..t {
+            let ft = tokens.clone().slice([i..i + 1, 0..n, 0..d]).reshape([n, d]);
+            frames.push(self.decode_frame(&mut state, ft, options, trace.as_deref_mut())?);
+        }
+        Ok(frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_follows_the_reference_rounding() {
+        assert_eq!(max_tokens(0.75, 265).unwrap(), 198);
+        assert_eq!(max_tokens(0.03, 265).unwrap(), 7);
+        assert_eq!(max_tokens(0.1, 265).unwrap(), 26);
+        assert_eq!(max_tokens(0.3, 265).unwrap(), 79);
+        assert_eq!(max_tokens(0.001, 265).unwrap(), 1);
+        assert_eq!(max_tokens(1.0, 265).unwrap(), 265);
+        for bad in [0.0, -0.5, 1.5, f32::NAN] {
+            assert!(max_tokens(bad, 265).is_err(), "{bad}");
+        }
+    }
+}

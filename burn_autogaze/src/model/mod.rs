@@ -1,0 +1,55 @@
+//! AutoGaze in Burn: configuration, weights, vision encoder, gaze decoder and
+//! greedy multi-token generation (full clip or streaming).
+
+mod config;
+mod decoder;
+mod generate;
+mod vision;
+mod weights;
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+
+pub use config::{AutoGazeConfig, RopeScaling};
+pub use decoder::{KvCache, inv_freq};
+pub use generate::{DecodeStep, FrameGaze, GenerateOptions, StreamState, max_tokens};
+pub use vision::ConvCache;
+pub use weights::{ModelWeights, expected_tensors, load_weights, random_weights};
+
+/// A loaded model on one device.
+#[derive(Debug, Clone)]
+pub struct AutoGaze<B: Backend> {
+    config: AutoGazeConfig,
+    weights: ModelWeights<B>,
+    inv_freq: Vec<f32>,
+}
+
+impl<B: Backend> AutoGaze<B> {
+    /// Loads a Hugging Face model directory (`config.json` + `model.safetensors`).
+    pub fn load(dir: &Path, device: &B::Device) -> crate::Result<Self> {
+        let config = AutoGazeConfig::from_file(&dir.join("config.json"))?;
+        let weights = load_weights(&config, &dir.join("model.safetensors"), device)?;
+        Ok(Self::from_parts(config, weights))
+    }
+
+    /// A seeded random model of `config`'s size (no weights file needed).
+    pub fn random(config: AutoGazeConfig, seed: u64, device: &B::Device) -> Self {
+        let weights = random_weights(&config, seed, device);
+        Self::from_parts(config, weights)
+    }
+
+    fn from_parts(config: AutoGazeConfig, weights: ModelWeights<B>) -> Self {
+        let inv_freq = inv_freq(&config);
+        Self {
+            config,
+            weights,
+            inv_freq,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AutoGazeConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,373 @@
+//! Model weights: strict loading from `model.safetensors` (every tensor
+//! present, none extra, every shape right; f16/bf16 widened to f32) and a
+//! seeded random initialisation at any configured size.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+
+use super::config::AutoGazeConfig;
+use crate::error::{AutoGazeError, Result};
+use crate::tensor_file::TensorFile;
+
+/// Vision encoder weights, laid out for the forward pass.
+#[derive(Debug, Clone)]
+pub struct VisionWeights<B: Backend> {
+    /// Patch embedding `[C, 3, p, p]` (the `(1, p, p)` Conv3d, time squeezed).
+    pub patch_w: Tensor<B, 4>,
+    pub patch_b: Tensor<B, 1>,
+    /// LayerNorm over channels.
+    pub norm_w: Tensor<B, 1>,
+    pub norm_b: Tensor<B, 1>,
+    /// Trunk Conv3d split by temporal tap: `trunk_w[k]` is `[C, C, s, s]`
+    /// applied to frame `t - (kt - 1) + k`.
+    pub trunk_w: Vec<Tensor<B, 4>>,
+    pub trunk_b: Tensor<B, 1>,
+    /// 1x1x1 output projection as a matrix `[C_in, C_out]`.
+    pub out_w: Tensor<B, 2>,
+    pub out_b: Tensor<B, 1>,
+}
+
+/// One decoder layer; linear weights are `[in, out]` (transposed from PyTorch).
+#[derive(Debug, Clone)]
+pub struct LayerWeights<B: Backend> {
+    pub input_norm: Tensor<B, 1>,
+    pub q: Tensor<B, 2>,
+    pub k: Tensor<B, 2>,
+    pub v: Tensor<B, 2>,
+    pub o: Tensor<B, 2>,
+    pub post_norm: Tensor<B, 1>,
+    pub gate: Tensor<B, 2>,
+    pub up: Tensor<B, 2>,
+    pub down: Tensor<B, 2>,
+}
+
+/// Decoder weights.
+#[derive(Debug, Clone)]
+pub struct DecoderWeights<B: Backend> {
+    /// `[vocab, D]`.
+    pub embed: Tensor<B, 2>,
+    pub layers: Vec<LayerWeights<B>>,
+    pub norm: Tensor<B, 1>,
+    /// `[D, vocab * K]`: head k uses columns `k*vocab .. (k+1)*vocab`.
+    pub lm_head: Tensor<B, 2>,
+    /// `[D, K]`.
+    pub task_loss: Tensor<B, 2>,
+}
+
+/// All weights of a model.
+#[derive(Debug, Clone)]
+pub struct ModelWeights<B: Backend> {
+    pub vision: VisionWeights<B>,
+    /// Connector `[vision_tokens, D]`.
+    pub pos_embed: Tensor<B, 2>,
+    pub decoder: DecoderWeights<B>,
+}
+
+const PREFIX: &str = "gazing_model.";
+
+/// Every tensor name and shape the config implies (HF/PyTorch layout).
+pub fn expected_tensors(c: &AutoGazeConfig) -> Vec<(String, Vec<usize>)> {
+    let (cv, d, p) = (c.vision_hidden, c.hidden, c.patch);
+    let (kt, ks) = (c.trunk_temporal, c.trunk_spatial);
+    let mut out = vec![
+        (
+            "vision_model.temporal_conv.weight".to_string(),
+            vec![cv, 3, 1, p, p],
+        ),
+        ("vision_model.temporal_conv.bias".into(), vec![cv]),
+        ("vision_model.norm.weight".into(), vec![cv]),
+        ("vision_model.norm.bias".into(), vec![cv]),
+        (
+            "vision_model.blocks.0.conv3d.weight".into(),
+            vec![cv, cv, kt, ks, ks],
+        ),
+        ("vision_model.blocks.0.conv3d.bias".into(), vec![cv]),
+        (
+            "vision_model.out_proj.weight".into(),
+            vec![c.vision_out, cv, 1, 1, 1],
+        ),
+        ("vision_model.out_proj.bias".into(), vec![c.vision_out]),
+        ("connector.pos_embed".into(), vec![c.vision_tokens(), d]),
+        (
+            "gaze_decoder.model.embed_tokens.weight".into(),
+            vec![c.vocab(), d],
+        ),
+        ("gaze_decoder.model.norm.weight".into(), vec![d]),
+        (
+            "gaze_decoder.lm_head.weight".into(),
+            vec![c.vocab() * c.multi_token, d],
+        ),
+        (
+            "gaze_decoder.task_loss_prediction_head.weight".into(),
+            vec![c.multi_token, d],
+        ),
+    ];
+    for l in 0..c.layers {
+        let pre = format!("gaze_decoder.model.layers.{l}.");
+        for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+            out.push((format!("{pre}self_attn.{proj}.weight"), vec![d, d]));
+        }
+        out.push((
+            format!("{pre}mlp.gate_proj.weight"),
+            vec![c.intermediate, d],
+        ));
+        out.push((format!("{pre}mlp.up_proj.weight"), vec![c.intermediate, d]));
+        out.push((
+            format!("{pre}mlp.down_proj.weight"),
+            vec![d, c.intermediate],
+        ));
+        out.push((format!("{pre}input_layernorm.weight"), vec![d]));
+        out.push((format!("{pre}post_attention_layernorm.weight"), vec![d]));
+    }
+    out.into_iter()
+        .map(|(n, s)| (format!("{PREFIX}{n}"), s))
+        .collect()
+}
+
+/// A source of named host tensors (a file, or the random initialiser).
+trait HostSource {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>>;
+}
+
+struct FileSource<'a>(&'a TensorFile);
+
+impl HostSource for FileSource<'_> {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        Ok(self.0.f32(name, Some(shape))?.values)
+    }
+}
+
+/// Seeded initialiser: N(0, 0.02) for decoder matrices and embeddings,
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for convolutions, ones for norm
+/// weights, zeros for norm biases, N(0, 1) for the position embedding (the
+/// reference's recipe, not its random stream).
+struct RandomSource {
+    state: u64,
+}
+
+impl RandomSource {
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+impl HostSource for RandomSource {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let n: usize = shape.iter().product();
+        let values = if name.ends_with("norm.bias") {
+            vec![0.0; n]
+        } else if name.ends_with("norm.weight") || name.ends_with("layernorm.weight") {
+            vec![1.0; n]
+        } else if name.ends_with("pos_embed") {
+            (0..n).map(|_| self.normal() as f32).collect()
+        } else if name.contains("vision_model") {
+            let fan_in: usize = if shape.len() > 1 {
+                shape[1..].iter().product()
+            } else {
+                shape[0]
+            };
+            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+            (0..n)
+                .map(|_| ((2.0 * self.uniform() - 1.0) * bound) as f32)
+                .collect()
+        } else {
+            (0..n).map(|_| (self.normal() * 0.02) as f32).collect()
+        };
+        Ok(values)
+    }
+}
+
+fn tensor<B: Backend, const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// `[out, in]` (PyTorch Linear) host values -> `[in, out]` tensor.
+fn linear_t<B: Backend>(
+    values: Vec<f32>,
+    out_dim: usize,
+    in_dim: usize,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    tensor::<B, 2>(values, [out_dim, in_dim], device).transpose()
+}
+
+fn build<B: Backend>(
+    c: &AutoGazeConfig,
+    src: &mut dyn HostSource,
+    device: &B::Device,
+) -> Result<ModelWeights<B>> {
+    let (cv, d, p) = (c.vision_hidden, c.hidden, c.patch);
+    let (kt, ks) = (c.trunk_temporal, c.trunk_spatial);
+    let mut get = |name: &str, shape: &[usize]| src.get(&format!("{PREFIX}{name}"), shape);
+    let patch_w = tensor::<B, 4>(
+        get("vision_model.temporal_conv.weight", &[cv, 3, 1, p, p])?,
+        [cv, 3, p, p],
+        device,
+    );
+    let patch_b = tensor::<B, 1>(get("vision_model.temporal_conv.bias", &[cv])?, [cv], device);
+    let norm_w = tensor::<B, 1>(get("vision_model.norm.weight", &[cv])?, [cv], device);
+    let norm_b = tensor::<B, 1>(get("vision_model.norm.bias", &[cv])?, [cv], device);
+    let trunk = get("vision_model.blocks.0.conv3d.weight", &[cv, cv, kt, ks, ks])?;
+    let trunk_w = (0..kt)
+        .map(|k| {
+            // [o, i, kt, h, w] -> tap k: [o, i, h, w].
+            let mut tap = Vec::with_capacity(cv * cv * ks * ks);
+            for oi in 0..cv * cv {
+                let base = (oi * kt + k) * ks * ks;
+                tap.extend_from_slice(&trunk[base..base + ks * ks]);
+            }
+            tensor::<B, 4>(tap, [cv, cv, ks, ks], device)
+        })
+        .collect();
+    let trunk_b = tensor::<B, 1>(
+        get("vision_model.blocks.0.conv3d.bias", &[cv])?,
+        [cv],
+        device,
+    );
+    let out_w = linear_t::<B>(
+        get("vision_model.out_proj.weight", &[c.vision_out, cv, 1, 1, 1])?,
+        c.vision_out,
+        cv,
+        device,
+    );
+    let out_b = tensor::<B, 1>(
+        get("vision_model.out_proj.bias", &[c.vision_out])?,
+        [c.vision_out],
+        device,
+    );
+    let nv = c.vision_tokens();
+    let pos_embed = tensor::<B, 2>(get("connector.pos_embed", &[nv, d])?, [nv, d], device);
+    let vocab = c.vocab();
+    let embed = tensor::<B, 2>(
+        get("gaze_decoder.model.embed_tokens.weight", &[vocab, d])?,
+        [vocab, d],
+        device,
+    );
+    let mut layers = Vec::with_capacity(c.layers);
+    for l in 0..c.layers {
+        let pre = format!("gaze_decoder.model.layers.{l}.");
+        let mut lin = |name: &str, o: usize, i: usize| -> Result<Tensor<B, 2>> {
+            Ok(linear_t::<B>(
+                get(&format!("{pre}{name}"), &[o, i])?,
+                o,
+                i,
+                device,
+            ))
+        };
+        let q = lin("self_attn.q_proj.weight", d, d)?;
+        let k = lin("self_attn.k_proj.weight", d, d)?;
+        let v = lin("self_attn.v_proj.weight", d, d)?;
+        let o = lin("self_attn.o_proj.weight", d, d)?;
+        let gate = lin("mlp.gate_proj.weight", c.intermediate, d)?;
+        let up = lin("mlp.up_proj.weight", c.intermediate, d)?;
+        let down = lin("mlp.down_proj.weight", d, c.intermediate)?;
+        let input_norm = tensor::<B, 1>(
+            get(&format!("{pre}input_layernorm.weight"), &[d])?,
+            [d],
+            device,
+        );
+        let post_norm = tensor::<B, 1>(
+            get(&format!("{pre}post_attention_layernorm.weight"), &[d])?,
+            [d],
+            device,
+        );
+        layers.push(LayerWeights {
+            input_norm,
+            q,
+            k,
+            v,
+            o,
+            post_norm,
+            gate,
+            up,
+            down,
+        });
+    }
+    let norm = tensor::<B, 1>(get("gaze_decoder.model.norm.weight", &[d])?, [d], device);
+    let km = c.multi_token;
+    let lm_head = linear_t::<B>(
+        get("gaze_decoder.lm_head.weight", &[vocab * km, d])?,
+        vocab * km,
+        d,
+        device,
+    );
+    let task_loss = linear_t::<B>(
+        get("gaze_decoder.task_loss_prediction_head.weight", &[km, d])?,
+        km,
+        d,
+        device,
+    );
+    Ok(ModelWeights {
+        vision: VisionWeights {
+            patch_w,
+            patch_b,
+            norm_w,
+            norm_b,
+            trunk_w,
+            trunk_b,
+            out_w,
+            out_b,
+        },
+        pos_embed,
+        decoder: DecoderWeights {
+            embed,
+            layers,
+            norm,
+            lm_head,
+            task_loss,
+        },
+    })
+}
+
+/// Loads `model.safetensors` strictly: a missing, unexpected or mis-shaped
+/// tensor is an error naming it (and both shapes).
+pub fn load_weights<B: Backend>(
+    c: &AutoGazeConfig,
+    path: &Path,
+    device: &B::Device,
+) -> Result<ModelWeights<B>> {
+    let file = TensorFile::open(path)?;
+    let expected = expected_tensors(c);
+    let names: BTreeSet<String> = expected.iter().map(|(n, _)| n.clone()).collect();
+    // Non-persistent buffers some exporters still write are tolerated.
+    if let Some(extra) = file
+        .names()
+        .into_iter()
+        .find(|n| !names.contains(n) && !n.ends_with("rotary_emb.inv_freq"))
+    {
+        return Err(AutoGazeError::SafeTensors {
+            path: path.to_path_buf(),
+            reason: format!("unexpected tensor {extra} (not part of this config's model)"),
+        });
+    }
+    build(c, &mut FileSource(&file), device)
+}
+
+/// A seeded random initialisation at the configured size.
+pub fn random_weights<B: Backend>(
+    c: &AutoGazeConfig,
+    seed: u64,
+    device: &B::Device,
+) -> ModelWeights<B> {
+    let mut src = RandomSource { state: seed };
+    build(c, &mut src, device).unwrap_or_else(|_| unreachable!("the random source never fails"))
+}

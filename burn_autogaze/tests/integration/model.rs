@@ -1,0 +1,305 @@
+//! Model parity against the reference fixtures: embeddings, logits and
+//! task-loss values within float tolerance; position ids, token ids, pad
+//! flags, counts and per-scale masks exactly.
+
+use std::path::PathBuf;
+
+use burn::backend::NdArray;
+use burn::tensor::{Tensor, TensorData};
+use burn_autogaze::model::{AutoGaze, DecodeStep, FrameGaze, GenerateOptions};
+use burn_autogaze::tensor_file::TensorFile;
+
+use crate::fixtures::fixtures;
+
+type B = NdArray<f32>;
+
+fn model_dir(name: &str) -> PathBuf {
+    fixtures().join(name)
+}
+
+fn load(name: &str) -> AutoGaze<B> {
+    AutoGaze::<B>::load(&model_dir(name), &Default::default()).expect("model loads")
+}
+
+fn case(model: &str, name: &str) -> (TensorFile, serde_json::Value) {
+    let dir = model_dir(model).join("cases");
+    let file = TensorFile::open(&dir.join(format!("{name}.safetensors"))).expect("case tensors");
+    let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("case json");
+    (file, serde_json::from_str(&json).expect("case json parses"))
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn tensor5(file: &TensorFile, name: &str) -> Tensor<B, 5> {
+    let t = file.f32(name, None).expect(name);
+    let s: [usize; 5] = t.shape.clone().try_into().expect("5-d");
+    Tensor::from_data(TensorData::new(t.values, s), &Default::default())
+}
+
+/// Runs a case and checks every stored output.
+fn check_case(model_name: &str, name: &str, input: &str) {
+    let model = load(model_name);
+    let (file, meta) = case(model_name, name);
+    let ratio = meta["gazing_ratio"].as_f64().expect("ratio") as f32;
+    let requirement = meta["task_loss_requirement"].as_f64().map(|r| r as f32);
+    let options = GenerateOptions {
+        gazing_ratio: ratio,
+        task_loss_requirement: requirement,
+    };
+    let video = tensor5(&file, input);
+    let [_, t, _, _, _] = video.dims();
+
+    // Embeddings.
+    let mut state = model.new_stream();
+    let frames = video.clone().reshape([t, 3, 224, 224]);
+    let emb = model.encode(&mut state, frames);
+    let emb_host = emb.into_data().into_vec::<f32>().expect("f32");
+    let reference = file.f32("embeddings", None).expect("embeddings").values;
+    let emb_err = max_abs(&emb_host, &reference);
+
+    // Generation with a trace of every decoder call.
+    let mut trace: Vec<DecodeStep> = Vec::new();
+    let out: Vec<FrameGaze> = model
+        .generate(video, &options, Some(&mut trace))
+        .expect("generate");
+
+    let positions: Vec<i64> = trace
+        .iter()
+        .flat_map(|s| s.positions.iter().copied())
+        .collect();
+    let ref_positions = file
+        .i64("decode_step_position_ids", None)
+        .expect("positions")
+        .values;
+    let ref_frames = file.i64("decode_step_frame", None).expect("frames").values;
+    let our_frames: Vec<i64> = trace.iter().map(|s| s.frame as i64).collect();
+
+    let logits_ref = file.f32("decode_step_logits", None).ok().map(|t| t.values);
+    let tl_ref = file
+        .f32("decode_step_task_loss", None)
+        .expect("task loss")
+        .values;
+    let (mut logit_err, mut tl_err) = (0f32, 0f32);
+    let steps = trace.len().min(ref_frames.len());
+    for (i, step) in trace.iter().take(steps).enumerate() {
+        let kv = step.logits.len();
+        if let Some(l) = &logits_ref {
+            logit_err = logit_err.max(max_abs(&step.logits, &l[i * kv..(i + 1) * kv]));
+        }
+        let kk = step.task_loss.len();
+        tl_err = tl_err.max(max_abs(&step.task_loss, &tl_ref[i * kk..(i + 1) * kk]));
+    }
+    println!(
+        "{model_name}/{name}: embeddings max abs {emb_err:e}, logits {logit_err:e}, task loss {tl_err:e} over {steps} decoder calls (tolerance 1e-4)"
+    );
+
+    let counts: Vec<i64> = out.iter().map(|f| f.ids.len() as i64).collect();
+    let ids: Vec<i64> = out
+        .iter()
+        .enumerate()
+        .flat_map(|(t, f)| f.ids.iter().map(move |&id| id as i64 + 265 * t as i64))
+        .collect();
+    let pads: Vec<i64> = out
+        .iter()
+        .flat_map(|f| f.padded.iter().map(|&p| p as i64))
+        .collect();
+    assert_eq!(
+        counts,
+        file.i64("num_gazing_each_frame", None).expect("num").values,
+        "{name}: counts"
+    );
+    assert_eq!(
+        ids,
+        file.i64("gazing_pos", None).expect("pos").values,
+        "{name}: gazing_pos"
+    );
+    assert_eq!(
+        pads,
+        file.i64("if_padded_gazing", None).expect("pads").values,
+        "{name}: pad flags"
+    );
+    assert_eq!(our_frames, ref_frames, "{name}: decoder calls per frame");
+    assert_eq!(positions, ref_positions, "{name}: position ids");
+    // Per-scale masks from the valid ids.
+    let offsets = [0usize, 4, 20, 69, 265];
+    for s in 0..4 {
+        let reference = file
+            .f32(&format!("gazing_mask_{s}"), None)
+            .expect("mask")
+            .values;
+        let n = offsets[s + 1] - offsets[s];
+        let mut ours = vec![0f32; t * n];
+        for (ti, f) in out.iter().enumerate() {
+            for id in f.valid() {
+                let id = id as usize;
+                if (offsets[s]..offsets[s + 1]).contains(&id) {
+                    ours[ti * n + id - offsets[s]] = 1.0;
+                }
+            }
+        }
+        assert_eq!(ours, reference, "{name}: gazing_mask_{s}");
+    }
+    assert!(emb_err <= 1e-4, "{name}: embeddings {emb_err}");
+    assert!(
+        logit_err <= 1e-4 && tl_err <= 1e-4,
+        "{name}: logits {logit_err} task loss {tl_err}"
+    );
+}
+
+#[test]
+fn tiny_ratio_only() {
+    check_case("autogaze-tiny", "clip224_r020", "video");
+}
+
+#[test]
+fn tiny_task_loss_interleaves_pads() {
+    check_case("autogaze-tiny", "clip224_r030_tl", "video");
+}
+
+#[test]
+fn k10_ratio_only_four_frames() {
+    check_case("autogaze-random-k10", "clip224_r010", "video");
+}
+
+#[test]
+fn k10_task_loss_negative_requirement() {
+    check_case("autogaze-random-k10", "clip224_r075_tlneg", "video");
+}
+
+#[test]
+fn k10_task_loss_first_token_only() {
+    check_case("autogaze-random-k10", "clip224_r075_tl070", "video");
+}
+
+#[test]
+fn k10_full_budget() {
+    check_case("autogaze-random-k10", "clip224_r075_full", "video");
+}
+
+#[test]
+fn k10_bicubic_input() {
+    check_case(
+        "autogaze-random-k10",
+        "clip128x320_r010_bicubic",
+        "model_input_224",
+    );
+}
+
+/// Streaming, one frame per call, gives exactly the full-clip result.
+#[test]
+fn k10_streaming_equals_full_clip() {
+    let model = load("autogaze-random-k10");
+    let (file, meta) = case("autogaze-random-k10", "clip224_streaming_equiv");
+    let options = GenerateOptions {
+        gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
+        task_loss_requirement: None,
+    };
+    let video = tensor5(&file, "video");
+    let [_, t, _, _, _] = video.dims();
+    let mut state = model.new_stream();
+    let mut ids = Vec::new();
+    for i in 0..t {
+        let frame = video.clone().slice([0..1, i..i + 1]).reshape([3, 224, 224]);
+        let out = model.step(&mut state, frame, &options).expect("step");
+        ids.extend(out.ids.iter().map(|&id| id as i64 + 265 * i as i64));
+    }
+    assert_eq!(state.frames(), t);
+    assert_eq!(ids, file.i64("gazing_pos", None).expect("pos").values);
+}
+
+/// The whole chain from raw RGBA frames: preprocessing, then the model.
+#[test]
+fn k10_video_from_rgba() {
+    use burn_autogaze::{Frame, Preprocessor, PreprocessorConfig};
+    let model = load("autogaze-random-k10");
+    let (file, meta) = case("autogaze-random-k10", "video_rgba_r030");
+    let rgba = file.u8("rgba_u8", None).expect("rgba");
+    let (t, h, w) = (rgba.shape[0], rgba.shape[1], rgba.shape[2]);
+    let frames: Vec<Frame> = (0..t)
+        .map(|i| {
+            let px = rgba.values[i * h * w * 4..(i + 1) * h * w * 4].to_vec();
+            Frame::new(i as u64, w as u32, h as u32, px, std::time::Duration::ZERO).expect("frame")
+        })
+        .collect();
+    let cfg = PreprocessorConfig::from_file(
+        &model_dir("autogaze-random-k10").join("preprocessor_config.json"),
+    )
+    .expect("cfg");
+    let input = Preprocessor::new(cfg, 224)
+        .expect("pre")
+        .clip(&frames)
+        .expect("clip");
+    let options = GenerateOptions {
+        gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
+        task_loss_requirement: meta["task_loss_requirement"].as_f64().map(|r| r as f32),
+    };
+    let out = model
+        .generate(input.to_tensor::<B>(&Default::default()), &options, None)
+        .expect("generate");
+    let ids: Vec<i64> = out
+        .iter()
+        .enumerate()
+        .flat_map(|(t, f)| f.ids.iter().map(move |&id| id as i64 + 265 * t as i64))
+        .collect();
+    assert_eq!(ids, file.i64("gazing_pos", None).expect("pos").values);
+}
+
+/// Bad input is a typed error, never a panic.
+#[test]
+fn bad_model_input_is_a_clear_error() {
+    use burn_autogaze::model::AutoGazeConfig;
+    let model = load("autogaze-tiny");
+    let video = Tensor::<B, 5>::zeros([1, 2, 3, 100, 224], &Default::default());
+    let err = model
+        .generate(video, &GenerateOptions::default(), None)
+        .expect_err("shape")
+        .to_string();
+    assert!(err.contains("video") && err.contains("100"), "{err}");
+    let video = Tensor::<B, 5>::zeros([1, 1, 3, 224, 224], &Default::default());
+    let bad = GenerateOptions {
+        gazing_ratio: f32::NAN,
+        task_loss_requirement: None,
+    };
+    assert!(model.generate(video, &bad, None).is_err());
+    let missing = AutoGaze::<B>::load(&fixtures().join("no-such-model"), &Default::default())
+        .expect_err("missing");
+    assert!(missing.to_string().contains("no-such-model"), "{missing}");
+    let err =
+        AutoGazeConfig::from_json(r#"{"scales": "32+64", "num_vision_tokens_each_frame": 265}"#)
+            .expect_err("bad");
+    assert!(
+        err.to_string().contains("scales") || err.to_string().contains("config"),
+        "{err}"
+    );
+    // A weights file for another config names the first mismatched tensor.
+    let tiny_cfg = AutoGazeConfig::from_file(&model_dir("autogaze-tiny").join("config.json"))
+        .expect("tiny cfg");
+    let err = burn_autogaze::model::load_weights::<B>(
+        &tiny_cfg,
+        &model_dir("autogaze-random-k10").join("model.safetensors"),
+        &Default::default(),
+    )
+    .expect_err("mismatch")
+    .to_string();
+    assert!(err.contains("unexpected tensor gazing_model."), "{err}");
+    // A tensor of the wrong shape names it and both shapes.
+    let mut four_heads = tiny_cfg.clone();
+    four_heads.multi_token = 4;
+    let err = burn_autogaze::model::load_weights::<B>(
+        &four_heads,
+        &model_dir("autogaze-tiny").join("model.safetensors"),
+        &Default::default(),
+    )
+    .expect_err("shape")
+    .to_string();
+    assert!(
+        err.contains("lm_head.weight") && err.contains("[1064, 48]") && err.contains("[798, 48]"),
+        "{err}"
+    );
+}
