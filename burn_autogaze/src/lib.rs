@@ -10,6 +10,7 @@ pub mod error;
 pub mod frame;
 pub mod interframe;
 pub mod mask;
+pub mod mask_source;
 pub mod model;
 pub mod patch_diff;
 pub mod perf;

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::frame::Frame;
 use crate::interframe::{ComposeReport, Compositor, CompositorOptions};
 use crate::mask::{MaskGeometry, MaskPlan, MaskPlanner, PlanStats};
+use crate::mask_source::{MaskSource, MaskSourceKind, ModelOptions};
 use crate::patch_diff::{PatchDiff, PatchDiffOptions};
 use crate::preprocess::{ModelInput, Preprocessor};
 use crate::quality::GazeStats;
@@ -25,10 +26,12 @@ pub struct PipelineOptions {
     pub source: SourceOptions,
     /// Frames the ring between source and consumer holds.
     pub ring_capacity: usize,
-    /// Produce the model input every frame (the model needs it; patch-diff
-    /// does not).
+    /// Produce the model input every frame even for patch-diff (to measure
+    /// it); the model source always preprocesses.
     pub preprocess: bool,
+    pub mask_source: MaskSourceKind,
     pub patch_diff: PatchDiffOptions,
+    pub model: ModelOptions,
     pub geometry: MaskGeometry,
     pub compositor: CompositorOptions,
 }
@@ -39,7 +42,9 @@ impl Default for PipelineOptions {
             source: SourceOptions::default(),
             ring_capacity: 2,
             preprocess: false,
+            mask_source: MaskSourceKind::default(),
             patch_diff: PatchDiffOptions::default(),
+            model: ModelOptions::default(),
             geometry: MaskGeometry::default(),
             compositor: CompositorOptions::default(),
         }
@@ -68,7 +73,8 @@ pub struct FramePipeline {
     preprocess: bool,
     preprocessor: Preprocessor,
     input: ModelInput,
-    patch_diff: PatchDiff,
+    mask_source: MaskSource,
+    last_size: Option<crate::frame::FrameSize>,
     tokens: GazeTokens,
     planner: MaskPlanner,
     plan: MaskPlan,
@@ -89,7 +95,12 @@ impl FramePipeline {
             preprocess: options.preprocess,
             input: ModelInput::new(preprocessor.model_size()),
             preprocessor,
-            patch_diff: PatchDiff::new(layout.clone(), options.patch_diff)?,
+            mask_source: MaskSource::new(
+                options.mask_source,
+                PatchDiff::new(layout.clone(), options.patch_diff)?,
+                &options.model,
+            )?,
+            last_size: None,
             tokens: GazeTokens::with_capacity(layout.tokens() as usize),
             planner: MaskPlanner::new(layout),
             plan: MaskPlan::default(),
@@ -130,11 +141,13 @@ impl FramePipeline {
             times.add(Stage::Preprocess, t.elapsed());
         }
 
-        let t = Instant::now();
+        if self.last_size != Some(frame.size()) {
+            self.mask_source.reset();
+            self.last_size = Some(frame.size());
+        }
         let reference = Some(self.compositor.output()).filter(|o| !o.is_empty());
-        self.patch_diff
-            .tokens_into(&frame, reference, &mut self.tokens);
-        times.add(Stage::Model, t.elapsed());
+        self.mask_source
+            .tokens_into(&frame, reference, &mut self.tokens, &mut times)?;
 
         let t = Instant::now();
         self.planner.plan_into(
@@ -271,6 +284,23 @@ mod tests {
         assert_eq!(pipeline.model_input().data().as_ptr(), input_ptr);
         let c = pipeline.ring_counters();
         assert_eq!((c.admitted, c.dropped, c.stale), (10, 0, 0));
+    }
+
+    #[test]
+    fn the_model_mask_source_runs_in_the_pipeline() {
+        let mut options = options(SourceKind::SyntheticLocal, false);
+        options.mask_source = MaskSourceKind::Autogaze;
+        options.model.gazing_ratio = 0.05;
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        for _ in 0..3 {
+            let r = pipeline.step().unwrap();
+            assert!(r.times.get(Stage::Preprocess) > Duration::ZERO);
+            assert!(r.times.get(Stage::Model) > Duration::ZERO);
+            // 13 tokens a frame at ratio 0.05.
+            assert_eq!(r.plan.tokens, 13);
+        }
+        options.model.gazing_ratio = 1.5;
+        assert!(FramePipeline::new(&options).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use burn_autogaze::FrameSize;
 use burn_autogaze::interframe::{CompositorOptions, Dispatch};
 use burn_autogaze::mask::MaskGeometry;
+use burn_autogaze::mask_source::{MaskSourceKind, ModelOptions};
 use burn_autogaze::patch_diff::PatchDiffOptions;
 use burn_autogaze::perf::{PERF_SCHEMA, PerfSummary};
 use burn_autogaze::pipeline::{FramePipeline, PipelineOptions, time_frame_memcpy};
@@ -66,6 +67,23 @@ pub struct PerfArgs {
     /// Also produce the model input every frame (the model path's cost).
     #[arg(long)]
     pub preprocess: bool,
+    /// Mask source: patch-diff (weights-free) or autogaze (the model).
+    #[arg(long, default_value = "patch-diff")]
+    pub mask_source: MaskSourceKind,
+    /// Model directory for `--mask-source autogaze` (config.json +
+    /// model.safetensors); without it, seeded random weights at the released
+    /// model's size.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Gazing ratio of the model source (fraction of 265 tokens, (0, 1]).
+    #[arg(long, default_value_t = ModelOptions::default().gazing_ratio)]
+    pub gazing_ratio: f32,
+    /// Task-loss requirement of the model source (off by default: full budget).
+    #[arg(long)]
+    pub task_loss: Option<f32>,
+    /// Frames of KV cache the model keeps (0: unbounded).
+    #[arg(long, default_value_t = ModelOptions::default().horizon)]
+    pub horizon: usize,
 }
 
 /// Facts about the run that go into every summary.
@@ -143,6 +161,14 @@ fn run_case(
         },
         ring_capacity: 2,
         preprocess: args.preprocess,
+        mask_source: args.mask_source,
+        model: ModelOptions {
+            dir: args.model_dir.clone(),
+            gazing_ratio: args.gazing_ratio,
+            task_loss_requirement: args.task_loss,
+            horizon: args.horizon,
+            ..ModelOptions::default()
+        },
         patch_diff: PatchDiffOptions {
             threshold: args.threshold,
             ..PatchDiffOptions::default()
@@ -211,7 +237,7 @@ fn run_case(
         dominant_stage,
         dominant_share,
         frame_memcpy_ms: LatencySummary::from_ms(&mut memcpy_ms),
-        mask_source: "patch-diff".into(),
+        mask_source: args.mask_source.to_string(),
         geometry: args.mask_geometry.to_string(),
         dispatch: args.dispatch.to_string(),
         gaze_ratio_mean: pipeline.gaze().mean,
@@ -303,7 +329,7 @@ pub fn run(args: &PerfArgs, info: &RunInfo) -> Result<Vec<PerfSummary>, String> 
     let mut summaries = Vec::new();
     for &size in &args.sizes {
         for &kind in &args.sources {
-            let mut case = format!("core-{}-{}-patch-diff", size_name(size), kind);
+            let mut case = format!("core-{}-{}-{}", size_name(size), kind, args.mask_source);
             if args.mask_geometry != MaskGeometry::default() {
                 case += &format!("-{}", args.mask_geometry);
             }
@@ -373,6 +399,20 @@ pub fn to_cli(args: &PerfArgs) -> Vec<String> {
     }
     if args.preprocess {
         out.push("--preprocess".into());
+    }
+    out.extend([
+        "--mask-source".into(),
+        args.mask_source.to_string(),
+        "--gazing-ratio".into(),
+        args.gazing_ratio.to_string(),
+        "--horizon".into(),
+        args.horizon.to_string(),
+    ]);
+    if let Some(dir) = &args.model_dir {
+        out.extend(["--model-dir".into(), dir.display().to_string()]);
+    }
+    if let Some(t) = args.task_loss {
+        out.extend(["--task-loss".into(), t.to_string()]);
     }
     if let Some(p) = &args.source_path {
         out.extend(["--source-path".into(), p.display().to_string()]);

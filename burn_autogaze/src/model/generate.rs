@@ -86,6 +86,10 @@ pub struct StreamState<B: Backend> {
     /// The last frame's final chunk (ids, pad flags), fed in the next prefill.
     pending: Vec<(u32, bool)>,
     frames: usize,
+    /// Keys each cached frame added, oldest first.
+    frame_keys: std::collections::VecDeque<usize>,
+    /// Frames of keys kept (0: unbounded, exactly the reference).
+    horizon: usize,
 }
 
 impl<B: Backend> StreamState<B> {
@@ -97,6 +101,25 @@ impl<B: Backend> StreamState<B> {
     /// Keys held in the KV cache.
     pub fn cached_keys(&self) -> usize {
         self.kv.len()
+    }
+
+    /// Bounds memory: keep the keys of at most `frames` frames (0: keep all).
+    ///
+    /// The reference attends to every earlier frame; with a horizon, the
+    /// oldest frame's keys are dropped once more than `frames` frames are
+    /// cached, so attention cost and memory stay constant on endless video.
+    /// Positions keep counting (RoPE only sees relative offsets), but results
+    /// past the horizon differ from an unbounded run by design.
+    pub fn set_horizon(&mut self, frames: usize) {
+        self.horizon = frames;
+        self.enforce_horizon();
+    }
+
+    fn enforce_horizon(&mut self) {
+        while self.horizon > 0 && self.frame_keys.len() > self.horizon {
+            let n = self.frame_keys.pop_front().unwrap_or(0);
+            self.kv.evict_front(n);
+        }
     }
 }
 
@@ -116,6 +139,8 @@ impl<B: Backend> AutoGaze<B> {
             next_pos: 0,
             pending: Vec::new(),
             frames: 0,
+            frame_keys: std::collections::VecDeque::new(),
+            horizon: 0,
         }
     }
 
@@ -165,6 +190,7 @@ impl<B: Backend> AutoGaze<B> {
     ) -> Result<FrameGaze> {
         let c = &self.config;
         let budget = max_tokens(options.gazing_ratio, c.layout.tokens())?;
+        let keys_before = state.kv.len();
         let (k, vocab, nv) = (c.multi_token, c.vocab(), c.vision_tokens());
         let pad = c.layout.pad_id();
         // Prefill: the previous frame's final chunk, then this frame's vision tokens.
@@ -273,6 +299,8 @@ impl<B: Backend> AutoGaze<B> {
             (logits, tl) = self.call(state, x, tail[..n].to_vec(), &vec![true; n], &mut trace);
         }
         state.frames += 1;
+        state.frame_keys.push_back(state.kv.len() - keys_before);
+        state.enforce_horizon();
         Ok(frame)
     }
 

@@ -303,3 +303,41 @@ fn bad_model_input_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A horizon bounds the KV cache on long streams.
+#[test]
+fn horizon_bounds_the_cache() {
+    let model = load("autogaze-tiny");
+    let options = GenerateOptions {
+        gazing_ratio: 0.05,
+        task_loss_requirement: None,
+    };
+    let frame = || {
+        Tensor::<B, 3>::random(
+            [3, 224, 224],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &Default::default(),
+        )
+    };
+    let mut bounded = model.new_stream();
+    bounded.set_horizon(2);
+    let mut unbounded = model.new_stream();
+    let mut sizes = Vec::new();
+    for _ in 0..6 {
+        let f = frame();
+        model
+            .step(&mut bounded, f.clone(), &options)
+            .expect("bounded step");
+        model
+            .step(&mut unbounded, f, &options)
+            .expect("unbounded step");
+        sizes.push(bounded.cached_keys());
+    }
+    // 196 vision tokens + 13 budget tokens a frame (some pending): at most 2 frames.
+    assert!(sizes.iter().all(|&n| n <= 2 * (196 + 13)), "{sizes:?}");
+    assert_eq!(
+        sizes[3], sizes[5],
+        "steady size once the horizon is reached: {sizes:?}"
+    );
+    assert!(unbounded.cached_keys() > 5 * 196);
+}

@@ -1,0 +1,226 @@
+//! Where a frame's gaze tokens come from: patch-diff (weights-free) or the
+//! AutoGaze model, streaming one frame per call. Both emit tokens of the same
+//! vocabulary, so everything downstream is shared.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::error::{AutoGazeError, Result};
+use crate::frame::Frame;
+use crate::patch_diff::PatchDiff;
+use crate::timing::{Stage, StageTimes};
+use crate::tokens::GazeTokens;
+
+/// The mask sources, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaskSourceKind {
+    #[default]
+    PatchDiff,
+    Autogaze,
+}
+
+impl MaskSourceKind {
+    /// Command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PatchDiff => "patch-diff",
+            Self::Autogaze => "autogaze",
+        }
+    }
+}
+
+impl std::fmt::Display for MaskSourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MaskSourceKind {
+    type Err = AutoGazeError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "patch-diff" => Ok(Self::PatchDiff),
+            "autogaze" => Ok(Self::Autogaze),
+            _ => Err(AutoGazeError::setting(
+                "mask source",
+                s,
+                "patch-diff or autogaze",
+            )),
+        }
+    }
+}
+
+/// Settings of the model mask source.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelOptions {
+    /// A Hugging Face model directory; none: seeded random weights at the
+    /// released model's size (for performance work without weights).
+    pub dir: Option<PathBuf>,
+    pub gazing_ratio: f32,
+    /// Task-loss stop; none decodes the full budget every frame (the worst
+    /// case, and the only meaningful setting with random weights, whose task
+    /// loss head predicts ~0).
+    pub task_loss_requirement: Option<f32>,
+    /// Frames of KV cache kept (0: unbounded).
+    pub horizon: usize,
+    /// Seed of the random weights.
+    pub seed: u64,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            gazing_ratio: 0.75,
+            task_loss_requirement: None,
+            horizon: 16,
+            seed: 1,
+        }
+    }
+}
+
+#[cfg(feature = "ndarray")]
+mod cpu {
+    use burn::backend::NdArray;
+
+    use super::*;
+    use crate::model::{AutoGaze, AutoGazeConfig, GenerateOptions, StreamState};
+    use crate::preprocess::{ModelInput, Preprocessor};
+
+    type B = NdArray<f32>;
+
+    /// The model on the CPU backend, streaming.
+    pub struct ModelSource {
+        model: AutoGaze<B>,
+        state: StreamState<B>,
+        options: GenerateOptions,
+        preprocessor: Preprocessor,
+        input: ModelInput,
+        horizon: usize,
+    }
+
+    impl ModelSource {
+        pub fn new(options: &ModelOptions) -> Result<Self> {
+            let device = Default::default();
+            let (model, preprocessor) = match &options.dir {
+                Some(dir) => {
+                    let model = AutoGaze::<B>::load(dir, &device)?;
+                    let pre_path = dir.join("preprocessor_config.json");
+                    let cfg = if pre_path.exists() {
+                        crate::PreprocessorConfig::from_file(&pre_path)?
+                    } else {
+                        crate::PreprocessorConfig::default()
+                    };
+                    let size = model.config().input_size;
+                    (model, Preprocessor::new(cfg, size)?)
+                }
+                None => (
+                    AutoGaze::<B>::random(AutoGazeConfig::release(), options.seed, &device),
+                    Preprocessor::release(),
+                ),
+            };
+            crate::model::max_tokens(options.gazing_ratio, model.config().layout.tokens())?;
+            let mut state = model.new_stream();
+            state.set_horizon(options.horizon);
+            Ok(Self {
+                state,
+                options: GenerateOptions {
+                    gazing_ratio: options.gazing_ratio,
+                    task_loss_requirement: options.task_loss_requirement,
+                },
+                input: ModelInput::new(preprocessor.model_size()),
+                preprocessor,
+                model,
+                horizon: options.horizon,
+            })
+        }
+
+        pub fn tokens_into(
+            &mut self,
+            frame: &Frame,
+            out: &mut GazeTokens,
+            times: &mut StageTimes,
+        ) -> Result<()> {
+            let t = Instant::now();
+            self.preprocessor
+                .clip_into(std::slice::from_ref(frame), &mut self.input)?;
+            times.add(Stage::Preprocess, t.elapsed());
+            let t = Instant::now();
+            let s = self.preprocessor.model_size();
+            let x = self
+                .input
+                .to_tensor::<B>(&Default::default())
+                .reshape([3, s, s]);
+            let gaze = self.model.step(&mut self.state, x, &self.options)?;
+            out.clear();
+            for id in gaze.valid() {
+                out.push(id);
+            }
+            times.add(Stage::Model, t.elapsed());
+            Ok(())
+        }
+
+        /// Restarts the stream (a size change: new clip).
+        pub fn reset(&mut self) {
+            self.state = self.model.new_stream();
+            self.state.set_horizon(self.horizon);
+        }
+    }
+}
+
+/// A mask source, ready to run.
+pub enum MaskSource {
+    PatchDiff(PatchDiff),
+    #[cfg(feature = "ndarray")]
+    Autogaze(Box<cpu::ModelSource>),
+}
+
+impl MaskSource {
+    /// Builds the source `kind` names.
+    pub fn new(kind: MaskSourceKind, patch_diff: PatchDiff, model: &ModelOptions) -> Result<Self> {
+        match kind {
+            MaskSourceKind::PatchDiff => Ok(Self::PatchDiff(patch_diff)),
+            #[cfg(feature = "ndarray")]
+            MaskSourceKind::Autogaze => Ok(Self::Autogaze(Box::new(cpu::ModelSource::new(model)?))),
+            #[cfg(not(feature = "ndarray"))]
+            MaskSourceKind::Autogaze => {
+                let _ = model;
+                Err(AutoGazeError::setting(
+                    "mask source",
+                    "autogaze",
+                    "a build with the `ndarray` feature",
+                ))
+            }
+        }
+    }
+
+    /// Tokens for `frame`; `reference` is the last composed output.
+    pub fn tokens_into(
+        &mut self,
+        frame: &Frame,
+        reference: Option<&[u8]>,
+        out: &mut GazeTokens,
+        times: &mut StageTimes,
+    ) -> Result<()> {
+        match self {
+            Self::PatchDiff(pd) => {
+                let t = Instant::now();
+                pd.tokens_into(frame, reference, out);
+                times.add(Stage::Model, t.elapsed());
+                Ok(())
+            }
+            #[cfg(feature = "ndarray")]
+            Self::Autogaze(m) => m.tokens_into(frame, out, times),
+        }
+    }
+
+    /// Starts a new clip (frame size changed).
+    pub fn reset(&mut self) {
+        #[cfg(feature = "ndarray")]
+        if let Self::Autogaze(m) = self {
+            m.reset();
+        }
+    }
+}
