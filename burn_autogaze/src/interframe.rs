@@ -630,3 +630,81 @@ mod tests {
         assert!("fast".parse::<Dispatch>().is_err());
     }
 }
+
+#[cfg(test)]
+mod fixation_sets {
+    use super::*;
+    use crate::mask::{MaskGeometry, MaskPlanner};
+    use crate::source::{FrameSource, PanSpeed, SyntheticPan};
+    use crate::tokens::TokenLayout;
+
+    /// The benchmark's fixation sets at the benchmark's sizes plus square and
+    /// odd ones: the union is what the plan says, the output is the frame
+    /// inside it and history outside, on every forced path.
+    #[test]
+    fn fixation_sets_compose_exactly_at_every_size() {
+        let fine = |r: u32, c: u32| 69 + r * 14 + c;
+        let sets: Vec<(&str, Vec<u32>)> = vec![
+            ("empty", vec![]),
+            ("tiny-sparse", vec![fine(7, 7)]),
+            (
+                "multiscale",
+                vec![1, 6, 25, 33, fine(2, 3), fine(9, 11), fine(12, 1)],
+            ),
+            (
+                "dense-grid-64",
+                (0..14)
+                    .flat_map(|r| (0..14).map(move |c| (r, c)))
+                    .filter(|(r, c)| (r + c) % 2 == 0)
+                    .take(64)
+                    .map(|(r, c)| fine(r, c))
+                    .collect(),
+            ),
+            ("full", (0..265).collect()),
+        ];
+        let mut planner = MaskPlanner::new(TokenLayout::release());
+        for (w, h) in [(1280, 720), (1920, 1080), (448, 448), (641, 359)] {
+            let size = FrameSize::new(w, h).unwrap();
+            let mut src = SyntheticPan::new(size, PanSpeed::default(), 30.0).unwrap();
+            let first = src.next_frame().unwrap();
+            let next = src.next_frame().unwrap();
+            for (name, tokens) in &sets {
+                let plan = planner.plan(tokens.iter().copied(), size, MaskGeometry::Deduplicated);
+                // Row-wise inside test from the spans.
+                let mut inside = vec![false; size.pixels()];
+                for s in plan.spans() {
+                    for y in s.y0..s.y1 {
+                        inside[(y * w + s.x0) as usize..(y * w + s.x1) as usize].fill(true);
+                    }
+                }
+                assert_eq!(
+                    inside.iter().filter(|v| **v).count() as u64,
+                    plan.union_pixels(),
+                    "{name} {size}"
+                );
+                for dispatch in [Dispatch::Sparse, Dispatch::Dense] {
+                    let mut comp = Compositor::new(CompositorOptions {
+                        dispatch,
+                        ..Default::default()
+                    });
+                    comp.compose(&first, &plan).unwrap();
+                    comp.compose(&next, &plan).unwrap();
+                    let ok = comp
+                        .output()
+                        .chunks_exact(4)
+                        .zip(
+                            first
+                                .rgba()
+                                .chunks_exact(4)
+                                .zip(next.rgba().chunks_exact(4)),
+                        )
+                        .zip(&inside)
+                        .all(|((o, (a, b)), &i)| o == if i { b } else { a });
+                    assert!(ok, "{name} {size} {dispatch}");
+                }
+            }
+            let full = planner.plan(0..265, size, MaskGeometry::Deduplicated);
+            assert_eq!(full.coverage(), 1.0);
+        }
+    }
+}

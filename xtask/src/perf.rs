@@ -61,6 +61,15 @@ pub struct PerfArgs {
     /// Patch-diff threshold (mean absolute RGB difference, 0..255).
     #[arg(long, default_value_t = PatchDiffOptions::default().threshold)]
     pub threshold: f32,
+    /// Patch-diff grid (cells per side; one of the token grids 2, 4, 7, 14).
+    #[arg(long, default_value_t = PatchDiffOptions::default().grid)]
+    pub grid: u32,
+    /// A keyframe every N frames (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub keyframe_period: u64,
+    /// Refresh fully when output-vs-input PSNR drops below this (dB).
+    #[arg(long)]
+    pub psnr_floor: Option<f64>,
     /// Measure output-vs-input PSNR every frame.
     #[arg(long)]
     pub psnr: bool,
@@ -171,12 +180,14 @@ fn run_case(
         },
         patch_diff: PatchDiffOptions {
             threshold: args.threshold,
-            ..PatchDiffOptions::default()
+            grid: args.grid,
         },
         geometry: args.mask_geometry,
         compositor: CompositorOptions {
             dispatch: args.dispatch,
             measure_psnr: args.psnr,
+            keyframe_period: args.keyframe_period,
+            psnr_floor: args.psnr_floor,
             ..CompositorOptions::default()
         },
     };
@@ -393,7 +404,14 @@ pub fn to_cli(args: &PerfArgs) -> Vec<String> {
         args.dispatch.to_string(),
         "--threshold".into(),
         args.threshold.to_string(),
+        "--grid".into(),
+        args.grid.to_string(),
+        "--keyframe-period".into(),
+        args.keyframe_period.to_string(),
     ]);
+    if let Some(floor) = args.psnr_floor {
+        out.extend(["--psnr-floor".into(), floor.to_string()]);
+    }
     if args.psnr {
         out.push("--psnr".into());
     }
