@@ -17,36 +17,13 @@
 use std::hint::black_box;
 
 use burn_autogaze::interframe::{Compositor, CompositorOptions, Dispatch};
-use burn_autogaze::mask::{MaskGeometry, MaskPlan, MaskPlanner};
+use burn_autogaze::mask::{MaskGeometry, MaskPlan, MaskPlanner, fixation_sets};
 use burn_autogaze::source::{FrameSource, PanSpeed, SyntheticPan};
 use burn_autogaze::tokens::TokenLayout;
 use burn_autogaze::{Frame, FrameSize};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const SIZES: [(&str, u32, u32); 2] = [("720p", 1280, 720), ("1080p", 1920, 1080)];
-
-fn fixation_sets() -> Vec<(&'static str, Vec<u32>)> {
-    let fine = |r: u32, c: u32| 69 + r * 14 + c;
-    vec![
-        ("empty", vec![]),
-        ("tiny-sparse", vec![fine(7, 7)]),
-        (
-            "multiscale",
-            vec![1, 6, 25, 33, fine(2, 3), fine(9, 11), fine(12, 1)],
-        ),
-        ("coarse-dense", (0..20).collect()),
-        (
-            "dense-grid-64",
-            (0..14)
-                .flat_map(|r| (0..14).map(move |c| (r, c)))
-                .filter(|(r, c)| (r + c) % 2 == 0)
-                .take(64)
-                .map(|(r, c)| fine(r, c))
-                .collect(),
-        ),
-        ("redundant-full-frame", (0..265).collect()),
-    ]
-}
 
 fn frames(w: u32, h: u32) -> [Frame; 2] {
     let mut src = SyntheticPan::new(

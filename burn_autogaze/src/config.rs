@@ -93,17 +93,22 @@ impl Default for PreprocessorConfig {
     }
 }
 
+/// Reads a JSON config file with `parse`, naming `path` in any parse error.
+pub(crate) fn read_json_file<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| AutoGazeError::io(path, e))?;
+    parse(&text).map_err(|e| match e {
+        AutoGazeError::Config { reason, .. } => AutoGazeError::Config {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => other,
+    })
+}
+
 impl PreprocessorConfig {
     /// Reads and validates a `preprocessor_config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| AutoGazeError::io(path, e))?;
-        Self::from_json(&text).map_err(|e| match e {
-            AutoGazeError::Config { reason, .. } => AutoGazeError::Config {
-                path: path.to_path_buf(),
-                reason,
-            },
-            other => other,
-        })
+        read_json_file(path, Self::from_json)
     }
 
     /// Parses and validates JSON text.

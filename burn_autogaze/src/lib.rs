@@ -12,6 +12,7 @@ pub mod interframe;
 pub mod mask;
 pub mod mask_source;
 pub mod model;
+mod names;
 pub mod patch_diff;
 pub mod perf;
 pub mod pipeline;

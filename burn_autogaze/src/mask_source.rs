@@ -5,50 +5,20 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::error::{AutoGazeError, Result};
+use crate::error::Result;
 use crate::frame::Frame;
 use crate::patch_diff::PatchDiff;
 use crate::timing::{Stage, StageTimes};
 use crate::tokens::GazeTokens;
 
-/// The mask sources, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MaskSourceKind {
-    #[default]
-    PatchDiff,
-    Autogaze,
-}
-
-impl MaskSourceKind {
-    /// Command-line name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PatchDiff => "patch-diff",
-            Self::Autogaze => "autogaze",
-        }
-    }
-}
-
-impl std::fmt::Display for MaskSourceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for MaskSourceKind {
-    type Err = AutoGazeError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "patch-diff" => Ok(Self::PatchDiff),
-            "autogaze" => Ok(Self::Autogaze),
-            _ => Err(AutoGazeError::setting(
-                "mask source",
-                s,
-                "patch-diff or autogaze",
-            )),
-        }
+crate::names::named_enum! {
+    /// The mask sources, as named on the command line.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum MaskSourceKind ("mask source") {
+        #[default]
+        PatchDiff => "patch-diff",
+        Autogaze => "autogaze",
     }
 }
 
@@ -187,7 +157,7 @@ impl MaskSource {
             #[cfg(not(feature = "ndarray"))]
             MaskSourceKind::Autogaze => {
                 let _ = model;
-                Err(AutoGazeError::setting(
+                Err(crate::error::AutoGazeError::setting(
                     "mask source",
                     "autogaze",
                     "a build with the `ndarray` feature",

@@ -97,6 +97,28 @@ fn status_code(status: Option<std::process::ExitStatus>, what: &str, limit: Dura
     }
 }
 
+/// Runs `xtask <subcommand> <args>` from a release build (built on demand),
+/// with a one-hour limit.
+fn run_release(subcommand: &str, args: &[String], what: &str) -> ExitCode {
+    let limit = Duration::from_secs(60 * 60);
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "--package",
+        "xtask",
+        "--",
+        subcommand,
+    ])
+    .args(args);
+    status_code(
+        process::run_inherited(&mut cmd, limit).ok().flatten(),
+        what,
+        limit,
+    )
+}
+
 fn report(result: Result<(), String>, what: &str) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,56 +188,18 @@ fn main() -> ExitCode {
                     profile: profile().into(),
                     adapter,
                 };
-                return match perf::run(&args, &info) {
-                    Ok(_) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("perf: {e}");
-                        ExitCode::FAILURE
-                    }
-                };
+                return report(perf::run(&args, &info).map(|_| ()), "perf");
             }
-            let limit = Duration::from_secs(60 * 60);
-            let mut cmd = cargo();
-            cmd.args([
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "xtask",
-                "--",
-                "perf-run",
-                "--adapter",
-                &adapter,
-            ])
-            .args(perf::to_cli(&args));
             eprintln!("perf: building the harness in release (a cold build takes several minutes)");
-            status_code(
-                process::run_inherited(&mut cmd, limit).ok().flatten(),
-                "perf harness",
-                limit,
-            )
+            let mut cli = vec!["--adapter".to_string(), adapter];
+            cli.extend(perf::to_cli(&args));
+            run_release("perf-run", &cli, "perf harness")
         }
         Task::Crossover { args, dev } => {
             if dev {
                 return report(crossover::run(&args).map(|_| ()), "crossover");
             }
-            let limit = Duration::from_secs(60 * 60);
-            let mut cmd = cargo();
-            cmd.args([
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "xtask",
-                "--",
-                "crossover-run",
-            ])
-            .args(crossover_cli(&args));
-            status_code(
-                process::run_inherited(&mut cmd, limit).ok().flatten(),
-                "crossover",
-                limit,
-            )
+            run_release("crossover-run", &crossover_cli(&args), "crossover")
         }
         Task::CrossoverRun { args } => report(crossover::run(&args).map(|_| ()), "crossover"),
         Task::PerfRun { args, adapter } => {
@@ -223,13 +207,7 @@ fn main() -> ExitCode {
                 profile: profile().into(),
                 adapter,
             };
-            match perf::run(&args, &info) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("perf: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            report(perf::run(&args, &info).map(|_| ()), "perf")
         }
     }
 }

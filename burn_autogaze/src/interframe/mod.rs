@@ -22,82 +22,30 @@ use crate::frame::{Frame, FrameSize};
 use crate::mask::{MaskPlan, Rect, Span};
 use crate::quality::psnr_rgb;
 
-/// How the compositor picks its path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dispatch {
-    #[default]
-    Adaptive,
-    Sparse,
-    Dense,
-    Full,
-}
-
-impl Dispatch {
-    /// Every mode.
-    pub const ALL: [Dispatch; 4] = [Self::Adaptive, Self::Sparse, Self::Dense, Self::Full];
-
-    /// Command-line name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Adaptive => "adaptive",
-            Self::Sparse => "sparse",
-            Self::Dense => "dense",
-            Self::Full => "full",
-        }
+crate::names::named_enum! {
+    /// How the compositor picks its path.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Dispatch ("dispatch") {
+        #[default]
+        Adaptive => "adaptive",
+        Sparse => "sparse",
+        Dense => "dense",
+        Full => "full",
     }
 }
 
-impl std::fmt::Display for Dispatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Dispatch {
-    type Err = AutoGazeError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| AutoGazeError::setting("dispatch", s, "adaptive, sparse, dense or full"))
-    }
-}
-
-/// The path a frame took.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum ComposePath {
-    Keyframe,
-    /// Empty plan: nothing to copy.
-    Skip,
-    Sparse,
-    Dense,
-    Full,
-}
-
-impl ComposePath {
-    /// Every path, in report order.
-    pub const ALL: [ComposePath; 5] = [
-        Self::Keyframe,
-        Self::Skip,
-        Self::Sparse,
-        Self::Dense,
-        Self::Full,
-    ];
-
-    /// Name used in summaries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Keyframe => "keyframe",
-            Self::Skip => "skip",
-            Self::Sparse => "sparse",
-            Self::Dense => "dense",
-            Self::Full => "full",
-        }
+crate::names::named_enum! {
+    /// The path a frame took.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum ComposePath ("compose path") {
+        Keyframe => "keyframe",
+        /// Empty plan: nothing to copy.
+        Skip => "skip",
+        Sparse => "sparse",
+        Dense => "dense",
+        Full => "full",
     }
 }
 

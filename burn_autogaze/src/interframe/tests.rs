@@ -217,25 +217,7 @@ mod fixation_sets {
     /// inside it and history outside, on every forced path.
     #[test]
     fn fixation_sets_compose_exactly_at_every_size() {
-        let fine = |r: u32, c: u32| 69 + r * 14 + c;
-        let sets: Vec<(&str, Vec<u32>)> = vec![
-            ("empty", vec![]),
-            ("tiny-sparse", vec![fine(7, 7)]),
-            (
-                "multiscale",
-                vec![1, 6, 25, 33, fine(2, 3), fine(9, 11), fine(12, 1)],
-            ),
-            (
-                "dense-grid-64",
-                (0..14)
-                    .flat_map(|r| (0..14).map(move |c| (r, c)))
-                    .filter(|(r, c)| (r + c) % 2 == 0)
-                    .take(64)
-                    .map(|(r, c)| fine(r, c))
-                    .collect(),
-            ),
-            ("full", (0..265).collect()),
-        ];
+        let sets = crate::mask::fixation_sets();
         let mut planner = MaskPlanner::new(TokenLayout::release());
         for (w, h) in [(1280, 720), (1920, 1080), (448, 448), (641, 359)] {
             let size = FrameSize::new(w, h).unwrap();

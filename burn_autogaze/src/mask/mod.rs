@@ -4,10 +4,12 @@
 //! One [`MaskPlan`] per frame feeds the mask visualization, the gaze ratio and
 //! interframe composition, so all three always agree.
 
+mod fixations;
 mod geometry;
 mod panel;
 mod plan;
 
+pub use fixations::fixation_sets;
 pub use geometry::{Rect, Span, UnionScratch, cell_rect, union_spans};
 pub use panel::{SCALE_COLOURS, render_panel};
 pub use plan::{MaskGeometry, MaskPlan, MaskPlanner, MaskRect, PlanStats, max_spans};

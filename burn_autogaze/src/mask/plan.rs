@@ -2,54 +2,22 @@
 //! effective).
 
 use super::geometry::{Rect, Span, UnionScratch, cell_rect, union_spans};
-use crate::error::{AutoGazeError, Result};
 use crate::frame::FrameSize;
 use crate::tokens::TokenLayout;
 
-/// How tokens become rectangles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MaskGeometry {
-    /// One rectangle per token, overlaps kept (a debugging view).
-    Native,
-    /// Drop cells fully covered by kept coarser cells; the union is native's.
-    #[default]
-    Deduplicated,
-    /// Each token moves to the finest-grid cell containing its centre (the
-    /// union shrinks, by design: compact sparse-token consumers).
-    Effective,
-}
-
-impl MaskGeometry {
-    /// Every policy.
-    pub const ALL: [MaskGeometry; 3] = [Self::Native, Self::Deduplicated, Self::Effective];
-
-    /// Command-line name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Native => "native",
-            Self::Deduplicated => "deduplicated",
-            Self::Effective => "effective",
-        }
-    }
-}
-
-impl std::fmt::Display for MaskGeometry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for MaskGeometry {
-    type Err = AutoGazeError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|g| g.as_str() == s)
-            .ok_or_else(|| {
-                AutoGazeError::setting("mask geometry", s, "native, deduplicated or effective")
-            })
+crate::names::named_enum! {
+    /// How tokens become rectangles.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum MaskGeometry ("mask geometry") {
+        /// One rectangle per token, overlaps kept (a debugging view).
+        Native => "native",
+        /// Drop cells fully covered by kept coarser cells; the union is native's.
+        #[default]
+        Deduplicated => "deduplicated",
+        /// Each token moves to the finest-grid cell containing its centre (the
+        /// union shrinks, by design: compact sparse-token consumers).
+        Effective => "effective",
     }
 }
 

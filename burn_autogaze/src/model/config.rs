@@ -113,14 +113,7 @@ pub struct AutoGazeConfig {
 impl AutoGazeConfig {
     /// Reads `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| AutoGazeError::io(path, e))?;
-        Self::from_json(&text).map_err(|e| match e {
-            AutoGazeError::Config { reason, .. } => AutoGazeError::Config {
-                path: path.to_path_buf(),
-                reason,
-            },
-            other => other,
-        })
+        crate::config::read_json_file(path, Self::from_json)
     }
 
     /// Parses and validates config JSON text.
@@ -135,14 +128,14 @@ impl AutoGazeConfig {
         let v = g.vision_model_config;
         let d = g.gaze_decoder_config;
         let heads = d.num_attention_heads;
-        if heads == 0 || d.hidden_size % heads != 0 {
+        if heads == 0 || !d.hidden_size.is_multiple_of(heads) {
             return Err(bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {heads}",
                 d.hidden_size
             )));
         }
         let head_dim = d.head_dim.unwrap_or(d.hidden_size / heads);
-        if head_dim * heads != d.hidden_size || head_dim % 2 != 0 {
+        if head_dim * heads != d.hidden_size || !head_dim.is_multiple_of(2) {
             return Err(bad(format!(
                 "head_dim {head_dim} x {heads} heads must equal hidden_size {} (even head_dim)",
                 d.hidden_size
@@ -169,13 +162,13 @@ impl AutoGazeConfig {
                 v.depth
             )));
         }
-        if v.kernel_size == 0 || g.input_img_size % v.kernel_size != 0 {
+        if v.kernel_size == 0 || !g.input_img_size.is_multiple_of(v.kernel_size) {
             return Err(bad(format!(
                 "input_img_size {} is not a multiple of kernel_size {}",
                 g.input_img_size, v.kernel_size
             )));
         }
-        if v.trunk_spatial_kernel_size % 2 == 0 || v.trunk_temporal_kernel_size == 0 {
+        if v.trunk_spatial_kernel_size.is_multiple_of(2) || v.trunk_temporal_kernel_size == 0 {
             return Err(bad(
                 "trunk kernels must be odd (spatial) and >= 1 (temporal)".into(),
             ));

@@ -71,7 +71,7 @@ pub fn encode<B: Backend>(
             .unwrap_or_else(|| Tensor::zeros([context, ch, g, g], &device));
         let padded = Tensor::cat(vec![past, x], 0);
         let total = t + context;
-        cache.frames = Some(padded.clone().slice([total - context..total]));
+        cache.frames = Some(padded.clone().narrow(0, total - context, context));
         padded
     };
     // Trunk Conv3d (kt, s, s), temporal padding 0, spatial padding s/2, as a
@@ -79,7 +79,7 @@ pub fn encode<B: Backend>(
     let pad = c.trunk_spatial / 2;
     let mut y: Option<Tensor<B, 4>> = None;
     for (k, tap) in v.trunk_w.iter().enumerate() {
-        let xk = padded.clone().slice([k..k + t]);
+        let xk = padded.clone().narrow(0, k, t);
         let yk = conv2d(
             xk,
             tap.clone(),

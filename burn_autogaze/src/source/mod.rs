@@ -55,56 +55,15 @@ pub(crate) fn frame_time(n: u64, fps: f64) -> Duration {
     }
 }
 
-/// The kinds of source, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
-    SyntheticPan,
-    SyntheticLocal,
-    Static,
-    Images,
-}
-
-impl SourceKind {
-    /// Every kind, in the order the docs list them.
-    pub const ALL: [SourceKind; 4] = [
-        SourceKind::SyntheticPan,
-        SourceKind::SyntheticLocal,
-        SourceKind::Static,
-        SourceKind::Images,
-    ];
-
-    /// The command-line name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::SyntheticPan => "synthetic-pan",
-            SourceKind::SyntheticLocal => "synthetic-local",
-            SourceKind::Static => "static",
-            SourceKind::Images => "images",
-        }
-    }
-}
-
-impl std::fmt::Display for SourceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for SourceKind {
-    type Err = AutoGazeError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                AutoGazeError::setting(
-                    "source",
-                    s,
-                    "one of synthetic-pan, synthetic-local, static, images",
-                )
-            })
+crate::names::named_enum! {
+    /// The kinds of source, as named on the command line.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum SourceKind ("source") {
+        SyntheticPan => "synthetic-pan",
+        SyntheticLocal => "synthetic-local",
+        Static => "static",
+        Images => "images",
     }
 }
 
