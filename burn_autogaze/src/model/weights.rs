@@ -14,15 +14,17 @@ use crate::tensor_file::TensorFile;
 /// Vision encoder weights, laid out for the forward pass.
 #[derive(Debug, Clone)]
 pub struct VisionWeights<B: Backend> {
-    /// Patch embedding `[C, 3, p, p]` (the `(1, p, p)` Conv3d, time squeezed).
-    pub patch_w: Tensor<B, 4>,
+    /// Patch embedding as a matrix `[3 * p * p, C]` (the `(1, p, p)` Conv3d
+    /// with stride p is a matmul over unfolded patches; row `c*p*p + y*p + x`).
+    pub patch_w: Tensor<B, 2>,
     pub patch_b: Tensor<B, 1>,
     /// LayerNorm over channels.
     pub norm_w: Tensor<B, 1>,
     pub norm_b: Tensor<B, 1>,
-    /// Trunk Conv3d split by temporal tap: `trunk_w[k]` is `[C, C, s, s]`
-    /// applied to frame `t - (kt - 1) + k`.
-    pub trunk_w: Vec<Tensor<B, 4>>,
+    /// Trunk Conv3d split by temporal tap, as matrices over unfolded 3x3
+    /// neighbourhoods: `trunk_w[k]` is `[s * s * C, C]` (row
+    /// `(dy * s + dx) * C + c_in`) applied to frame `t - (kt - 1) + k`.
+    pub trunk_w: Vec<Tensor<B, 2>>,
     pub trunk_b: Tensor<B, 1>,
     /// 1x1x1 output projection as a matrix `[C_in, C_out]`.
     pub out_w: Tensor<B, 2>,
@@ -218,9 +220,10 @@ fn build<B: Backend>(
     let (cv, d, p) = (c.vision_hidden, c.hidden, c.patch);
     let (kt, ks) = (c.trunk_temporal, c.trunk_spatial);
     let mut get = |name: &str, shape: &[usize]| src.get(&format!("{PREFIX}{name}"), shape);
-    let patch_w = tensor::<B, 4>(
+    let patch_w = linear_t::<B>(
         get("vision_model.temporal_conv.weight", &[cv, 3, 1, p, p])?,
-        [cv, 3, p, p],
+        cv,
+        3 * p * p,
         device,
     );
     let patch_b = tensor::<B, 1>(get("vision_model.temporal_conv.bias", &[cv])?, [cv], device);
@@ -229,13 +232,19 @@ fn build<B: Backend>(
     let trunk = get("vision_model.blocks.0.conv3d.weight", &[cv, cv, kt, ks, ks])?;
     let trunk_w = (0..kt)
         .map(|k| {
-            // [o, i, kt, h, w] -> tap k: [o, i, h, w].
-            let mut tap = Vec::with_capacity(cv * cv * ks * ks);
-            for oi in 0..cv * cv {
-                let base = (oi * kt + k) * ks * ks;
-                tap.extend_from_slice(&trunk[base..base + ks * ks]);
+            // [o, i, kt, dy, dx] -> tap k: [(dy * s + dx) * C + i, o].
+            let mut tap = vec![0f32; ks * ks * cv * cv];
+            for o in 0..cv {
+                for i in 0..cv {
+                    for dy in 0..ks {
+                        for dx in 0..ks {
+                            let src = (((o * cv + i) * kt + k) * ks + dy) * ks + dx;
+                            tap[((dy * ks + dx) * cv + i) * cv + o] = trunk[src];
+                        }
+                    }
+                }
             }
-            tensor::<B, 4>(tap, [cv, cv, ks, ks], device)
+            tensor::<B, 2>(tap, [ks * ks * cv, cv], device)
         })
         .collect();
     let trunk_b = tensor::<B, 1>(
