@@ -99,6 +99,35 @@ impl TokenLayout {
         })
     }
 
+    /// A layout from explicit `(scale, grid)` pairs, coarse to fine (the
+    /// stitched vocabulary of tiled inference: 4, 8, 14, 28 for 448 px).
+    pub fn from_grids(grids: &[(u32, u32)]) -> Result<Self> {
+        if grids.is_empty() || grids.iter().any(|&(_, g)| g == 0) {
+            return Err(AutoGazeError::setting(
+                "grids",
+                format!("{grids:?}"),
+                "at least one grid, each >= 1",
+            ));
+        }
+        let mut offset = 0;
+        let scales = grids
+            .iter()
+            .map(|&(scale, grid)| {
+                let s = ScaleGrid {
+                    scale,
+                    grid,
+                    offset,
+                };
+                offset += grid * grid;
+                s
+            })
+            .collect();
+        Ok(Self {
+            scales,
+            tokens: offset,
+        })
+    }
+
     /// Tokens per frame (265); also the pad/EOS id.
     pub fn tokens(&self) -> u32 {
         self.tokens

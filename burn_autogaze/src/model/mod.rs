@@ -4,6 +4,7 @@
 mod config;
 mod decoder;
 mod generate;
+mod tiling;
 mod vision;
 mod weights;
 
@@ -14,6 +15,7 @@ use burn::tensor::backend::Backend;
 pub use config::{AutoGazeConfig, RopeScaling};
 pub use decoder::{KvCache, inv_freq};
 pub use generate::{DecodeStep, FrameGaze, GenerateOptions, StreamState, max_tokens};
+pub use tiling::{TileGrid, TiledGaze};
 pub use vision::ConvCache;
 pub use weights::{ModelWeights, expected_tensors, load_weights, random_weights};
 
