@@ -35,6 +35,9 @@ pub struct ModelOptions {
     pub task_loss_requirement: Option<f32>,
     /// Frames of KV cache kept (0: unbounded).
     pub horizon: usize,
+    /// AnyRes tile budget: 0 squashes the whole frame to 224 x 224 (the
+    /// reference's path); n > 0 covers it with up to n square tiles.
+    pub anyres_tiles: usize,
     /// Seed of the random weights.
     pub seed: u64,
 }
@@ -46,6 +49,7 @@ impl Default for ModelOptions {
             gazing_ratio: 0.75,
             task_loss_requirement: None,
             horizon: 16,
+            anyres_tiles: 0,
             seed: 1,
         }
     }
@@ -56,7 +60,8 @@ mod cpu {
     use burn::backend::NdArray;
 
     use super::*;
-    use crate::model::{AutoGaze, AutoGazeConfig, GenerateOptions, StreamState};
+    use crate::mask::Rect;
+    use crate::model::{AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, StreamState};
     use crate::preprocess::{ModelInput, Preprocessor};
 
     type B = NdArray<f32>;
@@ -69,6 +74,8 @@ mod cpu {
         preprocessor: Preprocessor,
         input: ModelInput,
         horizon: usize,
+        anyres_tiles: usize,
+        anyres: Option<AnyResStream<B>>,
     }
 
     impl ModelSource {
@@ -104,6 +111,8 @@ mod cpu {
                 preprocessor,
                 model,
                 horizon: options.horizon,
+                anyres_tiles: options.anyres_tiles,
+                anyres: None,
             })
         }
 
@@ -111,8 +120,39 @@ mod cpu {
             &mut self,
             frame: &Frame,
             out: &mut GazeTokens,
+            tiles: &mut Vec<(Rect, Vec<u32>)>,
             times: &mut StageTimes,
         ) -> Result<()> {
+            tiles.clear();
+            if self.anyres_tiles > 0 {
+                if self
+                    .anyres
+                    .as_ref()
+                    .is_none_or(|a| a.grid().frame != frame.size())
+                {
+                    self.anyres = Some(AnyResStream::new(
+                        &self.model,
+                        self.preprocessor.clone(),
+                        frame.size(),
+                        self.anyres_tiles,
+                        self.horizon,
+                    )?);
+                }
+                let t = Instant::now();
+                if let Some(anyres) = self.anyres.as_mut() {
+                    let gaze = anyres.step(&self.model, frame, &self.options)?;
+                    anyres.tile_tokens(&gaze, tiles);
+                }
+                out.clear();
+                for (_, ids) in tiles.iter() {
+                    for &id in ids {
+                        out.push(id);
+                    }
+                }
+                // Each tile's preprocessing runs inside this stage.
+                times.add(Stage::Model, t.elapsed());
+                return Ok(());
+            }
             let t = Instant::now();
             self.preprocessor
                 .clip_into(std::slice::from_ref(frame), &mut self.input)?;
@@ -136,6 +176,7 @@ mod cpu {
         pub fn reset(&mut self) {
             self.state = self.model.new_stream();
             self.state.set_horizon(self.horizon);
+            self.anyres = None;
         }
     }
 }
@@ -166,23 +207,27 @@ impl MaskSource {
         }
     }
 
-    /// Tokens for `frame`; `reference` is the last composed output.
+    /// Tokens for `frame`; `reference` is the last composed output. AnyRes
+    /// also fills `tiles` (each tile's source rectangle and tokens); it is
+    /// left empty when the tokens describe the whole frame.
     pub fn tokens_into(
         &mut self,
         frame: &Frame,
         reference: Option<&[u8]>,
         out: &mut GazeTokens,
+        tiles: &mut Vec<(crate::mask::Rect, Vec<u32>)>,
         times: &mut StageTimes,
     ) -> Result<()> {
         match self {
             Self::PatchDiff(pd) => {
+                tiles.clear();
                 let t = Instant::now();
                 pd.tokens_into(frame, reference, out);
                 times.add(Stage::Model, t.elapsed());
                 Ok(())
             }
             #[cfg(feature = "ndarray")]
-            Self::Autogaze(m) => m.tokens_into(frame, out, times),
+            Self::Autogaze(m) => m.tokens_into(frame, out, tiles, times),
         }
     }
 

@@ -76,6 +76,8 @@ pub struct FramePipeline {
     mask_source: MaskSource,
     last_size: Option<crate::frame::FrameSize>,
     tokens: GazeTokens,
+    tiles: Vec<(crate::mask::Rect, Vec<u32>)>,
+    tile_plan: MaskPlan,
     planner: MaskPlanner,
     plan: MaskPlan,
     geometry: MaskGeometry,
@@ -102,6 +104,8 @@ impl FramePipeline {
             )?,
             last_size: None,
             tokens: GazeTokens::with_capacity(layout.tokens() as usize),
+            tiles: Vec::new(),
+            tile_plan: MaskPlan::default(),
             planner: MaskPlanner::new(layout),
             plan: MaskPlan::default(),
             geometry: options.geometry,
@@ -146,16 +150,31 @@ impl FramePipeline {
             self.last_size = Some(frame.size());
         }
         let reference = Some(self.compositor.output()).filter(|o| !o.is_empty());
-        self.mask_source
-            .tokens_into(&frame, reference, &mut self.tokens, &mut times)?;
+        self.mask_source.tokens_into(
+            &frame,
+            reference,
+            &mut self.tokens,
+            &mut self.tiles,
+            &mut times,
+        )?;
 
         let t = Instant::now();
-        self.planner.plan_into(
-            self.tokens.valid(),
-            frame.size(),
-            self.geometry,
-            &mut self.plan,
-        );
+        if self.tiles.is_empty() {
+            self.planner.plan_into(
+                self.tokens.valid(),
+                frame.size(),
+                self.geometry,
+                &mut self.plan,
+            );
+        } else {
+            self.planner.plan_tiles_into(
+                self.tiles.iter().map(|(r, ids)| (*r, ids.as_slice())),
+                frame.size(),
+                self.geometry,
+                &mut self.tile_plan,
+                &mut self.plan,
+            );
+        }
         times.add(Stage::MaskPlan, t.elapsed());
 
         let t = Instant::now();
@@ -298,6 +317,15 @@ mod tests {
             assert!(r.times.get(Stage::Model) > Duration::ZERO);
             // 13 tokens a frame at ratio 0.05.
             assert_eq!(r.plan.tokens, 13);
+        }
+        // AnyRes: a 96x54 frame in 2 square tiles of 54 px; every tile's
+        // cells land inside the frame.
+        options.model.anyres_tiles = 2;
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        let r = pipeline.step().unwrap();
+        assert_eq!(r.plan.tokens, 26);
+        for rect in pipeline.plan().rects() {
+            assert!(rect.rect.x1 <= 96 && rect.rect.y1 <= 54 && !rect.rect.is_empty());
         }
         options.model.gazing_ratio = 1.5;
         assert!(FramePipeline::new(&options).is_err());

@@ -93,6 +93,10 @@ pub struct PerfArgs {
     /// Frames of KV cache the model keeps (0: unbounded).
     #[arg(long, default_value_t = ModelOptions::default().horizon)]
     pub horizon: usize,
+    /// AnyRes: cover the frame with up to N square model tiles (0: squash the
+    /// whole frame to 224 x 224, as the reference).
+    #[arg(long, default_value_t = 0)]
+    pub anyres_tiles: usize,
 }
 
 /// Facts about the run that go into every summary.
@@ -176,6 +180,7 @@ fn run_case(
             gazing_ratio: args.gazing_ratio,
             task_loss_requirement: args.task_loss,
             horizon: args.horizon,
+            anyres_tiles: args.anyres_tiles,
             ..ModelOptions::default()
         },
         patch_diff: PatchDiffOptions {
@@ -344,6 +349,9 @@ pub fn run(args: &PerfArgs, info: &RunInfo) -> Result<Vec<PerfSummary>, String> 
             if args.mask_geometry != MaskGeometry::default() {
                 case += &format!("-{}", args.mask_geometry);
             }
+            if args.anyres_tiles > 0 {
+                case += &format!("-anyres{}", args.anyres_tiles);
+            }
             if args.dispatch != Dispatch::default() {
                 case += &format!("-{}", args.dispatch);
             }
@@ -425,6 +433,8 @@ pub fn to_cli(args: &PerfArgs) -> Vec<String> {
         args.gazing_ratio.to_string(),
         "--horizon".into(),
         args.horizon.to_string(),
+        "--anyres-tiles".into(),
+        args.anyres_tiles.to_string(),
     ]);
     if let Some(dir) = &args.model_dir {
         out.extend(["--model-dir".into(), dir.display().to_string()]);

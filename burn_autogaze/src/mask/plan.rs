@@ -189,6 +189,63 @@ impl MaskPlanner {
         };
     }
 
+    /// Plans a frame cut into tiles (AnyRes): each tile's tokens are planned
+    /// on the tile with the same policy, moved to the tile's place and clipped
+    /// to the frame; the plan is the union over tiles. `scratch` holds one
+    /// tile's plan between calls.
+    pub fn plan_tiles_into<'a>(
+        &mut self,
+        tiles: impl IntoIterator<Item = (Rect, &'a [u32])>,
+        size: FrameSize,
+        geometry: MaskGeometry,
+        scratch: &mut MaskPlan,
+        out: &mut MaskPlan,
+    ) {
+        if out.spans.capacity() == 0 {
+            self.reserve(out);
+        }
+        out.size = Some(size);
+        out.geometry = geometry;
+        out.rects.clear();
+        let frame = Rect::full(size);
+        let mut count = 0u32;
+        for (tile, tokens) in tiles {
+            let Ok(tile_size) = FrameSize::new(tile.width(), tile.height()) else {
+                continue;
+            };
+            self.plan_into(tokens.iter().copied(), tile_size, geometry, scratch);
+            count += scratch.stats.tokens;
+            for r in &scratch.rects {
+                let moved = Rect {
+                    x0: r.rect.x0 + tile.x0,
+                    y0: r.rect.y0 + tile.y0,
+                    x1: r.rect.x1 + tile.x0,
+                    y1: r.rect.y1 + tile.y0,
+                }
+                .intersect(&frame);
+                if !moved.is_empty() {
+                    out.rects.push(MaskRect {
+                        rect: moved,
+                        scale: r.scale,
+                    });
+                }
+            }
+        }
+        let area = union_spans(
+            out.rects.iter().map(|r| r.rect),
+            &mut self.union,
+            &mut out.spans,
+        );
+        out.stats = PlanStats {
+            tokens: count,
+            rects: out.rects.len() as u32,
+            spans: out.spans.len() as u32,
+            row_spans: out.spans.iter().map(|s| (s.y1 - s.y0) as u64).sum(),
+            updated_pixels: area,
+            copied_bytes: area * 4,
+        };
+    }
+
     /// Convenience: a new plan.
     pub fn plan(
         &mut self,

@@ -1,6 +1,7 @@
 //! AutoGaze in Burn: configuration, weights, vision encoder, gaze decoder and
 //! greedy multi-token generation (full clip or streaming).
 
+mod anyres;
 mod config;
 mod decoder;
 mod generate;
@@ -12,6 +13,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 
+pub use anyres::{AnyResGrid, AnyResStream, DEFAULT_MAX_TILES};
 pub use config::{AutoGazeConfig, RopeScaling};
 pub use decoder::{KvCache, inv_freq};
 pub use generate::{DecodeStep, FrameGaze, GenerateOptions, StreamState, max_tokens};

@@ -1,0 +1,251 @@
+//! AnyRes: 720p / 1080p frames as square model tiles, never stretched.
+//!
+//! The reference squashes any frame to 224 x 224 (a 16:9 frame loses 44 % of
+//! its horizontal resolution relative to the vertical). Here the frame is
+//! covered by a grid of *square* tiles in source pixels: `rows` tiles of side
+//! `ceil(H / rows)` per column and as many columns as the width needs, the
+//! last column / row overhanging the frame on the right / bottom (the
+//! overhang is black). `rows` is the largest count whose grid stays within
+//! `max_tiles`. Each tile is preprocessed like a frame (shortest edge 224 on
+//! a square tile: an isotropic resize) and runs as its own stream; its cells
+//! map back to source rectangles clipped to the frame.
+//!
+//! 1920x1080 with 8 tiles: 2 x 4 tiles of 540 px (240 px of overhang);
+//! 1280x720: 2 x 4 tiles of 360 px (160 px).
+
+use burn::tensor::backend::Backend;
+
+use super::AutoGaze;
+use super::generate::{FrameGaze, GenerateOptions, StreamState};
+use crate::error::{AutoGazeError, Result};
+use crate::frame::{Frame, FrameSize};
+use crate::mask::Rect;
+use crate::preprocess::{ModelInput, Preprocessor};
+
+/// Default tile budget of AnyRes.
+pub const DEFAULT_MAX_TILES: usize = 8;
+
+/// The tile grid of one frame size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnyResGrid {
+    pub frame: FrameSize,
+    pub rows: u32,
+    pub cols: u32,
+    /// Tile side in source pixels.
+    pub side: u32,
+}
+
+impl AnyResGrid {
+    /// The finest square grid of at most `max_tiles` tiles covering `frame`.
+    pub fn new(frame: FrameSize, max_tiles: usize) -> Result<Self> {
+        if max_tiles == 0 {
+            return Err(AutoGazeError::setting("AnyRes tiles", 0, "at least 1"));
+        }
+        let (w, h) = (frame.width, frame.height);
+        let grid = |rows: u32| {
+            let side = h.div_ceil(rows).max(1);
+            let cols = w.div_ceil(side).max(1);
+            Self {
+                frame,
+                rows,
+                cols,
+                side,
+            }
+        };
+        // Tall frames: tile along the short side instead.
+        let mut best = if h <= w {
+            grid(1)
+        } else {
+            Self::tall(frame, 1)
+        };
+        for n in 2..=max_tiles as u32 {
+            let g = if h <= w {
+                grid(n)
+            } else {
+                Self::tall(frame, n)
+            };
+            if (g.rows * g.cols) as usize <= max_tiles {
+                best = g;
+            } else {
+                break;
+            }
+        }
+        Ok(best)
+    }
+
+    fn tall(frame: FrameSize, cols: u32) -> Self {
+        let side = frame.width.div_ceil(cols).max(1);
+        let rows = frame.height.div_ceil(side).max(1);
+        Self {
+            frame,
+            rows,
+            cols,
+            side,
+        }
+    }
+
+    /// Number of tiles.
+    pub fn len(&self) -> usize {
+        (self.rows * self.cols) as usize
+    }
+
+    /// Always false: a grid has at least one tile.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Source rectangle of tile `k` (row-major); may overhang the frame.
+    pub fn tile_rect(&self, k: usize) -> Rect {
+        let (r, c) = (k as u32 / self.cols, k as u32 % self.cols);
+        Rect {
+            x0: c * self.side,
+            y0: r * self.side,
+            x1: (c + 1) * self.side,
+            y1: (r + 1) * self.side,
+        }
+    }
+}
+
+/// A model running AnyRes on a stream of frames: one decoder stream per tile.
+pub struct AnyResStream<B: Backend> {
+    grid: AnyResGrid,
+    streams: Vec<StreamState<B>>,
+    preprocessor: Preprocessor,
+    tile: Vec<u8>,
+    input: ModelInput,
+}
+
+impl<B: Backend> AnyResStream<B> {
+    /// Streams for `frame`-sized input with at most `max_tiles` tiles.
+    pub fn new(
+        model: &AutoGaze<B>,
+        preprocessor: Preprocessor,
+        frame: FrameSize,
+        max_tiles: usize,
+        horizon: usize,
+    ) -> Result<Self> {
+        let grid = AnyResGrid::new(frame, max_tiles)?;
+        let streams = (0..grid.len())
+            .map(|_| {
+                let mut s = model.new_stream();
+                s.set_horizon(horizon);
+                s
+            })
+            .collect();
+        Ok(Self {
+            tile: vec![0; (grid.side * grid.side * 4) as usize],
+            input: ModelInput::new(preprocessor.model_size()),
+            grid,
+            streams,
+            preprocessor,
+        })
+    }
+
+    /// The tile grid.
+    pub fn grid(&self) -> &AnyResGrid {
+        &self.grid
+    }
+
+    /// Decodes one frame: one `FrameGaze` per tile (row-major).
+    pub fn step(
+        &mut self,
+        model: &AutoGaze<B>,
+        frame: &Frame,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
+        if frame.size() != self.grid.frame {
+            return Err(AutoGazeError::MismatchedFrameSize {
+                context: "AnyRes stream".into(),
+                index: frame.seq as usize,
+                expected_w: self.grid.frame.width,
+                expected_h: self.grid.frame.height,
+                actual_w: frame.width(),
+                actual_h: frame.height(),
+            });
+        }
+        let side = self.grid.side as usize;
+        let (fw, fh) = (frame.width() as usize, frame.height() as usize);
+        let s = self.preprocessor.model_size();
+        let mut out = Vec::with_capacity(self.grid.len());
+        for k in 0..self.grid.len() {
+            let r = self.grid.tile_rect(k);
+            // Crop with a black overhang.
+            for (y, row) in self.tile.chunks_exact_mut(side * 4).enumerate() {
+                let sy = r.y0 as usize + y;
+                let x0 = r.x0 as usize;
+                let inside = if sy < fh {
+                    fw.saturating_sub(x0).min(side)
+                } else {
+                    0
+                };
+                if inside > 0 {
+                    row[..inside * 4].copy_from_slice(
+                        &frame.rgba()[(sy * fw + x0) * 4..(sy * fw + x0 + inside) * 4],
+                    );
+                }
+                for px in row[inside * 4..].chunks_exact_mut(4) {
+                    px.copy_from_slice(&[0, 0, 0, 255]);
+                }
+            }
+            let tile = Frame::new(
+                frame.seq,
+                side as u32,
+                side as u32,
+                std::mem::take(&mut self.tile),
+                frame.timestamp,
+            )?;
+            self.preprocessor
+                .clip_into(std::slice::from_ref(&tile), &mut self.input)?;
+            // Take the buffer back (the frame held the only reference).
+            self.tile = std::sync::Arc::try_unwrap(tile.shared_pixels().clone())
+                .unwrap_or_else(|a| (*a).clone());
+            drop(tile);
+            let x = self
+                .input
+                .to_tensor::<B>(&model.weights.decoder.embed.device())
+                .reshape([3, s, s]);
+            out.push(model.step(&mut self.streams[k], x, options)?);
+        }
+        Ok(out)
+    }
+
+    /// The tiles' source rectangles paired with their valid tokens, for
+    /// `MaskPlanner::plan_tiles_into`.
+    pub fn tile_tokens(&self, gaze: &[FrameGaze], out: &mut Vec<(Rect, Vec<u32>)>) {
+        out.clear();
+        for (k, g) in gaze.iter().enumerate() {
+            out.push((self.grid.tile_rect(k), g.valid().collect()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(w: u32, h: u32, n: usize) -> AnyResGrid {
+        AnyResGrid::new(FrameSize::new(w, h).unwrap(), n).unwrap()
+    }
+
+    #[test]
+    fn grids_are_square_and_cover_the_frame() {
+        let g = grid(1920, 1080, 8);
+        assert_eq!((g.rows, g.cols, g.side), (2, 4, 540));
+        let g = grid(1280, 720, 8);
+        assert_eq!((g.rows, g.cols, g.side), (2, 4, 360));
+        let g = grid(448, 448, 8);
+        assert_eq!((g.rows, g.cols), (2, 2));
+        let g = grid(448, 448, 1);
+        assert_eq!((g.rows, g.cols, g.side), (1, 1, 448));
+        for (w, h, n) in [(1920, 1080, 8), (641, 359, 5), (300, 1000, 6), (37, 23, 3)] {
+            let g = grid(w, h, n);
+            assert!(
+                g.len() <= n && g.cols * g.side >= w && g.rows * g.side >= h,
+                "{w}x{h}: {g:?}"
+            );
+            let last = g.tile_rect(g.len() - 1);
+            assert!(last.x1 >= w && last.y1 >= h);
+        }
+        assert!(AnyResGrid::new(FrameSize::new(10, 10).unwrap(), 0).is_err());
+    }
+}
