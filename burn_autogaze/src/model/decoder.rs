@@ -87,11 +87,16 @@ fn rms_norm<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 1>, eps: f64) -> Ten
     x * weight.clone().reshape([1, d])
 }
 
-fn rotate_half<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [h, l, d] = x.dims();
-    let first = x.clone().slice([0..h, 0..l, 0..d / 2]);
-    let second = x.slice([0..h, 0..l, d / 2..d]);
-    Tensor::cat(vec![second.neg(), first], 2)
+/// `rotate_half` as a signed permutation matrix `[hd, hd]`:
+/// `x @ R = cat(-x[hd/2..], x[..hd/2])`, exactly (entries are 0 and +-1).
+pub fn rotate_half_matrix<B: Backend>(hd: usize, device: &B::Device) -> Tensor<B, 2> {
+    let half = hd / 2;
+    let mut r = vec![0f32; hd * hd];
+    for i in 0..half {
+        r[(i + half) * hd + i] = -1.0;
+        r[i * hd + i + half] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(r, [hd, hd]), device)
 }
 
 /// Runs the decoder on `x` (`[L, D]` input embeddings) at `positions`, with
@@ -105,6 +110,7 @@ pub fn forward<B: Backend>(
     mask: &[bool],
     cache: &mut KvCache<B>,
     inv_freq: &[f32],
+    rotate: &Tensor<B, 2>,
 ) -> Tensor<B, 2> {
     let device = x.device();
     let [l, d] = x.dims();
@@ -124,8 +130,9 @@ pub fn forward<B: Backend>(
             }
         }
     }
-    let cos = Tensor::<B, 3>::from_data(TensorData::new(cos, [1, l, hd]), &device);
-    let sin = Tensor::<B, 3>::from_data(TensorData::new(sin, [1, l, hd]), &device);
+    let cos = Tensor::<B, 3>::from_data(TensorData::new(cos, [l, 1, hd]), &device);
+    let sin = Tensor::<B, 3>::from_data(TensorData::new(sin, [l, 1, hd]), &device);
+    let rotate = rotate.clone().unsqueeze::<3>();
     // Additive mask: query i (absolute past + i) sees key j iff j <= past + i
     // and key j is unmasked.
     let mut bias = vec![0f32; l * keys];
@@ -141,12 +148,16 @@ pub fn forward<B: Backend>(
     let mut x = x;
     for (layer, lw) in w.decoder.layers.iter().enumerate() {
         let hn = rms_norm(x.clone(), &lw.input_norm, c.rms_eps);
-        let split = |t: Tensor<B, 2>| t.reshape([l, h, hd]).swap_dims(0, 1);
-        let q = split(hn.clone().matmul(lw.q.clone()));
-        let k = split(hn.clone().matmul(lw.k.clone()));
-        let v = split(hn.matmul(lw.v.clone()));
-        let q = q.clone() * cos.clone() + rotate_half(q) * sin.clone();
-        let k = k.clone() * cos.clone() + rotate_half(k) * sin.clone();
+        // One projection for q, k, v; RoPE on q and k together.
+        let qkv = hn.matmul(lw.qkv.clone());
+        let qk = qkv.clone().slice([0..l, 0..2 * d]).reshape([l, 2 * h, hd]);
+        let qk = qk.clone() * cos.clone() + qk.matmul(rotate.clone()) * sin.clone();
+        let q = qk.clone().slice([0..l, 0..h, 0..hd]).swap_dims(0, 1);
+        let k = qk.slice([0..l, h..2 * h, 0..hd]).swap_dims(0, 1);
+        let v = qkv
+            .slice([0..l, 2 * d..3 * d])
+            .reshape([l, h, hd])
+            .swap_dims(0, 1);
         let (k_all, v_all) = match cache.layers[layer].take() {
             Some((pk, pv)) => (Tensor::cat(vec![pk, k], 1), Tensor::cat(vec![pv, v], 1)),
             None => (k, v),
@@ -157,8 +168,11 @@ pub fn forward<B: Backend>(
         let attn = attn.swap_dims(0, 1).reshape([l, d]).matmul(lw.o.clone());
         x = x + attn;
         let hn = rms_norm(x.clone(), &lw.post_norm, c.rms_eps);
-        let mlp = (silu(hn.clone().matmul(lw.gate.clone())) * hn.matmul(lw.up.clone()))
-            .matmul(lw.down.clone());
+        let inter = c.intermediate;
+        let gu = hn.matmul(lw.gate_up.clone());
+        let gate = gu.clone().slice([0..l, 0..inter]);
+        let up = gu.slice([0..l, inter..2 * inter]);
+        let mlp = (silu(gate) * up).matmul(lw.down.clone());
         x = x + mlp;
     }
     rms_norm(x, &w.decoder.norm, c.rms_eps)

@@ -166,6 +166,7 @@ impl<B: Backend> AutoGaze<B> {
             mask,
             &mut state.kv,
             &self.inv_freq,
+            &self.rotate,
         );
         let (logits, tl) = decoder::heads(&self.weights, hidden);
         let (logits, tl) = (host(logits), host(tl));

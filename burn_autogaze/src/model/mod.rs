@@ -27,6 +27,7 @@ pub struct AutoGaze<B: Backend> {
     config: AutoGazeConfig,
     weights: ModelWeights<B>,
     inv_freq: Vec<f32>,
+    rotate: burn::tensor::Tensor<B, 2>,
 }
 
 impl<B: Backend> AutoGaze<B> {
@@ -45,10 +46,12 @@ impl<B: Backend> AutoGaze<B> {
 
     fn from_parts(config: AutoGazeConfig, weights: ModelWeights<B>) -> Self {
         let inv_freq = inv_freq(&config);
+        let rotate = decoder::rotate_half_matrix(config.head_dim, &weights.decoder.embed.device());
         Self {
             config,
             weights,
             inv_freq,
+            rotate,
         }
     }
 

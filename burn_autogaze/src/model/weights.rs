@@ -35,13 +35,12 @@ pub struct VisionWeights<B: Backend> {
 #[derive(Debug, Clone)]
 pub struct LayerWeights<B: Backend> {
     pub input_norm: Tensor<B, 1>,
-    pub q: Tensor<B, 2>,
-    pub k: Tensor<B, 2>,
-    pub v: Tensor<B, 2>,
+    /// q, k and v projections side by side: `[D, 3D]` (one matmul).
+    pub qkv: Tensor<B, 2>,
     pub o: Tensor<B, 2>,
     pub post_norm: Tensor<B, 1>,
-    pub gate: Tensor<B, 2>,
-    pub up: Tensor<B, 2>,
+    /// gate and up projections side by side: `[D, 2I]` (one matmul).
+    pub gate_up: Tensor<B, 2>,
     pub down: Tensor<B, 2>,
 }
 
@@ -301,13 +300,10 @@ fn build<B: Backend>(
         );
         layers.push(LayerWeights {
             input_norm,
-            q,
-            k,
-            v,
+            qkv: Tensor::cat(vec![q, k, v], 1),
             o,
             post_norm,
-            gate,
-            up,
+            gate_up: Tensor::cat(vec![gate, up], 1),
             down,
         });
     }

@@ -424,7 +424,8 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
     use burn::backend::Wgpu;
     use burn::backend::wgpu::WgpuDevice;
     let device = WgpuDevice::default();
-    let model = AutoGaze::<Wgpu>::load(&model_dir("autogaze-tiny"), &device).expect("model on wgpu");
+    let model =
+        AutoGaze::<Wgpu>::load(&model_dir("autogaze-tiny"), &device).expect("model on wgpu");
     let (file, meta) = case("autogaze-tiny", "clip224_r020");
     let options = GenerateOptions {
         gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
@@ -434,12 +435,17 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
     let shape: [usize; 5] = video.shape.clone().try_into().expect("5-d");
     let video = Tensor::<Wgpu, 5>::from_data(TensorData::new(video.values, shape), &device);
     let started = std::time::Instant::now();
-    let out = model.generate(video, &options, None).expect("generate on wgpu");
+    let out = model
+        .generate(video, &options, None)
+        .expect("generate on wgpu");
     let ids: Vec<i64> = out
         .iter()
         .enumerate()
         .flat_map(|(t, f)| f.ids.iter().map(move |&id| id as i64 + 265 * t as i64))
         .collect();
     assert_eq!(ids, file.i64("gazing_pos", None).expect("pos").values);
-    println!("wgpu (tiny model, clip224_r020): ids exact, {:.1} s including shader compilation", started.elapsed().as_secs_f64());
+    println!(
+        "wgpu (tiny model, clip224_r020): ids exact, {:.1} s including shader compilation",
+        started.elapsed().as_secs_f64()
+    );
 }
