@@ -23,6 +23,7 @@ pub mod source;
 pub mod tensor_file;
 pub mod timing;
 pub mod tokens;
+pub mod worker;
 
 pub use config::PreprocessorConfig;
 pub use error::{AutoGazeError, Result};

@@ -1,0 +1,309 @@
+//! Inference off the display thread.
+//!
+//! A worker thread runs a job (the model or patch-diff) on submitted frames.
+//! In-flight depth is bounded: one frame runs, at most one waits; a newer
+//! submission replaces the waiting one (latest wins, the replaced frame is
+//! counted as dropped). Every result carries the sequence number of its
+//! frame; a result older than the last one taken is dropped and counted as
+//! stale. A job that fails or panics is reported and counted, and the worker
+//! keeps running. Nothing here blocks the submitting thread.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// Worker counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerCounters {
+    /// Submissions accepted (started or waiting).
+    pub admitted: u64,
+    /// Waiting submissions replaced by newer ones before they ran.
+    pub dropped: u64,
+    /// Results discarded because a newer one had already been taken.
+    pub stale: u64,
+    /// Jobs that returned an error or panicked.
+    pub failed: u64,
+    /// Results taken by the caller.
+    pub completed: u64,
+    /// Jobs running or waiting right now.
+    pub in_flight: u64,
+}
+
+/// What the worker sends back.
+#[derive(Debug)]
+pub enum WorkerResult<Out> {
+    /// The job's output for frame `seq`.
+    Done { seq: u64, output: Out },
+    /// The job failed (an error message, or a panic's payload) on frame `seq`.
+    Failed { seq: u64, message: String },
+}
+
+struct Slot<In> {
+    pending: Option<(u64, In)>,
+    running: bool,
+    shutdown: bool,
+    counters: WorkerCounters,
+}
+
+struct Shared<In> {
+    slot: Mutex<Slot<In>>,
+    wake: Condvar,
+}
+
+/// A job running on its own thread, latest-wins.
+pub struct InferenceWorker<In: Send + 'static, Out: Send + 'static> {
+    shared: Arc<Shared<In>>,
+    results: Receiver<WorkerResult<Out>>,
+    last_taken: Option<u64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the slot inconsistent
+    // (every critical section is a few field writes), so recover the guard.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".into()
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
+    /// Starts a worker thread running `job` on each admitted input.
+    pub fn spawn<E: std::fmt::Display>(
+        name: &str,
+        mut job: impl FnMut(In) -> Result<Out, E> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot {
+                pending: None,
+                running: false,
+                shutdown: false,
+                counters: WorkerCounters::default(),
+            }),
+            wake: Condvar::new(),
+        });
+        let (tx, results): (Sender<WorkerResult<Out>>, _) = channel();
+        let worker_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                loop {
+                    let (seq, input) = {
+                        let mut slot = lock(&worker_shared.slot);
+                        loop {
+                            if slot.shutdown {
+                                return;
+                            }
+                            if let Some(next) = slot.pending.take() {
+                                slot.running = true;
+                                break next;
+                            }
+                            slot = worker_shared
+                                .wake
+                                .wait(slot)
+                                .unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    let outcome = catch_unwind(AssertUnwindSafe(|| job(input)));
+                    let message = match outcome {
+                        Ok(Ok(output)) => {
+                            let _ = tx.send(WorkerResult::Done { seq, output });
+                            None
+                        }
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(payload) => Some(format!("panic: {}", panic_message(payload.as_ref()))),
+                    };
+                    let mut slot = lock(&worker_shared.slot);
+                    slot.running = false;
+                    slot.counters.in_flight = slot.pending.is_some() as u64;
+                    if let Some(message) = message {
+                        slot.counters.failed += 1;
+                        drop(slot);
+                        let _ = tx.send(WorkerResult::Failed { seq, message });
+                    }
+                }
+            })?;
+        Ok(Self {
+            shared,
+            results,
+            last_taken: None,
+            thread: Some(thread),
+        })
+    }
+
+    /// Offers frame `seq`; never blocks. A waiting, not yet started input is
+    /// replaced (and counted as dropped).
+    pub fn submit(&self, seq: u64, input: In) {
+        let mut slot = lock(&self.shared.slot);
+        slot.counters.admitted += 1;
+        if slot.pending.replace((seq, input)).is_some() {
+            slot.counters.dropped += 1;
+        }
+        slot.counters.in_flight = 1 + slot.running as u64;
+        drop(slot);
+        self.shared.wake.notify_one();
+    }
+
+    /// True when a job runs or waits.
+    pub fn busy(&self) -> bool {
+        let slot = lock(&self.shared.slot);
+        slot.running || slot.pending.is_some()
+    }
+
+    /// The newest finished result not older than the last one taken, if any;
+    /// older ones are dropped as stale. Never blocks.
+    pub fn take_latest(&mut self) -> Option<WorkerResult<Out>> {
+        let mut newest: Option<WorkerResult<Out>> = None;
+        loop {
+            match self.results.try_recv() {
+                Ok(r) => {
+                    if let Some(old) = newest.replace(r) {
+                        self.count_stale(&old);
+                    }
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        let result = newest?;
+        let seq = match &result {
+            WorkerResult::Done { seq, .. } | WorkerResult::Failed { seq, .. } => *seq,
+        };
+        if self.last_taken.is_some_and(|last| seq < last) {
+            self.count_stale(&result);
+            return None;
+        }
+        if matches!(result, WorkerResult::Done { .. }) {
+            self.last_taken = Some(seq);
+            lock(&self.shared.slot).counters.completed += 1;
+        }
+        Some(result)
+    }
+
+    fn count_stale(&self, result: &WorkerResult<Out>) {
+        if matches!(result, WorkerResult::Done { .. }) {
+            lock(&self.shared.slot).counters.stale += 1;
+        }
+    }
+
+    /// Blocks until a result is available (for tests and offline runs).
+    pub fn wait_result(&mut self, timeout: std::time::Duration) -> Option<WorkerResult<Out>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.take_latest() {
+                return Some(r);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> WorkerCounters {
+        lock(&self.shared.slot).counters
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static> Drop for InferenceWorker<In, Out> {
+    fn drop(&mut self) {
+        lock(&self.shared.slot).shutdown = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn latest_wins_and_results_carry_their_sequence_number() {
+        let gate = Arc::new(AtomicBool::new(false));
+        let g = Arc::clone(&gate);
+        let mut worker = InferenceWorker::spawn("test", move |x: u64| {
+            while !g.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok::<_, String>(x * 10)
+        })
+        .unwrap();
+        worker.submit(1, 1);
+        // Wait until frame 1 runs, then queue 2, 3, 4: only 4 survives.
+        while lock(&worker.shared.slot).pending.is_some() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        worker.submit(2, 2);
+        worker.submit(3, 3);
+        worker.submit(4, 4);
+        assert!(worker.busy());
+        gate.store(true, Ordering::SeqCst);
+        let mut seen = Vec::new();
+        while seen.last() != Some(&4) {
+            if let Some(WorkerResult::Done { seq, output }) =
+                worker.wait_result(Duration::from_secs(10))
+            {
+                assert_eq!(output, seq * 10);
+                seen.push(seq);
+            }
+        }
+        let c = worker.counters();
+        assert_eq!((c.admitted, c.dropped), (4, 2));
+        assert!(seen.iter().all(|s| [1, 4].contains(s)), "{seen:?}");
+        assert_eq!(c.completed + c.stale, 2);
+    }
+
+    #[test]
+    fn failures_and_panics_are_counted_and_the_worker_keeps_going() {
+        let mut worker = InferenceWorker::spawn("test", |x: u64| {
+            if x == 1 {
+                return Err("bad frame".to_string());
+            }
+            if x == 2 {
+                panic!("boom");
+            }
+            Ok(x)
+        })
+        .unwrap();
+        for seq in 1..=3 {
+            worker.submit(seq, seq);
+            let r = worker
+                .wait_result(Duration::from_secs(10))
+                .expect("a result");
+            match (seq, r) {
+                (1, WorkerResult::Failed { message, .. }) => assert!(message.contains("bad frame")),
+                (2, WorkerResult::Failed { message, .. }) => assert!(message.contains("boom")),
+                (3, WorkerResult::Done { output, .. }) => assert_eq!(output, 3),
+                (s, other) => panic!("frame {s}: {other:?}"),
+            }
+        }
+        let c = worker.counters();
+        assert_eq!((c.failed, c.completed), (2, 1));
+    }
+
+    #[test]
+    fn older_results_than_the_last_taken_are_stale() {
+        let mut worker = InferenceWorker::spawn("test", |x: u64| Ok::<_, String>(x)).unwrap();
+        worker.submit(5, 5);
+        assert!(matches!(
+            worker.wait_result(Duration::from_secs(10)),
+            Some(WorkerResult::Done { seq: 5, .. })
+        ));
+        worker.submit(3, 3);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(worker.wait_result(Duration::from_millis(200)).is_none());
+        assert_eq!(worker.counters().stale, 1);
+    }
+}
