@@ -174,19 +174,7 @@ impl MaskPlanner {
             MaskGeometry::Deduplicated => self.deduplicated(size, &mut out.rects),
             MaskGeometry::Effective => self.effective(size, &mut out.rects),
         }
-        let area = union_spans(
-            out.rects.iter().map(|r| r.rect),
-            &mut self.union,
-            &mut out.spans,
-        );
-        out.stats = PlanStats {
-            tokens: count,
-            rects: out.rects.len() as u32,
-            spans: out.spans.len() as u32,
-            row_spans: out.spans.iter().map(|s| (s.y1 - s.y0) as u64).sum(),
-            updated_pixels: area,
-            copied_bytes: area * 4,
-        };
+        self.finish(out, count);
     }
 
     /// Plans a frame cut into tiles (AnyRes): each tile's tokens are planned
@@ -231,13 +219,18 @@ impl MaskPlanner {
                 }
             }
         }
+        self.finish(out, count);
+    }
+
+    /// Takes the union of `out.rects` and fills the counts.
+    fn finish(&mut self, out: &mut MaskPlan, tokens: u32) {
         let area = union_spans(
             out.rects.iter().map(|r| r.rect),
             &mut self.union,
             &mut out.spans,
         );
         out.stats = PlanStats {
-            tokens: count,
+            tokens,
             rects: out.rects.len() as u32,
             spans: out.spans.len() as u32,
             row_spans: out.spans.iter().map(|s| (s.y1 - s.y0) as u64).sum(),

@@ -28,6 +28,15 @@ fn case(model: &str, name: &str) -> (TensorFile, serde_json::Value) {
     (file, serde_json::from_str(&json).expect("case json parses"))
 }
 
+/// Reference-style ids: frame-local id + 265 t (pads: 265 (t + 1)).
+fn global_ids(frames: &[FrameGaze]) -> Vec<i64> {
+    frames
+        .iter()
+        .enumerate()
+        .flat_map(|(t, f)| f.ids.iter().map(move |&id| id as i64 + 265 * t as i64))
+        .collect()
+}
+
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length");
     a.iter()
@@ -100,11 +109,7 @@ fn check_case(model_name: &str, name: &str, input: &str) {
     );
 
     let counts: Vec<i64> = out.iter().map(|f| f.ids.len() as i64).collect();
-    let ids: Vec<i64> = out
-        .iter()
-        .enumerate()
-        .flat_map(|(t, f)| f.ids.iter().map(move |&id| id as i64 + 265 * t as i64))
-        .collect();
+    let ids = global_ids(&out);
     let pads: Vec<i64> = out
         .iter()
         .flat_map(|f| f.padded.iter().map(|&p| p as i64))
@@ -242,11 +247,7 @@ fn k10_video_from_rgba() {
     let out = model
         .generate(input.to_tensor::<B>(&Default::default()), &options, None)
         .expect("generate");
-    let ids: Vec<i64> = out
-        .iter()
-        .enumerate()
-        .flat_map(|(t, f)| f.ids.iter().map(move |&id| id as i64 + 265 * t as i64))
-        .collect();
+    let ids = global_ids(&out);
     assert_eq!(ids, file.i64("gazing_pos", None).expect("pos").values);
 }
 
@@ -438,11 +439,7 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
     let out = model
         .generate(video, &options, None)
         .expect("generate on wgpu");
-    let ids: Vec<i64> = out
-        .iter()
-        .enumerate()
-        .flat_map(|(t, f)| f.ids.iter().map(move |&id| id as i64 + 265 * t as i64))
-        .collect();
+    let ids = global_ids(&out);
     assert_eq!(ids, file.i64("gazing_pos", None).expect("pos").values);
     println!(
         "wgpu (tiny model, clip224_r020): ids exact, {:.1} s including shader compilation",
