@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ring::RingCounters;
 use crate::timing::{LatencySummary, Stage};
+use crate::worker::WorkerCounters;
 
 /// Schema tag written into every summary.
 pub const PERF_SCHEMA: &str = "burn_autogaze.perf/1";
@@ -53,6 +54,17 @@ pub struct PerfSummary {
     /// Output-vs-input PSNR (dB, finite frames only) when measured.
     pub psnr_db_mean: Option<f64>,
     pub psnr_db_min: Option<f64>,
+    /// Decoupled mode: the mask source ran on a worker thread.
+    #[serde(default)]
+    pub decoupled: bool,
+    /// Frames whose composition received a new mask.
+    #[serde(default)]
+    pub mask_updates: u64,
+    /// Mask latency on the worker (decoupled mode), per update.
+    #[serde(default)]
+    pub mask_latency_ms: Option<LatencySummary>,
+    #[serde(default)]
+    pub worker: Option<WorkerCounters>,
     pub ring: RingCounters,
     /// RGBA bytes that entered the pipeline, per measured frame.
     pub bytes_in_per_frame: f64,

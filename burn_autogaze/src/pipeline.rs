@@ -19,6 +19,7 @@ use crate::ring::{FrameRing, RingCounters};
 use crate::source::{FrameSource, SourceOptions, open_source};
 use crate::timing::{Stage, StageTimes};
 use crate::tokens::{GazeTokens, TokenLayout};
+use crate::worker::{InferenceWorker, WorkerCounters, WorkerResult};
 
 /// What a pipeline is built from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -34,6 +35,11 @@ pub struct PipelineOptions {
     pub model: ModelOptions,
     pub geometry: MaskGeometry,
     pub compositor: CompositorOptions,
+    /// Run the mask source on a worker thread (latest wins): every frame is
+    /// composed at once with the newest mask available, and the display path
+    /// never waits for the model. Model source only (patch-diff is cheap and
+    /// needs the composed output of the same frame).
+    pub decoupled: bool,
 }
 
 impl Default for PipelineOptions {
@@ -47,6 +53,7 @@ impl Default for PipelineOptions {
             model: ModelOptions::default(),
             geometry: MaskGeometry::default(),
             compositor: CompositorOptions::default(),
+            decoupled: false,
         }
     }
 }
@@ -64,6 +71,17 @@ pub struct StepReport {
     pub plan: PlanStats,
     /// The compositor's report.
     pub compose: ComposeReport,
+    /// Decoupled mode: the frame whose mask is applied (None before the first
+    /// result), and the worker's stage times when a new mask arrived this step.
+    pub mask_seq: Option<u64>,
+    pub mask_times: Option<StageTimes>,
+}
+
+/// A mask computed off the display thread.
+struct MaskUpdate {
+    tokens: GazeTokens,
+    tiles: Vec<(crate::mask::Rect, Vec<u32>)>,
+    times: StageTimes,
 }
 
 /// Source -> ring -> mask -> composition, with buffers reused across steps.
@@ -73,7 +91,9 @@ pub struct FramePipeline {
     preprocess: bool,
     preprocessor: Preprocessor,
     input: ModelInput,
-    mask_source: MaskSource,
+    mask_source: Option<MaskSource>,
+    worker: Option<InferenceWorker<Frame, MaskUpdate>>,
+    mask_seq: Option<u64>,
     last_size: Option<crate::frame::FrameSize>,
     tokens: GazeTokens,
     tiles: Vec<(crate::mask::Rect, Vec<u32>)>,
@@ -91,17 +111,15 @@ impl FramePipeline {
     pub fn new(options: &PipelineOptions) -> Result<Self> {
         let preprocessor = Preprocessor::release();
         let layout = TokenLayout::release();
-        Ok(Self {
+        Self {
             source: open_source(&options.source)?,
             ring: FrameRing::new(options.ring_capacity)?,
             preprocess: options.preprocess,
             input: ModelInput::new(preprocessor.model_size()),
             preprocessor,
-            mask_source: MaskSource::new(
-                options.mask_source,
-                PatchDiff::new(layout.clone(), options.patch_diff)?,
-                &options.model,
-            )?,
+            mask_source: None,
+            worker: None,
+            mask_seq: None,
             last_size: None,
             tokens: GazeTokens::with_capacity(layout.tokens() as usize),
             tiles: Vec::new(),
@@ -112,7 +130,53 @@ impl FramePipeline {
             compositor: Compositor::new(options.compositor),
             gaze: GazeStats::default(),
             current: None,
-        })
+        }
+        .with_mask_source(options)
+    }
+
+    fn with_mask_source(mut self, options: &PipelineOptions) -> Result<Self> {
+        let source = MaskSource::new(
+            options.mask_source,
+            PatchDiff::new(TokenLayout::release(), options.patch_diff)?,
+            &options.model,
+        )?;
+        if !options.decoupled {
+            self.mask_source = Some(source);
+            return Ok(self);
+        }
+        if options.mask_source == MaskSourceKind::PatchDiff {
+            return Err(crate::error::AutoGazeError::setting(
+                "decoupled mask source",
+                "patch-diff",
+                "the autogaze source (patch-diff runs inline: it needs this frame's composed output)",
+            ));
+        }
+        let mut source = source;
+        let mut size = None;
+        let job = move |frame: Frame| -> Result<MaskUpdate> {
+            if size != Some(frame.size()) {
+                source.reset();
+                size = Some(frame.size());
+            }
+            let mut update = MaskUpdate {
+                tokens: GazeTokens::default(),
+                tiles: Vec::new(),
+                times: StageTimes::default(),
+            };
+            source.tokens_into(
+                &frame,
+                None,
+                &mut update.tokens,
+                &mut update.tiles,
+                &mut update.times,
+            )?;
+            Ok(update)
+        };
+        self.worker = Some(
+            InferenceWorker::spawn("autogaze-mask", job)
+                .map_err(|e| crate::error::AutoGazeError::io("mask worker thread", e))?,
+        );
+        Ok(self)
     }
 
     /// Pulls one frame through every stage.
@@ -145,35 +209,53 @@ impl FramePipeline {
             times.add(Stage::Preprocess, t.elapsed());
         }
 
-        if self.last_size != Some(frame.size()) {
-            self.mask_source.reset();
-            self.last_size = Some(frame.size());
+        let mut replan = true;
+        let mut mask_times = None;
+        if let Some(source) = self.mask_source.as_mut() {
+            if self.last_size != Some(frame.size()) {
+                source.reset();
+                self.last_size = Some(frame.size());
+            }
+            let reference = Some(self.compositor.output()).filter(|o| !o.is_empty());
+            source.tokens_into(
+                &frame,
+                reference,
+                &mut self.tokens,
+                &mut self.tiles,
+                &mut times,
+            )?;
+            self.mask_seq = Some(frame.seq);
+        } else if let Some(worker) = self.worker.as_mut() {
+            // Hand the frame over (no pixel copy) and apply the newest mask.
+            worker.submit(frame.seq, frame.clone());
+            replan = self.plan.size() != Some(frame.size());
+            if let Some(WorkerResult::Done { seq, output }) = worker.take_latest() {
+                self.tokens = output.tokens;
+                self.tiles = output.tiles;
+                self.mask_seq = Some(seq);
+                mask_times = Some(output.times);
+                replan = true;
+            }
         }
-        let reference = Some(self.compositor.output()).filter(|o| !o.is_empty());
-        self.mask_source.tokens_into(
-            &frame,
-            reference,
-            &mut self.tokens,
-            &mut self.tiles,
-            &mut times,
-        )?;
 
         let t = Instant::now();
-        if self.tiles.is_empty() {
-            self.planner.plan_into(
-                self.tokens.valid(),
-                frame.size(),
-                self.geometry,
-                &mut self.plan,
-            );
-        } else {
-            self.planner.plan_tiles_into(
-                self.tiles.iter().map(|(r, ids)| (*r, ids.as_slice())),
-                frame.size(),
-                self.geometry,
-                &mut self.tile_plan,
-                &mut self.plan,
-            );
+        if replan {
+            if self.tiles.is_empty() {
+                self.planner.plan_into(
+                    self.tokens.valid(),
+                    frame.size(),
+                    self.geometry,
+                    &mut self.plan,
+                );
+            } else {
+                self.planner.plan_tiles_into(
+                    self.tiles.iter().map(|(r, ids)| (*r, ids.as_slice())),
+                    frame.size(),
+                    self.geometry,
+                    &mut self.tile_plan,
+                    &mut self.plan,
+                );
+            }
         }
         times.add(Stage::MaskPlan, t.elapsed());
 
@@ -188,6 +270,8 @@ impl FramePipeline {
             bytes_in: frame.rgba().len(),
             plan: self.plan.stats(),
             compose,
+            mask_seq: self.mask_seq,
+            mask_times,
         };
         self.current = Some(frame);
         Ok(report)
@@ -226,6 +310,11 @@ impl FramePipeline {
     /// The source's name.
     pub fn source_name(&self) -> &str {
         self.source.name()
+    }
+
+    /// Counters of the mask worker (decoupled mode).
+    pub fn worker_counters(&self) -> Option<WorkerCounters> {
+        self.worker.as_ref().map(|w| w.counters())
     }
 
     /// Ring counters.
@@ -329,6 +418,42 @@ mod tests {
         }
         options.model.gazing_ratio = 1.5;
         assert!(FramePipeline::new(&options).is_err());
+    }
+
+    #[test]
+    fn decoupled_mode_never_waits_and_applies_the_newest_mask() {
+        let mut options = options(SourceKind::SyntheticLocal, false);
+        options.mask_source = MaskSourceKind::Autogaze;
+        options.model.gazing_ratio = 0.05;
+        options.decoupled = true;
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        let first = pipeline.step().unwrap();
+        assert!(first.compose.keyframe);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut applied = None;
+        while applied.is_none() && std::time::Instant::now() < deadline {
+            let r = pipeline.step().unwrap();
+            // The display path never runs the model itself.
+            assert_eq!(r.times.get(Stage::Model), Duration::ZERO);
+            if r.mask_times.is_some() {
+                applied = r.mask_seq;
+                assert_eq!(r.plan.tokens, 13);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seq = applied.expect("a mask arrives");
+        assert!(
+            seq < pipeline.current_frame().unwrap().seq,
+            "the mask is from an earlier frame"
+        );
+        let c = pipeline.worker_counters().unwrap();
+        assert!(c.admitted >= 2 && c.completed >= 1, "{c:?}");
+        options.mask_source = MaskSourceKind::PatchDiff;
+        let err = FramePipeline::new(&options)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("decoupled"), "{err}");
     }
 
     #[test]

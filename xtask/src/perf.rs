@@ -97,6 +97,10 @@ pub struct PerfArgs {
     /// whole frame to 224 x 224, as the reference).
     #[arg(long, default_value_t = 0)]
     pub anyres_tiles: usize,
+    /// Run the model on a worker thread; every frame is composed at once
+    /// with the newest mask (display throughput instead of model latency).
+    #[arg(long)]
+    pub decoupled: bool,
 }
 
 /// Facts about the run that go into every summary.
@@ -188,6 +192,7 @@ fn run_case(
             grid: args.grid,
         },
         geometry: args.mask_geometry,
+        decoupled: args.decoupled,
         compositor: CompositorOptions {
             dispatch: args.dispatch,
             measure_psnr: args.psnr,
@@ -204,6 +209,7 @@ fn run_case(
     let mut histogram: BTreeMap<String, u64> = BTreeMap::new();
     let (mut updated, mut keyframes) = (0u64, 0u64);
     let mut psnr = Vec::new();
+    let (mut mask_updates, mut mask_latency) = (0u64, Vec::new());
     let mut measured_since = Instant::now();
     for i in 0..args.warmup_frames + args.frames {
         if i == args.warmup_frames {
@@ -222,6 +228,12 @@ fn run_case(
             keyframes += report.compose.keyframe as u64;
             if let Some(p) = report.compose.psnr_db.filter(|p| p.is_finite()) {
                 psnr.push(p);
+            }
+            if let Some(t) = report.mask_times {
+                mask_updates += 1;
+                mask_latency.push(t.total().as_secs_f64() * 1e3);
+            } else if !args.decoupled {
+                mask_updates += 1;
             }
             if let Some(frame) = pipeline.current_frame() {
                 memcpy_ms.push(time_frame_memcpy(frame, &mut scratch).as_secs_f64() * 1e3);
@@ -264,6 +276,11 @@ fn run_case(
         copied_bytes_per_frame: 4.0 * updated as f64 / args.frames as f64,
         psnr_db_mean: (!psnr.is_empty()).then(|| psnr.iter().sum::<f64>() / psnr.len() as f64),
         psnr_db_min: psnr.iter().copied().reduce(f64::min),
+        decoupled: args.decoupled,
+        mask_updates,
+        mask_latency_ms: (!mask_latency.is_empty())
+            .then(|| LatencySummary::from_ms(&mut mask_latency)),
+        worker: pipeline.worker_counters(),
         ring: pipeline.ring_counters(),
         bytes_in_per_frame: bytes_in as f64 / args.frames as f64,
         pooled_bytes: pipeline.pooled_bytes(),
@@ -352,6 +369,9 @@ pub fn run(args: &PerfArgs, info: &RunInfo) -> Result<Vec<PerfSummary>, String> 
             if args.anyres_tiles > 0 {
                 case += &format!("-anyres{}", args.anyres_tiles);
             }
+            if args.decoupled {
+                case += "-decoupled";
+            }
             if args.dispatch != Dispatch::default() {
                 case += &format!("-{}", args.dispatch);
             }
@@ -436,6 +456,9 @@ pub fn to_cli(args: &PerfArgs) -> Vec<String> {
         "--anyres-tiles".into(),
         args.anyres_tiles.to_string(),
     ]);
+    if args.decoupled {
+        out.push("--decoupled".into());
+    }
     if let Some(dir) = &args.model_dir {
         out.extend(["--model-dir".into(), dir.display().to_string()]);
     }
