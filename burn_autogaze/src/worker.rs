@@ -9,7 +9,7 @@
 //! keeps running. Nothing here blocks the submitting thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -162,14 +162,9 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
     /// older ones are dropped as stale. Never blocks.
     pub fn take_latest(&mut self) -> Option<WorkerResult<Out>> {
         let mut newest: Option<WorkerResult<Out>> = None;
-        loop {
-            match self.results.try_recv() {
-                Ok(r) => {
-                    if let Some(old) = newest.replace(r) {
-                        self.count_stale(&old);
-                    }
-                }
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+        while let Ok(r) = self.results.try_recv() {
+            if let Some(old) = newest.replace(r) {
+                self.count_stale(&old);
             }
         }
         let result = newest?;

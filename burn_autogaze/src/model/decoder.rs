@@ -87,6 +87,24 @@ fn rms_norm<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 1>, eps: f64) -> Ten
     x * weight.clone().reshape([1, d])
 }
 
+/// RoPE tables of a model: llama3-scaled inverse frequencies and the
+/// `rotate_half` matrix.
+#[derive(Debug, Clone)]
+pub struct Rope<B: Backend> {
+    pub inv_freq: Vec<f32>,
+    pub rotate: Tensor<B, 2>,
+}
+
+impl<B: Backend> Rope<B> {
+    /// The tables of `c` on `device`.
+    pub fn new(c: &AutoGazeConfig, device: &B::Device) -> Self {
+        Self {
+            inv_freq: inv_freq(c),
+            rotate: rotate_half_matrix(c.head_dim, device),
+        }
+    }
+}
+
 /// `rotate_half` as a signed permutation matrix `[hd, hd]`:
 /// `x @ R = cat(-x[hd/2..], x[..hd/2])`, exactly (entries are 0 and +-1).
 pub fn rotate_half_matrix<B: Backend>(hd: usize, device: &B::Device) -> Tensor<B, 2> {
@@ -109,9 +127,9 @@ pub fn forward<B: Backend>(
     positions: &[i64],
     mask: &[bool],
     cache: &mut KvCache<B>,
-    inv_freq: &[f32],
-    rotate: &Tensor<B, 2>,
+    rope: &Rope<B>,
 ) -> Tensor<B, 2> {
+    let (inv_freq, rotate) = (&rope.inv_freq, &rope.rotate);
     let device = x.device();
     let [l, d] = x.dims();
     let (h, hd) = (c.heads, c.head_dim);

@@ -165,8 +165,7 @@ impl<B: Backend> AutoGaze<B> {
             &positions,
             mask,
             &mut state.kv,
-            &self.inv_freq,
-            &self.rotate,
+            &self.rope,
         );
         let (logits, tl) = decoder::heads(&self.weights, hidden);
         let (logits, tl) = (host(logits), host(tl));

@@ -26,8 +26,7 @@ pub use weights::{ModelWeights, expected_tensors, load_weights, random_weights};
 pub struct AutoGaze<B: Backend> {
     config: AutoGazeConfig,
     weights: ModelWeights<B>,
-    inv_freq: Vec<f32>,
-    rotate: burn::tensor::Tensor<B, 2>,
+    rope: decoder::Rope<B>,
 }
 
 impl<B: Backend> AutoGaze<B> {
@@ -45,13 +44,11 @@ impl<B: Backend> AutoGaze<B> {
     }
 
     fn from_parts(config: AutoGazeConfig, weights: ModelWeights<B>) -> Self {
-        let inv_freq = inv_freq(&config);
-        let rotate = decoder::rotate_half_matrix(config.head_dim, &weights.decoder.embed.device());
+        let rope = decoder::Rope::new(&config, &weights.decoder.embed.device());
         Self {
             config,
             weights,
-            inv_freq,
-            rotate,
+            rope,
         }
     }
 
