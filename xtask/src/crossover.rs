@@ -24,8 +24,9 @@ pub struct CrossoverArgs {
     /// Frame sizes, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "720p,1080p")]
     pub sizes: Vec<FrameSize>,
-    /// Timed repetitions per point (the median is kept).
-    #[arg(long, default_value_t = 15)]
+    /// Timed repetitions per point (the median is kept; a multiple of 24
+    /// cycles every order of the four modes evenly).
+    #[arg(long, default_value_t = 48)]
     pub reps: usize,
     /// Coverage step in percent.
     #[arg(long, default_value_t = 5)]
@@ -63,13 +64,13 @@ fn time_paths(
     let mut comp = Compositor::with_table(CompositorOptions::default(), table.clone());
     comp.compose(&frames[0], plan).map_err(|e| e.to_string())?; // keyframe
     let mut samples = vec![Vec::with_capacity(reps); modes.len()];
+    let orders = permutations(modes.len());
     for i in 0..reps + 2 {
-        // Rotate the order every repetition so no mode always comes first,
-        // and precede each timed compose by an untimed one of the same mode
-        // on the other frame: each mode is timed in its own steady state
-        // (as if it ran alone), not paying for its predecessor's dirty cache.
-        for k in 0..modes.len() {
-            let m = (i + k) % modes.len();
+        // Cycle through every order of the modes, so each mode follows each
+        // other mode equally often (a heavy full copy leaves dirty cache
+        // lines that the next compose pays for), and precede each timed
+        // compose by an untimed one of the same mode on the other frame.
+        for &m in &orders[i % orders.len()] {
             comp.options_mut().dispatch = modes[m];
             comp.compose(&frames[i % 2], plan)
                 .map_err(|e| e.to_string())?;
@@ -82,6 +83,22 @@ fn time_paths(
         }
     }
     Ok(samples.into_iter().map(median).collect())
+}
+
+/// Every order of `0..n` (n! of them; n is 3 or 4 here).
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n <= 1 {
+        return vec![(0..n).collect()];
+    }
+    let mut out = Vec::new();
+    for rest in permutations(n - 1) {
+        for pos in 0..=rest.len() {
+            let mut p = rest.clone();
+            p.insert(pos, n - 1);
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Least squares for t = a*x + b*y (no intercept).
@@ -278,6 +295,8 @@ mod tests {
         assert!((a - 3.0).abs() < 1e-9 && (b - 0.5).abs() < 1e-9);
         let (p, q) = fit_line(&[(0.0, 5.0), (10.0, 25.0), (20.0, 45.0)]);
         assert!((p - 5.0).abs() < 1e-9 && (q - 2.0).abs() < 1e-9);
+        assert_eq!(permutations(4).len(), 24);
+        assert_eq!(permutations(3).len(), 6);
         assert_eq!(
             scattered_fine_tokens(196)
                 .iter()
