@@ -9,11 +9,18 @@
 //!   first chunk: the cheapest case), without it the full budget is decoded
 //!   (0.75: 198 tokens, the worst case).
 //!
-//! Tiled (448, AnyRes) and wgpu lanes join when those paths exist.
+//! - `tiled-448/ndarray/0.5`: one 448x448 frame through the reference's
+//!   tiling (target scales 64/128/224/448, patch 16: 4 tiles) at ratio 0.5;
+//! - `anyres/ndarray/<size>`: one streamed frame of AnyRes (up to 8 square
+//!   tiles) at ratio 0.1, horizon 1.
+//!
+//! wgpu lanes join with device-side decoding.
 
 use burn::backend::NdArray;
 use burn::tensor::{Distribution, Tensor};
-use burn_autogaze::model::{AutoGaze, AutoGazeConfig, GenerateOptions};
+use burn_autogaze::model::{AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, TileGrid};
+use burn_autogaze::source::{FrameSource, PanSpeed, SyntheticPan};
+use burn_autogaze::{FrameSize, Preprocessor};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 type B = NdArray<f32>;
@@ -66,6 +73,41 @@ fn backend_pipeline(c: &mut Criterion) {
                 model
                     .step(&mut state, input.clone(), &options)
                     .expect("frame")
+            })
+        });
+    }
+    let grid = TileGrid::new(&model.config().layout, &[64, 128, 224, 448], 16).expect("grid");
+    let clip = Tensor::<B, 5>::random(
+        [1, 1, 3, 448, 448],
+        Distribution::Normal(0.0, 1.0),
+        &Default::default(),
+    );
+    let half = GenerateOptions {
+        gazing_ratio: 0.5,
+        task_loss_requirement: None,
+    };
+    group.bench_function(BenchmarkId::new("tiled-448/ndarray", "0.5"), |b| {
+        b.iter(|| {
+            model
+                .generate_tiled(clip.clone(), &grid, &half)
+                .expect("tiled")
+        })
+    });
+    let tenth = GenerateOptions {
+        gazing_ratio: 0.1,
+        task_loss_requirement: None,
+    };
+    for (name, w, h) in [("720p", 1280, 720), ("1080p", 1920, 1080)] {
+        let size = FrameSize::new(w, h).expect("size");
+        let mut source = SyntheticPan::new(size, PanSpeed::default(), 30.0).expect("pan");
+        let mut stream =
+            AnyResStream::new(&model, Preprocessor::release(), size, 8, 1).expect("anyres");
+        let warm = source.next_frame().expect("frame");
+        stream.step(&model, &warm, &tenth).expect("warm-up");
+        group.bench_function(BenchmarkId::new("anyres/ndarray", name), |b| {
+            b.iter(|| {
+                let frame = source.next_frame().expect("frame");
+                stream.step(&model, &frame, &tenth).expect("anyres frame")
             })
         });
     }
