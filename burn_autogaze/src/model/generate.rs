@@ -46,23 +46,8 @@ pub fn max_tokens(ratio: f32, tokens: u32) -> Result<usize> {
 }
 
 /// What one frame produced: frame-local ids in generation order (pads hold
-/// the pad id) and their pad flags.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FrameGaze {
-    pub ids: Vec<u32>,
-    pub padded: Vec<bool>,
-}
-
-impl FrameGaze {
-    /// Valid (non-pad) ids.
-    pub fn valid(&self) -> impl Iterator<Item = u32> + '_ {
-        self.ids
-            .iter()
-            .zip(&self.padded)
-            .filter(|(_, p)| !**p)
-            .map(|(i, _)| *i)
-    }
-}
+/// the pad id) and their pad flags; the same type every mask source emits.
+pub type FrameGaze = crate::tokens::GazeTokens;
 
 /// One decoder call, for parity checks and traces.
 #[derive(Debug, Clone, PartialEq)]
