@@ -13,6 +13,7 @@ pub mod mask;
 pub mod mask_source;
 pub mod model;
 mod names;
+pub mod pacing;
 pub mod patch_diff;
 pub mod perf;
 pub mod pipeline;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pacing::PaceStats;
 use crate::ring::RingCounters;
 use crate::timing::{LatencySummary, Stage};
 use crate::worker::WorkerCounters;
@@ -65,6 +66,11 @@ pub struct PerfSummary {
     pub mask_latency_ms: Option<LatencySummary>,
     #[serde(default)]
     pub worker: Option<WorkerCounters>,
+    /// Paced playback: source fps, frames shown / dropped / late, realtime factor.
+    #[serde(default)]
+    pub source_fps: Option<f64>,
+    #[serde(default)]
+    pub pace: Option<PaceStats>,
     pub ring: RingCounters,
     /// RGBA bytes that entered the pipeline, per measured frame.
     pub bytes_in_per_frame: f64,

@@ -12,6 +12,7 @@ use crate::frame::Frame;
 use crate::interframe::{ComposeReport, Compositor, CompositorOptions};
 use crate::mask::{MaskGeometry, MaskPlan, MaskPlanner, PlanStats};
 use crate::mask_source::{MaskSource, MaskSourceKind, ModelOptions};
+use crate::pacing::{Clock, PaceStats, Pacer, SystemClock};
 use crate::patch_diff::{PatchDiff, PatchDiffOptions};
 use crate::preprocess::{ModelInput, Preprocessor};
 use crate::quality::GazeStats;
@@ -40,6 +41,9 @@ pub struct PipelineOptions {
     /// never waits for the model. Model source only (patch-diff is cheap and
     /// needs the composed output of the same frame).
     pub decoupled: bool,
+    /// Paced playback at this source frame rate (none: as fast as possible).
+    /// A run that cannot keep up skips frames (counted), never drifts.
+    pub source_fps: Option<f64>,
 }
 
 impl Default for PipelineOptions {
@@ -54,6 +58,7 @@ impl Default for PipelineOptions {
             geometry: MaskGeometry::default(),
             compositor: CompositorOptions::default(),
             decoupled: false,
+            source_fps: None,
         }
     }
 }
@@ -94,6 +99,7 @@ pub struct FramePipeline {
     mask_source: Option<MaskSource>,
     worker: Option<InferenceWorker<Frame, MaskUpdate>>,
     mask_seq: Option<u64>,
+    pacer: Option<(Pacer, SystemClock)>,
     last_size: Option<crate::frame::FrameSize>,
     tokens: GazeTokens,
     tiles: Vec<(crate::mask::Rect, Vec<u32>)>,
@@ -120,6 +126,10 @@ impl FramePipeline {
             mask_source: None,
             worker: None,
             mask_seq: None,
+            pacer: match options.source_fps {
+                Some(fps) => Some((Pacer::new(fps)?, SystemClock::default())),
+                None => None,
+            },
             last_size: None,
             tokens: GazeTokens::with_capacity(layout.tokens() as usize),
             tiles: Vec::new(),
@@ -184,6 +194,18 @@ impl FramePipeline {
         let mut times = StageTimes::default();
         // Release the previous frame first so its buffer returns to the pool.
         self.current = None;
+        // Paced: skip what is overdue, wait for what is early.
+        let pace = match self.pacer.as_mut() {
+            Some((pacer, clock)) => {
+                let decision = pacer.decide(clock.now());
+                self.source.skip(decision.skip)?;
+                if !decision.wait.is_zero() {
+                    std::thread::sleep(decision.wait);
+                }
+                Some(decision)
+            }
+            None => None,
+        };
         let t = Instant::now();
         let frame = self.source.next_frame()?;
         times.add(Stage::Source, t.elapsed());
@@ -263,6 +285,9 @@ impl FramePipeline {
         let compose = self.compositor.compose(&frame, &self.plan)?;
         times.add(Stage::Interframe, t.elapsed());
         self.gaze.record(compose.coverage, compose.keyframe);
+        if let (Some(decision), Some((pacer, clock))) = (pace, self.pacer.as_mut()) {
+            pacer.shown(decision, clock.now());
+        }
 
         let report = StepReport {
             seq: frame.seq,
@@ -310,6 +335,11 @@ impl FramePipeline {
     /// The source's name.
     pub fn source_name(&self) -> &str {
         self.source.name()
+    }
+
+    /// Pacing counters and the realtime factor (paced mode).
+    pub fn pace_stats(&self) -> Option<PaceStats> {
+        self.pacer.as_ref().map(|(p, _)| p.stats())
     }
 
     /// Counters of the mask worker (decoupled mode).
@@ -454,6 +484,27 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("decoupled"), "{err}");
+    }
+
+    #[test]
+    fn paced_playback_keeps_real_time() {
+        let mut options = options(SourceKind::SyntheticPan, false);
+        options.source_fps = Some(200.0);
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..20 {
+            pipeline.step().unwrap();
+        }
+        // 20 frames at 200 fps take ~95 ms of waiting, not 1 ms.
+        assert!(start.elapsed() >= Duration::from_millis(90));
+        let s = pipeline.pace_stats().unwrap();
+        assert_eq!(s.shown, 20);
+        assert!(
+            s.realtime_factor > 0.5 && s.realtime_factor <= 1.05,
+            "{s:?}"
+        );
+        options.source_fps = Some(0.0);
+        assert!(FramePipeline::new(&options).is_err());
     }
 
     #[test]

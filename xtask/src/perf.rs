@@ -101,6 +101,10 @@ pub struct PerfArgs {
     /// with the newest mask (display throughput instead of model latency).
     #[arg(long)]
     pub decoupled: bool,
+    /// Paced playback at this source frame rate (frames that cannot be shown
+    /// in time are dropped and counted; the summary gets the realtime factor).
+    #[arg(long)]
+    pub source_fps: Option<f64>,
 }
 
 /// Facts about the run that go into every summary.
@@ -193,6 +197,7 @@ fn run_case(
         },
         geometry: args.mask_geometry,
         decoupled: args.decoupled,
+        source_fps: args.source_fps,
         compositor: CompositorOptions {
             dispatch: args.dispatch,
             measure_psnr: args.psnr,
@@ -281,6 +286,8 @@ fn run_case(
         mask_latency_ms: (!mask_latency.is_empty())
             .then(|| LatencySummary::from_ms(&mut mask_latency)),
         worker: pipeline.worker_counters(),
+        source_fps: args.source_fps,
+        pace: pipeline.pace_stats(),
         ring: pipeline.ring_counters(),
         bytes_in_per_frame: bytes_in as f64 / args.frames as f64,
         pooled_bytes: pipeline.pooled_bytes(),
@@ -372,6 +379,9 @@ pub fn run(args: &PerfArgs, info: &RunInfo) -> Result<Vec<PerfSummary>, String> 
             if args.decoupled {
                 case += "-decoupled";
             }
+            if let Some(fps) = args.source_fps {
+                case += &format!("-paced{fps}");
+            }
             if args.dispatch != Dispatch::default() {
                 case += &format!("-{}", args.dispatch);
             }
@@ -458,6 +468,9 @@ pub fn to_cli(args: &PerfArgs) -> Vec<String> {
     ]);
     if args.decoupled {
         out.push("--decoupled".into());
+    }
+    if let Some(fps) = args.source_fps {
+        out.extend(["--source-fps".into(), fps.to_string()]);
     }
     if let Some(dir) = &args.model_dir {
         out.extend(["--model-dir".into(), dir.display().to_string()]);

@@ -83,6 +83,11 @@ impl FrameSource for StaticImage {
         self.size
     }
 
+    fn skip(&mut self, n: u64) -> Result<()> {
+        self.seq += n;
+        Ok(())
+    }
+
     fn next_frame(&mut self) -> Result<Frame> {
         let n = self.seq;
         self.seq += 1;

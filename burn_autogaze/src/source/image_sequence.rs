@@ -94,6 +94,11 @@ impl FrameSource for ImageSequence {
         self.size
     }
 
+    fn skip(&mut self, n: u64) -> Result<()> {
+        self.seq += n;
+        Ok(())
+    }
+
     fn next_frame(&mut self) -> Result<Frame> {
         let n = self.seq;
         let index = (n % self.files.len() as u64) as usize;

@@ -35,6 +35,15 @@ pub trait FrameSource: Send {
     /// The next frame. Sequence numbers start at 0 and grow by one a call.
     fn next_frame(&mut self) -> Result<Frame>;
 
+    /// Skips `n` frames (their sequence numbers are used up). Sources that
+    /// can jump without producing the frames override this.
+    fn skip(&mut self, n: u64) -> Result<()> {
+        for _ in 0..n {
+            self.next_frame()?;
+        }
+        Ok(())
+    }
+
     /// Frames in one loop, for sources that repeat a finite clip.
     fn loop_len(&self) -> Option<u64> {
         None

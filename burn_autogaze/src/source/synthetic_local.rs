@@ -118,6 +118,11 @@ impl FrameSource for SyntheticLocal {
         self.size
     }
 
+    fn skip(&mut self, n: u64) -> Result<()> {
+        self.seq += n;
+        Ok(())
+    }
+
     fn next_frame(&mut self) -> Result<Frame> {
         let n = self.seq;
         let Self {

@@ -104,6 +104,11 @@ impl FrameSource for SyntheticPan {
         self.size
     }
 
+    fn skip(&mut self, n: u64) -> Result<()> {
+        self.seq += n;
+        Ok(())
+    }
+
     fn next_frame(&mut self) -> Result<Frame> {
         let n = self.seq;
         let Self {
