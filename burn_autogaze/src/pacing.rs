@@ -6,6 +6,41 @@
 
 use std::time::{Duration, Instant};
 
+/// The rate paced playback runs at: a number of frames a second, or the
+/// source's own rate (`native`: an image sequence's `meta.json`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum SourceRate {
+    Fps(f64),
+    Native,
+}
+
+impl std::str::FromStr for SourceRate {
+    type Err = crate::AutoGazeError;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        if s == "native" {
+            return Ok(Self::Native);
+        }
+        match s.parse::<f64>() {
+            Ok(fps) if fps.is_finite() && fps > 0.0 => Ok(Self::Fps(fps)),
+            _ => Err(crate::AutoGazeError::setting(
+                "source fps",
+                s,
+                "a positive frame rate, or `native` (the source's own rate)",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fps(fps) => write!(f, "{fps}"),
+            Self::Native => f.write_str("native"),
+        }
+    }
+}
+
 /// A monotonic clock.
 pub trait Clock {
     /// Time since an arbitrary fixed origin.
@@ -186,5 +221,8 @@ mod tests {
         assert!((s.realtime_factor - 0.4).abs() < 0.02, "{s:?}");
         assert!(s.late > 0);
         assert!(Pacer::new(0.0).is_err() && Pacer::new(f64::NAN).is_err());
+        assert_eq!("25".parse::<SourceRate>().unwrap(), SourceRate::Fps(25.0));
+        assert_eq!("native".parse::<SourceRate>().unwrap(), SourceRate::Native);
+        assert!("-3".parse::<SourceRate>().is_err() && "fast".parse::<SourceRate>().is_err());
     }
 }

@@ -68,7 +68,7 @@ pub struct PerfSummary {
     pub worker: Option<WorkerCounters>,
     /// Paced playback: source fps, frames shown / dropped / late, realtime factor.
     #[serde(default)]
-    pub source_fps: Option<f64>,
+    pub source_fps: Option<crate::pacing::SourceRate>,
     #[serde(default)]
     pub pace: Option<PaceStats>,
     pub ring: RingCounters,

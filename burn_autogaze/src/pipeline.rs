@@ -12,7 +12,7 @@ use crate::frame::Frame;
 use crate::interframe::{ComposeReport, Compositor, CompositorOptions};
 use crate::mask::{MaskGeometry, MaskPlan, MaskPlanner, PlanStats};
 use crate::mask_source::{MaskSource, MaskSourceKind, ModelOptions};
-use crate::pacing::{Clock, PaceStats, Pacer, SystemClock};
+use crate::pacing::{Clock, PaceStats, Pacer, SourceRate, SystemClock};
 use crate::patch_diff::{PatchDiff, PatchDiffOptions};
 use crate::preprocess::{ModelInput, Preprocessor};
 use crate::quality::GazeStats;
@@ -41,9 +41,9 @@ pub struct PipelineOptions {
     /// never waits for the model. Model source only (patch-diff is cheap and
     /// needs the composed output of the same frame).
     pub decoupled: bool,
-    /// Paced playback at this source frame rate (none: as fast as possible).
-    /// A run that cannot keep up skips frames (counted), never drifts.
-    pub source_fps: Option<f64>,
+    /// Paced playback at this rate (none: as fast as possible). A run that
+    /// cannot keep up skips frames (counted), never drifts.
+    pub source_fps: Option<SourceRate>,
 }
 
 impl Default for PipelineOptions {
@@ -117,8 +117,23 @@ impl FramePipeline {
     pub fn new(options: &PipelineOptions) -> Result<Self> {
         let preprocessor = Preprocessor::release();
         let layout = TokenLayout::release();
+        let source = open_source(&options.source)?;
+        let pace_fps = match options.source_fps {
+            None => None,
+            Some(SourceRate::Fps(fps)) => Some(fps),
+            Some(SourceRate::Native) => Some(source.native_fps().ok_or_else(|| {
+                crate::error::AutoGazeError::setting(
+                    "source fps",
+                    "native",
+                    format!(
+                        "a source with its own rate ({} has none): give a number",
+                        source.name()
+                    ),
+                )
+            })?),
+        };
         Self {
-            source: open_source(&options.source)?,
+            source,
             ring: FrameRing::new(options.ring_capacity)?,
             preprocess: options.preprocess,
             input: ModelInput::new(preprocessor.model_size()),
@@ -126,7 +141,7 @@ impl FramePipeline {
             mask_source: None,
             worker: None,
             mask_seq: None,
-            pacer: match options.source_fps {
+            pacer: match pace_fps {
                 Some(fps) => Some((Pacer::new(fps)?, SystemClock::default())),
                 None => None,
             },
@@ -489,7 +504,7 @@ mod tests {
     #[test]
     fn paced_playback_keeps_real_time() {
         let mut options = options(SourceKind::SyntheticPan, false);
-        options.source_fps = Some(200.0);
+        options.source_fps = Some(SourceRate::Fps(200.0));
         let mut pipeline = FramePipeline::new(&options).unwrap();
         let start = std::time::Instant::now();
         for _ in 0..20 {
@@ -503,8 +518,12 @@ mod tests {
             s.realtime_factor > 0.5 && s.realtime_factor <= 1.05,
             "{s:?}"
         );
-        options.source_fps = Some(0.0);
-        assert!(FramePipeline::new(&options).is_err());
+        options.source_fps = Some(SourceRate::Native);
+        let err = FramePipeline::new(&options)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("synthetic-pan has none"), "{err}");
     }
 
     #[test]

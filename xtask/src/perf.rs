@@ -101,10 +101,11 @@ pub struct PerfArgs {
     /// with the newest mask (display throughput instead of model latency).
     #[arg(long)]
     pub decoupled: bool,
-    /// Paced playback at this source frame rate (frames that cannot be shown
-    /// in time are dropped and counted; the summary gets the realtime factor).
+    /// Paced playback at this rate: frames a second, or `native` (an image
+    /// sequence's meta.json). Frames that cannot be shown in time are dropped
+    /// and counted; the summary gets the realtime factor.
     #[arg(long)]
-    pub source_fps: Option<f64>,
+    pub source_fps: Option<burn_autogaze::pacing::SourceRate>,
 }
 
 /// Facts about the run that go into every summary.

@@ -25,12 +25,41 @@ pub struct ImageSequence {
     cache_cap: usize,
     seq: u64,
     fps: f64,
+    native_fps: Option<f64>,
+}
+
+/// Reads `fps` from a `meta.json` beside the frames, if there is one.
+fn meta_fps(dir: &Path) -> Result<Option<f64>> {
+    let path = dir.join("meta.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| AutoGazeError::io(&path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| AutoGazeError::Config {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    match value.get("fps") {
+        None => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(fps) if fps.is_finite() && fps > 0.0 => Ok(Some(fps)),
+            _ => Err(AutoGazeError::Config {
+                path,
+                reason: format!("fps must be a positive number, got {v}"),
+            }),
+        },
+    }
 }
 
 impl ImageSequence {
     /// Lists `dir` and decodes its first frame (which fixes the clip size).
+    /// A `meta.json` beside the frames with an `fps` field sets the frame
+    /// rate (timestamps and [`FrameSource::native_fps`]); otherwise `fps`.
     pub fn open(dir: &Path, fps: f64, cache_cap: usize) -> Result<Self> {
         let files = list_images(dir)?;
+        let native_fps = meta_fps(dir)?;
+        let fps = native_fps.unwrap_or(fps);
         let (size, first) = load_rgba(&files[0])?;
         let mut cache = vec![None; files.len()];
         let cached_bytes = if first.len() <= cache_cap {
@@ -48,6 +77,7 @@ impl ImageSequence {
             cache_cap,
             seq: 0,
             fps,
+            native_fps,
         })
     }
 
@@ -111,6 +141,10 @@ impl FrameSource for ImageSequence {
             pixels,
             frame_time(n, self.fps),
         )
+    }
+
+    fn native_fps(&self) -> Option<f64> {
+        self.native_fps
     }
 
     fn loop_len(&self) -> Option<u64> {

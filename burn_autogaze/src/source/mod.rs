@@ -44,6 +44,12 @@ pub trait FrameSource: Send {
         Ok(())
     }
 
+    /// The source's own frame rate, when it has one (an image sequence with
+    /// a `meta.json`).
+    fn native_fps(&self) -> Option<f64> {
+        None
+    }
+
     /// Frames in one loop, for sources that repeat a finite clip.
     fn loop_len(&self) -> Option<u64> {
         None

@@ -135,8 +135,10 @@ fn image_sequence_reads_the_real_video_frames() {
         "real-video frames not found at {}; set AUTOGAZE_VIDEO_DIR",
         dir.display()
     );
-    let mut source = ImageSequence::open(&dir, 25.0, 64 << 20).expect("open sequence");
+    // The rate comes from meta.json (25 fps), not the argument.
+    let mut source = ImageSequence::open(&dir, 60.0, 64 << 20).expect("open sequence");
     assert_eq!(source.len(), 32);
+    assert_eq!(source.native_fps(), Some(25.0));
     let reference = rgba_frames(&case("video_rgba_r030"));
     for expected in &reference {
         let frame = source.next_frame().expect("frame");
@@ -197,7 +199,16 @@ fn image_inputs_are_converted_and_bad_files_are_named() {
     image::RgbImage::new(4, 5)
         .save(mixed.join("b.jpg"))
         .expect("save");
+    // A malformed meta.json is a clear error naming the file.
+    std::fs::write(mixed.join("meta.json"), br#"{"fps": "fast"}"#).expect("write");
+    let err = ImageSequence::open(&mixed, 30.0, 1 << 20)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("meta.json") && err.contains("fps"), "{err}");
+    std::fs::remove_file(mixed.join("meta.json")).expect("remove");
     let mut seq = ImageSequence::open(&mixed, 30.0, 1 << 20).expect("open");
+    assert_eq!(seq.native_fps(), None);
     seq.next_frame().expect("first frame");
     let err = seq.next_frame().expect_err("size mismatch").to_string();
     assert!(
