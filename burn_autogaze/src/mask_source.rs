@@ -76,6 +76,8 @@ mod cpu {
         horizon: usize,
         anyres_tiles: usize,
         anyres: Option<AnyResStream<B>>,
+        /// Frame size of the running stream: a new size starts a new clip.
+        size: Option<crate::frame::FrameSize>,
     }
 
     impl ModelSource {
@@ -113,6 +115,7 @@ mod cpu {
                 horizon: options.horizon,
                 anyres_tiles: options.anyres_tiles,
                 anyres: None,
+                size: None,
             })
         }
 
@@ -124,12 +127,15 @@ mod cpu {
             times: &mut StageTimes,
         ) -> Result<()> {
             tiles.clear();
+            if self.size != Some(frame.size()) {
+                // A new size is a new clip: fresh streams.
+                self.state = self.model.new_stream();
+                self.state.set_horizon(self.horizon);
+                self.anyres = None;
+                self.size = Some(frame.size());
+            }
             if self.anyres_tiles > 0 {
-                if self
-                    .anyres
-                    .as_ref()
-                    .is_none_or(|a| a.grid().frame != frame.size())
-                {
+                if self.anyres.is_none() {
                     self.anyres = Some(AnyResStream::new(
                         &self.model,
                         self.preprocessor.clone(),
@@ -158,25 +164,15 @@ mod cpu {
                 .clip_into(std::slice::from_ref(frame), &mut self.input)?;
             times.add(Stage::Preprocess, t.elapsed());
             let t = Instant::now();
-            let s = self.preprocessor.model_size();
-            let x = self
-                .input
-                .to_tensor::<B>(&Default::default())
-                .reshape([3, s, s]);
-            let gaze = self.model.step(&mut self.state, x, &self.options)?;
+            let gaze = self
+                .model
+                .step_input(&mut self.state, &self.input, &self.options)?;
             out.clear();
             for id in gaze.valid() {
                 out.push(id);
             }
             times.add(Stage::Model, t.elapsed());
             Ok(())
-        }
-
-        /// Restarts the stream (a size change: new clip).
-        pub fn reset(&mut self) {
-            self.state = self.model.new_stream();
-            self.state.set_horizon(self.horizon);
-            self.anyres = None;
         }
     }
 }
@@ -228,14 +224,6 @@ impl MaskSource {
             }
             #[cfg(feature = "ndarray")]
             Self::Autogaze(m) => m.tokens_into(frame, out, tiles, times),
-        }
-    }
-
-    /// Starts a new clip (frame size changed).
-    pub fn reset(&mut self) {
-        #[cfg(feature = "ndarray")]
-        if let Self::Autogaze(m) = self {
-            m.reset();
         }
     }
 }

@@ -100,7 +100,6 @@ pub struct FramePipeline {
     worker: Option<InferenceWorker<Frame, MaskUpdate>>,
     mask_seq: Option<u64>,
     pacer: Option<(Pacer, SystemClock)>,
-    last_size: Option<crate::frame::FrameSize>,
     tokens: GazeTokens,
     tiles: Vec<(crate::mask::Rect, Vec<u32>)>,
     tile_plan: MaskPlan,
@@ -145,7 +144,6 @@ impl FramePipeline {
                 Some(fps) => Some((Pacer::new(fps)?, SystemClock::default())),
                 None => None,
             },
-            last_size: None,
             tokens: GazeTokens::with_capacity(layout.tokens() as usize),
             tiles: Vec::new(),
             tile_plan: MaskPlan::default(),
@@ -177,12 +175,7 @@ impl FramePipeline {
             ));
         }
         let mut source = source;
-        let mut size = None;
         let job = move |frame: Frame| -> Result<MaskUpdate> {
-            if size != Some(frame.size()) {
-                source.reset();
-                size = Some(frame.size());
-            }
             let mut update = MaskUpdate {
                 tokens: GazeTokens::default(),
                 tiles: Vec::new(),
@@ -249,10 +242,6 @@ impl FramePipeline {
         let mut replan = true;
         let mut mask_times = None;
         if let Some(source) = self.mask_source.as_mut() {
-            if self.last_size != Some(frame.size()) {
-                source.reset();
-                self.last_size = Some(frame.size());
-            }
             let reference = Some(self.compositor.output()).filter(|o| !o.is_empty());
             source.tokens_into(
                 &frame,

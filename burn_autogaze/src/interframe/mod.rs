@@ -172,11 +172,7 @@ impl Compositor {
 
     /// How often each path was taken, in [`ComposePath::ALL`] order.
     pub fn path_counts(&self) -> [(ComposePath, u64); 5] {
-        let mut out = [(ComposePath::Keyframe, 0); 5];
-        for (i, p) in ComposePath::ALL.into_iter().enumerate() {
-            out[i] = (p, self.path_counts[i]);
-        }
-        out
+        ComposePath::ALL.map(|p| (p, self.path_counts[p as usize]))
     }
 
     /// Bytes held by the compositor's buffers.
@@ -286,10 +282,7 @@ impl Compositor {
             self.since_keyframe += 1;
         }
         self.frames += 1;
-        self.path_counts[ComposePath::ALL
-            .iter()
-            .position(|p| *p == path)
-            .unwrap_or(0)] += 1;
+        self.path_counts[path as usize] += 1;
         Ok(ComposeReport {
             seq: frame.seq,
             path,

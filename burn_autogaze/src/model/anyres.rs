@@ -18,7 +18,7 @@ use burn::tensor::backend::Backend;
 use super::AutoGaze;
 use super::generate::{FrameGaze, GenerateOptions, StreamState};
 use crate::error::{AutoGazeError, Result};
-use crate::frame::{Frame, FrameSize};
+use crate::frame::{Frame, FramePool, FrameSize};
 use crate::mask::Rect;
 use crate::preprocess::{ModelInput, Preprocessor};
 
@@ -111,7 +111,7 @@ pub struct AnyResStream<B: Backend> {
     grid: AnyResGrid,
     streams: Vec<StreamState<B>>,
     preprocessor: Preprocessor,
-    tile: Vec<u8>,
+    tiles: FramePool,
     input: ModelInput,
 }
 
@@ -133,7 +133,7 @@ impl<B: Backend> AnyResStream<B> {
             })
             .collect();
         Ok(Self {
-            tile: vec![0; (grid.side * grid.side * 4) as usize],
+            tiles: FramePool::new((grid.side * grid.side * 4) as usize, 1),
             input: ModelInput::new(preprocessor.model_size()),
             grid,
             streams,
@@ -165,46 +165,33 @@ impl<B: Backend> AnyResStream<B> {
         }
         let side = self.grid.side as usize;
         let (fw, fh) = (frame.width() as usize, frame.height() as usize);
-        let s = self.preprocessor.model_size();
         let mut out = Vec::with_capacity(self.grid.len());
         for k in 0..self.grid.len() {
             let r = self.grid.tile_rect(k);
-            // Crop with a black overhang.
-            for (y, row) in self.tile.chunks_exact_mut(side * 4).enumerate() {
-                let sy = r.y0 as usize + y;
-                let x0 = r.x0 as usize;
-                let inside = if sy < fh {
-                    fw.saturating_sub(x0).min(side)
-                } else {
-                    0
-                };
-                if inside > 0 {
-                    row[..inside * 4].copy_from_slice(
-                        &frame.rgba()[(sy * fw + x0) * 4..(sy * fw + x0 + inside) * 4],
-                    );
+            // Crop with a black overhang, into a pooled buffer.
+            let pixels = self.tiles.fill(|tile| {
+                for (y, row) in tile.chunks_exact_mut(side * 4).enumerate() {
+                    let sy = r.y0 as usize + y;
+                    let x0 = r.x0 as usize;
+                    let inside = if sy < fh {
+                        fw.saturating_sub(x0).min(side)
+                    } else {
+                        0
+                    };
+                    if inside > 0 {
+                        row[..inside * 4].copy_from_slice(
+                            &frame.rgba()[(sy * fw + x0) * 4..(sy * fw + x0 + inside) * 4],
+                        );
+                    }
+                    for px in row[inside * 4..].chunks_exact_mut(4) {
+                        px.copy_from_slice(&[0, 0, 0, 255]);
+                    }
                 }
-                for px in row[inside * 4..].chunks_exact_mut(4) {
-                    px.copy_from_slice(&[0, 0, 0, 255]);
-                }
-            }
-            let tile = Frame::new(
-                frame.seq,
-                side as u32,
-                side as u32,
-                std::mem::take(&mut self.tile),
-                frame.timestamp,
-            )?;
+            });
+            let tile = Frame::new(frame.seq, side as u32, side as u32, pixels, frame.timestamp)?;
             self.preprocessor
                 .clip_into(std::slice::from_ref(&tile), &mut self.input)?;
-            // Take the buffer back (the frame held the only reference).
-            self.tile = std::sync::Arc::try_unwrap(tile.shared_pixels().clone())
-                .unwrap_or_else(|a| (*a).clone());
-            drop(tile);
-            let x = self
-                .input
-                .to_tensor::<B>(&model.weights.decoder.embed.device())
-                .reshape([3, s, s]);
-            out.push(model.step(&mut self.streams[k], x, options)?);
+            out.push(model.step_input(&mut self.streams[k], &self.input, options)?);
         }
         Ok(out)
     }

@@ -259,17 +259,19 @@ impl<B: Backend> AutoGaze<B> {
                 padded.truncate(chunk.len());
                 hit_max = true;
             }
-            for (id, p) in chunk.iter().zip(&padded) {
-                used[*id as usize] = true;
-                frame.ids.push(if *p { pad } else { *id });
-                frame.padded.push(*p);
-            }
-            first = false;
+            // Gated tokens become pads; the frame's no-repeat set holds what
+            // it emitted (a pad ends the frame, so the difference never shows).
             let chunk_tokens: Vec<(u32, bool)> = chunk
                 .iter()
                 .zip(&padded)
                 .map(|(id, p)| (if *p { pad } else { *id }, *p))
                 .collect();
+            for &(id, p) in &chunk_tokens {
+                used[id as usize] = true;
+                frame.ids.push(id);
+                frame.padded.push(p);
+            }
+            first = false;
             if any_meet || hit_max || early_stop {
                 state.pending = chunk_tokens;
                 break;
@@ -300,6 +302,22 @@ impl<B: Backend> AutoGaze<B> {
         let tokens = self.encode(state, frame.unsqueeze::<4>());
         let [_, n, d] = tokens.dims();
         self.decode_frame(state, tokens.reshape([n, d]), options, None)
+    }
+
+    /// Streams frame 0 of a preprocessed `input` (`[1, T, 3, S, S]`), on the
+    /// model's device.
+    pub fn step_input(
+        &self,
+        state: &mut StreamState<B>,
+        input: &crate::preprocess::ModelInput,
+        options: &GenerateOptions,
+    ) -> Result<FrameGaze> {
+        let [_, _, c, h, w] = input.shape();
+        let x = input
+            .to_tensor::<B>(&self.weights.decoder.embed.device())
+            .narrow(1, 0, 1)
+            .reshape([c, h, w]);
+        self.step(state, x, options)
     }
 
     /// Decodes a whole clip `[1, T, 3, S, S]`; optionally records every
