@@ -10,6 +10,7 @@ mod perf;
 mod preflight;
 mod process;
 
+use std::ffi::OsString;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
@@ -97,9 +98,15 @@ fn status_code(status: Option<std::process::ExitStatus>, what: &str, limit: Dura
     }
 }
 
+/// The arguments after `xtask <task>`, to hand to the release child verbatim
+/// (one parser: clap reads them again there, so nothing is re-serialised).
+fn task_args() -> Vec<OsString> {
+    std::env::args_os().skip(2).collect()
+}
+
 /// Runs `xtask <subcommand> <args>` from a release build (built on demand),
 /// with a one-hour limit.
-fn run_release(subcommand: &str, args: &[String], what: &str) -> ExitCode {
+fn run_release(subcommand: &str, args: &[OsString], what: &str) -> ExitCode {
     let limit = Duration::from_secs(60 * 60);
     let mut cmd = cargo();
     cmd.args([
@@ -127,22 +134,6 @@ fn report(result: Result<(), String>, what: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn crossover_cli(args: &crossover::CrossoverArgs) -> Vec<String> {
-    let sizes: Vec<String> = args.sizes.iter().map(|s| s.to_string()).collect();
-    vec![
-        "--sizes".into(),
-        sizes.join(","),
-        "--reps".into(),
-        args.reps.to_string(),
-        "--step".into(),
-        args.step.to_string(),
-        "--out".into(),
-        args.out.display().to_string(),
-        "--markdown".into(),
-        args.markdown.display().to_string(),
-    ]
 }
 
 fn main() -> ExitCode {
@@ -191,15 +182,15 @@ fn main() -> ExitCode {
                 return report(perf::run(&args, &info).map(|_| ()), "perf");
             }
             eprintln!("perf: building the harness in release (a cold build takes several minutes)");
-            let mut cli = vec!["--adapter".to_string(), adapter];
-            cli.extend(perf::to_cli(&args));
+            let mut cli: Vec<OsString> = vec!["--adapter".into(), adapter.into()];
+            cli.extend(task_args());
             run_release("perf-run", &cli, "perf harness")
         }
         Task::Crossover { args, dev } => {
             if dev {
                 return report(crossover::run(&args).map(|_| ()), "crossover");
             }
-            run_release("crossover-run", &crossover_cli(&args), "crossover")
+            run_release("crossover-run", &task_args(), "crossover")
         }
         Task::CrossoverRun { args } => report(crossover::run(&args).map(|_| ()), "crossover"),
         Task::PerfRun { args, adapter } => {
@@ -208,6 +199,66 @@ fn main() -> ExitCode {
                 adapter,
             };
             report(perf::run(&args, &info).map(|_| ()), "perf")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `perf` forwards parses in `perf-run` to the same settings.
+    #[test]
+    fn forwarded_perf_arguments_reach_the_release_run_unchanged() {
+        let args = [
+            "--frames",
+            "3",
+            "--sizes",
+            "64x36,33x17",
+            "--mask-source",
+            "autogaze",
+            "--gazing-ratio",
+            "0.1",
+            "--source-fps",
+            "native",
+            "--decoupled",
+            "--psnr-floor",
+            "30",
+            "--filter",
+            "pan",
+        ];
+        let parent = Cli::parse_from(["xtask", "perf"].iter().chain(args.iter()));
+        let child = Cli::parse_from(
+            ["xtask", "perf-run", "--adapter", "a"]
+                .iter()
+                .chain(args.iter()),
+        );
+        match (parent.command, child.command) {
+            (
+                Task::Perf {
+                    args: p,
+                    dev: false,
+                },
+                Task::PerfRun { args: c, adapter },
+            ) => {
+                assert_eq!(format!("{p:?}"), format!("{c:?}"));
+                assert_eq!(adapter, "a");
+            }
+            _ => panic!("wrong subcommands"),
+        }
+        let parent = Cli::parse_from(["xtask", "crossover", "--reps", "24", "--sizes", "720p"]);
+        let child = Cli::parse_from(["xtask", "crossover-run", "--reps", "24", "--sizes", "720p"]);
+        match (parent.command, child.command) {
+            (
+                Task::Crossover {
+                    args: p,
+                    dev: false,
+                },
+                Task::CrossoverRun { args: c },
+            ) => {
+                assert_eq!(format!("{p:?}"), format!("{c:?}"));
+            }
+            _ => panic!("wrong subcommands"),
         }
     }
 }

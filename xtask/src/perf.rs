@@ -421,73 +421,6 @@ pub fn run(args: &PerfArgs, info: &RunInfo) -> Result<Vec<PerfSummary>, String> 
     Ok(summaries)
 }
 
-/// Arguments that re-create `args` on a child's command line.
-pub fn to_cli(args: &PerfArgs) -> Vec<String> {
-    let join = |v: Vec<String>| v.join(",");
-    let mut out = vec![
-        "--frames".into(),
-        args.frames.to_string(),
-        "--warmup-frames".into(),
-        args.warmup_frames.to_string(),
-        "--sizes".into(),
-        join(args.sizes.iter().map(|s| s.to_string()).collect()),
-        "--sources".into(),
-        join(args.sources.iter().map(|s| s.to_string()).collect()),
-        "--out".into(),
-        args.out.display().to_string(),
-    ];
-    out.extend([
-        "--mask-geometry".into(),
-        args.mask_geometry.to_string(),
-        "--dispatch".into(),
-        args.dispatch.to_string(),
-        "--threshold".into(),
-        args.threshold.to_string(),
-        "--grid".into(),
-        args.grid.to_string(),
-        "--keyframe-period".into(),
-        args.keyframe_period.to_string(),
-    ]);
-    if let Some(floor) = args.psnr_floor {
-        out.extend(["--psnr-floor".into(), floor.to_string()]);
-    }
-    if args.psnr {
-        out.push("--psnr".into());
-    }
-    if args.preprocess {
-        out.push("--preprocess".into());
-    }
-    out.extend([
-        "--mask-source".into(),
-        args.mask_source.to_string(),
-        "--gazing-ratio".into(),
-        args.gazing_ratio.to_string(),
-        "--horizon".into(),
-        args.horizon.to_string(),
-        "--anyres-tiles".into(),
-        args.anyres_tiles.to_string(),
-    ]);
-    if args.decoupled {
-        out.push("--decoupled".into());
-    }
-    if let Some(fps) = args.source_fps {
-        out.extend(["--source-fps".into(), fps.to_string()]);
-    }
-    if let Some(dir) = &args.model_dir {
-        out.extend(["--model-dir".into(), dir.display().to_string()]);
-    }
-    if let Some(t) = args.task_loss {
-        out.extend(["--task-loss".into(), t.to_string()]);
-    }
-    if let Some(p) = &args.source_path {
-        out.extend(["--source-path".into(), p.display().to_string()]);
-    }
-    if let Some(f) = &args.filter {
-        out.extend(["--filter".into(), f.clone()]);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,7 +433,7 @@ mod tests {
     }
 
     #[test]
-    fn tiny_run_writes_valid_summaries_and_round_trips_its_cli() {
+    fn tiny_run_writes_valid_summaries() {
         let out = std::env::temp_dir().join(format!("autogaze_perf_{}", std::process::id()));
         let args = Wrap::parse_from(
             [
@@ -518,8 +451,6 @@ mod tests {
             .chain([out.display().to_string()]),
         )
         .args;
-        let again = Wrap::parse_from(std::iter::once("x".to_string()).chain(to_cli(&args))).args;
-        assert_eq!(to_cli(&again), to_cli(&args));
         let info = RunInfo {
             profile: "test".into(),
             adapter: "none".into(),

@@ -1,7 +1,7 @@
 //! Child processes with a time limit: nothing the harness starts can hang it.
 
 use std::io::Read;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How a child process ended.
@@ -22,25 +22,17 @@ pub fn run_captured(cmd: &mut Command, limit: Duration) -> std::io::Result<Outco
         }
         text
     });
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let stdout = reader.join().unwrap_or_default();
-            return Ok(Outcome::Exited { status, stdout });
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(Outcome::TimedOut);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Ok(match wait_with_limit(&mut child, limit)? {
+        Some(status) => Outcome::Exited {
+            status,
+            stdout: reader.join().unwrap_or_default(),
+        },
+        None => Outcome::TimedOut,
+    })
 }
 
-/// Runs `cmd` with inherited output, killing it after `limit`. Returns the
-/// exit status, or `None` when it timed out.
-pub fn run_inherited(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
-    let mut child = cmd.spawn()?;
+/// Waits for `child`, killing it after `limit` (then `None`).
+fn wait_with_limit(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -51,8 +43,14 @@ pub fn run_inherited(cmd: &mut Command, limit: Duration) -> std::io::Result<Opti
             let _ = child.wait();
             return Ok(None);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `cmd` with inherited output, killing it after `limit`. Returns the
+/// exit status, or `None` when it timed out.
+pub fn run_inherited(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
+    wait_with_limit(&mut cmd.spawn()?, limit)
 }
 
 /// First line of a command's stdout, if it runs and succeeds.
