@@ -1,13 +1,17 @@
-//! The perf summary: one JSON schema for every harness (core now, the
-//! headless Bevy viewer later), with its own validation.
+//! The perf summary: one JSON schema for every harness (the core harness and
+//! the headless Bevy viewer, which adds a [`DisplaySummary`]), its
+//! validation, and the [`PerfRecorder`] both use to fill it.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::frame::Frame;
 use crate::pacing::PaceStats;
+use crate::pipeline::{FramePipeline, PipelineOptions, StepReport, time_frame_memcpy};
 use crate::ring::RingCounters;
-use crate::timing::{LatencySummary, Stage};
+use crate::timing::{LatencySummary, Stage, TimingRecorder};
 use crate::worker::WorkerCounters;
 
 /// Schema tag written into every summary.
@@ -82,6 +86,34 @@ pub struct PerfSummary {
     pub date: String,
     pub machine: String,
     pub adapter: String,
+    /// The display side (headless Bevy viewer runs only).
+    #[serde(default)]
+    pub display: Option<DisplaySummary>,
+}
+
+/// What a viewer adds: wall-clock frame intervals, uploads, residency, the
+/// adapter and the configuration it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisplaySummary {
+    /// `cpu` (dirty-region texture writes) or `gpu` (device copy pass).
+    pub transfer: String,
+    /// Wall-clock time between consecutive displayed frames (what a user
+    /// sees; with pipelined rendering it overlaps main and render work).
+    pub frame_interval_ms: LatencySummary,
+    /// Bytes written into textures, and texture-write calls, per frame.
+    pub bytes_uploaded_per_frame: f64,
+    pub upload_calls_per_frame: f64,
+    /// Frames whose output went up as one whole-texture write.
+    pub full_uploads: u64,
+    /// Device-to-host readbacks (a counted event, never a side effect).
+    pub readbacks: u64,
+    /// Where the data lives at each handoff, in order (e.g.
+    /// `source: host rgba`, `output: bevy texture`).
+    pub residency: Vec<String>,
+    pub adapter_backend: String,
+    pub adapter_type: String,
+    /// The full settings the run used.
+    pub config: serde_json::Value,
 }
 
 impl PerfSummary {
@@ -106,22 +138,11 @@ impl PerfSummary {
         if !(self.wall_s.is_finite() && self.wall_s > 0.0) {
             problems.push(format!("wall_s {} is not a positive number", self.wall_s));
         }
-        let mut check = |name: &str, l: &LatencySummary, count: usize| {
-            let values = [l.mean_ms, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms];
-            if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
-                problems.push(format!("{name}: non-finite or negative latency {l:?}"));
-            }
-            if !(l.p50_ms <= l.p95_ms && l.p95_ms <= l.p99_ms && l.p99_ms <= l.max_ms) {
-                problems.push(format!("{name}: percentiles out of order {l:?}"));
-            }
-            if l.count != count {
-                problems.push(format!("{name}: {} samples, expected {count}", l.count));
-            }
-        };
-        check("frame_ms", &self.frame_ms, self.frames);
-        check("frame_memcpy_ms", &self.frame_memcpy_ms, self.frames);
+        let p = &mut problems;
+        check_latency(p, "frame_ms", &self.frame_ms, self.frames);
+        check_latency(p, "frame_memcpy_ms", &self.frame_memcpy_ms, self.frames);
         for (stage, l) in &self.stages {
-            check(stage.as_str(), l, self.frames);
+            check_latency(p, stage.as_str(), l, self.frames);
         }
         if !(0.0..=1.0).contains(&self.dominant_share) {
             problems.push(format!(
@@ -151,10 +172,216 @@ impl PerfSummary {
                 self.bytes_in_per_frame
             ));
         }
+        if let Some(d) = &self.display {
+            check_latency(
+                &mut problems,
+                "frame_interval_ms",
+                &d.frame_interval_ms,
+                self.frames,
+            );
+            // Input, mask and output panels at most, each once a frame.
+            if !(0.0..=3.0 * frame_bytes + 0.5).contains(&d.bytes_uploaded_per_frame) {
+                problems.push(format!(
+                    "bytes_uploaded_per_frame {} outside [0, 3 frames]",
+                    d.bytes_uploaded_per_frame
+                ));
+            }
+            if d.full_uploads > measured {
+                problems.push(format!(
+                    "{} full uploads in {measured} frames",
+                    d.full_uploads
+                ));
+            }
+            if d.residency.is_empty() {
+                problems.push("display residency is empty".into());
+            }
+        }
+        if self.updated_pixels_per_frame > self.width as f64 * self.height as f64 + 0.5 {
+            problems.push(format!(
+                "updated_pixels_per_frame {} exceeds the frame",
+                self.updated_pixels_per_frame
+            ));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems)
         }
+    }
+}
+
+fn check_latency(problems: &mut Vec<String>, name: &str, l: &LatencySummary, count: usize) {
+    let values = [l.mean_ms, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms];
+    if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+        problems.push(format!("{name}: non-finite or negative latency {l:?}"));
+    }
+    if !(l.p50_ms <= l.p95_ms && l.p95_ms <= l.p99_ms && l.p99_ms <= l.max_ms) {
+        problems.push(format!("{name}: percentiles out of order {l:?}"));
+    }
+    if l.count != count {
+        problems.push(format!("{name}: {} samples, expected {count}", l.count));
+    }
+}
+
+/// Who ran a case, where and when.
+#[derive(Debug, Clone, Default)]
+pub struct RunMeta {
+    pub case: String,
+    pub warmup_frames: usize,
+    pub profile: String,
+    pub revision: String,
+    pub date: String,
+    pub machine: String,
+    pub adapter: String,
+}
+
+/// Accumulates the measured frames of one case and builds its summary.
+/// Storage is reserved for `frames`: recording allocates nothing.
+pub struct PerfRecorder {
+    timing: TimingRecorder,
+    memcpy_ms: Vec<f64>,
+    scratch: Vec<u8>,
+    bytes_in: usize,
+    histogram: BTreeMap<String, u64>,
+    updated: u64,
+    keyframes: u64,
+    psnr: Vec<f64>,
+    mask_updates: u64,
+    mask_latency: Vec<f64>,
+    decoupled: bool,
+    started: Option<Instant>,
+}
+
+impl PerfRecorder {
+    /// A recorder for up to `frames` measured frames of a pipeline built
+    /// from `options`.
+    pub fn new(frames: usize, options: &PipelineOptions) -> Self {
+        Self {
+            timing: TimingRecorder::with_capacity(frames),
+            memcpy_ms: Vec::with_capacity(frames),
+            scratch: Vec::new(),
+            bytes_in: 0,
+            histogram: BTreeMap::new(),
+            updated: 0,
+            keyframes: 0,
+            psnr: Vec::with_capacity(frames),
+            mask_updates: 0,
+            mask_latency: Vec::with_capacity(frames),
+            decoupled: options.decoupled,
+            started: None,
+        }
+    }
+
+    /// Starts the measured window (the first call wins).
+    pub fn start(&mut self) {
+        self.started.get_or_insert_with(Instant::now);
+    }
+
+    /// Frames recorded.
+    pub fn frames(&self) -> usize {
+        self.timing.frames()
+    }
+
+    /// Records one measured frame (`report.times` may carry stages the
+    /// caller ran after the pipeline: display transfer, upload, UI), and
+    /// times a plain memcpy of `frame` as the yardstick.
+    pub fn record(&mut self, report: &StepReport, frame: Option<&Frame>) {
+        self.start();
+        self.timing.record(&report.times);
+        self.bytes_in += report.bytes_in;
+        *self
+            .histogram
+            .entry(report.compose.path.as_str().to_string())
+            .or_default() += 1;
+        self.updated += report.compose.updated_pixels;
+        self.keyframes += report.compose.keyframe as u64;
+        if let Some(p) = report.compose.psnr_db.filter(|p| p.is_finite()) {
+            self.psnr.push(p);
+        }
+        if let Some(t) = report.mask_times {
+            self.mask_updates += 1;
+            self.mask_latency.push(t.total().as_secs_f64() * 1e3);
+        } else if !self.decoupled {
+            self.mask_updates += 1;
+        }
+        if let Some(frame) = frame {
+            self.memcpy_ms
+                .push(time_frame_memcpy(frame, &mut self.scratch).as_secs_f64() * 1e3);
+        }
+    }
+
+    /// The summary of what was recorded, validated.
+    pub fn summary(
+        &self,
+        pipeline: &FramePipeline,
+        options: &PipelineOptions,
+        meta: &RunMeta,
+    ) -> Result<PerfSummary, String> {
+        let frames = self.frames();
+        let wall_s = self
+            .started
+            .map(|t| t.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
+        let (dominant_stage, dominant_share) = match self.timing.dominant() {
+            Some((stage, share)) => (Some(stage), share),
+            None => (None, 0.0),
+        };
+        let (width, height) = pipeline
+            .current_frame()
+            .map(|f| (f.width(), f.height()))
+            .unwrap_or((options.source.size.width, options.source.size.height));
+        let per_frame = |x: f64| if frames > 0 { x / frames as f64 } else { 0.0 };
+        let psnr = &self.psnr;
+        let summary = PerfSummary {
+            schema: PERF_SCHEMA.into(),
+            case: meta.case.clone(),
+            source: pipeline.source_name().to_string(),
+            width,
+            height,
+            frames,
+            warmup_frames: meta.warmup_frames,
+            wall_s,
+            fps: if wall_s > 0.0 {
+                frames as f64 / wall_s
+            } else {
+                0.0
+            },
+            frame_ms: self.timing.total(),
+            stages: self.timing.stages(),
+            dominant_stage,
+            dominant_share,
+            frame_memcpy_ms: LatencySummary::from_ms(&mut self.memcpy_ms.clone()),
+            mask_source: options.mask_source.to_string(),
+            geometry: options.geometry.to_string(),
+            dispatch: options.compositor.dispatch.to_string(),
+            gaze_ratio_mean: pipeline.gaze().mean,
+            gaze_ratio_ema: pipeline.gaze().ema.value().unwrap_or(0.0),
+            keyframes: self.keyframes,
+            dispatch_histogram: self.histogram.clone(),
+            updated_pixels_per_frame: per_frame(self.updated as f64),
+            copied_bytes_per_frame: per_frame(4.0 * self.updated as f64),
+            psnr_db_mean: (!psnr.is_empty()).then(|| psnr.iter().sum::<f64>() / psnr.len() as f64),
+            psnr_db_min: psnr.iter().copied().reduce(f64::min),
+            decoupled: options.decoupled,
+            mask_updates: self.mask_updates,
+            mask_latency_ms: (!self.mask_latency.is_empty())
+                .then(|| LatencySummary::from_ms(&mut self.mask_latency.clone())),
+            worker: pipeline.worker_counters(),
+            source_fps: options.source_fps,
+            pace: pipeline.pace_stats(),
+            ring: pipeline.ring_counters(),
+            bytes_in_per_frame: per_frame(self.bytes_in as f64),
+            pooled_bytes: pipeline.pooled_bytes(),
+            profile: meta.profile.clone(),
+            revision: meta.revision.clone(),
+            date: meta.date.clone(),
+            machine: meta.machine.clone(),
+            adapter: meta.adapter.clone(),
+            display: None,
+        };
+        summary.validate().map_err(|problems| {
+            format!("{}: invalid summary: {}", summary.case, problems.join("; "))
+        })?;
+        Ok(summary)
     }
 }

@@ -38,8 +38,9 @@ pub struct PipelineOptions {
     pub compositor: CompositorOptions,
     /// Run the mask source on a worker thread (latest wins): every frame is
     /// composed at once with the newest mask available, and the display path
-    /// never waits for the model. Model source only (patch-diff is cheap and
-    /// needs the composed output of the same frame).
+    /// never waits for the model. Patch-diff then compares each submitted
+    /// frame with a snapshot of the output composed before it (one frame copy
+    /// per submission, from a pool).
     pub decoupled: bool,
     /// Paced playback at this rate (none: as fast as possible). A run that
     /// cannot keep up skips frames (counted), never drifts.
@@ -82,6 +83,13 @@ pub struct StepReport {
     pub mask_times: Option<StageTimes>,
 }
 
+/// What the mask worker receives: the frame and, for patch-diff, a snapshot
+/// of the output composed before it.
+struct MaskJob {
+    frame: Frame,
+    reference: Option<std::sync::Arc<Vec<u8>>>,
+}
+
 /// A mask computed off the display thread.
 struct MaskUpdate {
     tokens: GazeTokens,
@@ -91,13 +99,16 @@ struct MaskUpdate {
 
 /// Source -> ring -> mask -> composition, with buffers reused across steps.
 pub struct FramePipeline {
-    source: Box<dyn FrameSource>,
+    /// None: frames are pushed by the host ([`FramePipeline::push`]).
+    source: Option<Box<dyn FrameSource>>,
     ring: FrameRing,
     preprocess: bool,
     preprocessor: Preprocessor,
     input: ModelInput,
     mask_source: Option<MaskSource>,
-    worker: Option<InferenceWorker<Frame, MaskUpdate>>,
+    worker: Option<InferenceWorker<MaskJob, MaskUpdate>>,
+    /// Decoupled patch-diff: output snapshots handed to the worker.
+    snapshots: Option<crate::frame::FramePool>,
     mask_seq: Option<u64>,
     pacer: Option<(Pacer, SystemClock)>,
     tokens: GazeTokens,
@@ -114,8 +125,6 @@ pub struct FramePipeline {
 impl FramePipeline {
     /// Opens the source and plans the stages.
     pub fn new(options: &PipelineOptions) -> Result<Self> {
-        let preprocessor = Preprocessor::release();
-        let layout = TokenLayout::release();
         let source = open_source(&options.source)?;
         let pace_fps = match options.source_fps {
             None => None,
@@ -131,6 +140,30 @@ impl FramePipeline {
                 )
             })?),
         };
+        Self::build(Some(source), pace_fps, options)
+    }
+
+    /// A pipeline without a source: the host pushes each frame
+    /// ([`FramePipeline::push`]), e.g. from a camera. `options.source` is
+    /// ignored; pacing is the host's business, so `source_fps` must be unset.
+    pub fn fed(options: &PipelineOptions) -> Result<Self> {
+        if let Some(rate) = options.source_fps {
+            return Err(crate::error::AutoGazeError::setting(
+                "source fps",
+                format!("{rate:?}"),
+                "none for host-fed frames (the host paces them)",
+            ));
+        }
+        Self::build(None, None, options)
+    }
+
+    fn build(
+        source: Option<Box<dyn FrameSource>>,
+        pace_fps: Option<f64>,
+        options: &PipelineOptions,
+    ) -> Result<Self> {
+        let preprocessor = Preprocessor::release();
+        let layout = TokenLayout::release();
         Self {
             source,
             ring: FrameRing::new(options.ring_capacity)?,
@@ -139,6 +172,7 @@ impl FramePipeline {
             preprocessor,
             mask_source: None,
             worker: None,
+            snapshots: None,
             mask_seq: None,
             pacer: match pace_fps {
                 Some(fps) => Some((Pacer::new(fps)?, SystemClock::default())),
@@ -168,22 +202,20 @@ impl FramePipeline {
             return Ok(self);
         }
         if options.mask_source == MaskSourceKind::PatchDiff {
-            return Err(crate::error::AutoGazeError::setting(
-                "decoupled mask source",
-                "patch-diff",
-                "the autogaze source (patch-diff runs inline: it needs this frame's composed output)",
-            ));
+            // Sized on the first frame; two buffers: one with the worker,
+            // one being filled.
+            self.snapshots = Some(crate::frame::FramePool::new(0, 2));
         }
         let mut source = source;
-        let job = move |frame: Frame| -> Result<MaskUpdate> {
+        let job = move |job: MaskJob| -> Result<MaskUpdate> {
             let mut update = MaskUpdate {
                 tokens: GazeTokens::default(),
                 tiles: Vec::new(),
                 times: StageTimes::default(),
             };
             source.tokens_into(
-                &frame,
-                None,
+                &job.frame,
+                job.reference.as_deref().map(Vec::as_slice),
                 &mut update.tokens,
                 &mut update.tiles,
                 &mut update.times,
@@ -197,16 +229,23 @@ impl FramePipeline {
         Ok(self)
     }
 
-    /// Pulls one frame through every stage.
+    /// Pulls one frame from the source through every stage.
     pub fn step(&mut self) -> Result<StepReport> {
         let mut times = StageTimes::default();
         // Release the previous frame first so its buffer returns to the pool.
         self.current = None;
+        let Some(source) = self.source.as_mut() else {
+            return Err(crate::error::AutoGazeError::setting(
+                "frame pipeline",
+                "step",
+                "a source (this pipeline is host-fed: use push)",
+            ));
+        };
         // Paced: skip what is overdue, wait for what is early.
         let pace = match self.pacer.as_mut() {
             Some((pacer, clock)) => {
                 let decision = pacer.decide(clock.now());
-                self.source.skip(decision.skip)?;
+                source.skip(decision.skip)?;
                 if !decision.wait.is_zero() {
                     std::thread::sleep(decision.wait);
                 }
@@ -215,15 +254,29 @@ impl FramePipeline {
             None => None,
         };
         let t = Instant::now();
-        let frame = self.source.next_frame()?;
+        let frame = source.next_frame()?;
         times.add(Stage::Source, t.elapsed());
+        let report = self.process(frame, times)?;
+        if let (Some(decision), Some((pacer, clock))) = (pace, self.pacer.as_mut()) {
+            pacer.shown(decision, clock.now());
+        }
+        Ok(report)
+    }
 
+    /// Pushes a host frame through every stage after the source. Its
+    /// sequence number must be above the last one's (a repeat or an older
+    /// frame is refused and counted as stale by the ring).
+    pub fn push(&mut self, frame: Frame) -> Result<StepReport> {
+        self.current = None;
+        self.process(frame, StageTimes::default())
+    }
+
+    fn process(&mut self, frame: Frame, mut times: StageTimes) -> Result<StepReport> {
         let t = Instant::now();
         let seq = frame.seq;
         self.ring.push(frame);
         let frame = self.ring.take_latest();
         times.add(Stage::Buffer, t.elapsed());
-        // The ring only rejects stale frames, and a source never repeats one.
         let frame = frame.ok_or_else(|| {
             crate::error::AutoGazeError::setting(
                 "frame sequence",
@@ -252,8 +305,25 @@ impl FramePipeline {
             )?;
             self.mask_seq = Some(frame.seq);
         } else if let Some(worker) = self.worker.as_mut() {
-            // Hand the frame over (no pixel copy) and apply the newest mask.
-            worker.submit(frame.seq, frame.clone());
+            // Hand the frame over (no pixel copy; patch-diff also gets a
+            // snapshot of the output so far) and apply the newest mask.
+            let output = self.compositor.output();
+            let reference = match self.snapshots.as_mut() {
+                Some(pool) if !output.is_empty() => {
+                    if pool.buffer_len() != output.len() {
+                        *pool = crate::frame::FramePool::new(output.len(), 2);
+                    }
+                    Some(pool.fill(|b| b.copy_from_slice(output)))
+                }
+                _ => None,
+            };
+            worker.submit(
+                frame.seq,
+                MaskJob {
+                    frame: frame.clone(),
+                    reference,
+                },
+            );
             replan = self.plan.size() != Some(frame.size());
             if let Some(WorkerResult::Done { seq, output }) = worker.take_latest() {
                 self.tokens = output.tokens;
@@ -289,9 +359,6 @@ impl FramePipeline {
         let compose = self.compositor.compose(&frame, &self.plan)?;
         times.add(Stage::Interframe, t.elapsed());
         self.gaze.record(compose.coverage, compose.keyframe);
-        if let (Some(decision), Some((pacer, clock))) = (pace, self.pacer.as_mut()) {
-            pacer.shown(decision, clock.now());
-        }
 
         let report = StepReport {
             seq: frame.seq,
@@ -336,9 +403,23 @@ impl FramePipeline {
         &self.gaze
     }
 
-    /// The source's name.
+    /// The source's name (`host` when frames are pushed).
     pub fn source_name(&self) -> &str {
-        self.source.name()
+        self.source.as_ref().map_or("host", |s| s.name())
+    }
+
+    /// Changes the mask geometry from the next frame on.
+    pub fn set_geometry(&mut self, geometry: MaskGeometry) {
+        if geometry != self.geometry {
+            self.geometry = geometry;
+            // Forces a replan on the next frame.
+            self.plan = MaskPlan::default();
+        }
+    }
+
+    /// The compositor's settings, changeable between frames.
+    pub fn compositor_options_mut(&mut self) -> &mut CompositorOptions {
+        self.compositor.options_mut()
     }
 
     /// Pacing counters and the realtime factor (paced mode).
@@ -359,9 +440,10 @@ impl FramePipeline {
     /// Bytes held by pooled buffers (source pools and caches, model input,
     /// compositor output and mask).
     pub fn pooled_bytes(&self) -> usize {
-        self.source.pooled_bytes()
+        self.source.as_ref().map_or(0, |s| s.pooled_bytes())
             + std::mem::size_of_val(self.input.data())
             + self.compositor.held_bytes()
+            + self.snapshots.as_ref().map_or(0, |p| p.held_bytes())
     }
 }
 
@@ -482,12 +564,58 @@ mod tests {
         );
         let c = pipeline.worker_counters().unwrap();
         assert!(c.admitted >= 2 && c.completed >= 1, "{c:?}");
-        options.mask_source = MaskSourceKind::PatchDiff;
-        let err = FramePipeline::new(&options)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("decoupled"), "{err}");
+    }
+
+    #[test]
+    fn decoupled_patch_diff_compares_with_an_output_snapshot() {
+        let mut options = options(SourceKind::SyntheticLocal, false);
+        options.decoupled = true;
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut sparse = 0;
+        while sparse < 3 && std::time::Instant::now() < deadline {
+            let r = pipeline.step().unwrap();
+            assert_eq!(r.times.get(Stage::Model), Duration::ZERO);
+            // After the first mask, only the moving part is active.
+            if r.mask_times.is_some() && r.compose.coverage > 0.0 && r.compose.coverage < 0.8 {
+                sparse += 1;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(sparse, 3, "sparse masks from the worker");
+        // Bounded memory whatever the timing: the snapshot pool keeps at most
+        // two frames and the source's pool at most eight.
+        let held = pipeline.pooled_bytes();
+        let frame = 96 * 54 * 4;
+        for _ in 0..40 {
+            pipeline.step().unwrap();
+            let now = pipeline.pooled_bytes();
+            assert!(now <= held + 10 * frame, "{now} > {held} + 10 frames");
+        }
+    }
+
+    #[test]
+    fn host_fed_frames_run_every_stage_after_the_source() {
+        let options = options(SourceKind::SyntheticPan, false);
+        let mut fed = FramePipeline::fed(&options).unwrap();
+        let mut pulled = FramePipeline::new(&options).unwrap();
+        let mut source = open_source(&options.source).unwrap();
+        assert!(fed.step().is_err(), "a fed pipeline has no source");
+        for _ in 0..4 {
+            let a = fed.push(source.next_frame().unwrap()).unwrap();
+            let b = pulled.step().unwrap();
+            assert_eq!((a.seq, a.plan.tokens), (b.seq, b.plan.tokens));
+            assert_eq!(a.times.get(Stage::Source), Duration::ZERO);
+        }
+        assert_eq!(fed.output(), pulled.output());
+        assert_eq!(fed.source_name(), "host");
+        // A repeated sequence number is refused with a clear error.
+        let again = fed.current_frame().unwrap().clone();
+        let err = fed.push(again).unwrap_err().to_string();
+        assert!(err.contains("increasing sequence numbers"), "{err}");
+        let mut paced = options.clone();
+        paced.source_fps = Some(SourceRate::Fps(30.0));
+        assert!(FramePipeline::fed(&paced).is_err());
     }
 
     #[test]

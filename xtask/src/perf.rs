@@ -8,19 +8,16 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
-
-use std::collections::BTreeMap;
 
 use burn_autogaze::FrameSize;
 use burn_autogaze::interframe::{CompositorOptions, Dispatch};
 use burn_autogaze::mask::MaskGeometry;
 use burn_autogaze::mask_source::{MaskSourceKind, ModelOptions};
 use burn_autogaze::patch_diff::PatchDiffOptions;
-use burn_autogaze::perf::{PERF_SCHEMA, PerfSummary};
-use burn_autogaze::pipeline::{FramePipeline, PipelineOptions, time_frame_memcpy};
+use burn_autogaze::perf::{PerfRecorder, PerfSummary, RunMeta};
+use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
 use burn_autogaze::source::{SourceKind, SourceOptions};
-use burn_autogaze::timing::{LatencySummary, Stage, TimingRecorder};
+use burn_autogaze::timing::Stage;
 
 use crate::process::first_line;
 
@@ -208,100 +205,28 @@ fn run_case(
         },
     };
     let mut pipeline = FramePipeline::new(&options).map_err(|e| format!("{case}: {e}"))?;
-    let mut recorder = TimingRecorder::with_capacity(args.frames);
-    let mut memcpy_ms = Vec::with_capacity(args.frames);
-    let mut scratch = Vec::new();
-    let mut bytes_in = 0usize;
-    let mut histogram: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut updated, mut keyframes) = (0u64, 0u64);
-    let mut psnr = Vec::new();
-    let (mut mask_updates, mut mask_latency) = (0u64, Vec::new());
-    let mut measured_since = Instant::now();
+    let mut recorder = PerfRecorder::new(args.frames, &options);
     for i in 0..args.warmup_frames + args.frames {
         if i == args.warmup_frames {
-            measured_since = Instant::now();
+            recorder.start();
         }
         let report = pipeline
             .step()
             .map_err(|e| format!("{case}: frame {i}: {e}"))?;
         if i >= args.warmup_frames {
-            recorder.record(&report.times);
-            bytes_in += report.bytes_in;
-            *histogram
-                .entry(report.compose.path.as_str().to_string())
-                .or_default() += 1;
-            updated += report.compose.updated_pixels;
-            keyframes += report.compose.keyframe as u64;
-            if let Some(p) = report.compose.psnr_db.filter(|p| p.is_finite()) {
-                psnr.push(p);
-            }
-            if let Some(t) = report.mask_times {
-                mask_updates += 1;
-                mask_latency.push(t.total().as_secs_f64() * 1e3);
-            } else if !args.decoupled {
-                mask_updates += 1;
-            }
-            if let Some(frame) = pipeline.current_frame() {
-                memcpy_ms.push(time_frame_memcpy(frame, &mut scratch).as_secs_f64() * 1e3);
-            }
+            recorder.record(&report, pipeline.current_frame());
         }
     }
-    let wall_s = measured_since.elapsed().as_secs_f64();
-    let (dominant_stage, dominant_share) = match recorder.dominant() {
-        Some((stage, share)) => (Some(stage), share),
-        None => (None, 0.0),
-    };
-    // Actual frame size (a `static`/`images` file decides its own).
-    let (width, height) = pipeline
-        .current_frame()
-        .map(|f| (f.width(), f.height()))
-        .unwrap_or((size.width, size.height));
-    let summary = PerfSummary {
-        schema: PERF_SCHEMA.into(),
+    let meta = RunMeta {
         case,
-        source: pipeline.source_name().to_string(),
-        width,
-        height,
-        frames: args.frames,
         warmup_frames: args.warmup_frames,
-        wall_s,
-        fps: args.frames as f64 / wall_s,
-        frame_ms: recorder.total(),
-        stages: recorder.stages(),
-        dominant_stage,
-        dominant_share,
-        frame_memcpy_ms: LatencySummary::from_ms(&mut memcpy_ms),
-        mask_source: args.mask_source.to_string(),
-        geometry: args.mask_geometry.to_string(),
-        dispatch: args.dispatch.to_string(),
-        gaze_ratio_mean: pipeline.gaze().mean,
-        gaze_ratio_ema: pipeline.gaze().ema.value().unwrap_or(0.0),
-        keyframes,
-        dispatch_histogram: histogram,
-        updated_pixels_per_frame: updated as f64 / args.frames as f64,
-        copied_bytes_per_frame: 4.0 * updated as f64 / args.frames as f64,
-        psnr_db_mean: (!psnr.is_empty()).then(|| psnr.iter().sum::<f64>() / psnr.len() as f64),
-        psnr_db_min: psnr.iter().copied().reduce(f64::min),
-        decoupled: args.decoupled,
-        mask_updates,
-        mask_latency_ms: (!mask_latency.is_empty())
-            .then(|| LatencySummary::from_ms(&mut mask_latency)),
-        worker: pipeline.worker_counters(),
-        source_fps: args.source_fps,
-        pace: pipeline.pace_stats(),
-        ring: pipeline.ring_counters(),
-        bytes_in_per_frame: bytes_in as f64 / args.frames as f64,
-        pooled_bytes: pipeline.pooled_bytes(),
         profile: info.profile.clone(),
         revision: common.0.clone(),
         date: common.1.clone(),
         machine: common.2.clone(),
         adapter: info.adapter.clone(),
     };
-    summary.validate().map_err(|problems| {
-        format!("{}: invalid summary: {}", summary.case, problems.join("; "))
-    })?;
-    Ok(summary)
+    recorder.summary(&pipeline, &options, &meta)
 }
 
 fn stage_p50(s: &PerfSummary, stage: Stage) -> f64 {
