@@ -4,6 +4,8 @@
 //! mask plan -> interframe composition -> display. This crate holds every
 //! computation; the Bevy plugin only wraps it.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod crossover;
 pub mod error;
@@ -24,6 +26,7 @@ pub mod source;
 pub mod tensor_file;
 pub mod timing;
 pub mod tokens;
+pub mod upload;
 pub mod worker;
 
 pub use config::PreprocessorConfig;

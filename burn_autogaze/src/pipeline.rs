@@ -110,6 +110,8 @@ pub struct FramePipeline {
     /// Decoupled patch-diff: output snapshots handed to the worker.
     snapshots: Option<crate::frame::FramePool>,
     mask_seq: Option<u64>,
+    /// The last failure of the mask worker, until taken.
+    mask_error: Option<(u64, String)>,
     pacer: Option<(Pacer, SystemClock)>,
     tokens: GazeTokens,
     tiles: Vec<(crate::mask::Rect, Vec<u32>)>,
@@ -174,6 +176,7 @@ impl FramePipeline {
             worker: None,
             snapshots: None,
             mask_seq: None,
+            mask_error: None,
             pacer: match pace_fps {
                 Some(fps) => Some((Pacer::new(fps)?, SystemClock::default())),
                 None => None,
@@ -325,12 +328,20 @@ impl FramePipeline {
                 },
             );
             replan = self.plan.size() != Some(frame.size());
-            if let Some(WorkerResult::Done { seq, output }) = worker.take_latest() {
-                self.tokens = output.tokens;
-                self.tiles = output.tiles;
-                self.mask_seq = Some(seq);
-                mask_times = Some(output.times);
-                replan = true;
+            match worker.take_latest() {
+                Some(WorkerResult::Done { seq, output }) => {
+                    self.tokens = output.tokens;
+                    self.tiles = output.tiles;
+                    self.mask_seq = Some(seq);
+                    mask_times = Some(output.times);
+                    replan = true;
+                }
+                // Counted by the worker; kept for the caller to report. The
+                // last good mask stays applied.
+                Some(WorkerResult::Failed { seq, message }) => {
+                    self.mask_error = Some((seq, message));
+                }
+                None => {}
             }
         }
 
@@ -430,6 +441,12 @@ impl FramePipeline {
     /// Counters of the mask worker (decoupled mode).
     pub fn worker_counters(&self) -> Option<WorkerCounters> {
         self.worker.as_ref().map(|w| w.counters())
+    }
+
+    /// The last mask-worker failure (frame and message) since the previous
+    /// call, if any.
+    pub fn take_mask_error(&mut self) -> Option<(u64, String)> {
+        self.mask_error.take()
     }
 
     /// Ring counters.

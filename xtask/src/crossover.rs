@@ -16,7 +16,7 @@ use burn_autogaze::source::{FrameSource, PanSpeed, SyntheticPan};
 use burn_autogaze::tokens::TokenLayout;
 use burn_autogaze::{Frame, FrameSize};
 
-use crate::perf::{machine, revision, utc_now};
+use burn_autogaze::perf::{machine, revision, utc_now};
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Args)]

@@ -10,16 +10,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use burn_autogaze::FrameSize;
-use burn_autogaze::interframe::{CompositorOptions, Dispatch};
+use burn_autogaze::cli::PipelineArgs;
+use burn_autogaze::interframe::Dispatch;
 use burn_autogaze::mask::MaskGeometry;
-use burn_autogaze::mask_source::{MaskSourceKind, ModelOptions};
-use burn_autogaze::patch_diff::PatchDiffOptions;
-use burn_autogaze::perf::{PerfRecorder, PerfSummary, RunMeta};
-use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
+use burn_autogaze::perf::{PerfRecorder, PerfSummary, RunMeta, machine, revision, utc_now};
+use burn_autogaze::pipeline::FramePipeline;
 use burn_autogaze::source::{SourceKind, SourceOptions};
 use burn_autogaze::timing::Stage;
-
-use crate::process::first_line;
 
 /// What to run.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,110 +46,22 @@ pub struct PerfArgs {
     /// Only run cases whose name contains this.
     #[arg(long)]
     pub filter: Option<String>,
-    /// Mask geometry: native, deduplicated, effective.
-    #[arg(long, default_value = "deduplicated")]
-    pub mask_geometry: MaskGeometry,
-    /// Compositor dispatch: adaptive, sparse, dense, full.
-    #[arg(long, default_value = "adaptive")]
-    pub dispatch: Dispatch,
-    /// Patch-diff threshold (mean absolute RGB difference, 0..255).
-    #[arg(long, default_value_t = PatchDiffOptions::default().threshold)]
-    pub threshold: f32,
-    /// Patch-diff grid (cells per side; one of the token grids 2, 4, 7, 14).
-    #[arg(long, default_value_t = PatchDiffOptions::default().grid)]
-    pub grid: u32,
-    /// A keyframe every N frames (0: never).
-    #[arg(long, default_value_t = 0)]
-    pub keyframe_period: u64,
-    /// Refresh fully when output-vs-input PSNR drops below this (dB).
-    #[arg(long)]
-    pub psnr_floor: Option<f64>,
     /// Measure output-vs-input PSNR every frame.
     #[arg(long)]
     pub psnr: bool,
-    /// Also produce the model input every frame (the model path's cost).
-    #[arg(long)]
-    pub preprocess: bool,
-    /// Mask source: patch-diff (weights-free) or autogaze (the model).
-    #[arg(long, default_value = "patch-diff")]
-    pub mask_source: MaskSourceKind,
-    /// Model directory for `--mask-source autogaze` (config.json +
-    /// model.safetensors); without it, seeded random weights at the released
-    /// model's size.
-    #[arg(long)]
-    pub model_dir: Option<PathBuf>,
-    /// Gazing ratio of the model source (fraction of 265 tokens, (0, 1]).
-    #[arg(long, default_value_t = ModelOptions::default().gazing_ratio)]
-    pub gazing_ratio: f32,
-    /// Task-loss requirement of the model source (off by default: full budget).
-    #[arg(long)]
-    pub task_loss: Option<f32>,
-    /// Frames of KV cache the model keeps (0: unbounded).
-    #[arg(long, default_value_t = ModelOptions::default().horizon)]
-    pub horizon: usize,
-    /// AnyRes: cover the frame with up to N square model tiles (0: squash the
-    /// whole frame to 224 x 224, as the reference).
-    #[arg(long, default_value_t = 0)]
-    pub anyres_tiles: usize,
-    /// Run the model on a worker thread; every frame is composed at once
-    /// with the newest mask (display throughput instead of model latency).
+    /// Run the mask source on a worker thread; every frame is composed at
+    /// once with the newest mask (display throughput instead of model
+    /// latency).
     #[arg(long)]
     pub decoupled: bool,
-    /// Paced playback at this rate: frames a second, or `native` (an image
-    /// sequence's meta.json). Frames that cannot be shown in time are dropped
-    /// and counted; the summary gets the realtime factor.
-    #[arg(long)]
-    pub source_fps: Option<burn_autogaze::pacing::SourceRate>,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
 }
 
 /// Facts about the run that go into every summary.
 pub struct RunInfo {
     pub profile: String,
     pub adapter: String,
-}
-
-/// Short git revision, `-dirty` when tracked files changed.
-pub fn revision() -> String {
-    let rev =
-        first_line("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = std::process::Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .output()
-        .map(|o| !o.stdout.is_empty())
-        .unwrap_or(false);
-    if dirty { format!("{rev}-dirty") } else { rev }
-}
-
-/// CPU model, cores and memory of this machine.
-pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / (1024.0 * 1024.0))
-        .unwrap_or(0.0);
-    format!("{cpu}, {cores} cores, {mem_gib:.0} GiB")
-}
-
-/// The current UTC time, ISO 8601.
-pub fn utc_now() -> String {
-    first_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_else(|| "unknown".into())
 }
 
 fn size_name(size: FrameSize) -> String {
@@ -171,39 +80,13 @@ fn run_case(
     case: String,
     common: &(String, String, String),
 ) -> Result<PerfSummary, String> {
-    let options = PipelineOptions {
-        source: SourceOptions {
-            kind,
-            size,
-            path: args.source_path.clone(),
-            ..SourceOptions::default()
-        },
-        ring_capacity: 2,
-        preprocess: args.preprocess,
-        mask_source: args.mask_source,
-        model: ModelOptions {
-            dir: args.model_dir.clone(),
-            gazing_ratio: args.gazing_ratio,
-            task_loss_requirement: args.task_loss,
-            horizon: args.horizon,
-            anyres_tiles: args.anyres_tiles,
-            ..ModelOptions::default()
-        },
-        patch_diff: PatchDiffOptions {
-            threshold: args.threshold,
-            grid: args.grid,
-        },
-        geometry: args.mask_geometry,
-        decoupled: args.decoupled,
-        source_fps: args.source_fps,
-        compositor: CompositorOptions {
-            dispatch: args.dispatch,
-            measure_psnr: args.psnr,
-            keyframe_period: args.keyframe_period,
-            psnr_floor: args.psnr_floor,
-            ..CompositorOptions::default()
-        },
+    let source = SourceOptions {
+        kind,
+        size,
+        path: args.source_path.clone(),
+        ..SourceOptions::default()
     };
+    let options = args.pipeline.options(source, args.decoupled, args.psnr);
     let mut pipeline = FramePipeline::new(&options).map_err(|e| format!("{case}: {e}"))?;
     let mut recorder = PerfRecorder::new(args.frames, &options);
     for i in 0..args.warmup_frames + args.frames {
@@ -289,27 +172,30 @@ pub fn run(args: &PerfArgs, info: &RunInfo) -> Result<Vec<PerfSummary>, String> 
     }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let date =
-        first_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_else(|| "unknown".into());
-    let common = (revision(), date, machine());
+    let common = (revision(), utc_now(), machine());
     let mut summaries = Vec::new();
     for &size in &args.sizes {
         for &kind in &args.sources {
-            let mut case = format!("core-{}-{}-{}", size_name(size), kind, args.mask_source);
-            if args.mask_geometry != MaskGeometry::default() {
-                case += &format!("-{}", args.mask_geometry);
+            let mut case = format!(
+                "core-{}-{}-{}",
+                size_name(size),
+                kind,
+                args.pipeline.mask_source
+            );
+            if args.pipeline.mask_geometry != MaskGeometry::default() {
+                case += &format!("-{}", args.pipeline.mask_geometry);
             }
-            if args.anyres_tiles > 0 {
-                case += &format!("-anyres{}", args.anyres_tiles);
+            if args.pipeline.anyres_tiles > 0 {
+                case += &format!("-anyres{}", args.pipeline.anyres_tiles);
             }
             if args.decoupled {
                 case += "-decoupled";
             }
-            if let Some(fps) = args.source_fps {
+            if let Some(fps) = args.pipeline.source_fps {
                 case += &format!("-paced{fps}");
             }
-            if args.dispatch != Dispatch::default() {
-                case += &format!("-{}", args.dispatch);
+            if args.pipeline.dispatch != Dispatch::default() {
+                case += &format!("-{}", args.pipeline.dispatch);
             }
             if args
                 .filter

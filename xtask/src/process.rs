@@ -52,20 +52,3 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> std::io::Result<Option
 pub fn run_inherited(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
     wait_with_limit(&mut cmd.spawn()?, limit)
 }
-
-/// First line of a command's stdout, if it runs and succeeds.
-pub fn first_line(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8(out.stdout)
-        .ok()?
-        .lines()
-        .next()
-        .map(str::to_string)
-}

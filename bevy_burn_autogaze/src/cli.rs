@@ -1,0 +1,106 @@
+//! The viewer's command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use burn_autogaze::FrameSize;
+use burn_autogaze::cli::PipelineArgs;
+use burn_autogaze::source::{PanSpeed, SourceKind, SourceOptions};
+
+use crate::headless::HeadlessOptions;
+use crate::{AutoGazeSettings, DisplayTransfer, FrameFeed};
+
+/// `bevy_burn_autogaze`: AutoGaze sparse video viewer.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "bevy_burn_autogaze", version)]
+pub struct ViewerArgs {
+    /// Frame source: synthetic-pan, synthetic-local, static, images.
+    #[arg(long, default_value = "synthetic-pan")]
+    pub source: SourceKind,
+    /// Frame size of the synthetic sources (WIDTHxHEIGHT, 720p, 1080p).
+    #[arg(long, default_value = "1280x720")]
+    pub size: FrameSize,
+    /// Pan speed of synthetic-pan: DX,DY pixels a frame (e.g. 7,3).
+    #[arg(long)]
+    pub pan_speed: Option<PanSpeed>,
+    /// Image file of the static source.
+    #[arg(long, conflicts_with = "images_dir")]
+    pub image: Option<PathBuf>,
+    /// Directory of frames of the images source.
+    #[arg(long)]
+    pub images_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Display transfer: cpu (dirty-region texture writes).
+    #[arg(long, default_value = "cpu")]
+    pub display_transfer: DisplayTransfer,
+    /// Output-vs-input PSNR (computed only while shown or recorded).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub psnr: bool,
+    /// The metrics overlay (F12 toggles it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub overlay: bool,
+    /// Run the mask source on the main thread (default: a worker thread).
+    #[arg(long)]
+    pub inline_inference: bool,
+    /// No window: render offscreen, measure, write the summary, exit.
+    #[arg(long)]
+    pub headless: bool,
+    /// Measured frames (headless).
+    #[arg(long, default_value_t = 120)]
+    pub frames: usize,
+    /// Warm-up frames before measuring (headless).
+    #[arg(long, default_value_t = 10)]
+    pub warmup_frames: usize,
+    /// Perf summary JSON (headless).
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Case name in the summary (headless).
+    #[arg(long, default_value = "viewer")]
+    pub case: String,
+    /// Size of the offscreen render target (headless).
+    #[arg(long, default_value = "1920x1080")]
+    pub target_size: FrameSize,
+    /// Give up after this many seconds (headless).
+    #[arg(long, default_value_t = 600)]
+    pub timeout_s: u64,
+}
+
+impl ViewerArgs {
+    /// The plugin settings these flags describe.
+    pub fn settings(&self) -> AutoGazeSettings {
+        let mut source = SourceOptions {
+            kind: self.source,
+            size: self.size,
+            path: self.image.clone().or_else(|| self.images_dir.clone()),
+            ..SourceOptions::default()
+        };
+        if let Some(speed) = self.pan_speed {
+            source.pan_speed = speed;
+        }
+        AutoGazeSettings {
+            pipeline: self.pipeline.options(source, !self.inline_inference, false),
+            feed: FrameFeed::Source,
+            display_transfer: self.display_transfer,
+            psnr: self.psnr,
+            overlay: self.overlay,
+            ..AutoGazeSettings::default()
+        }
+    }
+
+    /// The headless run these flags describe.
+    pub fn headless_options(&self) -> Result<HeadlessOptions, String> {
+        if self.frames == 0 {
+            return Err("--frames must be at least 1".into());
+        }
+        Ok(HeadlessOptions {
+            frames: self.frames,
+            warmup_frames: self.warmup_frames,
+            summary: self.summary.clone(),
+            case: self.case.clone(),
+            target: self.target_size,
+            timeout: Duration::from_secs(self.timeout_s),
+            ..HeadlessOptions::default()
+        })
+    }
+}

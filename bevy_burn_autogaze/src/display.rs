@@ -1,0 +1,303 @@
+//! Display residency and upload: the three images (input, mask, output) and
+//! how composed bytes reach their textures.
+//!
+//! The images are created render-world-only and never mutated through
+//! `Assets<Image>` after creation (that would clone and re-upload the whole
+//! image). Each frame the main world stages what changed (the compositor's
+//! dirty regions, or one whole frame when the learned upload cost says so:
+//! [`burn_autogaze::upload`]) and a render-world system writes it into the
+//! GPU texture with `queue.write_texture`, one call per region. The input
+//! frame goes up straight from its shared buffer (no staging copy).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bevy::asset::RenderAssetUsages;
+use bevy::prelude::*;
+use bevy::render::render_asset::RenderAssets;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
+use bevy::render::renderer::RenderQueue;
+use bevy::render::texture::GpuImage;
+use burn_autogaze::upload::{StagedUpload, UploadCost, UploadFit};
+use burn_autogaze::{Frame, FrameSize};
+
+/// The plugin's display images. The handles never change (a new frame size
+/// replaces the asset behind them), so a host can place them once.
+#[derive(Resource, Debug, Clone)]
+pub struct AutoGazeImages {
+    /// The frame as it came from the source.
+    pub input: Handle<Image>,
+    /// The mask panel: the frame dimmed outside the plan, each kept cell in
+    /// its scale's colour.
+    pub mask: Handle<Image>,
+    /// The composed (sparse-updated) output.
+    pub output: Handle<Image>,
+    /// Size of the frames in the images (none before the first frame).
+    pub size: Option<FrameSize>,
+}
+
+impl AutoGazeImages {
+    pub(crate) fn new(images: &mut Assets<Image>) -> Self {
+        let size = FrameSize::new(2, 2).expect("a 2x2 placeholder is a valid size");
+        let mut placeholder = || images.add(display_image(size, vec![0; size.rgba_len()]));
+        Self {
+            input: placeholder(),
+            mask: placeholder(),
+            output: placeholder(),
+            size: None,
+        }
+    }
+}
+
+/// An RGBA8 (sRGB) image that lives in the render world only, readable back
+/// (`COPY_SRC`) for screenshots and tests.
+pub(crate) fn display_image(size: FrameSize, data: Vec<u8>) -> Image {
+    let mut image = Image::new(
+        Extent3d {
+            width: size.width,
+            height: size.height,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    image
+}
+
+/// Texture-write totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct UploadTotals {
+    /// Bytes handed to `write_texture`.
+    pub bytes: u64,
+    /// `write_texture` calls.
+    pub calls: u64,
+    /// Output uploads that went up as one whole-frame write.
+    pub full: u64,
+    /// Uploads dropped because their texture changed size meanwhile.
+    pub stale: u64,
+    /// CPU time of the writes (staging allocation and copy).
+    #[serde(skip)]
+    pub time: Duration,
+}
+
+impl UploadTotals {
+    fn add(&mut self, other: &UploadTotals) {
+        self.bytes += other.bytes;
+        self.calls += other.calls;
+        self.full += other.full;
+        self.stale += other.stale;
+        self.time += other.time;
+    }
+}
+
+enum Payload {
+    Staged(StagedUpload),
+    /// A whole source frame, written from its shared buffer.
+    Frame(Frame),
+}
+
+struct Upload {
+    image: AssetId<Image>,
+    size: FrameSize,
+    payload: Payload,
+    /// Render frames this upload waited for its texture.
+    waited: u8,
+    /// The composed output (counted in `full` when written whole).
+    output: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    enabled: bool,
+    pending: Vec<Upload>,
+    spare: Vec<StagedUpload>,
+    done: UploadTotals,
+    fit: UploadFit,
+}
+
+/// The queue between the main world, which stages uploads, and the render
+/// world, which writes them. Staging buffers cycle back to the main world.
+#[derive(Resource, Clone, Default)]
+pub struct UploadQueue(Arc<Mutex<Shared>>);
+
+impl UploadQueue {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // Critical sections only move values in and out: a poisoned lock
+        // holds nothing half-written.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once a render world writes the uploads (false under
+    /// `MinimalPlugins` or without a GPU).
+    pub fn enabled(&self) -> bool {
+        self.shared().enabled
+    }
+
+    pub(crate) fn enable(&self) {
+        self.shared().enabled = true;
+    }
+
+    /// The upload cost model learned from the writes so far.
+    pub fn cost(&self) -> UploadCost {
+        self.shared().fit.cost()
+    }
+
+    /// Batches the cost model has learned from.
+    pub fn fit_samples(&self) -> u64 {
+        self.shared().fit.samples()
+    }
+
+    /// A staging buffer (recycled when one is free).
+    pub(crate) fn spare(&self) -> StagedUpload {
+        self.shared().spare.pop().unwrap_or_default()
+    }
+
+    /// Returns an unused staging buffer.
+    pub(crate) fn give_back(&self, staged: StagedUpload) {
+        self.shared().spare.push(staged);
+    }
+
+    /// Queues a staged upload; `output` marks the composed output.
+    pub(crate) fn push_staged(&self, image: AssetId<Image>, staged: StagedUpload, output: bool) {
+        let Some(size) = staged.size() else { return };
+        self.shared().pending.push(Upload {
+            image,
+            size,
+            payload: Payload::Staged(staged),
+            waited: 0,
+            output,
+        });
+    }
+
+    pub(crate) fn push_frame(&self, image: AssetId<Image>, frame: Frame) {
+        let size = frame.size();
+        self.shared().pending.push(Upload {
+            image,
+            size,
+            payload: Payload::Frame(frame),
+            waited: 0,
+            output: false,
+        });
+    }
+
+    /// Totals written since the last call.
+    pub(crate) fn take_done(&self) -> UploadTotals {
+        std::mem::take(&mut self.shared().done)
+    }
+
+    /// Uploads waiting for the render world.
+    pub fn pending(&self) -> usize {
+        self.shared().pending.len()
+    }
+}
+
+/// Render world: writes every pending upload into its texture.
+pub(crate) fn write_uploads(
+    queue: Res<UploadQueue>,
+    render_queue: Res<RenderQueue>,
+    gpu_images: Res<RenderAssets<GpuImage>>,
+) {
+    let pending = std::mem::take(&mut queue.shared().pending);
+    if pending.is_empty() {
+        return;
+    }
+    let mut waiting = Vec::new();
+    let mut spare = Vec::new();
+    let mut done = UploadTotals::default();
+    let mut samples = Vec::new();
+    for mut upload in pending {
+        let Some(gpu) = gpu_images.get(upload.image) else {
+            // Not prepared yet (a new image): keep it a few frames.
+            upload.waited += 1;
+            if upload.waited <= 3 {
+                waiting.push(upload);
+            } else {
+                done.stale += 1;
+            }
+            continue;
+        };
+        let extent = gpu.texture_descriptor.size;
+        if (extent.width, extent.height) != (upload.size.width, upload.size.height) {
+            done.stale += 1;
+            if let Payload::Staged(s) = upload.payload {
+                spare.push(s);
+            }
+            continue;
+        }
+        let t = Instant::now();
+        let (calls, bytes) = match &upload.payload {
+            Payload::Staged(staged) => {
+                for region in staged.regions() {
+                    write_rect(
+                        &render_queue,
+                        &gpu.texture,
+                        region.rect,
+                        staged.region_bytes(region),
+                    );
+                }
+                done.full += (upload.output && staged.is_full()) as u64;
+                (staged.regions().len() as u64, staged.bytes().len() as u64)
+            }
+            Payload::Frame(frame) => {
+                write_rect(
+                    &render_queue,
+                    &gpu.texture,
+                    burn_autogaze::mask::Rect::full(frame.size()),
+                    frame.rgba(),
+                );
+                (1, frame.rgba().len() as u64)
+            }
+        };
+        let elapsed = t.elapsed();
+        done.time += elapsed;
+        done.calls += calls;
+        done.bytes += bytes;
+        samples.push((calls, bytes, elapsed));
+        if let Payload::Staged(s) = upload.payload {
+            spare.push(s);
+        }
+    }
+    let mut shared = queue.shared();
+    // Uploads staged meanwhile go after the ones still waiting.
+    waiting.append(&mut shared.pending);
+    shared.pending = waiting;
+    shared.spare.append(&mut spare);
+    shared.done.add(&done);
+    for (calls, bytes, elapsed) in samples {
+        shared.fit.observe(calls, bytes, elapsed);
+    }
+}
+
+fn write_rect(
+    queue: &RenderQueue,
+    texture: &wgpu::Texture,
+    rect: burn_autogaze::mask::Rect,
+    bytes: &[u8],
+) {
+    queue.write_texture(
+        wgpu::TexelCopyTextureInfo {
+            texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d {
+                x: rect.x0,
+                y: rect.y0,
+                z: 0,
+            },
+            aspect: wgpu::TextureAspect::All,
+        },
+        bytes,
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(rect.width() * 4),
+            rows_per_image: Some(rect.height()),
+        },
+        wgpu::Extent3d {
+            width: rect.width(),
+            height: rect.height(),
+            depth_or_array_layers: 1,
+        },
+    );
+}

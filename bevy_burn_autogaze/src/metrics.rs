@@ -1,0 +1,380 @@
+//! Per-frame metrics: rolling frame-time and stage windows, counters, quality,
+//! and the snapshot the overlay shows and exports. Percentiles are computed
+//! only when a snapshot is asked for (the overlay is shown, or an export).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use burn_autogaze::interframe::ComposePath;
+use burn_autogaze::pipeline::StepReport;
+use burn_autogaze::quality::{Ema, GazeStats};
+use burn_autogaze::ring::RingCounters;
+use burn_autogaze::timing::{LatencySummary, Stage, StageTimes};
+use burn_autogaze::worker::WorkerCounters;
+use serde::Serialize;
+
+use crate::display::{UploadQueue, UploadTotals};
+use crate::driver::AutoGazeRuntime;
+use crate::feed::{HostFeedCounters, HostFrames};
+use crate::settings::AutoGazeSettings;
+
+/// Frames in the short and long windows.
+pub const SHORT_WINDOW: usize = 60;
+pub const LONG_WINDOW: usize = 300;
+
+/// One displayed frame, with every stage's time (the pipeline's, plus
+/// display transfer, texture upload and UI).
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRecord {
+    /// Frames recorded before this one.
+    pub index: u64,
+    pub report: StepReport,
+    /// Wall time since the previous displayed frame.
+    pub interval: Option<Duration>,
+    /// Texture writes attributed to this frame (the render world writes a
+    /// frame's uploads while the main world runs the next one).
+    pub uploads: UploadTotals,
+}
+
+/// p50 / p95 of one stage over the long window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageWindow {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
+/// What the overlay shows, and what "export JSON" writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MetricsSnapshot {
+    pub frames: u64,
+    pub frame_short: LatencySummary,
+    pub frame_long: LatencySummary,
+    pub stages: BTreeMap<Stage, StageWindow>,
+    /// Stage with the largest p50 over the long window.
+    pub dominant: Option<Stage>,
+    pub gaze_ratio: f64,
+    pub gaze_ratio_ema: f64,
+    pub psnr_db: Option<f64>,
+    pub psnr_ema_db: Option<f64>,
+    pub rects: u32,
+    pub spans: u32,
+    pub row_spans: u64,
+    pub updated_pixels: u64,
+    pub bytes_uploaded: u64,
+    pub upload_calls: u64,
+    pub dispatch_path: Option<ComposePath>,
+    pub dispatch_histogram: BTreeMap<ComposePath, u64>,
+    pub residency: Vec<String>,
+    pub worker: Option<WorkerCounters>,
+    pub ring: RingCounters,
+    pub host: HostFeedCounters,
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+/// The plugin's metrics resource.
+#[derive(Resource)]
+pub struct AutoGazeMetrics {
+    intervals: VecDeque<f64>,
+    stages: Vec<VecDeque<f64>>,
+    stage_ran: [bool; Stage::ALL.len()],
+    /// Stage times of the frame in progress, added by the plugin's systems.
+    pending: StageTimes,
+    pending_uploads: UploadTotals,
+    last_displayed: Option<Instant>,
+    recording: bool,
+    /// Frames recorded.
+    pub frames: u64,
+    /// The last recorded frame.
+    pub last: Option<FrameRecord>,
+    pub psnr_ema: Ema,
+    pub dispatch: BTreeMap<ComposePath, u64>,
+    /// Texture writes since the start (or the last reset).
+    pub uploads: UploadTotals,
+    pub gaze: GazeStats,
+    pub worker: Option<WorkerCounters>,
+    pub ring: RingCounters,
+    pub host: HostFeedCounters,
+    pub errors: u64,
+    pub last_error: Option<String>,
+    /// Where data lives at each handoff.
+    pub residency: Vec<String>,
+    /// A snapshot to compare against ("set baseline").
+    pub baseline: Option<MetricsSnapshot>,
+}
+
+impl Default for AutoGazeMetrics {
+    fn default() -> Self {
+        Self {
+            intervals: VecDeque::with_capacity(LONG_WINDOW),
+            stages: (0..Stage::ALL.len())
+                .map(|_| VecDeque::with_capacity(LONG_WINDOW))
+                .collect(),
+            stage_ran: [false; Stage::ALL.len()],
+            pending: StageTimes::default(),
+            pending_uploads: UploadTotals::default(),
+            last_displayed: None,
+            recording: false,
+            frames: 0,
+            last: None,
+            psnr_ema: Ema::new(0.15),
+            dispatch: BTreeMap::new(),
+            uploads: UploadTotals::default(),
+            gaze: GazeStats::default(),
+            worker: None,
+            ring: RingCounters::default(),
+            host: HostFeedCounters::default(),
+            errors: 0,
+            last_error: None,
+            residency: Vec::new(),
+            baseline: None,
+        }
+    }
+}
+
+fn push_window(window: &mut VecDeque<f64>, value: f64) {
+    if window.len() == LONG_WINDOW {
+        window.pop_front();
+    }
+    window.push_back(value);
+}
+
+fn summarize(window: &VecDeque<f64>, last: usize, scratch: &mut Vec<f64>) -> LatencySummary {
+    scratch.clear();
+    scratch.extend(window.iter().rev().take(last).copied());
+    LatencySummary::from_ms(scratch)
+}
+
+impl AutoGazeMetrics {
+    /// Adds time to a stage of the frame in progress.
+    pub fn add_stage(&mut self, stage: Stage, d: Duration) {
+        self.pending.add(stage, d);
+    }
+
+    /// Counts an error and keeps its message.
+    pub fn record_error(&mut self, message: String) {
+        self.errors += 1;
+        self.last_error = Some(message);
+    }
+
+    /// True while a perf summary is being recorded (PSNR is then measured
+    /// whether or not the overlay is shown).
+    pub fn recording(&self) -> bool {
+        self.recording
+    }
+
+    pub(crate) fn set_recording(&mut self, on: bool) {
+        self.recording = on;
+    }
+
+    /// Clears windows and counters (keeps the baseline).
+    pub fn reset(&mut self) {
+        let baseline = self.baseline.take();
+        let recording = self.recording;
+        let residency = std::mem::take(&mut self.residency);
+        *self = Self::default();
+        self.baseline = baseline;
+        self.recording = recording;
+        self.residency = residency;
+    }
+
+    /// Records the frame stepped in this update, with the stage times the
+    /// plugin's systems added.
+    fn record(&mut self, mut report: StepReport, now: Instant) {
+        for stage in Stage::ALL {
+            let extra = self.pending.get(stage);
+            if !extra.is_zero() {
+                report.times.add(stage, extra);
+            }
+        }
+        let uploads = std::mem::take(&mut self.pending_uploads);
+        if !uploads.time.is_zero() {
+            report.times.add(Stage::TextureUpload, uploads.time);
+        }
+        self.pending = StageTimes::default();
+        let interval = self.last_displayed.map(|t| now - t);
+        self.last_displayed = Some(now);
+        if let Some(i) = interval {
+            push_window(&mut self.intervals, i.as_secs_f64() * 1e3);
+        }
+        for stage in Stage::ALL {
+            let d = report.times.get(stage);
+            self.stage_ran[stage as usize] |= !d.is_zero();
+            push_window(&mut self.stages[stage as usize], d.as_secs_f64() * 1e3);
+        }
+        *self.dispatch.entry(report.compose.path).or_default() += 1;
+        if let Some(p) = report.compose.psnr_db {
+            self.psnr_ema.update(p);
+        }
+        self.last = Some(FrameRecord {
+            index: self.frames,
+            report,
+            interval,
+            uploads,
+        });
+        self.frames += 1;
+    }
+
+    /// The snapshot of the windows and counters (sorts at most
+    /// `LONG_WINDOW` samples a stage).
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let mut scratch = Vec::with_capacity(LONG_WINDOW);
+        let mut stages = BTreeMap::new();
+        for stage in Stage::ALL {
+            if !self.stage_ran[stage as usize] {
+                continue;
+            }
+            let s = summarize(&self.stages[stage as usize], LONG_WINDOW, &mut scratch);
+            stages.insert(
+                stage,
+                StageWindow {
+                    p50_ms: s.p50_ms,
+                    p95_ms: s.p95_ms,
+                },
+            );
+        }
+        let dominant = stages
+            .iter()
+            .max_by(|a, b| a.1.p50_ms.total_cmp(&b.1.p50_ms))
+            .map(|(s, _)| *s);
+        let last = self.last.as_ref();
+        let plan = last.map(|l| l.report.plan).unwrap_or_default();
+        MetricsSnapshot {
+            frames: self.frames,
+            frame_short: summarize(&self.intervals, SHORT_WINDOW, &mut scratch),
+            frame_long: summarize(&self.intervals, LONG_WINDOW, &mut scratch),
+            stages,
+            dominant,
+            gaze_ratio: self.gaze.last,
+            gaze_ratio_ema: self.gaze.ema.value().unwrap_or(0.0),
+            psnr_db: last.and_then(|l| l.report.compose.psnr_db),
+            psnr_ema_db: self.psnr_ema.value(),
+            rects: plan.rects,
+            spans: plan.spans,
+            row_spans: plan.row_spans,
+            updated_pixels: last.map(|l| l.report.compose.updated_pixels).unwrap_or(0),
+            bytes_uploaded: last.map(|l| l.uploads.bytes).unwrap_or(0),
+            upload_calls: last.map(|l| l.uploads.calls).unwrap_or(0),
+            dispatch_path: last.map(|l| l.report.compose.path),
+            dispatch_histogram: self.dispatch.clone(),
+            residency: self.residency.clone(),
+            worker: self.worker,
+            ring: self.ring,
+            host: self.host,
+            errors: self.errors,
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    /// The frame-interval history of the long window (oldest first), ms.
+    pub fn interval_history(&self) -> impl Iterator<Item = f64> + '_ {
+        self.intervals.iter().copied()
+    }
+}
+
+/// Where data lives at each handoff, for the settings in use.
+pub fn residency(settings: &AutoGazeSettings) -> Vec<String> {
+    let worker = if settings.pipeline.decoupled {
+        "worker thread"
+    } else {
+        "main thread"
+    };
+    vec![
+        "source frame: host RGBA (shared buffer, no copy to the worker)".into(),
+        format!(
+            "mask source ({}): host, {worker}",
+            settings.pipeline.mask_source
+        ),
+        "composed output: host RGBA (persistent buffer)".into(),
+        format!(
+            "display ({}): dirty regions staged on the host -> Bevy texture (queue.write_texture)",
+            settings.display_transfer
+        ),
+    ]
+}
+
+/// Last: completes the frame stepped in this update (adds upload and UI
+/// times, moves the counters) and records it.
+pub(crate) fn finish_frame(
+    settings: Res<AutoGazeSettings>,
+    mut runtime: ResMut<AutoGazeRuntime>,
+    queue: Res<UploadQueue>,
+    host: Res<HostFrames>,
+    mut metrics: ResMut<AutoGazeMetrics>,
+) {
+    let done = queue.take_done();
+    metrics.uploads = UploadTotals {
+        bytes: metrics.uploads.bytes + done.bytes,
+        calls: metrics.uploads.calls + done.calls,
+        full: metrics.uploads.full + done.full,
+        stale: metrics.uploads.stale + done.stale,
+        time: metrics.uploads.time + done.time,
+    };
+    let pending = &mut metrics.pending_uploads;
+    pending.bytes += done.bytes;
+    pending.calls += done.calls;
+    pending.full += done.full;
+    pending.stale += done.stale;
+    pending.time += done.time;
+    metrics.host = host.counters();
+    if settings.is_changed() || metrics.residency.is_empty() {
+        metrics.residency = residency(&settings);
+    }
+    let Some(report) = runtime.report.take() else {
+        return;
+    };
+    if let Some(p) = runtime.pipeline() {
+        metrics.gaze = *p.gaze();
+        metrics.worker = p.worker_counters();
+        metrics.ring = p.ring_counters();
+    }
+    metrics.record(report, Instant::now());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_keep_the_last_frames_and_snapshots_name_the_dominant_stage() {
+        let mut m = AutoGazeMetrics::default();
+        let start = Instant::now();
+        let mut report = StepReport {
+            seq: 0,
+            times: StageTimes::default(),
+            bytes_in: 0,
+            plan: Default::default(),
+            compose: burn_autogaze::interframe::ComposeReport {
+                seq: 0,
+                path: ComposePath::Sparse,
+                keyframe: false,
+                coverage: 0.1,
+                updated_pixels: 10,
+                copied_bytes: 40,
+                predicted_ns: [0.0; 3],
+                psnr_db: Some(40.0),
+            },
+            mask_seq: None,
+            mask_times: None,
+        };
+        report.times.add(Stage::Model, Duration::from_millis(2));
+        for i in 0..(LONG_WINDOW as u64 + 20) {
+            m.add_stage(Stage::Ui, Duration::from_millis(5));
+            m.record(report, start + Duration::from_millis(10 * i));
+        }
+        let s = m.snapshot();
+        assert_eq!(s.frames, LONG_WINDOW as u64 + 20);
+        assert_eq!(s.frame_long.count, LONG_WINDOW);
+        assert_eq!(s.frame_short.count, SHORT_WINDOW);
+        assert!((s.frame_short.p50_ms - 10.0).abs() < 1e-9);
+        assert_eq!(s.dominant, Some(Stage::Ui));
+        assert_eq!(s.dispatch_histogram[&ComposePath::Sparse], s.frames);
+        assert_eq!(s.psnr_ema_db, Some(40.0));
+        m.record_error("boom".into());
+        m.baseline = Some(s);
+        m.reset();
+        assert_eq!((m.frames, m.errors), (0, 0));
+        assert!(m.baseline.is_some(), "reset keeps the baseline");
+    }
+}

@@ -1,0 +1,148 @@
+//! The viewer's layout: input, mask and output side by side, the overlay's
+//! width reserved on the right. One host of the plugin among many; the
+//! window and the headless modes share it.
+
+use bevy::camera::RenderTarget;
+use bevy::prelude::*;
+use bevy::render::render_resource::{TextureFormat, TextureUsages};
+use bevy::ui::IsDefaultUiCamera;
+use burn_autogaze::FrameSize;
+
+use crate::overlay::OVERLAY_WIDTH;
+use crate::{AutoGazeImages, AutoGazeSettings, AutoGazeSystems};
+
+/// The viewer layout. `target: Some(size)` renders into an offscreen image
+/// of that size (headless); none renders to the primary window.
+pub struct ViewerPlugin {
+    pub target: Option<FrameSize>,
+}
+
+/// The offscreen image the headless viewer renders into.
+#[derive(Resource, Debug, Clone)]
+pub struct ViewerTarget(pub Handle<Image>);
+
+#[derive(Component)]
+struct ImageRow;
+
+#[derive(Component, Clone, Copy, PartialEq, Eq)]
+enum Panel {
+    Input,
+    Mask,
+    Output,
+}
+
+impl Plugin for ViewerPlugin {
+    fn build(&self, app: &mut App) {
+        let target = self.target;
+        app.insert_resource(ClearColor(Color::srgb(0.08, 0.08, 0.09)))
+            .add_systems(
+                Startup,
+                move |commands: Commands,
+                      images: ResMut<Assets<Image>>,
+                      handles: Res<AutoGazeImages>| {
+                    setup(commands, images, handles, target)
+                },
+            )
+            .add_systems(Update, sync_layout.after(AutoGazeSystems::Step));
+    }
+}
+
+fn setup(
+    mut commands: Commands,
+    mut images: ResMut<Assets<Image>>,
+    handles: Res<AutoGazeImages>,
+    target: Option<FrameSize>,
+) {
+    match target {
+        Some(size) => {
+            let mut image = Image::new_target_texture(
+                size.width,
+                size.height,
+                TextureFormat::Rgba8UnormSrgb,
+                None,
+            );
+            image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+            let handle = images.add(image);
+            commands.insert_resource(ViewerTarget(handle.clone()));
+            commands.spawn((Camera2d, RenderTarget::from(handle), IsDefaultUiCamera));
+        }
+        None => {
+            commands.spawn((Camera2d, IsDefaultUiCamera));
+        }
+    }
+    let panels = [
+        (Panel::Input, "input", handles.input.clone()),
+        (Panel::Mask, "mask", handles.mask.clone()),
+        (Panel::Output, "output", handles.output.clone()),
+    ];
+    commands
+        .spawn((
+            ImageRow,
+            Node {
+                width: Val::Percent(100.0),
+                height: Val::Percent(100.0),
+                flex_direction: FlexDirection::Row,
+                align_items: AlignItems::Center,
+                justify_content: JustifyContent::SpaceEvenly,
+                column_gap: Val::Px(6.0),
+                padding: UiRect::all(Val::Px(6.0)),
+                ..default()
+            },
+        ))
+        .with_children(|row| {
+            for (panel, label, handle) in panels {
+                row.spawn((
+                    panel,
+                    Node {
+                        flex_direction: FlexDirection::Column,
+                        align_items: AlignItems::Center,
+                        flex_basis: Val::Percent(33.0),
+                        flex_grow: 1.0,
+                        row_gap: Val::Px(4.0),
+                        ..default()
+                    },
+                ))
+                .with_children(|col| {
+                    col.spawn((
+                        Text::new(label),
+                        TextFont::from_font_size(14.0),
+                        TextColor(Color::srgb(0.85, 0.85, 0.85)),
+                    ));
+                    col.spawn((
+                        ImageNode::new(handle),
+                        Node {
+                            width: Val::Percent(100.0),
+                            ..default()
+                        },
+                    ));
+                });
+            }
+        });
+}
+
+/// Reserves the overlay's width and hides panels that are not uploaded.
+fn sync_layout(
+    settings: Res<AutoGazeSettings>,
+    mut rows: Query<&mut Node, (With<ImageRow>, Without<Panel>)>,
+    mut panels: Query<(&Panel, &mut Node), Without<ImageRow>>,
+) {
+    if !settings.is_changed() {
+        return;
+    }
+    for mut node in &mut rows {
+        let right = if settings.overlay {
+            OVERLAY_WIDTH + 6.0
+        } else {
+            6.0
+        };
+        node.padding.right = Val::Px(right);
+    }
+    for (panel, mut node) in &mut panels {
+        let shown = match panel {
+            Panel::Input => settings.show_input,
+            Panel::Mask => settings.show_mask,
+            Panel::Output => true,
+        };
+        node.display = if shown { Display::Flex } else { Display::None };
+    }
+}

@@ -1,0 +1,108 @@
+//! The pipeline's command-line flags, shared by every front end (the perf
+//! harness, the Bevy viewer) so that a flag means the same everywhere.
+//! Frame-source flags stay with each front end (a matrix of sizes in the
+//! harness, one `--source` in the viewer).
+
+use std::path::PathBuf;
+
+use crate::interframe::{CompositorOptions, Dispatch};
+use crate::mask::MaskGeometry;
+use crate::mask_source::{MaskSourceKind, ModelOptions};
+use crate::pacing::SourceRate;
+use crate::patch_diff::PatchDiffOptions;
+use crate::pipeline::PipelineOptions;
+use crate::source::SourceOptions;
+
+/// Mask source, model, geometry, dispatch and pacing flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineArgs {
+    /// Mask geometry: native, deduplicated, effective.
+    #[arg(long, default_value = "deduplicated")]
+    pub mask_geometry: MaskGeometry,
+    /// Compositor dispatch: adaptive, sparse, dense, full.
+    #[arg(long, default_value = "adaptive")]
+    pub dispatch: Dispatch,
+    /// Patch-diff threshold (mean absolute RGB difference, 0..255).
+    #[arg(long, default_value_t = PatchDiffOptions::default().threshold)]
+    pub threshold: f32,
+    /// Patch-diff grid (cells per side; one of the token grids 2, 4, 7, 14).
+    #[arg(long, default_value_t = PatchDiffOptions::default().grid)]
+    pub grid: u32,
+    /// A keyframe every N frames (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub keyframe_period: u64,
+    /// Refresh fully when output-vs-input PSNR drops below this (dB).
+    #[arg(long)]
+    pub psnr_floor: Option<f64>,
+    /// Also produce the model input every frame (the model path's cost).
+    #[arg(long)]
+    pub preprocess: bool,
+    /// Mask source: patch-diff (weights-free) or autogaze (the model).
+    #[arg(long, default_value = "patch-diff")]
+    pub mask_source: MaskSourceKind,
+    /// Model directory for `--mask-source autogaze` (config.json +
+    /// model.safetensors).
+    #[arg(long, conflicts_with = "random_weights")]
+    pub model_dir: Option<PathBuf>,
+    /// Seeded random weights at the released model's size (the default
+    /// without `--model-dir`; for performance work without weights).
+    #[arg(long)]
+    pub random_weights: bool,
+    /// Gazing ratio of the model source (fraction of 265 tokens, (0, 1]).
+    #[arg(long, default_value_t = ModelOptions::default().gazing_ratio)]
+    pub gazing_ratio: f32,
+    /// Task-loss requirement of the model source (off by default: full budget).
+    #[arg(long, alias = "task-loss")]
+    pub task_loss_requirement: Option<f32>,
+    /// Frames of KV cache the model keeps (0: unbounded).
+    #[arg(long, default_value_t = ModelOptions::default().horizon)]
+    pub horizon: usize,
+    /// AnyRes: cover the frame with up to N square model tiles (0: squash the
+    /// whole frame to 224 x 224, as the reference).
+    #[arg(long, default_value_t = 0)]
+    pub anyres_tiles: usize,
+    /// Paced playback at this rate: frames a second, or `native` (an image
+    /// sequence's meta.json). Frames that cannot be shown in time are dropped
+    /// and counted; the summary gets the realtime factor.
+    #[arg(long)]
+    pub source_fps: Option<SourceRate>,
+}
+
+impl PipelineArgs {
+    /// The pipeline these flags describe, reading frames from `source`.
+    pub fn options(
+        &self,
+        source: SourceOptions,
+        decoupled: bool,
+        measure_psnr: bool,
+    ) -> PipelineOptions {
+        PipelineOptions {
+            source,
+            ring_capacity: 2,
+            preprocess: self.preprocess,
+            mask_source: self.mask_source,
+            model: ModelOptions {
+                dir: self.model_dir.clone(),
+                gazing_ratio: self.gazing_ratio,
+                task_loss_requirement: self.task_loss_requirement,
+                horizon: self.horizon,
+                anyres_tiles: self.anyres_tiles,
+                ..ModelOptions::default()
+            },
+            patch_diff: PatchDiffOptions {
+                threshold: self.threshold,
+                grid: self.grid,
+            },
+            geometry: self.mask_geometry,
+            decoupled,
+            source_fps: self.source_fps,
+            compositor: CompositorOptions {
+                dispatch: self.dispatch,
+                measure_psnr,
+                keyframe_period: self.keyframe_period,
+                psnr_floor: self.psnr_floor,
+                ..CompositorOptions::default()
+            },
+        }
+    }
+}
