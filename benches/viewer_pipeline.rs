@@ -7,6 +7,9 @@
 //! - `mask-geometry/<policy>/<size>`: planning + composing the 265-token
 //!   `redundant-full-frame` set under each geometry policy;
 //! - `mask-plan/<size>`: planning alone (deduplicated, 265 tokens);
+//! - `compose-upload-prep/<fixation-set>/<size>`: the viewer's per-frame
+//!   display work: compose, then stage the dirty regions for the texture
+//!   writes (or the whole frame, when the upload cost model says so);
 //! - `crossover/<size>/<path>/<coverage>`: each forced path and adaptive at
 //!   coverage 0, 5, ..., 100 %.
 //!
@@ -20,6 +23,7 @@ use burn_autogaze::interframe::{Compositor, CompositorOptions, Dispatch};
 use burn_autogaze::mask::{MaskGeometry, MaskPlan, MaskPlanner, fixation_sets};
 use burn_autogaze::source::{FrameSource, PanSpeed, SyntheticPan};
 use burn_autogaze::tokens::TokenLayout;
+use burn_autogaze::upload::{StagedUpload, UploadCost};
 use burn_autogaze::{Frame, FrameSize};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
@@ -71,6 +75,19 @@ fn viewer_pipeline(c: &mut Criterion) {
                     b.iter(|| {
                         i += 1;
                         comp.compose(&frames[i % 2], &plan).expect("compose")
+                    })
+                },
+            );
+            let mut comp = warm(CompositorOptions::default(), &frames, &plan);
+            let mut staged = StagedUpload::default();
+            let cost = UploadCost::default();
+            group.bench_function(
+                BenchmarkId::new(format!("compose-upload-prep/{set}"), name),
+                |b| {
+                    b.iter(|| {
+                        i += 1;
+                        comp.compose(&frames[i % 2], &plan).expect("compose");
+                        staged.stage(comp.output(), size, comp.dirty_regions(), &cost)
                     })
                 },
             );

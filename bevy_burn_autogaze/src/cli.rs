@@ -31,8 +31,10 @@ pub struct ViewerArgs {
     pub images_dir: Option<PathBuf>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
-    /// Display transfer: cpu (dirty-region texture writes).
-    #[arg(long, default_value = "cpu")]
+    /// Display transfer: cpu (dirty-region texture writes), gpu (compose on
+    /// the device by region copies from the input texture), auto (per frame,
+    /// by measured cost).
+    #[arg(long, default_value = "auto")]
     pub display_transfer: DisplayTransfer,
     /// Output-vs-input PSNR (computed only while shown or recorded).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -40,6 +42,12 @@ pub struct ViewerArgs {
     /// The metrics overlay (F12 toggles it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub overlay: bool,
+    /// Show (and upload) the input panel.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub show_input: bool,
+    /// Show (and upload) the mask panel.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub show_mask: bool,
     /// Run the mask source on the main thread (default: a worker thread).
     #[arg(long)]
     pub inline_inference: bool,
@@ -84,6 +92,8 @@ impl ViewerArgs {
             display_transfer: self.display_transfer,
             psnr: self.psnr,
             overlay: self.overlay,
+            show_input: self.show_input,
+            show_mask: self.show_mask,
             ..AutoGazeSettings::default()
         }
     }

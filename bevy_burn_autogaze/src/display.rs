@@ -16,7 +16,7 @@ use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
 use bevy::render::render_asset::RenderAssets;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
-use bevy::render::renderer::RenderQueue;
+use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 use burn_autogaze::upload::{StagedUpload, UploadCost, UploadFit};
 use burn_autogaze::{Frame, FrameSize};
@@ -78,18 +78,29 @@ pub struct UploadTotals {
     pub full: u64,
     /// Uploads dropped because their texture changed size meanwhile.
     pub stale: u64,
+    /// Device-side texture-to-texture copies (GPU transfer) and the bytes
+    /// they moved on the device (no host bytes).
+    pub device_copies: u64,
+    pub device_copy_bytes: u64,
     /// CPU time of the writes (staging allocation and copy).
     #[serde(skip)]
     pub time: Duration,
+    /// Wall time of the render world's `Render` schedule, the writes
+    /// excluded.
+    #[serde(skip)]
+    pub render: Duration,
 }
 
 impl UploadTotals {
-    fn add(&mut self, other: &UploadTotals) {
+    pub(crate) fn add(&mut self, other: &UploadTotals) {
         self.bytes += other.bytes;
         self.calls += other.calls;
         self.full += other.full;
         self.stale += other.stale;
+        self.device_copies += other.device_copies;
+        self.device_copy_bytes += other.device_copy_bytes;
         self.time += other.time;
+        self.render += other.render;
     }
 }
 
@@ -97,6 +108,11 @@ enum Payload {
     Staged(StagedUpload),
     /// A whole source frame, written from its shared buffer.
     Frame(Frame),
+    /// Regions copied on the device from another image of the same size.
+    Copies {
+        from: AssetId<Image>,
+        rects: Vec<burn_autogaze::mask::Rect>,
+    },
 }
 
 struct Upload {
@@ -116,6 +132,11 @@ struct Shared {
     spare: Vec<StagedUpload>,
     done: UploadTotals,
     fit: UploadFit,
+    /// Write time inside the current render frame.
+    frame_writes: Duration,
+    /// Measured host cost of recording one device copy (EMA, ns).
+    copy_ns: Option<f64>,
+    spare_rects: Vec<Vec<burn_autogaze::mask::Rect>>,
 }
 
 /// The queue between the main world, which stages uploads, and the render
@@ -153,6 +174,33 @@ impl UploadQueue {
     /// A staging buffer (recycled when one is free).
     pub(crate) fn spare(&self) -> StagedUpload {
         self.shared().spare.pop().unwrap_or_default()
+    }
+
+    /// Host cost of recording one device copy: measured, or a prior of 2 us
+    /// until the first copies ran.
+    pub fn copy_cost_ns(&self) -> f64 {
+        self.shared().copy_ns.unwrap_or(2_000.0)
+    }
+
+    /// Queues device copies of `rects` from image `from` into `to`.
+    pub(crate) fn push_copies(
+        &self,
+        from: AssetId<Image>,
+        to: AssetId<Image>,
+        size: FrameSize,
+        rects: &[burn_autogaze::mask::Rect],
+    ) {
+        let mut shared = self.shared();
+        let mut list = shared.spare_rects.pop().unwrap_or_default();
+        list.clear();
+        list.extend_from_slice(rects);
+        shared.pending.push(Upload {
+            image: to,
+            size,
+            payload: Payload::Copies { from, rects: list },
+            waited: 0,
+            output: true,
+        });
     }
 
     /// Returns an unused staging buffer.
@@ -194,10 +242,30 @@ impl UploadQueue {
     }
 }
 
+/// When the render world's current `Render` schedule began.
+#[derive(Resource, Default)]
+pub(crate) struct RenderClock(Option<Instant>);
+
+/// Render world, before everything in `Render`.
+pub(crate) fn render_begin(mut clock: ResMut<RenderClock>) {
+    clock.0 = Some(Instant::now());
+}
+
+/// Render world, after the frame was submitted.
+pub(crate) fn render_end(mut clock: ResMut<RenderClock>, queue: Res<UploadQueue>) {
+    if let Some(t) = clock.0.take() {
+        let mut shared = queue.shared();
+        let writes = shared.frame_writes;
+        shared.done.render += t.elapsed().saturating_sub(writes);
+        shared.frame_writes = Duration::ZERO;
+    }
+}
+
 /// Render world: writes every pending upload into its texture.
 pub(crate) fn write_uploads(
     queue: Res<UploadQueue>,
     render_queue: Res<RenderQueue>,
+    render_device: Res<RenderDevice>,
     gpu_images: Res<RenderAssets<GpuImage>>,
 ) {
     let pending = std::mem::take(&mut queue.shared().pending);
@@ -208,6 +276,8 @@ pub(crate) fn write_uploads(
     let mut spare = Vec::new();
     let mut done = UploadTotals::default();
     let mut samples = Vec::new();
+    let mut copy_time = Duration::ZERO;
+    let mut spare_rects = Vec::new();
     for mut upload in pending {
         let Some(gpu) = gpu_images.get(upload.image) else {
             // Not prepared yet (a new image): keep it a few frames.
@@ -250,25 +320,88 @@ pub(crate) fn write_uploads(
                 );
                 (1, frame.rgba().len() as u64)
             }
+            Payload::Copies { from, rects } => {
+                let Some(src) = gpu_images.get(*from) else {
+                    done.stale += 1;
+                    continue;
+                };
+                let mut encoder =
+                    render_device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("autogaze-device-compose"),
+                    });
+                for r in rects {
+                    copy_rect(&mut encoder, &src.texture, &gpu.texture, *r);
+                    done.device_copy_bytes += r.area() * 4;
+                }
+                // Submit now: wgpu runs queued texture writes before the
+                // command buffers of the next submit, so these copies read
+                // this frame's input, and a later frame's writes (queued
+                // below, when the render world drains two frames at once)
+                // cannot overtake them.
+                render_queue.submit([encoder.finish()]);
+                done.device_copies += rects.len() as u64;
+                copy_time += t.elapsed();
+                (0, 0)
+            }
         };
         let elapsed = t.elapsed();
         done.time += elapsed;
         done.calls += calls;
         done.bytes += bytes;
-        samples.push((calls, bytes, elapsed));
-        if let Payload::Staged(s) = upload.payload {
-            spare.push(s);
+        if calls > 0 {
+            samples.push((calls, bytes, elapsed));
+        }
+        match upload.payload {
+            Payload::Staged(s) => spare.push(s),
+            Payload::Copies { rects, .. } => spare_rects.push(rects),
+            Payload::Frame(_) => {}
         }
     }
     let mut shared = queue.shared();
+    if done.device_copies > 0 {
+        let per_copy = copy_time.as_nanos() as f64 / done.device_copies as f64;
+        shared.copy_ns = Some(match shared.copy_ns {
+            Some(old) => 0.9 * old + 0.1 * per_copy,
+            None => per_copy,
+        });
+    }
+    shared.spare_rects.append(&mut spare_rects);
     // Uploads staged meanwhile go after the ones still waiting.
     waiting.append(&mut shared.pending);
     shared.pending = waiting;
     shared.spare.append(&mut spare);
     shared.done.add(&done);
+    shared.frame_writes += done.time;
     for (calls, bytes, elapsed) in samples {
         shared.fit.observe(calls, bytes, elapsed);
     }
+}
+
+fn copy_rect(
+    encoder: &mut wgpu::CommandEncoder,
+    src: &wgpu::Texture,
+    dst: &wgpu::Texture,
+    rect: burn_autogaze::mask::Rect,
+) {
+    let at = |texture| wgpu::TexelCopyTextureInfo {
+        texture,
+        mip_level: 0,
+        origin: wgpu::Origin3d {
+            x: rect.x0,
+            y: rect.y0,
+            z: 0,
+        },
+        aspect: wgpu::TextureAspect::All,
+    };
+    encoder.copy_texture_to_texture(
+        at(src),
+        at(dst),
+        wgpu::Extent3d {
+            width: rect.width(),
+            height: rect.height(),
+            depth_or_array_layers: 1,
+        },
+    );
 }
 
 fn write_rect(

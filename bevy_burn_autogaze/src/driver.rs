@@ -13,7 +13,10 @@ use burn_autogaze::timing::Stage;
 use crate::display::{AutoGazeImages, UploadQueue, display_image};
 use crate::feed::HostFrames;
 use crate::metrics::AutoGazeMetrics;
-use crate::settings::{AutoGazeSettings, FrameFeed};
+use crate::settings::{AutoGazeSettings, DisplayTransfer, FrameFeed};
+use burn_autogaze::FrameSize;
+use burn_autogaze::mask::Rect;
+use burn_autogaze::upload::UploadCost;
 
 /// The running pipeline and what the current update produced.
 #[derive(Resource, Default)]
@@ -130,14 +133,29 @@ pub(crate) fn step_pipeline(
     }
 }
 
-/// Stages this frame's uploads: the output's dirty regions, the input frame
-/// and the mask panel (when shown). A new frame size replaces the images'
-/// assets (same handles) with their full content instead.
+/// What the display already holds, to skip redundant uploads.
+#[derive(Resource, Default)]
+pub(crate) struct DisplayState {
+    /// The input frame last uploaded (a frame sharing its pixels, as a
+    /// still source's frames do, is not uploaded again).
+    input: Option<burn_autogaze::Frame>,
+    /// The plan of the mask panel last uploaded.
+    mask_plan: burn_autogaze::mask::MaskPlan,
+    mask_frame: Option<burn_autogaze::Frame>,
+}
+
+/// Stages this frame's display work. The output goes up as its dirty regions
+/// (CPU transfer) or is composed on the device by copying the same regions
+/// from the device-resident input texture (GPU transfer); `auto` picks per
+/// frame by the learned upload cost. The input and mask panels go up when
+/// shown and changed. A new frame size replaces the images' assets (same
+/// handles) with their full content instead.
 pub(crate) fn stage_display(
     settings: Res<AutoGazeSettings>,
     mut runtime: ResMut<AutoGazeRuntime>,
     mut handles: ResMut<AutoGazeImages>,
     mut images: ResMut<Assets<Image>>,
+    mut state: ResMut<DisplayState>,
     queue: Res<UploadQueue>,
     mut metrics: ResMut<AutoGazeMetrics>,
 ) {
@@ -168,23 +186,53 @@ pub(crate) fn stage_display(
             }
         }
         handles.size = Some(size);
+        state.input = Some(frame.clone());
+        state.mask_plan.clone_from(pipeline.plan());
+        state.mask_frame = Some(frame);
     } else if queue.enabled() {
-        let cost = queue.cost();
-        let mut staged = queue.spare();
         let dirty = pipeline.compositor().dirty_regions();
-        if staged.stage(pipeline.output(), size, dirty, &cost) {
-            queue.push_staged(handles.output.id(), staged, true);
-        } else {
-            queue.give_back(staged);
-        }
-        if settings.show_input {
+        let input_changed = !state
+            .input
+            .as_ref()
+            .is_some_and(|f| f.shares_pixels_with(&frame));
+        let transfer = choose_transfer(
+            settings.display_transfer,
+            &queue.cost(),
+            queue.copy_cost_ns(),
+            size,
+            dirty,
+            input_changed && settings.show_input,
+        );
+        let gpu = transfer == DisplayTransfer::Gpu && !dirty.is_empty();
+        if input_changed && (settings.show_input || gpu) {
             queue.push_frame(handles.input.id(), frame.clone());
+            state.input = Some(frame.clone());
         }
-        if settings.show_mask {
+        if gpu {
+            queue.push_copies(handles.input.id(), handles.output.id(), size, dirty);
+        } else {
             let mut staged = queue.spare();
-            let plan = pipeline.plan();
+            if staged.stage(pipeline.output(), size, dirty, &queue.cost()) {
+                queue.push_staged(handles.output.id(), staged, true);
+            } else {
+                queue.give_back(staged);
+            }
+        }
+        metrics.count_transfer(transfer);
+        let plan = pipeline.plan();
+        let mask_changed = state.mask_plan != *plan
+            || !state
+                .mask_frame
+                .as_ref()
+                .is_some_and(|f| f.shares_pixels_with(&frame));
+        if settings.show_mask && mask_changed {
+            let mut staged = queue.spare();
             match staged.stage_full_with(size, |buf| render_panel(&frame, plan, buf)) {
-                Ok(()) => queue.push_staged(handles.mask.id(), staged, false),
+                Ok(()) => {
+                    queue.push_staged(handles.mask.id(), staged, false);
+                    state.mask_plan.clone_from(plan);
+                    state.mask_frame = Some(frame);
+                }
                 Err(e) => {
                     queue.give_back(staged);
                     metrics.record_error(format!("mask panel: {e}"));
@@ -193,4 +241,39 @@ pub(crate) fn stage_display(
         }
     }
     metrics.add_stage(Stage::DisplayTransfer, t.elapsed());
+}
+
+/// The transfer for this frame. `auto` compares the predicted host cost of
+/// writing the output's dirty regions with that of the GPU path, which needs
+/// the current input on the device (free when the input panel uploads it
+/// anyway, `input_uploaded`) and records one device copy per region.
+pub(crate) fn choose_transfer(
+    setting: DisplayTransfer,
+    cost: &UploadCost,
+    copy_ns: f64,
+    size: FrameSize,
+    dirty: &[Rect],
+    input_uploaded: bool,
+) -> DisplayTransfer {
+    match setting {
+        DisplayTransfer::Cpu | DisplayTransfer::Gpu => setting,
+        DisplayTransfer::Auto => {
+            let frame = size.rgba_len() as u64;
+            let bytes: u64 = dirty.iter().map(|r| r.area() * 4).sum();
+            let n = dirty.len() as u64;
+            let cpu = cost
+                .predict_ns(n, bytes.min(frame))
+                .min(cost.predict_ns(1, frame));
+            let gpu = if input_uploaded {
+                0.0
+            } else {
+                cost.predict_ns(1, frame)
+            } + copy_ns * n as f64;
+            if gpu < cpu {
+                DisplayTransfer::Gpu
+            } else {
+                DisplayTransfer::Cpu
+            }
+        }
+    }
 }

@@ -69,6 +69,7 @@ struct Recording {
     recorder: Option<PerfRecorder>,
     intervals: Vec<f64>,
     uploads: UploadTotals,
+    transfers: std::collections::BTreeMap<String, u64>,
     seen: u64,
     measured: usize,
     started: Instant,
@@ -105,6 +106,7 @@ pub fn headless_app(
         recorder: None,
         intervals: Vec::with_capacity(options.frames),
         uploads: UploadTotals::default(),
+        transfers: Default::default(),
         seen: 0,
         measured: 0,
         started: Instant::now(),
@@ -196,6 +198,11 @@ fn record(
     rec.uploads.bytes += last.uploads.bytes;
     rec.uploads.calls += last.uploads.calls;
     rec.uploads.full += last.uploads.full;
+    rec.uploads.device_copies += last.uploads.device_copies;
+    rec.uploads.device_copy_bytes += last.uploads.device_copy_bytes;
+    if let Some(t) = last.transfer {
+        *rec.transfers.entry(t.to_string()).or_default() += 1;
+    }
     rec.measured += 1;
     if rec.measured < rec.options.frames {
         return;
@@ -240,6 +247,9 @@ fn summary(
         bytes_uploaded_per_frame: rec.uploads.bytes as f64 / n,
         upload_calls_per_frame: rec.uploads.calls as f64 / n,
         full_uploads: rec.uploads.full,
+        device_copies_per_frame: rec.uploads.device_copies as f64 / n,
+        device_copy_bytes_per_frame: rec.uploads.device_copy_bytes as f64 / n,
+        transfer_histogram: rec.transfers.clone(),
         readbacks: 0,
         residency: crate::residency(settings),
         adapter_backend: adapter.backend.clone(),

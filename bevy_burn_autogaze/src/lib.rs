@@ -71,6 +71,7 @@ impl Plugin for AutoGazePlugin {
             .init_resource::<HostFrames>()
             .init_resource::<UploadQueue>()
             .init_resource::<AutoGazeRuntime>()
+            .init_resource::<driver::DisplayState>()
             .init_resource::<AutoGazeMetrics>()
             .init_resource::<AdapterSummary>()
             .configure_sets(Update, AutoGazeSystems::Step)
@@ -113,10 +114,17 @@ impl Plugin for AutoGazePlugin {
                 device_type: format!("{:?}", info.device_type).to_lowercase(),
             })
             .unwrap_or_default();
-        render_app.insert_resource(queue).add_systems(
-            Render,
-            display::write_uploads.in_set(RenderSystems::PrepareResources),
-        );
+        render_app
+            .insert_resource(queue)
+            .init_resource::<display::RenderClock>()
+            .add_systems(
+                Render,
+                (
+                    display::render_begin.before(RenderSystems::ExtractCommands),
+                    display::write_uploads.in_set(RenderSystems::PrepareResources),
+                    display::render_end.after(RenderSystems::Render),
+                ),
+            );
         app.insert_resource(adapter);
     }
 }

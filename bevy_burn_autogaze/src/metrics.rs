@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::display::{UploadQueue, UploadTotals};
 use crate::driver::AutoGazeRuntime;
 use crate::feed::{HostFeedCounters, HostFrames};
-use crate::settings::AutoGazeSettings;
+use crate::settings::{AutoGazeSettings, DisplayTransfer};
 
 /// Frames in the short and long windows.
 pub const SHORT_WINDOW: usize = 60;
@@ -35,6 +35,8 @@ pub struct FrameRecord {
     /// Texture writes attributed to this frame (the render world writes a
     /// frame's uploads while the main world runs the next one).
     pub uploads: UploadTotals,
+    /// The display transfer this frame took (none when nothing went up).
+    pub transfer: Option<DisplayTransfer>,
 }
 
 /// p50 / p95 of one stage over the long window.
@@ -65,6 +67,8 @@ pub struct MetricsSnapshot {
     pub upload_calls: u64,
     pub dispatch_path: Option<ComposePath>,
     pub dispatch_histogram: BTreeMap<ComposePath, u64>,
+    pub transfer: Option<DisplayTransfer>,
+    pub device_copies: u64,
     pub residency: Vec<String>,
     pub worker: Option<WorkerCounters>,
     pub ring: RingCounters,
@@ -82,6 +86,7 @@ pub struct AutoGazeMetrics {
     /// Stage times of the frame in progress, added by the plugin's systems.
     pending: StageTimes,
     pending_uploads: UploadTotals,
+    pending_transfer: Option<DisplayTransfer>,
     last_displayed: Option<Instant>,
     recording: bool,
     /// Frames recorded.
@@ -114,6 +119,7 @@ impl Default for AutoGazeMetrics {
             stage_ran: [false; Stage::ALL.len()],
             pending: StageTimes::default(),
             pending_uploads: UploadTotals::default(),
+            pending_transfer: None,
             last_displayed: None,
             recording: false,
             frames: 0,
@@ -150,6 +156,11 @@ impl AutoGazeMetrics {
     /// Adds time to a stage of the frame in progress.
     pub fn add_stage(&mut self, stage: Stage, d: Duration) {
         self.pending.add(stage, d);
+    }
+
+    /// The display transfer of the frame in progress.
+    pub(crate) fn count_transfer(&mut self, transfer: DisplayTransfer) {
+        self.pending_transfer = Some(transfer);
     }
 
     /// Counts an error and keeps its message.
@@ -192,6 +203,9 @@ impl AutoGazeMetrics {
         if !uploads.time.is_zero() {
             report.times.add(Stage::TextureUpload, uploads.time);
         }
+        if !uploads.render.is_zero() {
+            report.times.add(Stage::Render, uploads.render);
+        }
         self.pending = StageTimes::default();
         let interval = self.last_displayed.map(|t| now - t);
         self.last_displayed = Some(now);
@@ -212,6 +226,7 @@ impl AutoGazeMetrics {
             report,
             interval,
             uploads,
+            transfer: self.pending_transfer.take(),
         });
         self.frames += 1;
     }
@@ -258,6 +273,8 @@ impl AutoGazeMetrics {
             upload_calls: last.map(|l| l.uploads.calls).unwrap_or(0),
             dispatch_path: last.map(|l| l.report.compose.path),
             dispatch_histogram: self.dispatch.clone(),
+            transfer: last.and_then(|l| l.transfer),
+            device_copies: last.map(|l| l.uploads.device_copies).unwrap_or(0),
             residency: self.residency.clone(),
             worker: self.worker,
             ring: self.ring,
@@ -287,10 +304,17 @@ pub fn residency(settings: &AutoGazeSettings) -> Vec<String> {
             settings.pipeline.mask_source
         ),
         "composed output: host RGBA (persistent buffer)".into(),
-        format!(
-            "display ({}): dirty regions staged on the host -> Bevy texture (queue.write_texture)",
-            settings.display_transfer
-        ),
+        match settings.display_transfer {
+            DisplayTransfer::Cpu => {
+                "display (cpu): output dirty regions staged on the host -> Bevy texture (queue.write_texture)".into()
+            }
+            DisplayTransfer::Gpu => {
+                "display (gpu): input frame -> Bevy texture (queue.write_texture), output composed on the device (texture-to-texture region copies)".into()
+            }
+            DisplayTransfer::Auto => {
+                "display (auto): per frame, cpu (host dirty regions -> texture) or gpu (region copies on the device from the uploaded input)".into()
+            }
+        },
     ]
 }
 
@@ -304,19 +328,8 @@ pub(crate) fn finish_frame(
     mut metrics: ResMut<AutoGazeMetrics>,
 ) {
     let done = queue.take_done();
-    metrics.uploads = UploadTotals {
-        bytes: metrics.uploads.bytes + done.bytes,
-        calls: metrics.uploads.calls + done.calls,
-        full: metrics.uploads.full + done.full,
-        stale: metrics.uploads.stale + done.stale,
-        time: metrics.uploads.time + done.time,
-    };
-    let pending = &mut metrics.pending_uploads;
-    pending.bytes += done.bytes;
-    pending.calls += done.calls;
-    pending.full += done.full;
-    pending.stale += done.stale;
-    pending.time += done.time;
+    metrics.uploads.add(&done);
+    metrics.pending_uploads.add(&done);
     metrics.host = host.counters();
     if settings.is_changed() || metrics.residency.is_empty() {
         metrics.residency = residency(&settings);

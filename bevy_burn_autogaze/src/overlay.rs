@@ -242,6 +242,14 @@ fn overlay(
                         format!("{} B in {} writes", snap.bytes_uploaded, snap.upload_calls),
                     );
                     row(
+                        "transfer",
+                        format!(
+                            "{} ({} device copies)",
+                            snap.transfer.map(|t| t.as_str()).unwrap_or("-"),
+                            snap.device_copies
+                        ),
+                    );
+                    row(
                         "dispatch",
                         snap.dispatch_path
                             .map(|p| p.as_str().to_string())

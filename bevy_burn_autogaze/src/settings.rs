@@ -10,16 +10,28 @@ use serde::{Deserialize, Serialize};
 pub enum DisplayTransfer {
     /// Host RGBA -> dirty-region `queue.write_texture` calls from the render
     /// world (one whole write when the learned upload cost says so).
-    #[default]
     Cpu,
+    /// The output is composed on the device: the frame goes up once (into
+    /// the input texture) and each dirty region is a texture-to-texture
+    /// copy; no output bytes cross from the host.
+    Gpu,
+    /// Per frame, whichever the measured costs predict cheaper.
+    #[default]
+    Auto,
 }
 
 impl DisplayTransfer {
-    pub const ALL: [DisplayTransfer; 1] = [DisplayTransfer::Cpu];
+    pub const ALL: [DisplayTransfer; 3] = [
+        DisplayTransfer::Cpu,
+        DisplayTransfer::Gpu,
+        DisplayTransfer::Auto,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DisplayTransfer::Cpu => "cpu",
+            DisplayTransfer::Gpu => "gpu",
+            DisplayTransfer::Auto => "auto",
         }
     }
 }
@@ -38,7 +50,7 @@ impl std::str::FromStr for DisplayTransfer {
             .find(|d| d.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "display transfer {s:?}: expected one of {} (the device copy path is not built yet)",
+                    "display transfer {s:?}: expected one of {}",
                     Self::ALL.map(|d| d.as_str()).join(", ")
                 )
             })
@@ -86,7 +98,7 @@ impl Default for AutoGazeSettings {
                 ..PipelineOptions::default()
             },
             feed: FrameFeed::Source,
-            display_transfer: DisplayTransfer::Cpu,
+            display_transfer: DisplayTransfer::Auto,
             psnr: true,
             overlay: true,
             show_input: true,
@@ -128,7 +140,7 @@ mod tests {
         let mut c = a.clone();
         c.feed = FrameFeed::Host;
         assert!(a.needs_rebuild(&c));
-        assert!("gpu".parse::<DisplayTransfer>().is_err());
+        assert!("gpu2".parse::<DisplayTransfer>().is_err());
         assert_eq!("cpu".parse::<DisplayTransfer>(), Ok(DisplayTransfer::Cpu));
     }
 }

@@ -187,16 +187,17 @@ fn settings_apply_live_or_rebuild_and_bad_ones_are_reported() {
     assert_eq!(app.world().resource::<AutoGazeMetrics>().frames, 5);
 }
 
-/// The Bevy path and the core path agree: after N frames of synthetic-pan
-/// the output texture (read back from the GPU) equals the core compositor's
-/// output for the same frames and plans.
-#[test]
-fn headless_render_matches_the_core_compositor() {
+/// Renders `FRAMES` frames headless with `transfer` and reads the output
+/// texture back from the GPU.
+fn render_output(
+    transfer: DisplayTransfer,
+    show_input: bool,
+) -> (Vec<u8>, AutoGazeSettings, UploadTotals) {
     const FRAMES: u64 = 6;
     // 128 px rows are 512 bytes: the readback has no row padding.
-    let frame_size = size(128, 64);
-    let mut s = settings(SourceKind::SyntheticLocal, frame_size);
-    s.overlay = false;
+    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
+    s.display_transfer = transfer;
+    s.show_input = show_input;
     let options = HeadlessOptions {
         frames: 1_000,
         warmup_frames: 0,
@@ -207,7 +208,6 @@ fn headless_render_matches_the_core_compositor() {
     let (mut app, _outcome) = headless_app(s.clone(), options);
     app.finish();
     app.cleanup();
-    let data: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
     let mut steps = 0;
     while app.world().resource::<AutoGazeMetrics>().frames < FRAMES {
         app.update();
@@ -216,6 +216,7 @@ fn headless_render_matches_the_core_compositor() {
     }
     app.world_mut().resource_mut::<AutoGazeSettings>().paused = true;
     let output = app.world().resource::<AutoGazeImages>().output.clone();
+    let data: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
     let sink = data.clone();
     app.world_mut()
         .spawn(Readback::texture(output))
@@ -234,25 +235,100 @@ fn headless_render_matches_the_core_compositor() {
         .unwrap()
         .take()
         .expect("a readback of the output texture");
+    assert!(!app.world().resource::<AdapterSummary>().name.is_empty());
+    let uploads = app.world().resource::<AutoGazeMetrics>().uploads;
+    s.pipeline.source.size = size(128, 64);
+    (gpu, s, uploads)
+}
 
+fn core_output(s: &AutoGazeSettings, frames: u64) -> Vec<u8> {
     let mut core = FramePipeline::new(&s.pipeline).unwrap();
-    for _ in 0..FRAMES {
+    for _ in 0..frames {
         core.step().unwrap();
     }
-    assert_eq!(gpu.len(), core.output().len());
-    let differing = gpu
+    core.output().to_vec()
+}
+
+fn assert_same(gpu: &[u8], core: &[u8]) {
+    assert_eq!(gpu.len(), core.len());
+    let differing: Vec<usize> = (0..gpu.len()).filter(|&i| gpu[i] != core[i]).collect();
+    let show: Vec<String> = differing
         .iter()
-        .zip(core.output())
-        .filter(|(a, b)| a != b)
-        .count();
-    assert_eq!(differing, 0, "{differing} bytes differ");
-    // Something actually went up as partial writes.
-    let m = app.world().resource::<AutoGazeMetrics>();
+        .take(8)
+        .map(|&i| {
+            format!(
+                "px ({}, {}) ch {}: {} vs {}",
+                i / 4 % 128,
+                i / 4 / 128,
+                i % 4,
+                gpu[i],
+                core[i]
+            )
+        })
+        .collect();
     assert!(
-        m.uploads.calls > 0 && m.uploads.bytes > 0,
-        "{:?}",
-        m.uploads
+        differing.is_empty(),
+        "{} bytes differ: {show:?}",
+        differing.len()
     );
-    let adapter = app.world().resource::<AdapterSummary>();
-    assert!(!adapter.name.is_empty());
+}
+
+/// The Bevy path and the core path agree: after N frames the output texture
+/// (read back from the GPU) equals the core compositor's output for the same
+/// frames and plans, whether the output went up as host dirty regions or was
+/// composed on the device.
+#[test]
+fn headless_render_matches_the_core_compositor() {
+    let (gpu, s, uploads) = render_output(DisplayTransfer::Cpu, true);
+    assert_same(&gpu, &core_output(&s, 6));
+    // Something actually went up as partial writes, and nothing was copied
+    // on the device.
+    assert!(uploads.calls > 0 && uploads.bytes > 0, "{uploads:?}");
+    assert_eq!(uploads.device_copies, 0);
+}
+
+/// Device composition, input panel hidden: the input still goes up (the
+/// copies read it), the output's regions are device copies.
+#[test]
+fn headless_device_composition_matches_the_core_compositor() {
+    let (gpu, s, uploads) = render_output(DisplayTransfer::Gpu, false);
+    assert_same(&gpu, &core_output(&s, 6));
+    assert!(uploads.device_copies > 0, "{uploads:?}");
+}
+
+#[test]
+fn auto_transfer_follows_the_cost_model() {
+    use burn_autogaze::mask::Rect;
+    use burn_autogaze::upload::UploadCost;
+    let size = size(1280, 720);
+    let cost = UploadCost::default();
+    let small = [Rect {
+        x0: 0,
+        y0: 0,
+        x1: 64,
+        y1: 64,
+    }];
+    let full = [Rect::full(size)];
+    let choose = |dirty: &[Rect], input_uploaded| {
+        crate::driver::choose_transfer(
+            DisplayTransfer::Auto,
+            &cost,
+            2_000.0,
+            size,
+            dirty,
+            input_uploaded,
+        )
+    };
+    // The input goes up anyway: device copies are nearly free.
+    assert_eq!(choose(&small, true), DisplayTransfer::Gpu);
+    assert_eq!(choose(&full, true), DisplayTransfer::Gpu);
+    // Hidden input: a small region costs less than uploading a whole frame.
+    assert_eq!(choose(&small, false), DisplayTransfer::Cpu);
+    // Forced settings are kept.
+    for t in [DisplayTransfer::Cpu, DisplayTransfer::Gpu] {
+        assert_eq!(
+            crate::driver::choose_transfer(t, &cost, 2_000.0, size, &small, false),
+            t
+        );
+    }
 }

@@ -53,6 +53,9 @@ fn setup(
     handles: Res<AutoGazeImages>,
     target: Option<FrameSize>,
 ) {
+    // Image panels need no multisampling; 4x MSAA (Bevy's default)
+    // quadruples the fragment and resolve work, the dominant cost on a
+    // software adapter (PERF_LOOP.md, 2026-11-22).
     match target {
         Some(size) => {
             let mut image = Image::new_target_texture(
@@ -64,10 +67,15 @@ fn setup(
             image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
             let handle = images.add(image);
             commands.insert_resource(ViewerTarget(handle.clone()));
-            commands.spawn((Camera2d, RenderTarget::from(handle), IsDefaultUiCamera));
+            commands.spawn((
+                Camera2d,
+                RenderTarget::from(handle),
+                IsDefaultUiCamera,
+                Msaa::Off,
+            ));
         }
         None => {
-            commands.spawn((Camera2d, IsDefaultUiCamera));
+            commands.spawn((Camera2d, IsDefaultUiCamera, Msaa::Off));
         }
     }
     let panels = [

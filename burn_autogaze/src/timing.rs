@@ -19,11 +19,14 @@ pub enum Stage {
     DisplayTransfer,
     TextureUpload,
     Ui,
+    /// The renderer's frame (a viewer's render world: draw, submit, present;
+    /// on a software adapter this is where rasterization runs).
+    Render,
 }
 
 impl Stage {
     /// Every stage in pipeline order.
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Source,
         Stage::Buffer,
         Stage::Preprocess,
@@ -33,6 +36,7 @@ impl Stage {
         Stage::DisplayTransfer,
         Stage::TextureUpload,
         Stage::Ui,
+        Stage::Render,
     ];
 
     /// snake_case name used in summaries.
@@ -47,6 +51,7 @@ impl Stage {
             Stage::DisplayTransfer => "display_transfer",
             Stage::TextureUpload => "texture_upload",
             Stage::Ui => "ui",
+            Stage::Render => "render",
         }
     }
 }
