@@ -3,9 +3,13 @@
 //! - `test`: preflight, then the whole workspace test suite.
 //! - `perf`: preflight, then the headless harness in release (`--dev` runs it
 //!   in this build instead, for quick checks and CI).
+//! - `bevy-perf-matrix`: preflight, then the headless Bevy viewer over the
+//!   case matrix (`--dry-run`: plan it and run one tiny case).
 //! - `preflight`: only find (or install) a wgpu adapter.
 
+mod chart;
 mod crossover;
+mod matrix;
 mod perf;
 mod preflight;
 mod process;
@@ -47,6 +51,13 @@ enum Task {
         /// Run in this build of xtask instead of a release build.
         #[arg(long)]
         dev: bool,
+    },
+    /// The headless Bevy viewer over the perf matrix (720p and 1080p,
+    /// static / synthetic-pan / synthetic-local, patch-diff / autogaze,
+    /// cpu / gpu transfer, forced dispatch and geometry lanes, real video).
+    BevyPerfMatrix {
+        #[command(flatten)]
+        args: matrix::MatrixArgs,
     },
     /// Find a wgpu adapter (installing lavapipe when possible and needed).
     Preflight,
@@ -191,6 +202,16 @@ fn main() -> ExitCode {
                 return report(crossover::run(&args).map(|_| ()), "crossover");
             }
             run_release("crossover-run", &task_args(), "crossover")
+        }
+        Task::BevyPerfMatrix { args } => {
+            let adapter = match preflight::preflight() {
+                Ok(a) => a.describe(),
+                Err(e) => {
+                    eprintln!("preflight: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            report(matrix::run(&args, &adapter), "bevy-perf-matrix")
         }
         Task::CrossoverRun { args } => report(crossover::run(&args).map(|_| ()), "crossover"),
         Task::PerfRun { args, adapter } => {

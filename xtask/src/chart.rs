@@ -1,0 +1,119 @@
+//! The perf matrix chart: per case, the frame-time p50 as a bar split by
+//! each stage's share of the frame, and a tick at p95.
+
+use std::path::Path;
+
+use burn_autogaze::perf::PerfSummary;
+use burn_autogaze::timing::Stage;
+use plotters::prelude::*;
+
+use crate::matrix::Case;
+
+fn colour(stage: Stage) -> RGBColor {
+    const PALETTE: [RGBColor; 10] = [
+        RGBColor(120, 120, 120),
+        RGBColor(180, 180, 180),
+        RGBColor(230, 160, 60),
+        RGBColor(220, 80, 60),
+        RGBColor(150, 100, 200),
+        RGBColor(60, 140, 220),
+        RGBColor(60, 180, 170),
+        RGBColor(90, 190, 90),
+        RGBColor(240, 200, 60),
+        RGBColor(70, 70, 160),
+    ];
+    PALETTE[stage as usize % PALETTE.len()]
+}
+
+fn plot(path: &Path, rows: &[(Case, PerfSummary)]) -> Result<(), Box<dyn std::error::Error>> {
+    let n = rows.len().max(1);
+    let root = SVGBackend::new(path, (1200, 120 + 22 * n as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let interval = |s: &PerfSummary| {
+        s.display
+            .as_ref()
+            .map(|d| d.frame_interval_ms)
+            .unwrap_or(s.frame_ms)
+    };
+    let max = rows
+        .iter()
+        .map(|(_, s)| interval(s).p95_ms)
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let names: Vec<String> = rows.iter().map(|(c, _)| c.name.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "frame time: p50 split by stage share, | = p95 (ms)",
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(380)
+        .build_cartesian_2d(0f64..max, (0..n).into_segmented())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("ms")
+        .draw()?;
+    for stage in Stage::ALL {
+        if !rows.iter().any(|(_, s)| s.stages.contains_key(&stage)) {
+            continue;
+        }
+        let c = colour(stage);
+        let bars = rows.iter().enumerate().filter_map(|(i, (_, s))| {
+            s.stages.get(&stage)?;
+            let total: f64 = s.stages.values().map(|l| l.mean_ms).sum();
+            if total <= 0.0 {
+                return None;
+            }
+            let p50 = interval(s).p50_ms;
+            let before: f64 = s
+                .stages
+                .iter()
+                .filter(|(k, _)| **k < stage)
+                .map(|(_, l)| l.mean_ms)
+                .sum();
+            let x0 = p50 * before / total;
+            let x1 = x0 + p50 * s.stages[&stage].mean_ms / total;
+            Some(Rectangle::new(
+                [
+                    (x0, SegmentValue::Exact(i)),
+                    (x1, SegmentValue::Exact(i + 1)),
+                ],
+                c.filled(),
+            ))
+        });
+        chart
+            .draw_series(bars)?
+            .label(stage.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
+    }
+    chart.draw_series(rows.iter().enumerate().map(|(i, (_, s))| {
+        let p95 = interval(s).p95_ms;
+        Rectangle::new(
+            [
+                (p95 - max * 0.002, SegmentValue::Exact(i)),
+                (p95 + max * 0.002, SegmentValue::Exact(i + 1)),
+            ],
+            BLACK.filled(),
+        )
+    }))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Writes the chart of `rows` as SVG.
+pub fn write_svg(path: &Path, rows: &[(Case, PerfSummary)]) -> Result<(), String> {
+    plot(path, rows).map_err(|e| format!("chart {}: {e}", path.display()))
+}

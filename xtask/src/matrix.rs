@@ -1,0 +1,676 @@
+//! `cargo xtask bevy-perf-matrix`: the headless Bevy viewer over the case
+//! matrix (sizes x sources x mask sources x display transfers, forced
+//! dispatch and geometry lanes, a real-video lane), one process per case
+//! with a time limit, then one summary table, the disproportionate-drop
+//! ratios and a chart.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use burn_autogaze::perf::{PerfSummary, machine, revision, utc_now};
+use burn_autogaze::timing::Stage;
+use serde::Serialize;
+
+use crate::process::{Outcome, run_captured};
+
+/// What to run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatrixArgs {
+    /// Measured frames per case.
+    #[arg(long, default_value_t = 120)]
+    pub frames: usize,
+    /// Warm-up frames per case.
+    #[arg(long, default_value_t = 10)]
+    pub warmup_frames: usize,
+    /// Only run cases whose name contains this.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Output directory.
+    #[arg(long, default_value = "target/autogaze-perf")]
+    pub out: PathBuf,
+    /// Plan every case, then run one tiny case end to end (dev build).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Exit non-zero when a disproportionate-drop ratio is over its limit
+    /// (pan/static p95 > 1.25, adaptive/best forced p95 > 1.05).
+    #[arg(long)]
+    pub strict: bool,
+    /// Model directory for the autogaze cases (default: random weights at
+    /// the released model's size).
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Time limit of one case, seconds.
+    #[arg(long, default_value_t = 300)]
+    pub case_timeout_s: u64,
+    /// Use the dev build of the viewer (release otherwise; `--dry-run`
+    /// always uses dev, the profile the tests build).
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Pan/static p95 limit and adaptive/best-forced limit.
+pub const PAN_LIMIT: f64 = 1.25;
+pub const FORCED_LIMIT: f64 = 1.05;
+
+/// One case: its name and the viewer flags that make it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    pub name: String,
+    pub size: String,
+    pub source: String,
+    pub mask_source: String,
+    pub transfer: String,
+    pub geometry: String,
+    pub dispatch: String,
+    pub args: Vec<String>,
+}
+
+fn case(
+    size: &str,
+    source: &str,
+    mask: &str,
+    transfer: &str,
+    geometry: &str,
+    dispatch: &str,
+    extra: &[String],
+) -> Case {
+    let mut name = format!("bevy-{size}-{source}-{mask}-{transfer}");
+    if geometry != "deduplicated" {
+        name += &format!("-{geometry}");
+    }
+    if dispatch != "adaptive" {
+        name += &format!("-{dispatch}");
+    }
+    let dims = match size {
+        "720p" => "1280x720",
+        "1080p" => "1920x1080",
+        other => other,
+    };
+    let mut args: Vec<String> = [
+        "--source",
+        source,
+        "--size",
+        dims,
+        "--mask-source",
+        mask,
+        "--display-transfer",
+        transfer,
+        "--mask-geometry",
+        geometry,
+        "--dispatch",
+        dispatch,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend_from_slice(extra);
+    Case {
+        name,
+        size: size.into(),
+        source: source.into(),
+        mask_source: mask.into(),
+        transfer: transfer.into(),
+        geometry: geometry.into(),
+        dispatch: dispatch.into(),
+        args,
+    }
+}
+
+/// The real-video frames (`$AUTOGAZE_VIDEO_DIR` or the shared fixtures).
+fn video_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("AUTOGAZE_VIDEO_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/fixtures/video/example_input"));
+    dir.is_dir().then_some(dir)
+}
+
+/// Every case of the matrix, in run order.
+pub fn plan(args: &MatrixArgs) -> Vec<Case> {
+    let model: Vec<String> = match &args.model_dir {
+        Some(dir) => vec!["--model-dir".into(), dir.display().to_string()],
+        None => vec!["--random-weights".into()],
+    };
+    let extra = |mask: &str| {
+        if mask == "autogaze" {
+            model.clone()
+        } else {
+            Vec::new()
+        }
+    };
+    let mut cases = Vec::new();
+    for size in ["720p", "1080p"] {
+        for source in ["static", "synthetic-pan", "synthetic-local"] {
+            for mask in ["patch-diff", "autogaze"] {
+                for transfer in ["cpu", "gpu"] {
+                    cases.push(case(
+                        size,
+                        source,
+                        mask,
+                        transfer,
+                        "deduplicated",
+                        "adaptive",
+                        &extra(mask),
+                    ));
+                }
+            }
+        }
+        // Full-frame motion with every dispatch path forced: the adaptive
+        // case above must be within 5 % of the best of these.
+        for mask in ["patch-diff", "autogaze"] {
+            for dispatch in ["sparse", "dense", "full"] {
+                cases.push(case(
+                    size,
+                    "synthetic-pan",
+                    mask,
+                    "cpu",
+                    "deduplicated",
+                    dispatch,
+                    &extra(mask),
+                ));
+            }
+        }
+    }
+    for geometry in ["native", "effective"] {
+        cases.push(case(
+            "1080p",
+            "synthetic-pan",
+            "patch-diff",
+            "cpu",
+            geometry,
+            "adaptive",
+            &[],
+        ));
+    }
+    if let Some(dir) = video_dir() {
+        for mask in ["patch-diff", "autogaze"] {
+            let mut extra = extra(mask);
+            extra.extend(["--images-dir".into(), dir.display().to_string()]);
+            let mut c = case(
+                "video",
+                "images",
+                mask,
+                "cpu",
+                "deduplicated",
+                "adaptive",
+                &extra,
+            );
+            // The frames decide the size.
+            if let Some(i) = c.args.iter().position(|a| a == "--size") {
+                c.args.drain(i..i + 2);
+            }
+            cases.push(c);
+        }
+    }
+    if let Some(f) = &args.filter {
+        cases.retain(|c| c.name.contains(f.as_str()));
+    }
+    cases
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// Builds the viewer (once) and returns its path.
+fn build_viewer(release: bool) -> Result<PathBuf, String> {
+    let mut cmd = crate::cargo();
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "bevy_burn_autogaze",
+        "--bin",
+        "bevy_burn_autogaze",
+    ]);
+    if release {
+        cmd.arg("--release");
+    }
+    eprintln!(
+        "bevy-perf-matrix: building the viewer ({}; a cold build takes several minutes)",
+        if release { "release" } else { "dev" }
+    );
+    let limit = Duration::from_secs(60 * 60);
+    match crate::process::run_inherited(&mut cmd, limit) {
+        Ok(Some(s)) if s.success() => {}
+        Ok(Some(s)) => return Err(format!("building the viewer failed ({s})")),
+        Ok(None) => return Err("building the viewer took over an hour".into()),
+        Err(e) => return Err(format!("cannot run cargo: {e}")),
+    }
+    let bin = target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join("bevy_burn_autogaze");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("the viewer is not at {}", bin.display()))
+    }
+}
+
+/// How one case ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRun {
+    pub case: Case,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub wall_s: f64,
+    pub log: String,
+}
+
+fn run_one(
+    bin: &Path,
+    case: &Case,
+    common: &[String],
+    dir: &Path,
+    limit: Duration,
+) -> (CaseRun, Option<PerfSummary>) {
+    let json = dir.join(format!("{}.json", case.name));
+    let log = dir.join(format!("{}.log", case.name));
+    let _ = std::fs::remove_file(&json);
+    let mut cmd = Command::new(bin);
+    cmd.arg("--headless")
+        .args(&case.args)
+        .args(common)
+        .args(["--case", &case.name, "--summary"])
+        .arg(&json)
+        .arg("--timeout-s")
+        .arg(limit.as_secs().to_string());
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        cmd.env("WGPU_BACKEND", "vulkan");
+    }
+    let log_file = std::fs::File::create(&log).ok();
+    if let Some(f) = log_file.as_ref().and_then(|f| f.try_clone().ok()) {
+        cmd.stderr(f);
+    }
+    let t = Instant::now();
+    // A little over the viewer's own limit: it reports its timeout itself.
+    let outcome = run_captured(&mut cmd, limit + Duration::from_secs(30));
+    let wall_s = t.elapsed().as_secs_f64();
+    let mut error = match outcome {
+        Ok(Outcome::Exited { status, stdout }) => {
+            if let Some(mut f) = log_file {
+                use std::io::Write;
+                let _ = f.write_all(stdout.as_bytes());
+            }
+            (!status.success()).then(|| format!("exited with {status}"))
+        }
+        Ok(Outcome::TimedOut) => Some(format!("timed out after {} s", limit.as_secs())),
+        Err(e) => Some(format!("cannot start the viewer: {e}")),
+    };
+    let summary = if error.is_none() {
+        match std::fs::read_to_string(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<PerfSummary>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(s) => match s.validate() {
+                Ok(()) => Some(s),
+                Err(p) => {
+                    error = Some(format!("invalid summary: {}", p.join("; ")));
+                    None
+                }
+            },
+            Err(e) => {
+                error = Some(format!("no summary: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(e) = &error {
+        // The log's last lines say why.
+        let tail: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+            .map(str::to_string)
+            .collect();
+        let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
+        error = Some(format!("{e}: {tail}"));
+    }
+    (
+        CaseRun {
+            case: case.clone(),
+            ok: error.is_none(),
+            error,
+            wall_s,
+            log: log.display().to_string(),
+        },
+        summary,
+    )
+}
+
+fn progress(done: usize, total: usize, name: &str, started: Instant) {
+    let width = 24;
+    let filled = width * done / total.max(1);
+    let eta = if done > 0 {
+        let per = started.elapsed().as_secs_f64() / done as f64;
+        let left = per * (total - done) as f64;
+        format!("ETA {:.0}:{:02.0}", (left / 60.0).floor(), left % 60.0)
+    } else {
+        "ETA --:--".into()
+    };
+    eprintln!(
+        "[{}{}] {done}/{total} {eta}  {name}",
+        "#".repeat(filled),
+        ".".repeat(width - filled)
+    );
+}
+
+/// The interval (what a user sees) of a viewer summary, the stage sum
+/// otherwise.
+fn interval(s: &PerfSummary) -> burn_autogaze::timing::LatencySummary {
+    s.display
+        .as_ref()
+        .map(|d| d.frame_interval_ms)
+        .unwrap_or(s.frame_ms)
+}
+
+/// A disproportionate-drop ratio.
+#[derive(Debug, Clone, Serialize)]
+pub struct DropRatio {
+    pub check: String,
+    pub size: String,
+    pub mask_source: String,
+    pub ratio: f64,
+    pub limit: f64,
+    pub detail: String,
+}
+
+/// p95(pan)/p95(static) per size and mask source (cpu transfer), and
+/// p95(pan adaptive)/min p95(pan forced).
+pub fn drop_ratios(summaries: &[(Case, PerfSummary)]) -> Vec<DropRatio> {
+    let find = |size: &str, source: &str, mask: &str, dispatch: &str| {
+        summaries.iter().find(|(c, _)| {
+            c.size == size
+                && c.source == source
+                && c.mask_source == mask
+                && c.transfer == "cpu"
+                && c.geometry == "deduplicated"
+                && c.dispatch == dispatch
+        })
+    };
+    let mut out = Vec::new();
+    for size in ["720p", "1080p"] {
+        for mask in ["patch-diff", "autogaze"] {
+            let pan = find(size, "synthetic-pan", mask, "adaptive");
+            if let (Some((_, pan)), Some((_, still))) =
+                (pan, find(size, "static", mask, "adaptive"))
+            {
+                let (a, b) = (interval(pan).p95_ms, interval(still).p95_ms);
+                out.push(DropRatio {
+                    check: "pan/static p95".into(),
+                    size: size.into(),
+                    mask_source: mask.into(),
+                    ratio: a / b,
+                    limit: PAN_LIMIT,
+                    detail: format!("{a:.2} / {b:.2} ms"),
+                });
+            }
+            let forced: Vec<(&str, f64)> = ["sparse", "dense", "full"]
+                .into_iter()
+                .filter_map(|d| {
+                    find(size, "synthetic-pan", mask, d).map(|(_, s)| (d, interval(s).p95_ms))
+                })
+                .collect();
+            if let (Some((_, pan)), Some(best)) =
+                (pan, forced.iter().min_by(|a, b| a.1.total_cmp(&b.1)))
+            {
+                let a = interval(pan).p95_ms;
+                out.push(DropRatio {
+                    check: "pan adaptive/best forced p95".into(),
+                    size: size.into(),
+                    mask_source: mask.into(),
+                    ratio: a / best.1,
+                    limit: FORCED_LIMIT,
+                    detail: format!("{a:.2} / {:.2} ms ({})", best.1, best.0),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The summary table and the drop ratios, as markdown.
+pub fn summary_md(
+    runs: &[CaseRun],
+    summaries: &[(Case, PerfSummary)],
+    ratios: &[DropRatio],
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| case | fps | frame p50 / p95 / p99 ms | dominant stage | gaze ratio | PSNR dB | MB up / frame | transfer | dispatch |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for (c, s) in summaries {
+        let f = interval(s);
+        let d = s.display.as_ref();
+        let hist = |h: &BTreeMap<String, u64>| {
+            h.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {:.1} / {:.1} / {:.1} | {} ({:.0}%) | {:.3} | {} | {:.2} | {} | {} |",
+            c.name,
+            s.fps,
+            f.p50_ms,
+            f.p95_ms,
+            f.p99_ms,
+            s.dominant_stage.map(Stage::as_str).unwrap_or("-"),
+            100.0 * s.dominant_share,
+            s.gaze_ratio_mean,
+            s.psnr_db_mean
+                .map(|p| format!("{p:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            d.map(|d| d.bytes_uploaded_per_frame / 1e6).unwrap_or(0.0),
+            d.map(|d| hist(&d.transfer_histogram)).unwrap_or_default(),
+            hist(&s.dispatch_histogram),
+        );
+    }
+    for r in runs.iter().filter(|r| !r.ok) {
+        let _ = writeln!(
+            md,
+            "| {} | failed | {} | | | | | | |",
+            r.case.name,
+            r.error.as_deref().unwrap_or("").replace('|', "/")
+        );
+    }
+    let _ = writeln!(md, "\n| check | size | mask source | ratio | limit | p95 |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for r in ratios {
+        let verdict = if r.ratio <= r.limit { "ok" } else { "OVER" };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.3} ({verdict}) | {:.2} | {} |",
+            r.check, r.size, r.mask_source, r.ratio, r.limit, r.detail
+        );
+    }
+    md
+}
+
+#[derive(Serialize)]
+struct MatrixRecord<'a> {
+    revision: String,
+    date: String,
+    machine: String,
+    adapter: &'a str,
+    frames: usize,
+    warmup_frames: usize,
+    profile: &'a str,
+    cases: &'a [CaseRun],
+    drop_ratios: &'a [DropRatio],
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Runs the matrix (or the dry run). Returns an error when a case failed or
+/// (with `--strict`) a ratio is over its limit.
+pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
+    let cases = plan(args);
+    if cases.is_empty() {
+        return Err("no case matches the filter".into());
+    }
+    if args.frames == 0 {
+        return Err("--frames must be at least 1".into());
+    }
+    let dir = args.out.join("cases");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let release = !(args.dry_run || args.dev);
+    let bin = build_viewer(release)?;
+    let limit = Duration::from_secs(args.case_timeout_s);
+    let common = vec![
+        "--frames".to_string(),
+        args.frames.to_string(),
+        "--warmup-frames".into(),
+        args.warmup_frames.to_string(),
+    ];
+    let to_run: Vec<Case> = if args.dry_run {
+        for c in &cases {
+            println!("plan: {} {}", c.name, c.args.join(" "));
+        }
+        println!(
+            "dry run: {} cases planned; running one tiny case",
+            cases.len()
+        );
+        let mut tiny = case(
+            "160x96",
+            "synthetic-pan",
+            "patch-diff",
+            "auto",
+            "deduplicated",
+            "adaptive",
+            &["--target-size".into(), "320x180".into()],
+        );
+        tiny.name = "bevy-dry-run-tiny".into();
+        vec![tiny]
+    } else {
+        cases
+    };
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    let mut summaries = Vec::new();
+    for (i, c) in to_run.iter().enumerate() {
+        progress(i, to_run.len(), &c.name, started);
+        let (run, summary) = run_one(&bin, c, &common, &dir, limit);
+        match (&summary, &run.error) {
+            (Some(s), _) => println!(
+                "{}: {:.1} fps, p95 {:.1} ms, dominant {} ({:.0}%)",
+                c.name,
+                s.fps,
+                interval(s).p95_ms,
+                s.dominant_stage.map(Stage::as_str).unwrap_or("-"),
+                100.0 * s.dominant_share
+            ),
+            (None, Some(e)) => println!("{}: FAILED: {e}", c.name),
+            (None, None) => {}
+        }
+        if let Some(s) = summary {
+            summaries.push((c.clone(), s));
+        }
+        runs.push(run);
+    }
+    progress(to_run.len(), to_run.len(), "done", started);
+    let ratios = drop_ratios(&summaries);
+    let md = summary_md(&runs, &summaries, &ratios);
+    let record = MatrixRecord {
+        revision: revision(),
+        date: utc_now(),
+        machine: machine(),
+        adapter,
+        frames: args.frames,
+        warmup_frames: args.warmup_frames,
+        profile: if release { "release" } else { "dev" },
+        cases: &runs,
+        drop_ratios: &ratios,
+    };
+    write(&args.out.join("matrix.json"), &pretty(&record))?;
+    let all: Vec<&PerfSummary> = summaries.iter().map(|(_, s)| s).collect();
+    write(&args.out.join("summary.json"), &pretty(&all))?;
+    write(&args.out.join("summary.md"), &md)?;
+    crate::chart::write_svg(&args.out.join("summary.svg"), &summaries)?;
+    println!("\n{md}");
+    println!("bevy-perf-matrix: wrote {}", args.out.display());
+    let failed: Vec<&str> = runs
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| r.case.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!(
+            "{} case(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        ));
+    }
+    let over: Vec<String> = ratios
+        .iter()
+        .filter(|r| r.ratio > r.limit)
+        .map(|r| format!("{} {} {} = {:.3}", r.check, r.size, r.mask_source, r.ratio))
+        .collect();
+    if args.strict && !over.is_empty() {
+        return Err(format!("over the limit (--strict): {}", over.join("; ")));
+    }
+    Ok(())
+}
+
+fn pretty<T: Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> MatrixArgs {
+        MatrixArgs {
+            frames: 2,
+            warmup_frames: 0,
+            filter: None,
+            out: PathBuf::from("unused"),
+            dry_run: true,
+            strict: false,
+            model_dir: None,
+            case_timeout_s: 10,
+            dev: true,
+        }
+    }
+
+    #[test]
+    fn the_plan_covers_the_matrix_with_unique_names() {
+        let cases = plan(&args());
+        let names: std::collections::BTreeSet<&str> =
+            cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names.len(), cases.len(), "names are unique");
+        // 2 sizes x 3 sources x 2 mask sources x 2 transfers, 2 x 2 x 3
+        // forced dispatches, 2 geometries, and the video lane when present.
+        let video = if video_dir().is_some() { 2 } else { 0 };
+        assert_eq!(cases.len(), 24 + 12 + 2 + video);
+        for name in [
+            "bevy-720p-static-patch-diff-cpu",
+            "bevy-1080p-synthetic-pan-autogaze-gpu",
+            "bevy-1080p-synthetic-pan-patch-diff-cpu-native",
+            "bevy-720p-synthetic-pan-autogaze-cpu-dense",
+        ] {
+            assert!(names.contains(name), "{name}");
+        }
+        let auto = cases.iter().find(|c| c.mask_source == "autogaze").unwrap();
+        assert!(auto.args.contains(&"--random-weights".to_string()));
+        let mut filtered = args();
+        filtered.filter = Some("1080p-static".into());
+        assert!(
+            plan(&filtered)
+                .iter()
+                .all(|c| c.name.contains("1080p-static"))
+        );
+    }
+}
