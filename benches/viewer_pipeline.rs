@@ -7,6 +7,7 @@
 //! - `mask-geometry/<policy>/<size>`: planning + composing the 265-token
 //!   `redundant-full-frame` set under each geometry policy;
 //! - `mask-plan/<size>`: planning alone (deduplicated, 265 tokens);
+//! - `psnr/<size>`: output-vs-input PSNR (every frame while it is shown);
 //! - `compose-upload-prep/<fixation-set>/<size>`: the viewer's per-frame
 //!   display work: compose, then stage the dirty regions for the texture
 //!   writes (or the whole frame, when the upload cost model says so);
@@ -108,6 +109,11 @@ fn viewer_pipeline(c: &mut Criterion) {
                 },
             );
         }
+        group.bench_function(BenchmarkId::new("psnr", name), |b| {
+            b.iter(|| {
+                burn_autogaze::quality::psnr_rgb(frames[0].rgba(), black_box(frames[1].rgba()))
+            })
+        });
         let mut plan = MaskPlan::default();
         group.bench_function(BenchmarkId::new("mask-plan", name), |b| {
             b.iter(|| {

@@ -48,6 +48,9 @@ pub struct ViewerArgs {
     /// Show (and upload) the mask panel.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub show_mask: bool,
+    /// Draw the mask panel at 1/N of the frame size (1: full size).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub mask_panel_scale: u32,
     /// Run the mask source on the main thread (default: a worker thread).
     #[arg(long)]
     pub inline_inference: bool,
@@ -94,6 +97,7 @@ impl ViewerArgs {
             overlay: self.overlay,
             show_input: self.show_input,
             show_mask: self.show_mask,
+            mask_panel_scale: self.mask_panel_scale,
             ..AutoGazeSettings::default()
         }
     }

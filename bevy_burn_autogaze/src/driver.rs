@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use bevy::prelude::*;
-use burn_autogaze::mask::render_panel;
+use burn_autogaze::mask::{panel_size, render_panel_scaled};
 use burn_autogaze::pipeline::{FramePipeline, StepReport};
 use burn_autogaze::timing::Stage;
 
@@ -142,6 +142,8 @@ pub(crate) struct DisplayState {
     /// The plan of the mask panel last uploaded.
     mask_plan: burn_autogaze::mask::MaskPlan,
     mask_frame: Option<burn_autogaze::Frame>,
+    /// Downscale factor of the mask image as created.
+    mask_scale: u32,
 }
 
 /// Stages this frame's display work. The output goes up as its dirty regions
@@ -170,22 +172,25 @@ pub(crate) fn stage_display(
     };
     let t = Instant::now();
     let size = frame.size();
-    if handles.size != Some(size) {
-        let mut panel = vec![0u8; size.rgba_len()];
-        if let Err(e) = render_panel(&frame, pipeline.plan(), &mut panel) {
+    let scale = settings.mask_panel_scale.max(1);
+    let mask_size = panel_size(size, scale);
+    if handles.size != Some(size) || state.mask_scale != scale {
+        let mut panel = vec![0u8; mask_size.rgba_len()];
+        if let Err(e) = render_panel_scaled(&frame, pipeline.plan(), scale, &mut panel) {
             metrics.record_error(format!("mask panel: {e}"));
         }
         let new = [
-            (handles.input.id(), frame.rgba().to_vec()),
-            (handles.mask.id(), panel),
-            (handles.output.id(), pipeline.output().to_vec()),
+            (handles.input.id(), size, frame.rgba().to_vec()),
+            (handles.mask.id(), mask_size, panel),
+            (handles.output.id(), size, pipeline.output().to_vec()),
         ];
-        for (id, data) in new {
+        for (id, size, data) in new {
             if let Err(e) = images.insert(id, display_image(size, data)) {
                 metrics.record_error(format!("display image: {e}"));
             }
         }
         handles.size = Some(size);
+        state.mask_scale = scale;
         state.input = Some(frame.clone());
         state.mask_plan.clone_from(pipeline.plan());
         state.mask_frame = Some(frame);
@@ -227,7 +232,9 @@ pub(crate) fn stage_display(
                 .is_some_and(|f| f.shares_pixels_with(&frame));
         if settings.show_mask && mask_changed {
             let mut staged = queue.spare();
-            match staged.stage_full_with(size, |buf| render_panel(&frame, plan, buf)) {
+            match staged.stage_full_with(mask_size, |buf| {
+                render_panel_scaled(&frame, plan, scale, buf)
+            }) {
                 Ok(()) => {
                     queue.push_staged(handles.mask.id(), staged, false);
                     state.mask_plan.clone_from(plan);

@@ -85,6 +85,10 @@ pub struct AutoGazeSettings {
     /// Upload the input and mask panels (the output is always uploaded).
     pub show_input: bool,
     pub show_mask: bool,
+    /// The mask panel is drawn at 1/`mask_panel_scale` of the frame size
+    /// (it is shown smaller than the frame; 2 uploads a quarter of the
+    /// bytes). The output is always full size.
+    pub mask_panel_scale: u32,
     /// Stop pulling frames (the display keeps the last one).
     pub paused: bool,
 }
@@ -103,6 +107,7 @@ impl Default for AutoGazeSettings {
             overlay: true,
             show_input: true,
             show_mask: true,
+            mask_panel_scale: 2,
             paused: false,
         }
     }

@@ -86,6 +86,9 @@ fn minimal_plugins_step_the_pipeline_and_record_metrics() {
     let images = app.world().resource::<Assets<Image>>();
     let out = images.get(&handles.output).unwrap();
     assert_eq!((out.width(), out.height()), (96, 54));
+    // The mask panel is drawn at half size by default.
+    let mask = images.get(&handles.mask).unwrap();
+    assert_eq!((mask.width(), mask.height()), (48, 27));
     let queue = app.world().resource::<UploadQueue>();
     assert!(!queue.enabled());
     assert_eq!(queue.pending(), 0);

@@ -116,6 +116,24 @@ mod tests {
     }
 
     #[test]
+    fn blocked_psnr_equals_the_plain_sum() {
+        // Longer than a block, with a tail that is not a multiple of 16.
+        let n = 4 * (16 * 256 + 7);
+        let a: Vec<u8> = (0..n).map(|i| (i * 31 % 256) as u8).collect();
+        let b: Vec<u8> = (0..n).map(|i| (i * 17 % 253) as u8).collect();
+        let mut sse = 0u64;
+        for (pa, pb) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+            for c in 0..3 {
+                let d = pa[c] as i64 - pb[c] as i64;
+                sse += (d * d) as u64;
+            }
+        }
+        let mse = sse as f64 / (n / 4 * 3) as f64;
+        let want = 10.0 * (255.0f64 * 255.0 / mse).log10();
+        assert!((psnr_rgb(&a, &b).unwrap() - want).abs() < 1e-12);
+    }
+
+    #[test]
     fn ema_skips_infinities_and_keyframes_are_excluded() {
         let mut e = Ema::new(0.5);
         e.update(f64::INFINITY);

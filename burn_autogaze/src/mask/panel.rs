@@ -4,19 +4,44 @@
 
 use super::plan::MaskPlan;
 use crate::error::{AutoGazeError, Result};
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameSize};
 
 /// Colour of each scale, coarse to fine (cycled for longer layouts).
 pub const SCALE_COLOURS: [[u8; 3]; 4] =
     [[255, 140, 0], [40, 200, 60], [40, 110, 255], [160, 60, 230]];
 
+/// Size of the panel of a `size` frame drawn at 1/`factor` (each panel
+/// pixel samples the source pixel at `factor` times its position).
+pub fn panel_size(size: FrameSize, factor: u32) -> FrameSize {
+    let f = factor.max(1);
+    FrameSize {
+        width: size.width.div_ceil(f),
+        height: size.height.div_ceil(f),
+    }
+}
+
 /// Writes the panel for `frame` and `plan` into `out` (RGBA8, frame size).
 pub fn render_panel(frame: &Frame, plan: &MaskPlan, out: &mut [u8]) -> Result<()> {
-    if out.len() != frame.rgba().len() {
+    render_panel_scaled(frame, plan, 1, out)
+}
+
+/// Writes the panel at 1/`factor` of the frame's size ([`panel_size`]) into
+/// `out`: a viewer showing it smaller than the frame uploads `factor^2`
+/// times fewer bytes. A panel pixel is inside a planned rectangle exactly
+/// when the source pixel it samples is.
+pub fn render_panel_scaled(
+    frame: &Frame,
+    plan: &MaskPlan,
+    factor: u32,
+    out: &mut [u8],
+) -> Result<()> {
+    let f = factor.max(1) as usize;
+    let panel = panel_size(frame.size(), factor);
+    if out.len() != panel.rgba_len() {
         return Err(AutoGazeError::PixelLength {
-            width: frame.width(),
-            height: frame.height(),
-            expected: frame.rgba().len(),
+            width: panel.width,
+            height: panel.height,
+            expected: panel.rgba_len(),
             actual: out.len(),
         });
     }
@@ -32,26 +57,40 @@ pub fn render_panel(frame: &Frame, plan: &MaskPlan, out: &mut [u8]) -> Result<()
             actual_h: frame.height(),
         });
     }
+    let src = frame.rgba();
+    let stride = frame.width() as usize * 4;
+    let (pw, ph) = (panel.width as usize, panel.height as usize);
     // Outside the plan: the source at 40 % brightness.
-    for (o, s) in out.chunks_exact_mut(4).zip(frame.rgba().chunks_exact(4)) {
-        o[0] = (s[0] as u16 * 2 / 5) as u8;
-        o[1] = (s[1] as u16 * 2 / 5) as u8;
-        o[2] = (s[2] as u16 * 2 / 5) as u8;
-        o[3] = 255;
+    for y in 0..ph {
+        let row = &src[y * f * stride..];
+        for (x, o) in out[y * pw * 4..(y + 1) * pw * 4]
+            .chunks_exact_mut(4)
+            .enumerate()
+        {
+            let s = &row[x * f * 4..x * f * 4 + 4];
+            o[0] = (s[0] as u16 * 2 / 5) as u8;
+            o[1] = (s[1] as u16 * 2 / 5) as u8;
+            o[2] = (s[2] as u16 * 2 / 5) as u8;
+            o[3] = 255;
+        }
     }
     // Inside: 55 % source + 45 % scale colour, coarse rectangles first so
     // finer ones show on top.
-    let stride = frame.width() as usize * 4;
-    let src = frame.rgba();
     for r in plan.rects() {
         let colour = SCALE_COLOURS[r.scale as usize % SCALE_COLOURS.len()];
-        for y in r.rect.y0 as usize..r.rect.y1 as usize {
-            let row = y * stride;
-            let range = row + r.rect.x0 as usize * 4..row + r.rect.x1 as usize * 4;
-            for (o, s) in out[range.clone()]
-                .chunks_exact_mut(4)
-                .zip(src[range].chunks_exact(4))
-            {
+        let (x0, x1) = (
+            (r.rect.x0 as usize).div_ceil(f),
+            (r.rect.x1 as usize).div_ceil(f),
+        );
+        let (y0, y1) = (
+            (r.rect.y0 as usize).div_ceil(f),
+            (r.rect.y1 as usize).div_ceil(f),
+        );
+        for y in y0..y1.min(ph) {
+            let row = &src[y * f * stride..];
+            for x in x0..x1.min(pw) {
+                let s = &row[x * f * 4..x * f * 4 + 4];
+                let o = &mut out[(y * pw + x) * 4..(y * pw + x) * 4 + 4];
                 for c in 0..3 {
                     o[c] = ((s[c] as u16 * 55 + colour[c] as u16 * 45) / 100) as u8;
                 }
@@ -87,5 +126,39 @@ mod tests {
         assert_eq!(px(100, 10), &[40, 40, 40]);
         let mut short = vec![0u8; 3];
         assert!(render_panel(&frame, &plan, &mut short).is_err());
+    }
+
+    #[test]
+    fn a_scaled_panel_samples_the_full_panel() {
+        // An odd size and a textured frame: every scaled pixel equals the
+        // full-size panel at the pixel it samples.
+        let size = FrameSize::new(141, 71).unwrap();
+        let px: Vec<u8> = (0..size.rgba_len()).map(|i| (i * 13 % 251) as u8).collect();
+        let frame = Frame::new(0, 141, 71, px, Duration::ZERO).unwrap();
+        let mut planner = MaskPlanner::new(TokenLayout::release());
+        let plan = planner.plan([0, 5, 30, 100, 200, 264], size, MaskGeometry::Native);
+        let mut full = vec![0u8; size.rgba_len()];
+        render_panel(&frame, &plan, &mut full).unwrap();
+        for factor in [2u32, 3] {
+            let p = panel_size(size, factor);
+            assert_eq!(
+                (p.width, p.height),
+                (141u32.div_ceil(factor), 71u32.div_ceil(factor))
+            );
+            let mut small = vec![0u8; p.rgba_len()];
+            render_panel_scaled(&frame, &plan, factor, &mut small).unwrap();
+            for y in 0..p.height {
+                for x in 0..p.width {
+                    let i = ((y * p.width + x) * 4) as usize;
+                    let j = ((y * factor * 141 + x * factor) * 4) as usize;
+                    assert_eq!(
+                        &small[i..i + 4],
+                        &full[j..j + 4],
+                        "factor {factor} ({x}, {y})"
+                    );
+                }
+            }
+            assert!(render_panel_scaled(&frame, &plan, factor, &mut full).is_err());
+        }
     }
 }
