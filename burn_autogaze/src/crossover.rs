@@ -57,6 +57,14 @@ pub struct CrossoverPoint {
     pub dense_us: f64,
     pub full_us: f64,
     pub adaptive_us: f64,
+    /// Texture upload of the composed frame's dirty regions (one write per
+    /// region) and of the whole frame, through the submit (when measured).
+    #[serde(default)]
+    pub upload_regions: Option<u32>,
+    #[serde(default)]
+    pub upload_regions_us: Option<f64>,
+    #[serde(default)]
+    pub upload_full_us: Option<f64>,
 }
 
 /// The table the compositor reads.
@@ -69,6 +77,13 @@ pub struct CrossoverTable {
     pub sizes: Vec<CostCoefficients>,
     #[serde(default)]
     pub points: Vec<CrossoverPoint>,
+    /// Texture-write costs on the measuring machine's adapter (the prior of
+    /// the display's online fit, [`crate::upload::UploadFit`]).
+    #[serde(default)]
+    pub upload: Option<crate::upload::UploadCost>,
+    /// The adapter the upload costs were measured on.
+    #[serde(default)]
+    pub upload_adapter: Option<String>,
 }
 
 const EMBEDDED: &str = include_str!("../data/crossover.json");
@@ -101,6 +116,14 @@ impl CrossoverTable {
         }
         if table.sizes.is_empty() {
             return Err(bad("no sizes".into()));
+        }
+        if let Some(u) = table.upload
+            && !(u.per_call_ns.is_finite()
+                && u.per_call_ns >= 0.0
+                && u.per_byte_ns.is_finite()
+                && u.per_byte_ns >= 0.0)
+        {
+            return Err(bad(format!("upload costs must be finite and >= 0: {u:?}")));
         }
         for c in &table.sizes {
             let values = [

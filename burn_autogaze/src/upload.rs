@@ -23,14 +23,18 @@ pub struct UploadCost {
 }
 
 impl Default for UploadCost {
-    /// Measured on lavapipe in release (`queue.write_texture`: 16 KiB
-    /// 0.019 ms, 256 KiB 0.042 ms, 4 MiB 0.44 ms): ~17 us a call, ~0.1 ns a
-    /// byte. [`UploadFit`] replaces it with the running machine's figures.
+    /// The costs `cargo xtask crossover` measured (the embedded table's
+    /// `upload`), or, in a table without them, lavapipe's
+    /// `queue.write_texture` figures (16 KiB 0.019 ms, 256 KiB 0.042 ms,
+    /// 4 MiB 0.44 ms: ~17 us a call, ~0.1 ns a byte). [`UploadFit`] replaces
+    /// it with the running machine's figures.
     fn default() -> Self {
-        Self {
-            per_call_ns: 17_000.0,
-            per_byte_ns: 0.1,
-        }
+        crate::crossover::CrossoverTable::embedded()
+            .upload
+            .unwrap_or(Self {
+                per_call_ns: 17_000.0,
+                per_byte_ns: 0.1,
+            })
     }
 }
 

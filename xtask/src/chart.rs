@@ -117,3 +117,85 @@ fn plot(path: &Path, rows: &[(Case, PerfSummary)]) -> Result<(), Box<dyn std::er
 pub fn write_svg(path: &Path, rows: &[(Case, PerfSummary)]) -> Result<(), String> {
     plot(path, rows).map_err(|e| format!("chart {}: {e}", path.display()))
 }
+
+/// The crossover chart: compose time of each path over coverage, and the
+/// upload of the dirty regions against one whole-frame write, per size.
+pub fn write_crossover_svg(
+    path: &Path,
+    table: &burn_autogaze::crossover::CrossoverTable,
+) -> Result<(), String> {
+    plot_crossover(path, table).map_err(|e| format!("chart {}: {e}", path.display()))
+}
+
+fn plot_crossover(
+    path: &Path,
+    table: &burn_autogaze::crossover::CrossoverTable,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let sizes: Vec<(u32, u32)> = table.sizes.iter().map(|c| (c.width, c.height)).collect();
+    let root = SVGBackend::new(path, (560 * sizes.len().max(1) as u32, 760)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let columns = root.split_evenly((2, sizes.len().max(1)));
+    for (col, &(w, h)) in sizes.iter().enumerate() {
+        let points: Vec<_> = table
+            .points
+            .iter()
+            .filter(|p| (p.width, p.height) == (w, h))
+            .collect();
+        type Lane = (
+            &'static str,
+            RGBColor,
+            fn(&burn_autogaze::crossover::CrossoverPoint) -> Option<f64>,
+        );
+        let compose: [Lane; 4] = [
+            ("sparse", RGBColor(60, 140, 220), |p| Some(p.sparse_us)),
+            ("dense", RGBColor(220, 80, 60), |p| Some(p.dense_us)),
+            ("full", RGBColor(90, 190, 90), |p| Some(p.full_us)),
+            ("adaptive", BLACK, |p| Some(p.adaptive_us)),
+        ];
+        let upload: [Lane; 2] = [
+            ("regions", RGBColor(60, 140, 220), |p| p.upload_regions_us),
+            ("whole frame", RGBColor(90, 190, 90), |p| p.upload_full_us),
+        ];
+        for (row, (title, lanes)) in [("compose", &compose[..]), ("upload", &upload[..])]
+            .into_iter()
+            .enumerate()
+        {
+            let area = &columns[row * sizes.len() + col];
+            let max = points
+                .iter()
+                .flat_map(|p| lanes.iter().filter_map(|l| (l.2)(p)))
+                .fold(1.0f64, f64::max)
+                * 1.1;
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{title} {w}x{h} (us)"), ("sans-serif", 15))
+                .margin(8)
+                .x_label_area_size(28)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..100f64, 0f64..max)?;
+            chart.configure_mesh().x_desc("coverage %").draw()?;
+            for &(name, colour, value) in lanes {
+                let series: Vec<(f64, f64)> = points
+                    .iter()
+                    .filter_map(|p| value(p).map(|v| (p.coverage * 100.0, v)))
+                    .collect();
+                if series.is_empty() {
+                    continue;
+                }
+                chart
+                    .draw_series(LineSeries::new(series, colour.stroke_width(2)))?
+                    .label(name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 14, y)], colour.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .draw()?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}

@@ -34,9 +34,12 @@ pub struct CrossoverArgs {
     /// Where the table goes.
     #[arg(long, default_value = "burn_autogaze/data/crossover.json")]
     pub out: PathBuf,
-    /// Where the markdown table goes.
+    /// Where the markdown table goes (the chart goes beside it, `.svg`).
     #[arg(long, default_value = "target/autogaze-perf/crossover.md")]
     pub markdown: PathBuf,
+    /// Skip the upload lane (texture writes on a wgpu device).
+    #[arg(long)]
+    pub no_upload: bool,
 }
 
 /// Finest-grid token ids in a fixed scattered order (a multiplicative walk).
@@ -83,6 +86,68 @@ fn time_paths(
         }
     }
     Ok(samples.into_iter().map(median).collect())
+}
+
+/// One point of the upload lane.
+struct UploadPoint {
+    regions: usize,
+    region_bytes: usize,
+    frame_bytes: usize,
+    regions_us: f64,
+    full_us: f64,
+}
+
+/// Median times of writing the dirty regions a sparse compose of `plan`
+/// leaves, and of one whole-frame write, alternating the two.
+fn time_uploads(
+    bench: &mut crate::upload_bench::UploadBench,
+    frames: &[Frame; 2],
+    plan: &MaskPlan,
+    reps: usize,
+) -> Result<UploadPoint, String> {
+    let mut comp = Compositor::new(CompositorOptions {
+        dispatch: Dispatch::Sparse,
+        ..CompositorOptions::default()
+    });
+    comp.compose(&frames[0], plan).map_err(|e| e.to_string())?;
+    comp.compose(&frames[1], plan).map_err(|e| e.to_string())?;
+    let size = frames[0].size();
+    // Regions as they are (calls are free in this model), and the whole frame.
+    let as_regions = burn_autogaze::upload::UploadCost {
+        per_call_ns: 0.0,
+        per_byte_ns: 1.0,
+    };
+    let mut regions = burn_autogaze::upload::StagedUpload::default();
+    let mut whole = burn_autogaze::upload::StagedUpload::default();
+    let dirty = comp.dirty_regions();
+    let staged = regions.stage(comp.output(), size, dirty, &as_regions);
+    whole.stage_full(comp.output(), size);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..reps.max(1) + 1 {
+        let first_regions = i % 2 == 0;
+        for turn in 0..2 {
+            let is_regions = (turn == 0) == first_regions;
+            let t = if is_regions {
+                if !staged {
+                    continue;
+                }
+                bench.time(&regions)?
+            } else {
+                bench.time(&whole)?
+            };
+            if i > 0 {
+                let us = t.as_secs_f64() * 1e6;
+                if is_regions { a.push(us) } else { b.push(us) }
+            }
+        }
+    }
+    Ok(UploadPoint {
+        regions: if staged { regions.regions().len() } else { 0 },
+        region_bytes: if staged { regions.bytes().len() } else { 0 },
+        frame_bytes: size.rgba_len(),
+        regions_us: if a.is_empty() { 0.0 } else { median(a) },
+        full_us: median(b),
+    })
 }
 
 /// Every order of `0..n` (n! of them; n is 3 or 4 here).
@@ -138,6 +203,12 @@ pub fn run(args: &CrossoverArgs) -> Result<CrossoverTable, String> {
         return Err("--reps must be >= 1 and --step in 1..=100".into());
     }
     let start = CrossoverTable::embedded();
+    let mut uploads = if args.no_upload {
+        None
+    } else {
+        Some(crate::upload_bench::UploadBench::open()?)
+    };
+    let mut upload_rows = Vec::new();
     let mut planner = MaskPlanner::new(TokenLayout::release());
     let mut sizes = Vec::new();
     let mut points = Vec::new();
@@ -188,6 +259,8 @@ pub fn run(args: &CrossoverArgs) -> Result<CrossoverTable, String> {
         machine: machine(),
         sizes,
         points: Vec::new(),
+        upload: None,
+        upload_adapter: None,
     };
     // Adaptive with the fitted model, against the forced paths measured again
     // beside it, round-robin.
@@ -201,6 +274,14 @@ pub fn run(args: &CrossoverArgs) -> Result<CrossoverTable, String> {
             ];
             let t = time_paths(&frames, &plan, &paths, &table, args.reps)?;
             let (sparse, dense, full, adaptive) = (t[0], t[1], t[2], t[3]);
+            let upload = match uploads.as_mut() {
+                Some(bench) => Some(time_uploads(bench, &frames, &plan, args.reps)?),
+                None => None,
+            };
+            if let Some(u) = &upload {
+                upload_rows.push((u.regions as f64, u.region_bytes as f64, u.regions_us * 1e3));
+                upload_rows.push((1.0, u.frame_bytes as f64, u.full_us * 1e3));
+            }
             points.push(CrossoverPoint {
                 width: size.width,
                 height: size.height,
@@ -209,10 +290,21 @@ pub fn run(args: &CrossoverArgs) -> Result<CrossoverTable, String> {
                 dense_us: dense,
                 full_us: full,
                 adaptive_us: adaptive,
+                upload_regions: upload.as_ref().map(|u| u.regions as u32),
+                upload_regions_us: upload.as_ref().map(|u| u.regions_us),
+                upload_full_us: upload.as_ref().map(|u| u.full_us),
             });
         }
     }
     table.points = points;
+    if let Some(bench) = &uploads {
+        let (per_call_ns, per_byte_ns) = fit2(&upload_rows);
+        table.upload = Some(burn_autogaze::upload::UploadCost {
+            per_call_ns,
+            per_byte_ns,
+        });
+        table.upload_adapter = Some(bench.adapter.clone());
+    }
     let json = serde_json::to_string_pretty(&table).map_err(|e| e.to_string())?;
     std::fs::write(&args.out, json + "\n")
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
@@ -222,11 +314,14 @@ pub fn run(args: &CrossoverArgs) -> Result<CrossoverTable, String> {
     }
     std::fs::write(&args.markdown, &md)
         .map_err(|e| format!("cannot write {}: {e}", args.markdown.display()))?;
+    let svg = args.markdown.with_extension("svg");
+    crate::chart::write_crossover_svg(&svg, &table)?;
     println!("{md}");
     println!(
-        "wrote {} and {}",
+        "wrote {}, {} and {}",
         args.out.display(),
-        args.markdown.display()
+        args.markdown.display(),
+        svg.display()
     );
     Ok(table)
 }
@@ -234,7 +329,7 @@ pub fn run(args: &CrossoverArgs) -> Result<CrossoverTable, String> {
 /// The crossover table as markdown.
 pub fn markdown(table: &CrossoverTable) -> String {
     let mut md = format!(
-        "# Compositor crossover\n\nrevision {}, {}, {}\n\n| size | coverage % | sparse us | dense us | full us | adaptive us | adaptive / best forced |\n|---|---|---|---|---|---|---|\n",
+        "# Compositor crossover\n\nrevision {}, {}, {}\n\n| size | coverage % | sparse us | dense us | full us | adaptive us | adaptive / best forced | upload regions (us, writes) | upload whole frame us |\n|---|---|---|---|---|---|---|---|---|\n",
         table.revision, table.date, table.machine
     );
     let mut worst = 0.0f64;
@@ -245,7 +340,7 @@ pub fn markdown(table: &CrossoverTable) -> String {
         worst = worst.max(ratio);
         let _ = writeln!(
             md,
-            "| {}x{} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            "| {}x{} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} |",
             p.width,
             p.height,
             p.coverage * 100.0,
@@ -253,7 +348,14 @@ pub fn markdown(table: &CrossoverTable) -> String {
             p.dense_us,
             p.full_us,
             p.adaptive_us,
-            ratio
+            ratio,
+            match (p.upload_regions_us, p.upload_regions) {
+                (Some(us), Some(n)) => format!("{us:.1} ({n})"),
+                _ => "-".into(),
+            },
+            p.upload_full_us
+                .map(|us| format!("{us:.1}"))
+                .unwrap_or_else(|| "-".into()),
         );
     }
     let _ = writeln!(
@@ -271,6 +373,15 @@ pub fn markdown(table: &CrossoverTable) -> String {
             c.dense_ns_per_pixel,
             c.dense_ns_per_union_pixel,
             c.full_ns_per_byte
+        );
+    }
+    if let Some(u) = table.upload {
+        let _ = writeln!(
+            md,
+            "\nupload on {}: {:.1} us per write + {:.3} ns per byte",
+            table.upload_adapter.as_deref().unwrap_or("?"),
+            u.per_call_ns / 1e3,
+            u.per_byte_ns
         );
     }
     md
@@ -316,6 +427,7 @@ mod tests {
             step: 50,
             out: dir.join("crossover.json"),
             markdown: dir.join("crossover.md"),
+            no_upload: true,
         };
         let table = run(&args).unwrap();
         assert_eq!(table.points.len(), 3);

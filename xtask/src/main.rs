@@ -13,6 +13,7 @@ mod matrix;
 mod perf;
 mod preflight;
 mod process;
+mod upload_bench;
 
 use std::ffi::OsString;
 use std::process::{Command, ExitCode};

@@ -71,6 +71,9 @@ pub struct Case {
     pub geometry: String,
     pub dispatch: String,
     pub args: Vec<String>,
+    /// Cases of one group run consecutively (index of the group's first
+    /// case in the plan).
+    pub group: usize,
 }
 
 fn case(
@@ -121,6 +124,7 @@ fn case(
         geometry: geometry.into(),
         dispatch: dispatch.into(),
         args,
+        group: usize::MAX,
     }
 }
 
@@ -145,10 +149,14 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
             Vec::new()
         }
     };
+    // Grouped by size and mask source: each group holds everything one
+    // pair of drop ratios compares (static, pan adaptive, pan forced), so
+    // those cases run minutes apart at most, next to each other.
     let mut cases = Vec::new();
     for size in ["720p", "1080p"] {
-        for source in ["static", "synthetic-pan", "synthetic-local"] {
-            for mask in ["patch-diff", "autogaze"] {
+        for mask in ["patch-diff", "autogaze"] {
+            let group = cases.len();
+            for source in ["static", "synthetic-pan", "synthetic-local"] {
                 for transfer in ["cpu", "gpu"] {
                     cases.push(case(
                         size,
@@ -161,10 +169,8 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
                     ));
                 }
             }
-        }
-        // Full-frame motion with every dispatch path forced: the adaptive
-        // case above must be within 5 % of the best of these.
-        for mask in ["patch-diff", "autogaze"] {
+            // Full-frame motion with every dispatch path forced: the
+            // adaptive case above must be within 5 % of the best of these.
             for dispatch in ["sparse", "dense", "full"] {
                 cases.push(case(
                     size,
@@ -175,6 +181,9 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
                     dispatch,
                     &extra(mask),
                 ));
+            }
+            for c in &mut cases[group..] {
+                c.group = group;
             }
         }
     }
@@ -351,6 +360,31 @@ fn run_one(
         },
         summary,
     )
+}
+
+/// The order of round `round`: groups forward on even rounds and backward on
+/// odd ones (drift over the run hits every group alike), and inside each
+/// group the cases rotated by the round, so no case always follows the same
+/// neighbour.
+fn round_order(cases: &[Case], round: usize) -> Vec<usize> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        match groups.last_mut() {
+            Some(g) if c.group != usize::MAX && cases[g[0]].group == c.group => g.push(i),
+            _ => groups.push(vec![i]),
+        }
+    }
+    if round % 2 == 1 {
+        groups.reverse();
+    }
+    groups
+        .into_iter()
+        .flat_map(|mut g| {
+            let len = g.len();
+            g.rotate_left(round * 3 % len);
+            g
+        })
+        .collect()
 }
 
 /// One case's rounds folded into one: the round with the median p95 (the
@@ -631,12 +665,7 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
     let started = Instant::now();
     let mut done = 0;
     for round in 0..rounds {
-        // Alternate the order so drift over the run hits every case alike.
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..n).collect()
-        } else {
-            (0..n).rev().collect()
-        };
+        let order = round_order(&to_run, round);
         for i in order {
             let c = &to_run[i];
             progress(
@@ -760,6 +789,19 @@ mod tests {
         }
         let auto = cases.iter().find(|c| c.mask_source == "autogaze").unwrap();
         assert!(auto.args.contains(&"--random-weights".to_string()));
+        // Every round runs every case once, groups kept together.
+        for round in 0..4 {
+            let order = round_order(&cases, round);
+            let mut seen = order.clone();
+            seen.sort();
+            assert_eq!(seen, (0..cases.len()).collect::<Vec<_>>());
+            let first = &cases[order[0]];
+            let together = order
+                .iter()
+                .take_while(|&&i| cases[i].group == first.group)
+                .count();
+            assert!(first.group == usize::MAX || together == 9, "{together}");
+        }
         let mut filtered = args();
         filtered.filter = Some("1080p-static".into());
         assert!(

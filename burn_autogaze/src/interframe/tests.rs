@@ -14,6 +14,8 @@ fn table(c: CostCoefficients) -> CrossoverTable {
         machine: "test".into(),
         sizes: vec![c],
         points: vec![],
+        upload: None,
+        upload_adapter: None,
     }
 }
 
