@@ -226,7 +226,7 @@ impl FramePipeline {
             Ok(update)
         };
         self.worker = Some(
-            InferenceWorker::spawn("autogaze-mask", job)
+            InferenceWorker::spawn_with("autogaze-mask", true, job)
                 .map_err(|e| crate::error::AutoGazeError::io("mask worker thread", e))?,
         );
         Ok(self)

@@ -65,6 +65,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Lowers the calling thread's priority (best effort; a no-op off Linux).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with PRIO_PROCESS and who = 0 changes only the
+    // calling thread's nice value on Linux; it touches no memory of ours.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
@@ -76,9 +86,22 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
-    /// Starts a worker thread running `job` on each admitted input.
+    /// Starts a worker thread running `job` on each admitted input, at
+    /// normal priority.
     pub fn spawn<E: std::fmt::Display>(
         name: &str,
+        job: impl FnMut(In) -> Result<Out, E> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        Self::spawn_with(name, false, job)
+    }
+
+    /// As [`InferenceWorker::spawn`]; `background` lowers the thread's
+    /// scheduling priority (Linux: nice 10, inherited by the threads it
+    /// starts, e.g. a compute pool), so a display sharing the cores is not
+    /// starved by inference whose results are latest-wins anyway.
+    pub fn spawn_with<E: std::fmt::Display>(
+        name: &str,
+        background: bool,
         mut job: impl FnMut(In) -> Result<Out, E> + Send + 'static,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
@@ -95,6 +118,9 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                if background {
+                    lower_priority();
+                }
                 loop {
                     let (seq, input) = {
                         let mut slot = lock(&worker_shared.slot);

@@ -30,9 +30,9 @@ pub struct MatrixArgs {
     /// Warm-up frames per case.
     #[arg(long, default_value_t = 10)]
     pub warmup_frames: usize,
-    /// Only run cases whose name contains this.
-    #[arg(long)]
-    pub filter: Option<String>,
+    /// Only run cases whose name contains each of these (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub filter: Vec<String>,
     /// Output directory.
     #[arg(long, default_value = "target/autogaze-perf")]
     pub out: PathBuf,
@@ -218,9 +218,7 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
             cases.push(c);
         }
     }
-    if let Some(f) = &args.filter {
-        cases.retain(|c| c.name.contains(f.as_str()));
-    }
+    cases.retain(|c| args.filter.iter().all(|f| c.name.contains(f.as_str())));
     cases
 }
 
@@ -759,7 +757,7 @@ mod tests {
             frames: 2,
             rounds: 1,
             warmup_frames: 0,
-            filter: None,
+            filter: Vec::new(),
             out: PathBuf::from("unused"),
             dry_run: true,
             strict: false,
@@ -803,11 +801,12 @@ mod tests {
             assert!(first.group == usize::MAX || together == 9, "{together}");
         }
         let mut filtered = args();
-        filtered.filter = Some("1080p-static".into());
+        filtered.filter = vec!["1080p-".into(), "-autogaze-".into()];
+        let only = plan(&filtered);
+        assert_eq!(only.len(), 9);
         assert!(
-            plan(&filtered)
-                .iter()
-                .all(|c| c.name.contains("1080p-static"))
+            only.iter()
+                .all(|c| c.name.contains("1080p-") && c.name.contains("-autogaze-"))
         );
     }
 }
