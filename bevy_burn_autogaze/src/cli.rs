@@ -51,6 +51,9 @@ pub struct ViewerArgs {
     /// Draw the mask panel at 1/N of the frame size (1: full size).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub mask_panel_scale: u32,
+    /// Draw the input panel at 1/N of the frame size (1: the frame itself).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub input_panel_scale: u32,
     /// Run the mask source on the main thread (default: a worker thread).
     #[arg(long)]
     pub inline_inference: bool,
@@ -98,6 +101,7 @@ impl ViewerArgs {
             show_input: self.show_input,
             show_mask: self.show_mask,
             mask_panel_scale: self.mask_panel_scale,
+            input_panel_scale: self.input_panel_scale,
             ..AutoGazeSettings::default()
         }
     }

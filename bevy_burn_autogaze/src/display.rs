@@ -32,6 +32,9 @@ pub struct AutoGazeImages {
     pub mask: Handle<Image>,
     /// The composed (sparse-updated) output.
     pub output: Handle<Image>,
+    /// A full-size copy of the frame on the device: the GPU transfer's copy
+    /// source when the input panel is scaled (not meant for display).
+    pub source: Handle<Image>,
     /// Size of the frames in the images (none before the first frame).
     pub size: Option<FrameSize>,
 }
@@ -44,6 +47,7 @@ impl AutoGazeImages {
             input: placeholder(),
             mask: placeholder(),
             output: placeholder(),
+            source: placeholder(),
             size: None,
         }
     }

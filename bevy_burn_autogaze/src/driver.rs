@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use bevy::prelude::*;
-use burn_autogaze::mask::{panel_size, render_panel_scaled};
+use burn_autogaze::mask::{panel_size, render_panel_scaled, sample_scaled};
 use burn_autogaze::pipeline::{FramePipeline, StepReport};
 use burn_autogaze::timing::Stage;
 
@@ -142,13 +142,16 @@ pub(crate) struct DisplayState {
     /// The plan of the mask panel last uploaded.
     mask_plan: burn_autogaze::mask::MaskPlan,
     mask_frame: Option<burn_autogaze::Frame>,
-    /// Downscale factor of the mask image as created.
+    /// Downscale factors of the mask and input images as created.
     mask_scale: u32,
+    input_scale: u32,
+    /// The frame last written into the GPU transfer's copy source.
+    source: Option<burn_autogaze::Frame>,
 }
 
 /// Stages this frame's display work. The output goes up as its dirty regions
 /// (CPU transfer) or is composed on the device by copying the same regions
-/// from the device-resident input texture (GPU transfer); `auto` picks per
+/// from the device-resident frame (GPU transfer); `auto` picks per
 /// frame by the learned upload cost. The input and mask panels go up when
 /// shown and changed. A new frame size replaces the images' assets (same
 /// handles) with their full content instead.
@@ -174,16 +177,33 @@ pub(crate) fn stage_display(
     let size = frame.size();
     let scale = settings.mask_panel_scale.max(1);
     let mask_size = panel_size(size, scale);
-    if handles.size != Some(size) || state.mask_scale != scale {
+    // A scaled input panel cannot be the device copy source: a hidden
+    // full-size image is, written only when the GPU transfer runs.
+    let input_scale = settings.input_panel_scale.max(1);
+    let separate = input_scale > 1;
+    let input_size = panel_size(size, input_scale);
+    let source_id = if separate {
+        handles.source.id()
+    } else {
+        handles.input.id()
+    };
+    if handles.size != Some(size) || state.mask_scale != scale || state.input_scale != input_scale {
         let mut panel = vec![0u8; mask_size.rgba_len()];
         if let Err(e) = render_panel_scaled(&frame, pipeline.plan(), scale, &mut panel) {
             metrics.record_error(format!("mask panel: {e}"));
         }
-        let new = [
-            (handles.input.id(), size, frame.rgba().to_vec()),
+        let mut input = vec![0u8; input_size.rgba_len()];
+        if let Err(e) = sample_scaled(&frame, input_scale, &mut input) {
+            metrics.record_error(format!("input panel: {e}"));
+        }
+        let mut new = vec![
+            (handles.input.id(), input_size, input),
             (handles.mask.id(), mask_size, panel),
             (handles.output.id(), size, pipeline.output().to_vec()),
         ];
+        if separate {
+            new.push((handles.source.id(), size, frame.rgba().to_vec()));
+        }
         for (id, size, data) in new {
             if let Err(e) = images.insert(id, display_image(size, data)) {
                 metrics.record_error(format!("display image: {e}"));
@@ -191,30 +211,56 @@ pub(crate) fn stage_display(
         }
         handles.size = Some(size);
         state.mask_scale = scale;
+        state.input_scale = input_scale;
         state.input = Some(frame.clone());
+        state.source = Some(frame.clone());
         state.mask_plan.clone_from(pipeline.plan());
         state.mask_frame = Some(frame);
     } else if queue.enabled() {
         let dirty = pipeline.compositor().dirty_regions();
-        let input_changed = !state
-            .input
-            .as_ref()
-            .is_some_and(|f| f.shares_pixels_with(&frame));
+        let holds = |f: &Option<burn_autogaze::Frame>| {
+            f.as_ref().is_some_and(|f| f.shares_pixels_with(&frame))
+        };
+        let panel_stale = !holds(&state.input);
+        // The copy source is free when it is current, or when the full-size
+        // input panel goes up anyway.
+        let source_free = holds(&state.source) || (!separate && settings.show_input);
         let transfer = choose_transfer(
             settings.display_transfer,
             &queue.cost(),
             queue.copy_cost_ns(),
             size,
             dirty,
-            input_changed && settings.show_input,
+            source_free,
         );
         let gpu = transfer == DisplayTransfer::Gpu && !dirty.is_empty();
-        if input_changed && (settings.show_input || gpu) {
-            queue.push_frame(handles.input.id(), frame.clone());
+        if settings.show_input && panel_stale {
+            if separate {
+                let mut staged = queue.spare();
+                match staged
+                    .stage_full_with(input_size, |buf| sample_scaled(&frame, input_scale, buf))
+                {
+                    Ok(()) => queue.push_staged(handles.input.id(), staged, false),
+                    Err(e) => {
+                        queue.give_back(staged);
+                        metrics.record_error(format!("input panel: {e}"));
+                    }
+                }
+            } else {
+                queue.push_frame(handles.input.id(), frame.clone());
+                state.source = Some(frame.clone());
+            }
             state.input = Some(frame.clone());
         }
         if gpu {
-            queue.push_copies(handles.input.id(), handles.output.id(), size, dirty);
+            if !holds(&state.source) {
+                queue.push_frame(source_id, frame.clone());
+                state.source = Some(frame.clone());
+                if !separate {
+                    state.input = Some(frame.clone());
+                }
+            }
+            queue.push_copies(source_id, handles.output.id(), size, dirty);
         } else {
             let mut staged = queue.spare();
             if staged.stage(pipeline.output(), size, dirty, &queue.cost()) {
@@ -252,15 +298,15 @@ pub(crate) fn stage_display(
 
 /// The transfer for this frame. `auto` compares the predicted host cost of
 /// writing the output's dirty regions with that of the GPU path, which needs
-/// the current input on the device (free when the input panel uploads it
-/// anyway, `input_uploaded`) and records one device copy per region.
+/// the current frame on the device (free when it is there already or goes
+/// up anyway, `source_free`) and records one device copy per region.
 pub(crate) fn choose_transfer(
     setting: DisplayTransfer,
     cost: &UploadCost,
     copy_ns: f64,
     size: FrameSize,
     dirty: &[Rect],
-    input_uploaded: bool,
+    source_free: bool,
 ) -> DisplayTransfer {
     match setting {
         DisplayTransfer::Cpu | DisplayTransfer::Gpu => setting,
@@ -271,7 +317,7 @@ pub(crate) fn choose_transfer(
             let cpu = cost
                 .predict_ns(n, bytes.min(frame))
                 .min(cost.predict_ns(1, frame));
-            let gpu = if input_uploaded {
+            let gpu = if source_free {
                 0.0
             } else {
                 cost.predict_ns(1, frame)

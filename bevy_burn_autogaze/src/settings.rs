@@ -89,6 +89,9 @@ pub struct AutoGazeSettings {
     /// (it is shown smaller than the frame; 2 uploads a quarter of the
     /// bytes). The output is always full size.
     pub mask_panel_scale: u32,
+    /// The input panel likewise (1: the frame itself, which then also serves
+    /// as the GPU transfer's copy source).
+    pub input_panel_scale: u32,
     /// Stop pulling frames (the display keeps the last one).
     pub paused: bool,
 }
@@ -108,6 +111,7 @@ impl Default for AutoGazeSettings {
             show_input: true,
             show_mask: true,
             mask_panel_scale: 2,
+            input_panel_scale: 2,
             paused: false,
         }
     }

@@ -89,6 +89,10 @@ fn minimal_plugins_step_the_pipeline_and_record_metrics() {
     // The mask panel is drawn at half size by default.
     let mask = images.get(&handles.mask).unwrap();
     assert_eq!((mask.width(), mask.height()), (48, 27));
+    let input = images.get(&handles.input).unwrap();
+    assert_eq!((input.width(), input.height()), (48, 27));
+    let source = images.get(&handles.source).unwrap();
+    assert_eq!((source.width(), source.height()), (96, 54));
     let queue = app.world().resource::<UploadQueue>();
     assert!(!queue.enabled());
     assert_eq!(queue.pending(), 0);

@@ -11,5 +11,5 @@ mod plan;
 
 pub use fixations::fixation_sets;
 pub use geometry::{Rect, Span, UnionScratch, cell_rect, union_spans};
-pub use panel::{SCALE_COLOURS, panel_size, render_panel, render_panel_scaled};
+pub use panel::{SCALE_COLOURS, panel_size, render_panel, render_panel_scaled, sample_scaled};
 pub use plan::{MaskGeometry, MaskPlan, MaskPlanner, MaskRect, PlanStats, max_spans};

@@ -20,6 +20,32 @@ pub fn panel_size(size: FrameSize, factor: u32) -> FrameSize {
     }
 }
 
+/// Writes `frame` at 1/`factor` of its size ([`panel_size`]) into `out`,
+/// each pixel the source pixel at `factor` times its position: the input
+/// panel of a viewer that shows it smaller than the frame.
+pub fn sample_scaled(frame: &Frame, factor: u32, out: &mut [u8]) -> Result<()> {
+    let f = factor.max(1) as usize;
+    let panel = panel_size(frame.size(), factor);
+    if out.len() != panel.rgba_len() {
+        return Err(AutoGazeError::PixelLength {
+            width: panel.width,
+            height: panel.height,
+            expected: panel.rgba_len(),
+            actual: out.len(),
+        });
+    }
+    let src = frame.rgba();
+    let stride = frame.width() as usize * 4;
+    let pw = panel.width as usize;
+    for (y, row_out) in out.chunks_exact_mut(pw * 4).enumerate() {
+        let row = &src[y * f * stride..];
+        for (x, o) in row_out.chunks_exact_mut(4).enumerate() {
+            o.copy_from_slice(&row[x * f * 4..x * f * 4 + 4]);
+        }
+    }
+    Ok(())
+}
+
 /// Writes the panel for `frame` and `plan` into `out` (RGBA8, frame size).
 pub fn render_panel(frame: &Frame, plan: &MaskPlan, out: &mut [u8]) -> Result<()> {
     render_panel_scaled(frame, plan, 1, out)
@@ -159,6 +185,15 @@ mod tests {
                 }
             }
             assert!(render_panel_scaled(&frame, &plan, factor, &mut full).is_err());
+            // The plain sampled frame picks the same source pixels.
+            sample_scaled(&frame, factor, &mut small).unwrap();
+            for y in 0..p.height {
+                for x in 0..p.width {
+                    let i = ((y * p.width + x) * 4) as usize;
+                    let j = ((y * factor * 141 + x * factor) * 4) as usize;
+                    assert_eq!(&small[i..i + 4], &frame.rgba()[j..j + 4]);
+                }
+            }
         }
     }
 }
