@@ -10,6 +10,7 @@
 mod chart;
 mod crossover;
 mod matrix;
+mod matrix_report;
 mod perf;
 mod preflight;
 mod process;
