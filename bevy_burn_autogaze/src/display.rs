@@ -381,13 +381,9 @@ pub(crate) fn write_uploads(
     }
 }
 
-fn copy_rect(
-    encoder: &mut wgpu::CommandEncoder,
-    src: &wgpu::Texture,
-    dst: &wgpu::Texture,
-    rect: burn_autogaze::mask::Rect,
-) {
-    let at = |texture| wgpu::TexelCopyTextureInfo {
+/// The copy target at `rect`'s origin in `texture`.
+fn at(texture: &wgpu::Texture, rect: burn_autogaze::mask::Rect) -> wgpu::TexelCopyTextureInfo<'_> {
+    wgpu::TexelCopyTextureInfo {
         texture,
         mip_level: 0,
         origin: wgpu::Origin3d {
@@ -396,16 +392,24 @@ fn copy_rect(
             z: 0,
         },
         aspect: wgpu::TextureAspect::All,
-    };
-    encoder.copy_texture_to_texture(
-        at(src),
-        at(dst),
-        wgpu::Extent3d {
-            width: rect.width(),
-            height: rect.height(),
-            depth_or_array_layers: 1,
-        },
-    );
+    }
+}
+
+fn extent(rect: burn_autogaze::mask::Rect) -> wgpu::Extent3d {
+    wgpu::Extent3d {
+        width: rect.width(),
+        height: rect.height(),
+        depth_or_array_layers: 1,
+    }
+}
+
+fn copy_rect(
+    encoder: &mut wgpu::CommandEncoder,
+    src: &wgpu::Texture,
+    dst: &wgpu::Texture,
+    rect: burn_autogaze::mask::Rect,
+) {
+    encoder.copy_texture_to_texture(at(src, rect), at(dst, rect), extent(rect));
 }
 
 fn write_rect(
@@ -415,26 +419,13 @@ fn write_rect(
     bytes: &[u8],
 ) {
     queue.write_texture(
-        wgpu::TexelCopyTextureInfo {
-            texture,
-            mip_level: 0,
-            origin: wgpu::Origin3d {
-                x: rect.x0,
-                y: rect.y0,
-                z: 0,
-            },
-            aspect: wgpu::TextureAspect::All,
-        },
+        at(texture, rect),
         bytes,
         wgpu::TexelCopyBufferLayout {
             offset: 0,
             bytes_per_row: Some(rect.width() * 4),
             rows_per_image: Some(rect.height()),
         },
-        wgpu::Extent3d {
-            width: rect.width(),
-            height: rect.height(),
-            depth_or_array_layers: 1,
-        },
+        extent(rect),
     );
 }

@@ -35,10 +35,11 @@ pub struct AutoGazeRuntime {
 impl AutoGazeRuntime {
     /// The pipeline, once built.
     pub fn pipeline(&mut self) -> Option<&mut FramePipeline> {
-        self.pipeline
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
+        self.slot().as_mut()
+    }
+
+    fn slot(&mut self) -> &mut Option<FramePipeline> {
+        self.pipeline.get_mut().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The error that keeps the pipeline from running, if any.
@@ -68,20 +69,14 @@ pub(crate) fn apply_settings(
         };
         match built {
             Ok(p) => {
-                *runtime
-                    .pipeline
-                    .get_mut()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(p);
+                *runtime.slot() = Some(p);
                 runtime.setup_error = None;
             }
             Err(e) => {
                 let message = format!("pipeline setup: {e}");
                 eprintln!("bevy_burn_autogaze: {message}");
                 metrics.record_error(message.clone());
-                *runtime
-                    .pipeline
-                    .get_mut()
-                    .unwrap_or_else(|p| p.into_inner()) = None;
+                *runtime.slot() = None;
                 runtime.setup_error = Some(message);
             }
         }
@@ -314,9 +309,7 @@ pub(crate) fn choose_transfer(
             let frame = size.rgba_len() as u64;
             let bytes: u64 = dirty.iter().map(|r| r.area() * 4).sum();
             let n = dirty.len() as u64;
-            let cpu = cost
-                .predict_ns(n, bytes.min(frame))
-                .min(cost.predict_ns(1, frame));
+            let (_, cpu) = cost.cheaper(n, bytes, frame);
             let gpu = if source_free {
                 0.0
             } else {

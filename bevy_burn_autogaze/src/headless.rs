@@ -195,11 +195,7 @@ fn record(
     // interval is its own stage time.
     let interval = last.interval.unwrap_or_else(|| last.report.times.total());
     rec.intervals.push(interval.as_secs_f64() * 1e3);
-    rec.uploads.bytes += last.uploads.bytes;
-    rec.uploads.calls += last.uploads.calls;
-    rec.uploads.full += last.uploads.full;
-    rec.uploads.device_copies += last.uploads.device_copies;
-    rec.uploads.device_copy_bytes += last.uploads.device_copy_bytes;
+    rec.uploads.add(&last.uploads);
     if let Some(t) = last.transfer {
         *rec.transfers.entry(t.to_string()).or_default() += 1;
     }

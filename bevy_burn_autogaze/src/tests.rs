@@ -244,7 +244,6 @@ fn render_output(
         .expect("a readback of the output texture");
     assert!(!app.world().resource::<AdapterSummary>().name.is_empty());
     let uploads = app.world().resource::<AutoGazeMetrics>().uploads;
-    s.pipeline.source.size = size(128, 64);
     (gpu, s, uploads)
 }
 

@@ -43,6 +43,19 @@ impl UploadCost {
     pub fn predict_ns(&self, calls: u64, bytes: u64) -> f64 {
         self.per_call_ns * calls as f64 + self.per_byte_ns * bytes as f64
     }
+
+    /// The cheaper way to upload `regions` writes of `region_bytes` in all
+    /// on a frame of `frame_bytes`: true when one whole-frame write is, and
+    /// the predicted cost of the way chosen.
+    pub fn cheaper(&self, regions: u64, region_bytes: u64, frame_bytes: u64) -> (bool, f64) {
+        let whole = self.predict_ns(1, frame_bytes);
+        let parts = self.predict_ns(regions, region_bytes);
+        if region_bytes >= frame_bytes || whole <= parts {
+            (true, whole)
+        } else {
+            (false, parts)
+        }
+    }
 }
 
 /// Online least-squares fit of `time = a * calls + b * bytes` over observed
@@ -183,8 +196,7 @@ impl StagedUpload {
             return false;
         }
         let frame_bytes = size.rgba_len() as u64;
-        let whole = dirty_bytes >= frame_bytes
-            || cost.predict_ns(1, frame_bytes) <= cost.predict_ns(dirty.len() as u64, dirty_bytes);
+        let (whole, _) = cost.cheaper(dirty.len() as u64, dirty_bytes, frame_bytes);
         if whole {
             self.full = true;
             self.bytes.extend_from_slice(src);
@@ -211,9 +223,14 @@ impl StagedUpload {
         true
     }
 
-    /// Stages the whole of `src` (a frame that changes everywhere).
+    /// Stages the whole of `src` (a frame that changes everywhere). Returns
+    /// false (nothing staged) when `src` is not a frame of `size`.
     pub fn stage_full(&mut self, src: &[u8], size: FrameSize) -> bool {
-        self.stage(src, size, &[Rect::full(size)], &UploadCost::default())
+        if src.len() != size.rgba_len() {
+            return false;
+        }
+        self.stage_full_with(size, |b| b.copy_from_slice(src));
+        true
     }
 
     /// Stages a whole frame written by `fill` (e.g. a panel rendered

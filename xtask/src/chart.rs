@@ -8,6 +8,7 @@ use burn_autogaze::timing::Stage;
 use plotters::prelude::*;
 
 use crate::matrix::Case;
+use crate::matrix_report::interval;
 
 fn colour(stage: Stage) -> RGBColor {
     const PALETTE: [RGBColor; 10] = [
@@ -29,12 +30,6 @@ fn plot(path: &Path, rows: &[(Case, PerfSummary)]) -> Result<(), Box<dyn std::er
     let n = rows.len().max(1);
     let root = SVGBackend::new(path, (1200, 120 + 22 * n as u32)).into_drawing_area();
     root.fill(&WHITE)?;
-    let interval = |s: &PerfSummary| {
-        s.display
-            .as_ref()
-            .map(|d| d.frame_interval_ms)
-            .unwrap_or(s.frame_ms)
-    };
     let max = rows
         .iter()
         .map(|(_, s)| interval(s).p95_ms)

@@ -20,10 +20,15 @@ pub fn panel_size(size: FrameSize, factor: u32) -> FrameSize {
     }
 }
 
-/// Writes `frame` at 1/`factor` of its size ([`panel_size`]) into `out`,
-/// each pixel the source pixel at `factor` times its position: the input
-/// panel of a viewer that shows it smaller than the frame.
-pub fn sample_scaled(frame: &Frame, factor: u32, out: &mut [u8]) -> Result<()> {
+/// Checks that `out` holds the 1/`factor` panel of `frame`, then calls
+/// `pixel(out_px, src_px)` for every panel pixel and the source pixel it
+/// samples (the one at `factor` times its position). Returns the panel size.
+fn for_each_sample(
+    frame: &Frame,
+    factor: u32,
+    out: &mut [u8],
+    mut pixel: impl FnMut(&mut [u8], &[u8]),
+) -> Result<FrameSize> {
     let f = factor.max(1) as usize;
     let panel = panel_size(frame.size(), factor);
     if out.len() != panel.rgba_len() {
@@ -36,14 +41,20 @@ pub fn sample_scaled(frame: &Frame, factor: u32, out: &mut [u8]) -> Result<()> {
     }
     let src = frame.rgba();
     let stride = frame.width() as usize * 4;
-    let pw = panel.width as usize;
-    for (y, row_out) in out.chunks_exact_mut(pw * 4).enumerate() {
+    for (y, row_out) in out.chunks_exact_mut(panel.width as usize * 4).enumerate() {
         let row = &src[y * f * stride..];
         for (x, o) in row_out.chunks_exact_mut(4).enumerate() {
-            o.copy_from_slice(&row[x * f * 4..x * f * 4 + 4]);
+            pixel(o, &row[x * f * 4..x * f * 4 + 4]);
         }
     }
-    Ok(())
+    Ok(panel)
+}
+
+/// Writes `frame` at 1/`factor` of its size ([`panel_size`]) into `out`,
+/// each pixel the source pixel at `factor` times its position: the input
+/// panel of a viewer that shows it smaller than the frame.
+pub fn sample_scaled(frame: &Frame, factor: u32, out: &mut [u8]) -> Result<()> {
+    for_each_sample(frame, factor, out, |o, s| o.copy_from_slice(s)).map(|_| ())
 }
 
 /// Writes the panel for `frame` and `plan` into `out` (RGBA8, frame size).
@@ -61,16 +72,6 @@ pub fn render_panel_scaled(
     factor: u32,
     out: &mut [u8],
 ) -> Result<()> {
-    let f = factor.max(1) as usize;
-    let panel = panel_size(frame.size(), factor);
-    if out.len() != panel.rgba_len() {
-        return Err(AutoGazeError::PixelLength {
-            width: panel.width,
-            height: panel.height,
-            expected: panel.rgba_len(),
-            actual: out.len(),
-        });
-    }
     if let Some(size) = plan.size()
         && size != frame.size()
     {
@@ -83,23 +84,17 @@ pub fn render_panel_scaled(
             actual_h: frame.height(),
         });
     }
+    // Outside the plan: the source at 40 % brightness.
+    let panel = for_each_sample(frame, factor, out, |o, s| {
+        o[0] = (s[0] as u16 * 2 / 5) as u8;
+        o[1] = (s[1] as u16 * 2 / 5) as u8;
+        o[2] = (s[2] as u16 * 2 / 5) as u8;
+        o[3] = 255;
+    })?;
+    let f = factor.max(1) as usize;
     let src = frame.rgba();
     let stride = frame.width() as usize * 4;
     let (pw, ph) = (panel.width as usize, panel.height as usize);
-    // Outside the plan: the source at 40 % brightness.
-    for y in 0..ph {
-        let row = &src[y * f * stride..];
-        for (x, o) in out[y * pw * 4..(y + 1) * pw * 4]
-            .chunks_exact_mut(4)
-            .enumerate()
-        {
-            let s = &row[x * f * 4..x * f * 4 + 4];
-            o[0] = (s[0] as u16 * 2 / 5) as u8;
-            o[1] = (s[1] as u16 * 2 / 5) as u8;
-            o[2] = (s[2] as u16 * 2 / 5) as u8;
-            o[3] = 255;
-        }
-    }
     // Inside: 55 % source + 45 % scale colour, coarse rectangles first so
     // finer ones show on top.
     for r in plan.rects() {
