@@ -9,6 +9,7 @@
 
 mod chart;
 mod crossover;
+mod gate;
 mod matrix;
 mod matrix_report;
 mod perf;

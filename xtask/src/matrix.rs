@@ -12,7 +12,8 @@ use burn_autogaze::perf::{PerfSummary, machine, revision, utc_now};
 use burn_autogaze::timing::Stage;
 use serde::Serialize;
 
-use crate::matrix_report::{DropRatio, drop_ratios, interval, summary_md};
+use crate::gate::{self, Baseline, CaseRounds};
+use crate::matrix_report::{DropRatio, RatioVerdict, drop_ratios, interval, summary_md};
 use crate::process::{Outcome, run_captured};
 
 /// What to run.
@@ -53,6 +54,15 @@ pub struct MatrixArgs {
     /// always uses dev, the profile the tests build).
     #[arg(long)]
     pub dev: bool,
+    /// Compare with a saved baseline (a `--save-baseline` file or a
+    /// matrix's `summary.json`): per case, p50/p95 frame time and the
+    /// dominant stage's time against the rounds' noise band. With
+    /// `--strict`, a regression beyond the band fails the run.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Write this run's rounds as a baseline (for a later `--baseline`).
+    #[arg(long)]
+    pub save_baseline: Option<PathBuf>,
 }
 
 /// One case: its name and the viewer flags that make it.
@@ -266,7 +276,7 @@ pub struct CaseRun {
     pub error: Option<String>,
     pub wall_s: f64,
     pub log: String,
-    /// Frame-interval p95 of each successful round, ms.
+    /// Frame-interval p95 of each successful round, in round order, ms.
     pub p95_rounds: Vec<f64>,
 }
 
@@ -402,8 +412,8 @@ fn pick_median(
         .into_iter()
         .filter_map(|(run, s)| s.map(|s| (run, s)))
         .collect();
-    ok.sort_by(|a, b| interval(&a.1).p95_ms.total_cmp(&interval(&b.1).p95_ms));
     let p95_rounds: Vec<f64> = ok.iter().map(|(_, s)| interval(s).p95_ms).collect();
+    ok.sort_by(|a, b| interval(&a.1).p95_ms.total_cmp(&interval(&b.1).p95_ms));
     let mid = ok.len().saturating_sub(1) / 2;
     let picked = (!ok.is_empty()).then(|| ok.swap_remove(mid));
     let (mut run, summary) = match picked {
@@ -456,6 +466,9 @@ struct MatrixRecord<'a> {
     profile: &'a str,
     cases: &'a [CaseRun],
     drop_ratios: &'a [DropRatio],
+    /// Median over cases of the p95 spread of their rounds.
+    noise_band: f64,
+    baseline_deltas: &'a [gate::CaseDelta],
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -472,6 +485,8 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
     if args.frames == 0 {
         return Err("--frames must be at least 1".into());
     }
+    // A bad baseline stops the run before any case, not after all of them.
+    let baseline = args.baseline.as_deref().map(gate::load).transpose()?;
     let dir = args.out.join("cases");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let release = !(args.dry_run || args.dev);
@@ -540,8 +555,23 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
     }
     let mut runs = Vec::new();
     let mut summaries = Vec::new();
+    let mut round_p95 = Vec::new();
+    let mut case_rounds = Vec::new();
     for (c, rounds) in to_run.iter().zip(results) {
+        round_p95.push((
+            c.clone(),
+            rounds
+                .iter()
+                .map(|(_, s)| s.as_ref().map(|s| interval(s).p95_ms))
+                .collect::<Vec<_>>(),
+        ));
+        let ok: Vec<&PerfSummary> = rounds.iter().filter_map(|(_, s)| s.as_ref()).collect();
+        let mut each = (!ok.is_empty()).then(|| CaseRounds::new(&c.name, &ok, None));
         let (run, summary) = pick_median(c, rounds);
+        if let Some(mut each) = each.take() {
+            each.dominant_stage = summary.as_ref().and_then(|s| s.dominant_stage);
+            case_rounds.push(each);
+        }
         if let Some(s) = summary {
             write(&dir.join(format!("{}.json", c.name)), &pretty(&s))?;
             summaries.push((c.clone(), s));
@@ -549,8 +579,29 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         runs.push(run);
     }
     progress(n * rounds, n * rounds, "done", started);
-    let ratios = drop_ratios(&summaries);
-    let md = summary_md(&runs, &summaries, &ratios);
+    let ratios = drop_ratios(&round_p95);
+    let deltas = baseline
+        .as_ref()
+        .map(|b| gate::compare(b, &case_rounds))
+        .unwrap_or_default();
+    let noise = gate::noise_band(&case_rounds);
+    let mut md = summary_md(&runs, &summaries, &ratios, &deltas);
+    if rounds > 1 {
+        md += &format!(
+            "\nRun-to-run noise: the median case's p95 spread over its {rounds} rounds is {:.1} %.\n",
+            100.0 * noise
+        );
+    }
+    if let Some(b) = &baseline {
+        md += &format!(
+            "Baseline: {} ({}, {}, {} round(s) a case); a change is judged against the wider of the two runs' spreads, at least {:.0} %.\n",
+            b.revision,
+            b.date,
+            b.adapter,
+            b.rounds,
+            100.0 * gate::MIN_BAND
+        );
+    }
     let record = MatrixRecord {
         revision: revision(),
         date: utc_now(),
@@ -562,11 +613,26 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         profile: if release { "release" } else { "dev" },
         cases: &runs,
         drop_ratios: &ratios,
+        noise_band: noise,
+        baseline_deltas: &deltas,
     };
     write(&args.out.join("matrix.json"), &pretty(&record))?;
     let all: Vec<&PerfSummary> = summaries.iter().map(|(_, s)| s).collect();
     write(&args.out.join("summary.json"), &pretty(&all))?;
     write(&args.out.join("summary.md"), &md)?;
+    if let Some(path) = &args.save_baseline {
+        let saved = Baseline {
+            schema: gate::BASELINE_SCHEMA.into(),
+            revision: record.revision.clone(),
+            date: record.date.clone(),
+            machine: record.machine.clone(),
+            adapter: adapter.to_string(),
+            rounds,
+            cases: case_rounds.clone(),
+        };
+        write(path, &pretty(&saved))?;
+        println!("bevy-perf-matrix: baseline saved to {}", path.display());
+    }
     crate::chart::write_svg(&args.out.join("summary.svg"), &summaries)?;
     println!("\n{md}");
     println!("bevy-perf-matrix: wrote {}", args.out.display());
@@ -582,13 +648,21 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
             failed.join(", ")
         ));
     }
-    let over: Vec<String> = ratios
+    let mut over: Vec<String> = ratios
         .iter()
-        .filter(|r| r.ratio > r.limit)
+        .filter(|r| r.verdict() == RatioVerdict::Over)
         .map(|r| format!("{} {} {} = {:.3}", r.check, r.size, r.mask_source, r.ratio))
         .collect();
+    over.extend(deltas.iter().filter(|d| d.regressed()).map(|d| {
+        format!(
+            "{} regressed against the baseline (p95 {:+.1} %, band {:.1} %)",
+            d.case,
+            100.0 * d.p95.delta,
+            100.0 * d.p95.band
+        )
+    }));
     if args.strict && !over.is_empty() {
-        return Err(format!("over the limit (--strict): {}", over.join("; ")));
+        return Err(format!("--strict: {}", over.join("; ")));
     }
     Ok(())
 }
@@ -613,6 +687,8 @@ mod tests {
             model_dir: None,
             case_timeout_s: 10,
             dev: true,
+            baseline: None,
+            save_baseline: None,
         }
     }
 

@@ -1,0 +1,343 @@
+//! The perf regression gate: a matrix run compared with a saved baseline,
+//! each change judged against the run-to-run noise of the cases' rounds.
+//!
+//! The noise of one metric of one case is the spread of its rounds,
+//! `(max - min) / median`. A change is judged against the wider of the
+//! baseline's and the current run's spreads (never below [`MIN_BAND`]): a
+//! change inside that band is noise, not a regression.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn_autogaze::perf::PerfSummary;
+use burn_autogaze::timing::Stage;
+use serde::{Deserialize, Serialize};
+
+use crate::matrix_report::interval;
+
+/// Schema tag of a saved baseline.
+pub const BASELINE_SCHEMA: &str = "burn_autogaze.baseline/1";
+
+/// The narrowest band a change is judged against (3 %): two rounds that
+/// happen to agree do not make a machine that quiet.
+pub const MIN_BAND: f64 = 0.03;
+
+/// Every round of one case: frame-time p50 and p95, and each stage's mean
+/// time a frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseRounds {
+    pub case: String,
+    pub p50_ms: Vec<f64>,
+    pub p95_ms: Vec<f64>,
+    pub stage_ms: BTreeMap<Stage, Vec<f64>>,
+    /// The dominant stage of the case's median round.
+    pub dominant_stage: Option<Stage>,
+}
+
+impl CaseRounds {
+    /// The rounds of `case` (the successful ones, in round order);
+    /// `median` names the dominant stage.
+    pub fn new(case: &str, rounds: &[&PerfSummary], median: Option<&PerfSummary>) -> Self {
+        let mut stage_ms: BTreeMap<Stage, Vec<f64>> = BTreeMap::new();
+        for s in rounds {
+            for (stage, l) in &s.stages {
+                stage_ms.entry(*stage).or_default().push(l.mean_ms);
+            }
+        }
+        Self {
+            case: case.to_string(),
+            p50_ms: rounds.iter().map(|s| interval(s).p50_ms).collect(),
+            p95_ms: rounds.iter().map(|s| interval(s).p95_ms).collect(),
+            stage_ms,
+            dominant_stage: median.and_then(|s| s.dominant_stage),
+        }
+    }
+}
+
+/// What `--save-baseline` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub schema: String,
+    pub revision: String,
+    pub date: String,
+    pub machine: String,
+    pub adapter: String,
+    pub rounds: usize,
+    pub cases: Vec<CaseRounds>,
+}
+
+/// Reads a baseline: a file written by `--save-baseline`, or a matrix's
+/// `summary.json` (one round a case: its noise then comes from the current
+/// run alone).
+pub fn load(path: &Path) -> Result<Baseline, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("baseline {}: not JSON: {e}", path.display()))?;
+    if value.is_array() {
+        let summaries: Vec<PerfSummary> = serde_json::from_value(value).map_err(|e| {
+            format!(
+                "baseline {}: not a summary.json (a list of perf summaries): {e}",
+                path.display()
+            )
+        })?;
+        let first = summaries.first();
+        return Ok(Baseline {
+            schema: BASELINE_SCHEMA.into(),
+            revision: first.map(|s| s.revision.clone()).unwrap_or_default(),
+            date: first.map(|s| s.date.clone()).unwrap_or_default(),
+            machine: first.map(|s| s.machine.clone()).unwrap_or_default(),
+            adapter: first.map(|s| s.adapter.clone()).unwrap_or_default(),
+            rounds: 1,
+            cases: summaries
+                .iter()
+                .map(|s| CaseRounds::new(&s.case, &[s], Some(s)))
+                .collect(),
+        });
+    }
+    let baseline: Baseline =
+        serde_json::from_value(value).map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    if baseline.schema != BASELINE_SCHEMA {
+        return Err(format!(
+            "baseline {}: schema {:?}, expected {BASELINE_SCHEMA:?}",
+            path.display(),
+            baseline.schema
+        ));
+    }
+    Ok(baseline)
+}
+
+/// Run-to-run spread of `values`: `(max - min) / median` (0 for fewer than
+/// two values).
+pub fn spread(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    let min = values.iter().copied().fold(f64::MAX, f64::min);
+    let m = median(values);
+    if m > 0.0 { (max - min) / m } else { 0.0 }
+}
+
+/// The median (mean of the middle two for an even count; 0 when empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// How a metric moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Faster by more than the noise band.
+    Better,
+    /// Inside the noise band.
+    Noise,
+    /// Slower by more than the noise band: a regression.
+    Worse,
+}
+
+/// One metric of one case against the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Change {
+    pub base_ms: f64,
+    pub now_ms: f64,
+    /// `now / base - 1`.
+    pub delta: f64,
+    /// The noise band the delta is judged against.
+    pub band: f64,
+    pub verdict: Verdict,
+}
+
+/// Judges the medians of `now` against those of `base`.
+pub fn judge(base: &[f64], now: &[f64]) -> Option<Change> {
+    if base.is_empty() || now.is_empty() {
+        return None;
+    }
+    let (b, n) = (median(base), median(now));
+    if b <= 0.0 {
+        return None;
+    }
+    let band = spread(base).max(spread(now)).max(MIN_BAND);
+    let delta = n / b - 1.0;
+    let verdict = if delta > band {
+        Verdict::Worse
+    } else if delta < -band {
+        Verdict::Better
+    } else {
+        Verdict::Noise
+    };
+    Some(Change {
+        base_ms: b,
+        now_ms: n,
+        delta,
+        band,
+        verdict,
+    })
+}
+
+/// One case against the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseDelta {
+    pub case: String,
+    pub p50: Change,
+    pub p95: Change,
+    /// The current dominant stage's mean time a frame.
+    pub dominant: Option<(Stage, Change)>,
+}
+
+impl CaseDelta {
+    /// Slower than the noise allows in any judged metric.
+    pub fn regressed(&self) -> bool {
+        self.p50.verdict == Verdict::Worse
+            || self.p95.verdict == Verdict::Worse
+            || self
+                .dominant
+                .is_some_and(|(_, c)| c.verdict == Verdict::Worse)
+    }
+}
+
+/// Compares every current case that the baseline also has.
+pub fn compare(baseline: &Baseline, current: &[CaseRounds]) -> Vec<CaseDelta> {
+    current
+        .iter()
+        .filter_map(|now| {
+            let base = baseline.cases.iter().find(|b| b.case == now.case)?;
+            let dominant = now.dominant_stage.and_then(|stage| {
+                let change = judge(base.stage_ms.get(&stage)?, now.stage_ms.get(&stage)?)?;
+                Some((stage, change))
+            });
+            Some(CaseDelta {
+                case: now.case.clone(),
+                p50: judge(&base.p50_ms, &now.p50_ms)?,
+                p95: judge(&base.p95_ms, &now.p95_ms)?,
+                dominant,
+            })
+        })
+        .collect()
+}
+
+/// The run's noise band: the median over cases of the p95 spread.
+pub fn noise_band(cases: &[CaseRounds]) -> f64 {
+    let spreads: Vec<f64> = cases
+        .iter()
+        .filter(|c| c.p95_ms.len() > 1)
+        .map(|c| spread(&c.p95_ms))
+        .collect();
+    median(&spreads)
+}
+
+/// A change as a table cell: a colour mark, the delta and its band.
+pub fn cell(c: &Change) -> String {
+    let mark = match c.verdict {
+        Verdict::Better => "🟢",
+        Verdict::Noise => "⚪",
+        Verdict::Worse => "🔴",
+    };
+    format!("{mark} {:+.1}% (±{:.0}%)", 100.0 * c.delta, 100.0 * c.band)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rounds(case: &str, p95: &[f64], render: &[f64]) -> CaseRounds {
+        CaseRounds {
+            case: case.into(),
+            p50_ms: p95.iter().map(|v| v - 10.0).collect(),
+            p95_ms: p95.to_vec(),
+            stage_ms: [(Stage::Render, render.to_vec())].into_iter().collect(),
+            dominant_stage: Some(Stage::Render),
+        }
+    }
+
+    fn baseline(cases: Vec<CaseRounds>) -> Baseline {
+        Baseline {
+            schema: BASELINE_SCHEMA.into(),
+            revision: "r".into(),
+            date: "d".into(),
+            machine: "m".into(),
+            adapter: "a".into(),
+            rounds: 3,
+            cases,
+        }
+    }
+
+    #[test]
+    fn a_change_inside_the_noise_band_is_not_a_regression() {
+        // Baseline rounds spread 20 % (50..60 around 55): +10 % is noise.
+        let base = baseline(vec![rounds("a", &[50.0, 55.0, 60.0], &[40.0, 41.0, 42.0])]);
+        let now = [rounds("a", &[58.0, 60.5, 62.0], &[41.5, 42.0, 42.5])];
+        let d = &compare(&base, &now)[0];
+        assert_eq!(d.p95.verdict, Verdict::Noise, "{d:?}");
+        assert!((d.p95.delta - 0.1).abs() < 1e-9 && (d.p95.band - 10.0 / 55.0).abs() < 1e-9);
+        assert!(!d.regressed());
+    }
+
+    #[test]
+    fn a_change_beyond_the_band_is_judged_both_ways() {
+        // Quiet rounds (2 % spread: the 3 % floor applies); +20 % is worse.
+        let base = baseline(vec![
+            rounds("slow", &[50.0, 50.5, 51.0], &[40.0, 40.2, 40.4]),
+            rounds("fast", &[50.0, 50.5, 51.0], &[40.0, 40.2, 40.4]),
+            rounds("gone", &[1.0], &[1.0]),
+        ]);
+        let now = [
+            rounds("slow", &[60.0, 60.5, 61.0], &[48.0, 48.5, 49.0]),
+            rounds("fast", &[40.0, 40.5, 41.0], &[30.0, 30.2, 30.4]),
+            rounds("new", &[1.0], &[1.0]),
+        ];
+        let d = compare(&base, &now);
+        assert_eq!(d.len(), 2, "only cases present in both are compared");
+        assert_eq!(d[0].p95.band, MIN_BAND);
+        assert_eq!(
+            (d[0].p50.verdict, d[0].p95.verdict),
+            (Verdict::Worse, Verdict::Worse)
+        );
+        assert_eq!(d[0].dominant.unwrap().1.verdict, Verdict::Worse);
+        assert!(d[0].regressed());
+        assert_eq!(d[1].p95.verdict, Verdict::Better);
+        assert!(!d[1].regressed());
+        assert!(
+            cell(&d[0].p95).starts_with("🔴 +19.8%"),
+            "{}",
+            cell(&d[0].p95)
+        );
+    }
+
+    #[test]
+    fn the_dominant_stage_alone_can_regress_and_noise_is_summarised() {
+        let base = baseline(vec![rounds("a", &[50.0, 51.0, 52.0], &[10.0, 10.1, 10.2])]);
+        let now = [rounds("a", &[50.0, 51.0, 52.0], &[14.0, 14.1, 14.2])];
+        let d = &compare(&base, &now)[0];
+        assert_eq!(d.p95.verdict, Verdict::Noise);
+        assert!(d.regressed(), "the stage went up 39 %");
+        assert!((noise_band(&now) - 2.0 / 51.0).abs() < 1e-9);
+        assert_eq!((median(&[3.0, 1.0]), spread(&[5.0])), (2.0, 0.0));
+    }
+
+    #[test]
+    fn baselines_load_from_either_file_and_bad_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("autogaze-gate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let saved = dir.join("baseline.json");
+        let base = baseline(vec![rounds("a", &[50.0, 51.0], &[1.0, 1.0])]);
+        std::fs::write(&saved, serde_json::to_string(&base).unwrap()).unwrap();
+        assert_eq!(load(&saved).unwrap(), base);
+        let empty = dir.join("summary.json");
+        std::fs::write(&empty, "[]").unwrap();
+        assert!(load(&empty).unwrap().cases.is_empty());
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, "{\"schema\": \"other\"}").unwrap();
+        let err = load(&bad).unwrap_err();
+        assert!(err.contains("bad.json"), "{err}");
+        let err = load(&dir.join("missing.json")).unwrap_err();
+        assert!(err.contains("missing.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
