@@ -1,10 +1,15 @@
 //! Frame path lanes: synthetic-pan frame generation and preprocessing at
 //! 720p and 1080p, each beside a plain memcpy of the same frame in the same
-//! group so the ratio can be read off one report.
+//! group so the ratio can be read off one report; and the `images` source:
+//! time to first frame for a short and a long directory, and the reader's
+//! cost per frame with and without prefetching.
 
 use std::hint::black_box;
 
-use burn_autogaze::source::{FrameSource, PanSpeed, SyntheticPan};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use burn_autogaze::source::{FrameSource, ImageSequence, PanSpeed, SyntheticPan};
 use burn_autogaze::{FrameSize, ModelInput, Preprocessor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -57,5 +62,61 @@ fn preprocessing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame_generation, preprocessing);
+/// Writes `n` frames of the synthetic pan at `w` x `h` as PNG files.
+fn write_clip(dir: &Path, n: usize, w: u32, h: u32) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("bench dir");
+    let mut source = pan(w, h);
+    for i in 0..n {
+        let frame = source.next_frame().expect("frame");
+        image::RgbaImage::from_raw(w, h, frame.rgba().to_vec())
+            .expect("rgba")
+            .save(dir.join(format!("{i:05}.png")))
+            .expect("save png");
+    }
+}
+
+fn image_sequence(c: &mut Criterion) {
+    let root = std::env::temp_dir().join(format!("autogaze_bench_seq_{}", std::process::id()));
+    let mut group = c.benchmark_group("image_sequence");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    // Time to first frame: listing + one decode, whatever the length.
+    for n in [10, 2000] {
+        let dir = root.join(format!("open{n}"));
+        write_clip(&dir, n, 160, 90);
+        group.bench_function(BenchmarkId::new("open", n), |b| {
+            b.iter(|| black_box(ImageSequence::open(&dir, 30.0, 64 << 20).expect("open")))
+        });
+    }
+    // Steady state at 720p, a clip longer than the cache (8 frames), read
+    // at a display pace of one frame per 30 ms: the reader's own cost per
+    // frame (only the `next_frame` call is timed), decoding itself or
+    // served by the prefetcher.
+    let dir: PathBuf = root.join("clip720p");
+    write_clip(&dir, 32, 1280, 720);
+    let cap = 8 * 1280 * 720 * 4;
+    for prefetch in [0, 4] {
+        let mut seq = ImageSequence::open_with(&dir, 30.0, cap, prefetch).expect("open");
+        group.bench_function(
+            BenchmarkId::new("next_frame_720p_paced_prefetch", prefetch),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        std::thread::sleep(Duration::from_millis(30));
+                        let t = Instant::now();
+                        black_box(seq.next_frame().expect("frame"));
+                        spent += t.elapsed();
+                    }
+                    spent
+                })
+            },
+        );
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(root);
+}
+
+criterion_group!(benches, frame_generation, preprocessing, image_sequence);
 criterion_main!(benches);

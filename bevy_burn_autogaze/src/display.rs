@@ -240,6 +240,21 @@ impl UploadQueue {
         std::mem::take(&mut self.shared().done)
     }
 
+    /// Bytes held by staging buffers: free ones and those waiting.
+    pub fn staging_bytes(&self) -> usize {
+        let shared = self.shared();
+        let waiting = shared.pending.iter().map(|u| match &u.payload {
+            Payload::Staged(s) => s.held_bytes(),
+            Payload::Frame(_) | Payload::Copies { .. } => 0,
+        });
+        shared
+            .spare
+            .iter()
+            .map(StagedUpload::held_bytes)
+            .sum::<usize>()
+            + waiting.sum::<usize>()
+    }
+
     /// Uploads waiting for the render world.
     pub fn pending(&self) -> usize {
         self.shared().pending.len()

@@ -106,12 +106,11 @@ pub(crate) fn step_pipeline(
     let Some(pipeline) = runtime.pipeline() else {
         return;
     };
+    // Paced sources step only when their next frame is due: the display
+    // loop never sleeps.
     let result = match settings.feed {
-        FrameFeed::Source => pipeline.step(),
-        FrameFeed::Host => match host.take() {
-            Some(frame) => pipeline.push(frame),
-            None => return,
-        },
+        FrameFeed::Source => pipeline.step_when_due().transpose(),
+        FrameFeed::Host => host.take().map(|frame| pipeline.push(frame)),
     };
     if let Some((seq, message)) = pipeline.take_mask_error() {
         let message = format!("mask inference on frame {seq}: {message}");
@@ -119,8 +118,9 @@ pub(crate) fn step_pipeline(
         metrics.record_error(message);
     }
     match result {
-        Ok(report) => runtime.report = Some(report),
-        Err(e) => {
+        None => {}
+        Some(Ok(report)) => runtime.report = Some(report),
+        Some(Err(e)) => {
             let message = format!("frame: {e}");
             eprintln!("bevy_burn_autogaze: {message}");
             metrics.record_error(message);

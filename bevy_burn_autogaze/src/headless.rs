@@ -155,6 +155,7 @@ fn record(
     mut runtime: ResMut<AutoGazeRuntime>,
     settings: Res<AutoGazeSettings>,
     adapter: Res<AdapterSummary>,
+    queue: Res<crate::display::UploadQueue>,
     mut exit: MessageWriter<AppExit>,
 ) {
     let rec = &mut *rec;
@@ -191,6 +192,7 @@ fn record(
         return;
     };
     recorder.record(&last.report, pipeline.current_frame());
+    recorder.sample_memory(pipeline, || queue.staging_bytes());
     // The first measured frame after no warm-up has no predecessor: its
     // interval is its own stage time.
     let interval = last.interval.unwrap_or_else(|| last.report.times.total());

@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use burn_autogaze::interframe::ComposePath;
+use burn_autogaze::memory::{MemorySampler, MemoryStats};
+use burn_autogaze::pacing::PaceStats;
 use burn_autogaze::pipeline::StepReport;
 use burn_autogaze::quality::{Ema, GazeStats};
 use burn_autogaze::ring::RingCounters;
+use burn_autogaze::source::DecodeStats;
 use burn_autogaze::timing::{LatencySummary, Stage, StageTimes};
 use burn_autogaze::worker::WorkerCounters;
 use serde::Serialize;
@@ -75,6 +78,12 @@ pub struct MetricsSnapshot {
     pub host: HostFeedCounters,
     pub errors: u64,
     pub last_error: Option<String>,
+    /// Process RSS, pooled and staging bytes (sampled at most 4 times a second).
+    pub memory: MemoryStats,
+    /// Paced playback: shown / dropped / late frames, realtime factor.
+    pub pace: Option<PaceStats>,
+    /// A file source's decode counters (time to first frame, prefetch).
+    pub decode: Option<DecodeStats>,
 }
 
 /// The plugin's metrics resource.
@@ -107,6 +116,9 @@ pub struct AutoGazeMetrics {
     pub residency: Vec<String>,
     /// A snapshot to compare against ("set baseline").
     pub baseline: Option<MetricsSnapshot>,
+    pub memory: MemorySampler,
+    pub pace: Option<PaceStats>,
+    pub decode: Option<DecodeStats>,
 }
 
 impl Default for AutoGazeMetrics {
@@ -135,6 +147,9 @@ impl Default for AutoGazeMetrics {
             last_error: None,
             residency: Vec::new(),
             baseline: None,
+            memory: MemorySampler::default(),
+            pace: None,
+            decode: None,
         }
     }
 }
@@ -281,6 +296,9 @@ impl AutoGazeMetrics {
             host: self.host,
             errors: self.errors,
             last_error: self.last_error.clone(),
+            memory: self.memory.stats(),
+            pace: self.pace,
+            decode: self.decode,
         }
     }
 
@@ -341,6 +359,13 @@ pub(crate) fn finish_frame(
         metrics.gaze = *p.gaze();
         metrics.worker = p.worker_counters();
         metrics.ring = p.ring_counters();
+        metrics.pace = p.pace_stats();
+        metrics.decode = p.decode_stats();
+        metrics.memory.maybe_sample(
+            Instant::now(),
+            || p.pooled_bytes(),
+            || queue.staging_bytes(),
+        );
     }
     metrics.record(report, Instant::now());
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use bevy::prelude::*;
 use bevy_egui::egui::{self, Color32, LayerId, Stroke, Ui, UiBuilder};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass};
+use burn_autogaze::memory::mib;
 use burn_autogaze::timing::Stage;
 
 use crate::metrics::{AutoGazeMetrics, MetricsSnapshot};
@@ -269,6 +270,44 @@ fn overlay(
                         format!(
                             "{} (ring dropped {}, stale {}; host replaced {})",
                             snap.frames, snap.ring.dropped, snap.ring.stale, snap.host.replaced
+                        ),
+                    );
+                    if let Some(p) = snap.pace {
+                        row(
+                            "realtime",
+                            format!(
+                                "{:.2}x ({} shown, {} dropped, {} late)",
+                                p.realtime_factor, p.shown, p.dropped, p.late
+                            ),
+                        );
+                    }
+                    if let Some(d) = snap.decode {
+                        row(
+                            "decode",
+                            format!(
+                                "first frame {:.1} ms; {:.2} ms/frame; {} hits, {} waited, {} misses",
+                                d.time_to_first_frame_ms,
+                                d.decode_ms_mean(),
+                                d.hits,
+                                d.waited,
+                                d.misses
+                            ),
+                        );
+                    }
+                    let m = snap.memory;
+                    row(
+                        "memory",
+                        format!(
+                            "RSS {} (peak {}); pooled {:.1} MiB, staging {:.1} MiB",
+                            m.latest
+                                .rss_bytes
+                                .map(|b| format!("{:.0} MiB", mib(b)))
+                                .unwrap_or_else(|| "-".into()),
+                            m.peak_rss_bytes
+                                .map(|b| format!("{:.0}", mib(b)))
+                                .unwrap_or_else(|| "-".into()),
+                            mib(m.latest.pooled_bytes as u64),
+                            mib(m.latest.staging_bytes as u64),
                         ),
                     );
                     row("errors", snap.errors.to_string());

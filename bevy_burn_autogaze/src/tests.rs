@@ -98,6 +98,38 @@ fn minimal_plugins_step_the_pipeline_and_record_metrics() {
     assert_eq!(queue.pending(), 0);
 }
 
+#[test]
+fn a_paced_source_never_blocks_the_display_loop() {
+    // 2 fps: after the first frame nothing is due for 500 ms; the updates
+    // in between return at once and show nothing new.
+    let mut s = settings(SourceKind::SyntheticLocal, size(64, 32));
+    s.pipeline.source_fps = Some(burn_autogaze::pacing::SourceRate::Fps(2.0));
+    let mut app = minimal_app(s);
+    let t = std::time::Instant::now();
+    for _ in 0..5 {
+        app.update();
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    assert_eq!(metrics.frames, 1);
+    let snap = metrics.snapshot();
+    let pace = snap.pace.expect("paced");
+    assert_eq!((pace.shown, pace.dropped), (1, 0));
+    // Memory was sampled with the first frame: the pipeline's pools and,
+    // on Linux, the process RSS.
+    assert_eq!(snap.memory.samples, 1);
+    assert!(snap.memory.latest.pooled_bytes >= 64 * 32 * 4);
+    assert_eq!(
+        snap.memory.latest.rss_bytes.is_some(),
+        cfg!(target_os = "linux")
+    );
+    assert!(snap.decode.is_none(), "not a file source");
+}
+
 fn frame(seq: u64, source: &mut Box<dyn burn_autogaze::FrameSource>) -> Frame {
     let f = source.next_frame().unwrap();
     Frame::new(

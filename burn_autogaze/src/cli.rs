@@ -66,6 +66,14 @@ pub struct PipelineArgs {
     /// and counted; the summary gets the realtime factor.
     #[arg(long)]
     pub source_fps: Option<SourceRate>,
+    /// Decode cache of the `images` source, MiB (frames beyond it are
+    /// decoded again when the clip loops).
+    #[arg(long, default_value_t = crate::source::DEFAULT_SEQUENCE_CACHE_BYTES >> 20)]
+    pub cache_mib: usize,
+    /// Frames of the `images` source decoded ahead on a thread (0: decode
+    /// on the reading thread).
+    #[arg(long, default_value_t = crate::source::DEFAULT_PREFETCH)]
+    pub prefetch: usize,
 }
 
 impl PipelineArgs {
@@ -77,7 +85,11 @@ impl PipelineArgs {
         measure_psnr: bool,
     ) -> PipelineOptions {
         PipelineOptions {
-            source,
+            source: SourceOptions {
+                cache_bytes: self.cache_mib.saturating_mul(1 << 20),
+                prefetch: self.prefetch,
+                ..source
+            },
             ring_capacity: 2,
             preprocess: self.preprocess,
             mask_source: self.mask_source,

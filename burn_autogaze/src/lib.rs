@@ -13,6 +13,7 @@ pub mod frame;
 pub mod interframe;
 pub mod mask;
 pub mod mask_source;
+pub mod memory;
 pub mod model;
 mod names;
 pub mod pacing;

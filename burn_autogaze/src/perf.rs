@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::Frame;
+use crate::memory::{MemorySampler, MemoryStats};
 use crate::pacing::PaceStats;
 use crate::pipeline::{FramePipeline, PipelineOptions, StepReport, time_frame_memcpy};
 use crate::ring::RingCounters;
@@ -80,6 +81,14 @@ pub struct PerfSummary {
     pub bytes_in_per_frame: f64,
     /// Bytes held by pooled buffers at the end of the run.
     pub pooled_bytes: usize,
+    /// Process RSS and pooled/staging bytes, sampled over the run (at most
+    /// four times a second) and at its end.
+    #[serde(default)]
+    pub memory: Option<MemoryStats>,
+    /// Decode counters of a file source: time to first frame, decode cost,
+    /// prefetch hits and reader misses.
+    #[serde(default)]
+    pub decode: Option<crate::source::DecodeStats>,
     /// Build profile of the harness (`release` for figures that count).
     pub profile: String,
     pub revision: String,
@@ -180,6 +189,16 @@ impl PerfSummary {
                 "bytes_in_per_frame {} exceeds one frame ({frame_bytes})",
                 self.bytes_in_per_frame
             ));
+        }
+        if let Some(m) = &self.memory {
+            let l = &m.latest;
+            if l.pooled_bytes > m.peak_pooled_bytes
+                || l.staging_bytes > m.peak_staging_bytes
+                || l.rss_bytes > m.peak_rss_bytes
+                || m.samples == 0
+            {
+                problems.push(format!("memory: latest above its peak or no sample: {m:?}"));
+            }
         }
         if let Some(d) = &self.display {
             check_latency(
@@ -323,6 +342,7 @@ pub struct PerfRecorder {
     mask_latency: Vec<f64>,
     decoupled: bool,
     started: Option<Instant>,
+    memory: MemorySampler,
 }
 
 impl PerfRecorder {
@@ -342,6 +362,7 @@ impl PerfRecorder {
             mask_latency: Vec::with_capacity(frames),
             decoupled: options.decoupled,
             started: None,
+            memory: MemorySampler::default(),
         }
     }
 
@@ -381,6 +402,13 @@ impl PerfRecorder {
             self.memcpy_ms
                 .push(time_frame_memcpy(frame, &mut self.scratch).as_secs_f64() * 1e3);
         }
+    }
+
+    /// Samples memory when its interval has passed: the process RSS, the
+    /// pipeline's pooled bytes and the caller's `staging` bytes.
+    pub fn sample_memory(&mut self, pipeline: &FramePipeline, staging: impl FnOnce() -> usize) {
+        self.memory
+            .maybe_sample(Instant::now(), || pipeline.pooled_bytes(), staging);
     }
 
     /// The summary of what was recorded, validated.
@@ -445,6 +473,17 @@ impl PerfRecorder {
             ring: pipeline.ring_counters(),
             bytes_in_per_frame: per_frame(self.bytes_in as f64),
             pooled_bytes: pipeline.pooled_bytes(),
+            memory: {
+                // One closing sample, so a short run reports its end state.
+                let mut memory = self.memory.clone();
+                memory.add(crate::memory::MemorySample {
+                    rss_bytes: crate::memory::process_rss_bytes(),
+                    pooled_bytes: pipeline.pooled_bytes(),
+                    staging_bytes: memory.stats().latest.staging_bytes,
+                });
+                Some(memory.stats())
+            },
+            decode: pipeline.decode_stats(),
             profile: meta.profile.clone(),
             revision: meta.revision.clone(),
             date: meta.date.clone(),

@@ -232,8 +232,36 @@ impl FramePipeline {
         Ok(self)
     }
 
-    /// Pulls one frame from the source through every stage.
+    /// Pulls one frame from the source through every stage. Paced, it
+    /// first sleeps until the frame is due (a harness thread); a display
+    /// loop that must not block uses [`FramePipeline::step_when_due`].
     pub fn step(&mut self) -> Result<StepReport> {
+        self.pull(true)?.ok_or_else(|| {
+            crate::error::AutoGazeError::setting("frame pipeline", "step", "a frame that is due")
+        })
+    }
+
+    /// Like [`FramePipeline::step`], but never waits: when paced and the
+    /// next frame is not due yet, returns `None` and changes nothing.
+    /// Unpaced, it always steps.
+    pub fn step_when_due(&mut self) -> Result<Option<StepReport>> {
+        self.pull(false)
+    }
+
+    /// True when frames are paced at a source frame rate.
+    pub fn is_paced(&self) -> bool {
+        self.pacer.is_some()
+    }
+
+    fn pull(&mut self, sleep: bool) -> Result<Option<StepReport>> {
+        // Paced and early: nothing to do yet (a decision that waits never
+        // skips, so no frame is used up).
+        if !sleep
+            && let Some((pacer, clock)) = self.pacer.as_mut()
+            && !pacer.decide(clock.now()).wait.is_zero()
+        {
+            return Ok(None);
+        }
         let mut times = StageTimes::default();
         // Release the previous frame first so its buffer returns to the pool.
         self.current = None;
@@ -263,7 +291,7 @@ impl FramePipeline {
         if let (Some(decision), Some((pacer, clock))) = (pace, self.pacer.as_mut()) {
             pacer.shown(decision, clock.now());
         }
-        Ok(report)
+        Ok(Some(report))
     }
 
     /// Pushes a host frame through every stage after the source. Its
@@ -436,6 +464,11 @@ impl FramePipeline {
     /// Pacing counters and the realtime factor (paced mode).
     pub fn pace_stats(&self) -> Option<PaceStats> {
         self.pacer.as_ref().map(|(p, _)| p.stats())
+    }
+
+    /// Decode counters of a file source (`images`).
+    pub fn decode_stats(&self) -> Option<crate::source::DecodeStats> {
+        self.source.as_ref().and_then(|s| s.decode_stats())
     }
 
     /// Counters of the mask worker (decoupled mode).
@@ -652,6 +685,19 @@ mod tests {
             s.realtime_factor > 0.5 && s.realtime_factor <= 1.05,
             "{s:?}"
         );
+        // A display loop asks without waiting: at 2 fps the frame after
+        // the first is not due for 500 ms, so nothing happens.
+        options.source_fps = Some(SourceRate::Fps(2.0));
+        let mut display = FramePipeline::new(&options).unwrap();
+        assert!(display.is_paced() && pipeline.is_paced());
+        assert_eq!(display.step_when_due().unwrap().unwrap().seq, 0);
+        assert!(display.step_when_due().unwrap().is_none());
+        assert_eq!(display.pace_stats().unwrap().shown, 1);
+        assert_eq!(display.current_frame().unwrap().seq, 0);
+        options.source_fps = None;
+        let mut free = FramePipeline::new(&options).unwrap();
+        assert!(!free.is_paced());
+        assert!(free.step_when_due().unwrap().is_some() && free.step_when_due().unwrap().is_some());
         options.source_fps = Some(SourceRate::Native);
         let err = FramePipeline::new(&options)
             .err()

@@ -98,6 +98,7 @@ fn run_case(
             .map_err(|e| format!("{case}: frame {i}: {e}"))?;
         if i >= args.warmup_frames {
             recorder.record(&report, pipeline.current_frame());
+            recorder.sample_memory(&pipeline, || 0);
         }
     }
     let meta = RunMeta {

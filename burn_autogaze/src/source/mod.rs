@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use image_file::{IMAGE_EXTENSIONS, StaticImage, load_rgba};
-pub use image_sequence::{DEFAULT_SEQUENCE_CACHE_BYTES, ImageSequence};
+pub use image_sequence::{
+    DEFAULT_PREFETCH, DEFAULT_SEQUENCE_CACHE_BYTES, DecodeStats, ImageSequence,
+};
 pub use synthetic_local::SyntheticLocal;
 pub use synthetic_pan::{PanSpeed, SyntheticPan};
 
@@ -59,6 +61,11 @@ pub trait FrameSource: Send {
     fn pooled_bytes(&self) -> usize {
         0
     }
+
+    /// Decode counters, for sources that decode files.
+    fn decode_stats(&self) -> Option<DecodeStats> {
+        None
+    }
 }
 
 /// Timestamp of frame `n` at `fps` frames a second (zero when `fps` <= 0).
@@ -99,6 +106,13 @@ pub struct SourceOptions {
     pub fps: f64,
     /// Byte cap of the `images` decode cache.
     pub cache_bytes: usize,
+    /// Frames of `images` decoded ahead on a thread (0: none).
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
+}
+
+fn default_prefetch() -> usize {
+    DEFAULT_PREFETCH
 }
 
 impl Default for SourceOptions {
@@ -114,6 +128,7 @@ impl Default for SourceOptions {
             path: None,
             fps: 30.0,
             cache_bytes: DEFAULT_SEQUENCE_CACHE_BYTES,
+            prefetch: DEFAULT_PREFETCH,
         }
     }
 }
@@ -140,7 +155,12 @@ pub fn open_source(options: &SourceOptions) -> Result<Box<dyn FrameSource>> {
                     "a directory of PNG/JPEG frames (--source-path DIR)",
                 )
             })?;
-            Box::new(ImageSequence::open(dir, options.fps, options.cache_bytes)?)
+            Box::new(ImageSequence::open_with(
+                dir,
+                options.fps,
+                options.cache_bytes,
+                options.prefetch,
+            )?)
         }
     })
 }
