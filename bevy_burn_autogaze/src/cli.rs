@@ -54,6 +54,11 @@ pub struct ViewerArgs {
     /// Draw the input panel at 1/N of the frame size (1: the frame itself).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub input_panel_scale: u32,
+    /// Show what the model sees (the preprocessed frame), drawn from a Burn
+    /// tensor on Bevy's device by the tensor-to-texture pass (turns on
+    /// preprocessing).
+    #[arg(long)]
+    pub show_model_input: bool,
     /// Run the mask source on the main thread (default: a worker thread).
     #[arg(long)]
     pub inline_inference: bool,
@@ -92,8 +97,11 @@ impl ViewerArgs {
         if let Some(speed) = self.pan_speed {
             source.pan_speed = speed;
         }
+        let mut pipeline = self.pipeline.options(source, !self.inline_inference, false);
+        pipeline.preprocess |= self.show_model_input;
         AutoGazeSettings {
-            pipeline: self.pipeline.options(source, !self.inline_inference, false),
+            pipeline,
+            show_model_input: self.show_model_input,
             feed: FrameFeed::Source,
             display_transfer: self.display_transfer,
             psnr: self.psnr,

@@ -35,6 +35,9 @@ pub struct AutoGazeImages {
     /// A full-size copy of the frame on the device: the GPU transfer's copy
     /// source when the input panel is scaled (not meant for display).
     pub source: Handle<Image>,
+    /// What the model sees (the preprocessed frame), written on the device
+    /// from a Burn tensor (`show_model_input`; see [`crate::burn_bridge`]).
+    pub model_input: Handle<Image>,
     /// Size of the frames in the images (none before the first frame).
     pub size: Option<FrameSize>,
 }
@@ -48,6 +51,11 @@ impl AutoGazeImages {
             mask: placeholder(),
             output: placeholder(),
             source: placeholder(),
+            model_input: {
+                let side = burn_autogaze::Preprocessor::release().model_size() as u32;
+                let size = FrameSize::new(side, side).expect("the model size is valid");
+                images.add(crate::burn_bridge::tensor_image(size))
+            },
             size: None,
         }
     }

@@ -291,6 +291,51 @@ pub(crate) fn stage_display(
     metrics.add_stage(Stage::DisplayTransfer, t.elapsed());
 }
 
+/// Shows what the model sees: the frame's model input becomes a Burn tensor
+/// on Bevy's device and the tensor-to-texture pass packs it into the
+/// `model_input` image (no host readback; one host-to-device upload of the
+/// f32 input, which a model running on this device would need anyway).
+pub(crate) fn stage_model_input(
+    settings: Res<AutoGazeSettings>,
+    mut runtime: ResMut<AutoGazeRuntime>,
+    handles: Res<AutoGazeImages>,
+    device: Option<Res<crate::BurnDevice>>,
+    copies: Res<crate::TensorCopies>,
+    mut metrics: ResMut<AutoGazeMetrics>,
+) {
+    if !settings.show_model_input || runtime.report.is_none() {
+        return;
+    }
+    let Some(device) = device else {
+        return;
+    };
+    let Some(pipeline) = runtime.pipeline() else {
+        return;
+    };
+    if !pipeline.preprocesses() {
+        if metrics.last_error.as_deref() != Some(MODEL_INPUT_OFF) {
+            metrics.record_error(MODEL_INPUT_OFF.into());
+        }
+        return;
+    }
+    let t = Instant::now();
+    let input = pipeline.model_input();
+    let side = pipeline.preprocessor().model_size();
+    let data = burn::tensor::TensorData::new(input.frame(0).to_vec(), [3, side, side]);
+    let tensor =
+        burn::tensor::Tensor::<crate::burn_bridge::BurnBackend, 3>::from_data(data, &device.0);
+    copies.push(crate::TensorCopy {
+        image: handles.model_input.id(),
+        tensor,
+        layout: crate::TensorLayout::Planar,
+        map: crate::TexelMap::rgb(pipeline.preprocessor().display_affine()),
+    });
+    metrics.add_stage(Stage::DisplayTransfer, t.elapsed());
+}
+
+const MODEL_INPUT_OFF: &str =
+    "model input panel: the pipeline does not preprocess (set pipeline.preprocess)";
+
 /// The transfer for this frame. `auto` compares the predicted host cost of
 /// writing the output's dirty regions with that of the GPU path, which needs
 /// the current frame on the device (free when it is there already or goes

@@ -6,6 +6,7 @@
 //! [`AutoGazeImages`]) by writing only what changed into their textures, and
 //! shows a stage-timing overlay (F12). Every computation is the core's.
 
+pub mod burn_bridge;
 pub mod cli;
 mod display;
 mod driver;
@@ -19,6 +20,7 @@ pub mod viewer;
 use bevy::prelude::*;
 use bevy::render::{Render, RenderApp, RenderSystems};
 
+pub use burn_bridge::{BurnDevice, TensorCopies, TensorCopy, TensorLayout, TexelMap, tensor_image};
 pub use display::{AutoGazeImages, UploadQueue, UploadTotals};
 pub use driver::AutoGazeRuntime;
 pub use feed::{HostFeedCounters, HostFrames};
@@ -74,6 +76,7 @@ impl Plugin for AutoGazePlugin {
             .init_resource::<driver::DisplayState>()
             .init_resource::<AutoGazeMetrics>()
             .init_resource::<AdapterSummary>()
+            .init_resource::<TensorCopies>()
             .configure_sets(Update, AutoGazeSystems::Step)
             .configure_sets(Last, AutoGazeSystems::Record)
             .add_systems(
@@ -83,6 +86,7 @@ impl Plugin for AutoGazePlugin {
                     driver::apply_settings,
                     driver::step_pipeline,
                     driver::stage_display,
+                    driver::stage_model_input,
                 )
                     .chain()
                     .in_set(AutoGazeSystems::Step),
@@ -100,6 +104,7 @@ impl Plugin for AutoGazePlugin {
         };
         app.insert_resource(images);
         let queue = app.world().resource::<UploadQueue>().clone();
+        let copies = app.world().resource::<TensorCopies>().clone();
         let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
             // No renderer (MinimalPlugins, or no GPU): nothing is uploaded.
             return;
@@ -114,6 +119,9 @@ impl Plugin for AutoGazePlugin {
                 device_type: format!("{:?}", info.device_type).to_lowercase(),
             })
             .unwrap_or_default();
+        // Burn on Bevy's own device (cheap: no kernel is compiled until a
+        // tensor op runs), and the tensor-to-texture pass.
+        let burn = BurnDevice::from_render_world(render_app.world());
         render_app
             .insert_resource(queue)
             .init_resource::<display::RenderClock>()
@@ -125,6 +133,10 @@ impl Plugin for AutoGazePlugin {
                     display::render_end.after(RenderSystems::Render),
                 ),
             );
+        burn_bridge::add_render_systems(render_app, copies);
+        if let Some(device) = burn {
+            app.insert_resource(device);
+        }
         app.insert_resource(adapter);
     }
 }

@@ -84,6 +84,8 @@ pub struct MetricsSnapshot {
     pub pace: Option<PaceStats>,
     /// A file source's decode counters (time to first frame, prefetch).
     pub decode: Option<DecodeStats>,
+    /// Tensor-to-texture copies run and refused.
+    pub tensor_copies: (u64, u64),
 }
 
 /// The plugin's metrics resource.
@@ -119,6 +121,7 @@ pub struct AutoGazeMetrics {
     pub memory: MemorySampler,
     pub pace: Option<PaceStats>,
     pub decode: Option<DecodeStats>,
+    pub tensor_copies: (u64, u64),
 }
 
 impl Default for AutoGazeMetrics {
@@ -150,6 +153,7 @@ impl Default for AutoGazeMetrics {
             memory: MemorySampler::default(),
             pace: None,
             decode: None,
+            tensor_copies: (0, 0),
         }
     }
 }
@@ -299,6 +303,7 @@ impl AutoGazeMetrics {
             memory: self.memory.stats(),
             pace: self.pace,
             decode: self.decode,
+            tensor_copies: self.tensor_copies,
         }
     }
 
@@ -315,7 +320,7 @@ pub fn residency(settings: &AutoGazeSettings) -> Vec<String> {
     } else {
         "main thread"
     };
-    vec![
+    let mut lines: Vec<String> = vec![
         "source frame: host RGBA (shared buffer, no copy to the worker)".into(),
         format!(
             "mask source ({}): host, {worker}",
@@ -333,7 +338,13 @@ pub fn residency(settings: &AutoGazeSettings) -> Vec<String> {
                 "display (auto): per frame, cpu (host dirty regions -> texture) or gpu (region copies on the device from the uploaded input)".into()
             }
         },
-    ]
+    ];
+    if settings.show_model_input {
+        lines.push(
+            "model input: host f32 -> Burn tensor on Bevy's wgpu device (one upload) -> RGBA8 texture by a compute pass (no readback)".into(),
+        );
+    }
+    lines
 }
 
 /// Last: completes the frame stepped in this update (adds upload and UI
@@ -343,9 +354,15 @@ pub(crate) fn finish_frame(
     mut runtime: ResMut<AutoGazeRuntime>,
     queue: Res<UploadQueue>,
     host: Res<HostFrames>,
+    copies: Res<crate::TensorCopies>,
     mut metrics: ResMut<AutoGazeMetrics>,
 ) {
     let done = queue.take_done();
+    let (copied, refused, why) = copies.counters();
+    if refused > metrics.tensor_copies.1 {
+        metrics.record_error(format!("tensor copy refused: {}", why.unwrap_or_default()));
+    }
+    metrics.tensor_copies = (copied, refused);
     metrics.uploads.add(&done);
     metrics.pending_uploads.add(&done);
     metrics.host = host.counters();

@@ -310,6 +310,15 @@ fn overlay(
                             mib(m.latest.staging_bytes as u64),
                         ),
                     );
+                    if snap.tensor_copies != (0, 0) {
+                        row(
+                            "tensor copies",
+                            format!(
+                                "{} on the device ({} refused)",
+                                snap.tensor_copies.0, snap.tensor_copies.1
+                            ),
+                        );
+                    }
                     row("errors", snap.errors.to_string());
                 });
                 if let Some(e) = &snap.last_error {

@@ -92,6 +92,12 @@ pub struct AutoGazeSettings {
     /// The input panel likewise (1: the frame itself, which then also serves
     /// as the GPU transfer's copy source).
     pub input_panel_scale: u32,
+    /// Show the model input (what the model sees: the preprocessed
+    /// 224 x 224 frame) in the `model_input` image, through a Burn tensor on
+    /// Bevy's device and the tensor-to-texture pass. Needs
+    /// `pipeline.preprocess`.
+    #[serde(default)]
+    pub show_model_input: bool,
     /// Stop pulling frames (the display keeps the last one).
     pub paused: bool,
 }
@@ -112,6 +118,7 @@ impl Default for AutoGazeSettings {
             show_mask: true,
             mask_panel_scale: 2,
             input_panel_scale: 2,
+            show_model_input: false,
             paused: false,
         }
     }

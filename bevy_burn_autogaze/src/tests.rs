@@ -232,11 +232,22 @@ fn render_output(
     transfer: DisplayTransfer,
     show_input: bool,
 ) -> (Vec<u8>, AutoGazeSettings, UploadTotals) {
-    const FRAMES: u64 = 6;
     // 128 px rows are 512 bytes: the readback has no row padding.
     let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
     s.display_transfer = transfer;
     s.show_input = show_input;
+    let (gpu, uploads, _) = render_and_read(s.clone(), |h| h.output.clone());
+    (gpu, s, uploads)
+}
+
+const FRAMES: u64 = 6;
+
+/// Renders `FRAMES` frames headless and reads the image `pick` names back
+/// from the GPU (rows as the readback pads them).
+fn render_and_read(
+    s: AutoGazeSettings,
+    pick: fn(&AutoGazeImages) -> Handle<Image>,
+) -> (Vec<u8>, UploadTotals, MetricsSnapshot) {
     let options = HeadlessOptions {
         frames: 1_000,
         warmup_frames: 0,
@@ -244,7 +255,7 @@ fn render_output(
         timeout: Duration::from_secs(300),
         ..HeadlessOptions::default()
     };
-    let (mut app, _outcome) = headless_app(s.clone(), options);
+    let (mut app, _outcome) = headless_app(s, options);
     app.finish();
     app.cleanup();
     let mut steps = 0;
@@ -254,7 +265,7 @@ fn render_output(
         assert!(steps < 200, "no progress");
     }
     app.world_mut().resource_mut::<AutoGazeSettings>().paused = true;
-    let output = app.world().resource::<AutoGazeImages>().output.clone();
+    let output = pick(app.world().resource::<AutoGazeImages>());
     let data: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
     let sink = data.clone();
     app.world_mut()
@@ -275,8 +286,8 @@ fn render_output(
         .take()
         .expect("a readback of the output texture");
     assert!(!app.world().resource::<AdapterSummary>().name.is_empty());
-    let uploads = app.world().resource::<AutoGazeMetrics>().uploads;
-    (gpu, s, uploads)
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    (gpu, metrics.uploads, metrics.snapshot())
 }
 
 fn core_output(s: &AutoGazeSettings, frames: u64) -> Vec<u8> {
@@ -369,4 +380,50 @@ fn auto_transfer_follows_the_cost_model() {
             t
         );
     }
+}
+
+/// The Burn bridge: the model input becomes a Burn tensor on Bevy's own
+/// device and the tensor-to-texture pass packs it into the RGBA8 image; read
+/// back, it equals the host's mapping of the core's model input (up to the
+/// device's float-to-unorm rounding).
+#[test]
+fn headless_model_input_goes_from_a_burn_tensor_to_the_texture() {
+    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
+    s.pipeline.preprocess = true;
+    s.show_model_input = true;
+    let (gpu, _, snap) = render_and_read(s.clone(), |h| h.model_input.clone());
+    assert_eq!(snap.errors, 0, "{:?}", snap.last_error);
+    assert!(
+        snap.tensor_copies.0 >= 1 && snap.tensor_copies.1 == 0,
+        "{:?}",
+        snap.tensor_copies
+    );
+    assert!(snap.residency.iter().any(|r| r.contains("Burn tensor")));
+    let mut core = FramePipeline::new(&s.pipeline).unwrap();
+    for _ in 0..FRAMES {
+        core.step().unwrap();
+    }
+    let side = core.preprocessor().model_size();
+    let plane = side * side;
+    let input = core.model_input().frame(0);
+    let map = TexelMap::rgb(core.preprocessor().display_affine());
+    // Readback rows are padded to 256 bytes.
+    let row = (side * 4).div_ceil(256) * 256;
+    assert_eq!(gpu.len(), row * side);
+    let mut worst = 0i32;
+    for y in 0..side {
+        for x in 0..side {
+            let px = y * side + x;
+            for c in 0..4 {
+                let want = if c == 3 {
+                    255
+                } else {
+                    map.byte(c, input[c * plane + px])
+                };
+                let got = gpu[y * row + x * 4 + c];
+                worst = worst.max((got as i32 - want as i32).abs());
+            }
+        }
+    }
+    assert!(worst <= 1, "max byte difference {worst}");
 }

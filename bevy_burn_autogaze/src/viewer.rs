@@ -1,4 +1,5 @@
-//! The viewer's layout: input, mask and output side by side, the overlay's
+//! The viewer's layout: input, mask and output side by side (and the model
+//! input when shown), the overlay's
 //! width reserved on the right. One host of the plugin among many; the
 //! window and the headless modes share it.
 
@@ -29,6 +30,8 @@ enum Panel {
     Input,
     Mask,
     Output,
+    /// What the model sees, from a Burn tensor on Bevy's device.
+    ModelInput,
 }
 
 impl Plugin for ViewerPlugin {
@@ -82,6 +85,11 @@ fn setup(
         (Panel::Input, "input", handles.input.clone()),
         (Panel::Mask, "mask", handles.mask.clone()),
         (Panel::Output, "output", handles.output.clone()),
+        (
+            Panel::ModelInput,
+            "model input",
+            handles.model_input.clone(),
+        ),
     ];
     commands
         .spawn((
@@ -150,6 +158,7 @@ fn sync_layout(
             Panel::Input => settings.show_input,
             Panel::Mask => settings.show_mask,
             Panel::Output => true,
+            Panel::ModelInput => settings.show_model_input,
         };
         node.display = if shown { Display::Flex } else { Display::None };
     }

@@ -437,6 +437,16 @@ impl FramePipeline {
         &self.input
     }
 
+    /// The preprocessor that fills [`FramePipeline::model_input`].
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
+    }
+
+    /// True when every frame is preprocessed into the model input.
+    pub fn preprocesses(&self) -> bool {
+        self.preprocess
+    }
+
     /// Gaze-ratio statistics (keyframes excluded).
     pub fn gaze(&self) -> &GazeStats {
         &self.gaze

@@ -263,6 +263,28 @@ impl Preprocessor {
         Ok(())
     }
 
+    /// Per channel, `(scale, offset)` that take a model-input value back to
+    /// display intensity in [0, 1] (`value * scale + offset`): the inverse
+    /// of the rescale and normalisation steps (up to their rounding), for
+    /// showing what the model sees.
+    pub fn display_affine(&self) -> [(f32, f32); 3] {
+        let c = &self.config;
+        let (rescale, shift) = if c.do_rescale {
+            (c.rescale_factor, if c.offset { 1.0 } else { 0.0 })
+        } else {
+            (1.0, 0.0)
+        };
+        std::array::from_fn(|i| {
+            let (mean, std) = if c.do_normalize {
+                (c.image_mean[i], c.image_std[i])
+            } else {
+                (0.0, 1.0)
+            };
+            let to_unit = 1.0 / (rescale * 255.0);
+            ((std * to_unit) as f32, ((mean + shift) * to_unit) as f32)
+        })
+    }
+
     /// Preprocesses a clip into a new `[1, T, 3, S, S]` buffer.
     pub fn clip(&mut self, frames: &[Frame]) -> Result<ModelInput> {
         let mut out = ModelInput::new(self.model_size);
@@ -298,6 +320,21 @@ fn value_table(config: &PreprocessorConfig) -> [[f32; 256]; 3] {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_display_affine_inverts_the_value_mapping() {
+        let pre = Preprocessor::release();
+        let lut = value_table(pre.config());
+        for (c, (scale, offset)) in pre.display_affine().into_iter().enumerate() {
+            for x in [0usize, 1, 77, 128, 254, 255] {
+                let unit = lut[c][x] * scale + offset;
+                assert!(
+                    (unit * 255.0 - x as f32).abs() < 1e-3,
+                    "c {c} x {x}: {unit}"
+                );
+            }
+        }
+    }
 
     fn solid(w: u32, h: u32, rgb: [u8; 3]) -> Frame {
         let px: Vec<u8> = (0..w * h)
