@@ -109,11 +109,16 @@ fn setup(
             for (panel, label, handle) in panels {
                 row.spawn((
                     panel,
+                    // Equal shares of the row, whatever the images'
+                    // own sizes: a column may shrink below its image's
+                    // width (min_width 0), so every panel stays in view.
                     Node {
                         flex_direction: FlexDirection::Column,
                         align_items: AlignItems::Center,
-                        flex_basis: Val::Percent(33.0),
+                        flex_basis: Val::Px(0.0),
                         flex_grow: 1.0,
+                        flex_shrink: 1.0,
+                        min_width: Val::Px(0.0),
                         row_gap: Val::Px(4.0),
                         ..default()
                     },
