@@ -48,12 +48,15 @@ pub struct ViewerArgs {
     /// Show (and upload) the mask panel.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub show_mask: bool,
-    /// Draw the mask panel at 1/N of the frame size (1: full size).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
-    pub mask_panel_scale: u32,
+    /// Draw the mask panel at 1/N of the frame size (1: full size). Unset:
+    /// the viewer fits it to the panel's displayed width (the largest N
+    /// that keeps at least one texel per displayed pixel).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub mask_panel_scale: Option<u32>,
     /// Draw the input panel at 1/N of the frame size (1: the frame itself).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
-    pub input_panel_scale: u32,
+    /// Unset: fitted like the mask panel.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub input_panel_scale: Option<u32>,
     /// Show what the model sees (the preprocessed frame), drawn from a Burn
     /// tensor on Bevy's device by the tensor-to-texture pass (turns on
     /// preprocessing).
@@ -108,9 +111,19 @@ impl ViewerArgs {
             overlay: self.overlay,
             show_input: self.show_input,
             show_mask: self.show_mask,
-            mask_panel_scale: self.mask_panel_scale,
-            input_panel_scale: self.input_panel_scale,
+            mask_panel_scale: self.mask_panel_scale.unwrap_or(2),
+            input_panel_scale: self.input_panel_scale.unwrap_or(2),
             ..AutoGazeSettings::default()
+        }
+    }
+
+    /// The viewer layout these flags describe (`target`: the headless
+    /// render target, none for a window).
+    pub fn viewer(&self, target: Option<FrameSize>) -> crate::viewer::ViewerPlugin {
+        crate::viewer::ViewerPlugin {
+            target,
+            fit_mask_panel: self.mask_panel_scale.is_none(),
+            fit_input_panel: self.input_panel_scale.is_none(),
         }
     }
 
@@ -126,6 +139,8 @@ impl ViewerArgs {
             case: self.case.clone(),
             target: self.target_size,
             timeout: Duration::from_secs(self.timeout_s),
+            fit_mask_panel: self.mask_panel_scale.is_none(),
+            fit_input_panel: self.input_panel_scale.is_none(),
             ..HeadlessOptions::default()
         })
     }

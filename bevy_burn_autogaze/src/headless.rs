@@ -37,6 +37,9 @@ pub struct HeadlessOptions {
     pub timeout: Duration,
     /// Build profile of this binary (`release` for figures that count).
     pub profile: String,
+    /// Fit the panel scales to their displayed width (see `ViewerPlugin`).
+    pub fit_mask_panel: bool,
+    pub fit_input_panel: bool,
 }
 
 impl Default for HeadlessOptions {
@@ -56,6 +59,8 @@ impl Default for HeadlessOptions {
             } else {
                 "release".into()
             },
+            fit_mask_panel: false,
+            fit_input_panel: false,
         }
     }
 }
@@ -101,6 +106,8 @@ pub fn headless_app(
     .add_plugins(AutoGazePlugin::new(settings))
     .add_plugins(ViewerPlugin {
         target: Some(options.target),
+        fit_mask_panel: options.fit_mask_panel,
+        fit_input_panel: options.fit_input_panel,
     })
     .insert_resource(Recording {
         recorder: None,

@@ -7,7 +7,6 @@ use bevy::prelude::*;
 use bevy_burn_autogaze::AutoGazePlugin;
 use bevy_burn_autogaze::cli::ViewerArgs;
 use bevy_burn_autogaze::headless::run_headless;
-use bevy_burn_autogaze::viewer::ViewerPlugin;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -55,7 +54,7 @@ fn main() -> ExitCode {
             ..default()
         }))
         .add_plugins(AutoGazePlugin::new(settings))
-        .add_plugins(ViewerPlugin { target: None })
+        .add_plugins(args.viewer(None))
         .run();
     match exit {
         AppExit::Success => ExitCode::SUCCESS,

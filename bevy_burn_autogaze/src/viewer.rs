@@ -16,6 +16,24 @@ use crate::{AutoGazeImages, AutoGazeSettings, AutoGazeSystems};
 /// of that size (headless); none renders to the primary window.
 pub struct ViewerPlugin {
     pub target: Option<FrameSize>,
+    /// Fit the mask / input panel's scale to its displayed width: the
+    /// largest downscale that still gives every displayed pixel a texel
+    /// (fewer bytes uploaded and sampled, no visible loss).
+    pub fit_mask_panel: bool,
+    pub fit_input_panel: bool,
+}
+
+/// Outer padding and gap between panels, logical px.
+const PAD: f32 = 6.0;
+
+/// The downscale of a panel showing `frame_width` texels in `shown_width`
+/// pixels: the largest factor (1 to 8) that keeps at least one texel per
+/// displayed pixel.
+pub fn fit_scale(frame_width: u32, shown_width: f32) -> u32 {
+    if shown_width < 1.0 {
+        return 1;
+    }
+    ((frame_width as f32 / shown_width).floor() as u32).clamp(1, 8)
 }
 
 /// The offscreen image the headless viewer renders into.
@@ -47,6 +65,51 @@ impl Plugin for ViewerPlugin {
                 },
             )
             .add_systems(Update, sync_layout.after(AutoGazeSystems::Step));
+        if self.fit_mask_panel || self.fit_input_panel {
+            let (mask, input) = (self.fit_mask_panel, self.fit_input_panel);
+            app.add_systems(
+                Update,
+                (move |settings: ResMut<AutoGazeSettings>,
+                       handles: Res<AutoGazeImages>,
+                       windows: Query<&Window>| {
+                    fit_panels(settings, handles, windows, target, mask, input)
+                })
+                .before(AutoGazeSystems::Step),
+            );
+        }
+    }
+}
+
+/// Sets the fitted panel scales from the width each panel is shown at:
+/// the row's width (target or window, the overlay's reserve taken off)
+/// shared by the shown panels.
+fn fit_panels(
+    mut settings: ResMut<AutoGazeSettings>,
+    handles: Res<AutoGazeImages>,
+    windows: Query<&Window>,
+    target: Option<FrameSize>,
+    mask: bool,
+    input: bool,
+) {
+    // Logical width of the row, and physical pixels per logical pixel.
+    let (width, pixels) = match target {
+        Some(size) => (size.width as f32, 1.0),
+        None => match windows.iter().next() {
+            Some(w) => (w.width(), w.scale_factor()),
+            None => return,
+        },
+    };
+    let frame = handles.size.unwrap_or(settings.pipeline.source.size).width;
+    let s = &*settings;
+    let panels = 1 + s.show_input as u32 + s.show_mask as u32 + s.show_model_input as u32;
+    let reserve = if s.overlay { OVERLAY_WIDTH } else { 0.0 };
+    let shown = (width - reserve - PAD * (panels + 1) as f32) / panels as f32;
+    let scale = fit_scale(frame, shown * pixels);
+    if mask && s.mask_panel_scale != scale {
+        settings.mask_panel_scale = scale;
+    }
+    if input && settings.input_panel_scale != scale {
+        settings.input_panel_scale = scale;
     }
 }
 
@@ -100,8 +163,8 @@ fn setup(
                 flex_direction: FlexDirection::Row,
                 align_items: AlignItems::Center,
                 justify_content: JustifyContent::SpaceEvenly,
-                column_gap: Val::Px(6.0),
-                padding: UiRect::all(Val::Px(6.0)),
+                column_gap: Val::Px(PAD),
+                padding: UiRect::all(Val::Px(PAD)),
                 ..default()
             },
         ))
@@ -152,9 +215,9 @@ fn sync_layout(
     }
     for mut node in &mut rows {
         let right = if settings.overlay {
-            OVERLAY_WIDTH + 6.0
+            OVERLAY_WIDTH + PAD
         } else {
-            6.0
+            PAD
         };
         node.padding.right = Val::Px(right);
     }
@@ -166,5 +229,20 @@ fn sync_layout(
             Panel::ModelInput => settings.show_model_input,
         };
         node.display = if shown { Display::Flex } else { Display::None };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_scale;
+
+    #[test]
+    fn panels_keep_a_texel_per_displayed_pixel() {
+        // Three panels in a 1920 px target beside the overlay: ~520 px each.
+        assert_eq!(fit_scale(1920, 520.0), 3);
+        assert_eq!(fit_scale(1280, 520.0), 2);
+        assert_eq!(fit_scale(224, 520.0), 1);
+        assert_eq!(fit_scale(3840, 100.0), 8, "capped");
+        assert_eq!(fit_scale(1920, 0.0), 1, "no room: full size");
     }
 }
