@@ -3,8 +3,9 @@
 //!
 //! The noise of one metric of one case is the spread of its rounds,
 //! `(max - min) / median`. A change is judged against the wider of the
-//! baseline's and the current run's spreads (never below [`MIN_BAND`]): a
-//! change inside that band is noise, not a regression.
+//! baseline's and the current run's spreads (never below [`MIN_BAND`]),
+//! widened to the between-run scatter of all compared cases' changes
+//! ([`scatter`]): a change inside that band is noise, not a regression.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -165,20 +166,51 @@ pub fn judge(base: &[f64], now: &[f64]) -> Option<Change> {
     }
     let band = spread(base).max(spread(now)).max(MIN_BAND);
     let delta = n / b - 1.0;
-    let verdict = if delta > band {
-        Verdict::Worse
-    } else if delta < -band {
-        Verdict::Better
-    } else {
-        Verdict::Noise
-    };
     Some(Change {
         base_ms: b,
         now_ms: n,
         delta,
         band,
-        verdict,
+        verdict: verdict(delta, band),
     })
+}
+
+fn verdict(delta: f64, band: f64) -> Verdict {
+    if delta > band {
+        Verdict::Worse
+    } else if delta < -band {
+        Verdict::Better
+    } else {
+        Verdict::Noise
+    }
+}
+
+/// Cases needed before their changes' scatter counts as a noise estimate.
+pub const SCATTER_CASES: usize = 8;
+
+/// Between-run noise of one metric: twice the robust standard deviation
+/// (1.4826 x the median absolute deviation) of the changes of all compared
+/// cases, 0 with fewer than [`SCATTER_CASES`]. Rounds minutes apart miss the
+/// drift between two runs half an hour apart; the scatter of the changes
+/// of cases that did not change measures it. It is a spread, not a shift:
+/// a change that slows every case alike still shows.
+pub fn scatter(deltas: &[f64]) -> f64 {
+    if deltas.len() < SCATTER_CASES {
+        return 0.0;
+    }
+    let m = median(deltas);
+    let dev: Vec<f64> = deltas.iter().map(|d| (d - m).abs()).collect();
+    2.0 * 1.4826 * median(&dev)
+}
+
+/// Widens `changes`' bands to at least their metric's scatter.
+fn widen(mut changes: Vec<&mut Change>) {
+    let deltas: Vec<f64> = changes.iter().map(|c| c.delta).collect();
+    let floor = scatter(&deltas);
+    for c in &mut changes {
+        c.band = c.band.max(floor);
+        c.verdict = verdict(c.delta, c.band);
+    }
 }
 
 /// One case against the baseline.
@@ -204,7 +236,7 @@ impl CaseDelta {
 
 /// Compares every current case that the baseline also has.
 pub fn compare(baseline: &Baseline, current: &[CaseRounds]) -> Vec<CaseDelta> {
-    current
+    let mut deltas: Vec<CaseDelta> = current
         .iter()
         .filter_map(|now| {
             let base = baseline.cases.iter().find(|b| b.case == now.case)?;
@@ -219,7 +251,16 @@ pub fn compare(baseline: &Baseline, current: &[CaseRounds]) -> Vec<CaseDelta> {
                 dominant,
             })
         })
-        .collect()
+        .collect();
+    widen(deltas.iter_mut().map(|d| &mut d.p50).collect());
+    widen(deltas.iter_mut().map(|d| &mut d.p95).collect());
+    widen(
+        deltas
+            .iter_mut()
+            .filter_map(|d| d.dominant.as_mut().map(|(_, c)| c))
+            .collect(),
+    );
+    deltas
 }
 
 /// The run's noise band: the median over cases of the p95 spread.
@@ -319,6 +360,43 @@ mod tests {
         assert!(d.regressed(), "the stage went up 39 %");
         assert!((noise_band(&now) - 2.0 / 51.0).abs() < 1e-9);
         assert_eq!((median(&[3.0, 1.0]), spread(&[5.0])), (2.0, 0.0));
+    }
+
+    #[test]
+    fn the_scatter_of_unchanged_cases_widens_the_band_but_a_global_shift_shows() {
+        // Ten cases with quiet rounds whose medians moved -10..+10 % between
+        // the runs (drift), and one +12 %: within the drift, not a regression.
+        let names: Vec<String> = (0..11).map(|i| format!("c{i}")).collect();
+        let base = baseline(
+            names
+                .iter()
+                .map(|n| rounds(n, &[100.0, 100.5, 101.0], &[50.0, 50.2, 50.4]))
+                .collect(),
+        );
+        let moved = |f: f64| [100.5 * f - 0.5, 100.5 * f, 100.5 * f + 0.5];
+        let factors = [0.9, 0.92, 0.95, 0.97, 1.0, 1.0, 1.03, 1.05, 1.08, 1.1, 1.12];
+        let now: Vec<CaseRounds> = names
+            .iter()
+            .zip(factors)
+            .map(|(n, f)| rounds(n, &moved(f), &[50.0, 50.2, 50.4]))
+            .collect();
+        let d = compare(&base, &now);
+        let last = &d[10].p95;
+        // Scatter: 2 x 1.4826 x 0.05 (the median absolute change) = 14.8 %.
+        assert!((last.delta - 0.12).abs() < 1e-9);
+        assert!((last.band - 0.148_26).abs() < 1e-9, "{last:?}");
+        assert_eq!(last.verdict, Verdict::Noise);
+        // Everything 30 % slower alike: no scatter, every case is worse.
+        let slow: Vec<CaseRounds> = names
+            .iter()
+            .map(|n| rounds(n, &moved(1.3), &[65.0, 65.2, 65.4]))
+            .collect();
+        let d = compare(&base, &slow);
+        assert!(
+            d.iter()
+                .all(|c| c.p95.verdict == Verdict::Worse && c.regressed())
+        );
+        assert_eq!(scatter(&[0.5; 7]), 0.0, "too few cases to say");
     }
 
     #[test]
