@@ -198,15 +198,20 @@ impl AutoGazeMetrics {
         self.recording = on;
     }
 
-    /// Clears windows and counters (keeps the baseline).
+    /// Clears windows and counters (keeps the baseline and the tensor-copy
+    /// counters last seen).
     pub fn reset(&mut self) {
         let baseline = self.baseline.take();
         let recording = self.recording;
         let residency = std::mem::take(&mut self.residency);
+        // The copy counters live in `TensorCopies`; keeping the last seen
+        // ones means a refusal from before the reset is not reported again.
+        let tensor_copies = self.tensor_copies;
         *self = Self::default();
         self.baseline = baseline;
         self.recording = recording;
         self.residency = residency;
+        self.tensor_copies = tensor_copies;
     }
 
     /// Records the frame stepped in this update, with the stage times the
