@@ -14,31 +14,35 @@
 //! - `anyres/ndarray/<size>`: one streamed frame of AnyRes (up to 8 square
 //!   tiles) at ratio 0.1, horizon 1.
 //!
-//! wgpu lanes join with device-side decoding.
+//! With `--features wgpu`, `embed/wgpu` and `stream-frame/wgpu/*` run the
+//! same model on the wgpu backend (lavapipe where there is no GPU).
 
 use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use burn_autogaze::model::{AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, TileGrid};
 use burn_autogaze::source::{FrameSource, PanSpeed, SyntheticPan};
 use burn_autogaze::{FrameSize, Preprocessor};
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 
 type B = NdArray<f32>;
 
-fn frame() -> Tensor<B, 3> {
-    Tensor::random(
-        [3, 224, 224],
-        Distribution::Normal(0.0, 1.0),
-        &Default::default(),
-    )
+fn random_frame<Bk: Backend>(device: &Bk::Device) -> Tensor<Bk, 3> {
+    Tensor::random([3, 224, 224], Distribution::Normal(0.0, 1.0), device)
 }
 
-fn backend_pipeline(c: &mut Criterion) {
-    let mut group = c.benchmark_group("backend_pipeline");
-    group.sample_size(10);
-    let model = AutoGaze::<B>::random(AutoGazeConfig::release(), 1, &Default::default());
-    let input = frame();
-    group.bench_function(BenchmarkId::new("embed", "ndarray"), |b| {
+/// The encoder and streamed-frame lanes of one backend: `(ratio, task-loss,
+/// horizon)` per streamed lane.
+fn model_lanes<Bk: Backend>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    backend: &str,
+    device: &Bk::Device,
+    lanes: &[(f32, Option<f32>, usize)],
+) -> AutoGaze<Bk> {
+    let model = AutoGaze::<Bk>::random(AutoGazeConfig::release(), 1, device);
+    let input = random_frame::<Bk>(device);
+    group.bench_function(BenchmarkId::new("embed", backend), |b| {
         b.iter(|| {
             let mut state = model.new_stream();
             model
@@ -46,12 +50,7 @@ fn backend_pipeline(c: &mut Criterion) {
                 .into_data()
         })
     });
-    for (ratio, tl, horizon) in [
-        (0.1f32, None, 1usize),
-        (0.75, None, 1),
-        (0.75, Some(0.7f32), 1),
-        (0.75, None, 4),
-    ] {
+    for &(ratio, tl, horizon) in lanes {
         let options = GenerateOptions {
             gazing_ratio: ratio,
             task_loss_requirement: tl,
@@ -61,20 +60,53 @@ fn backend_pipeline(c: &mut Criterion) {
         // Fill the cache to the horizon first: the steady state.
         for _ in 0..horizon + 1 {
             model
-                .step(&mut state, frame(), &options)
+                .step(&mut state, random_frame::<Bk>(device), &options)
                 .expect("warm-up frame");
         }
         let name = format!(
             "{ratio}{}/h{horizon}",
             if tl.is_some() { "-tl" } else { "" }
         );
-        group.bench_function(BenchmarkId::new("stream-frame/ndarray", name), |b| {
-            b.iter(|| {
-                model
-                    .step(&mut state, input.clone(), &options)
-                    .expect("frame")
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new(format!("stream-frame/{backend}"), name),
+            |b| {
+                b.iter(|| {
+                    model
+                        .step(&mut state, input.clone(), &options)
+                        .expect("frame")
+                })
+            },
+        );
+    }
+    model
+}
+
+fn backend_pipeline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("backend_pipeline");
+    group.sample_size(10);
+    let model = model_lanes::<B>(
+        &mut group,
+        "ndarray",
+        &Default::default(),
+        &[
+            (0.1, None, 1),
+            (0.75, None, 1),
+            (0.75, Some(0.7), 1),
+            (0.75, None, 4),
+        ],
+    );
+    // The same model on wgpu (Vulkan; lavapipe on a machine without a GPU):
+    // one readback per decoder call until selection runs on the device.
+    #[cfg(feature = "wgpu")]
+    {
+        use burn::backend::Wgpu;
+        use burn::backend::wgpu::WgpuDevice;
+        model_lanes::<Wgpu>(
+            &mut group,
+            "wgpu",
+            &WgpuDevice::default(),
+            &[(0.1, None, 1), (0.75, None, 1)],
+        );
     }
     let grid = TileGrid::new(&model.config().layout, &[64, 128, 224, 448], 16).expect("grid");
     let clip = Tensor::<B, 5>::random(
