@@ -7,8 +7,10 @@
 //! last column / row overhanging the frame on the right / bottom (the
 //! overhang is black). `rows` is the largest count whose grid stays within
 //! `max_tiles`. Each tile is preprocessed like a frame (shortest edge 224 on
-//! a square tile: an isotropic resize) and runs as its own stream; its cells
-//! map back to source rectangles clipped to the frame.
+//! a square tile: an isotropic resize) and runs as its own stream; the
+//! tiles of a frame go through the encoder as one batch, then each stream
+//! decodes its tile. Cells map back to source rectangles clipped to the
+//! frame.
 //!
 //! 1920x1080 with 8 tiles: 2 x 4 tiles of 540 px (240 px of overhang);
 //! 1280x720: 2 x 4 tiles of 360 px (160 px).
@@ -133,7 +135,7 @@ impl<B: Backend> AnyResStream<B> {
             })
             .collect();
         Ok(Self {
-            tiles: FramePool::new((grid.side * grid.side * 4) as usize, 1),
+            tiles: FramePool::new((grid.side * grid.side * 4) as usize, grid.len()),
             input: ModelInput::new(preprocessor.model_size()),
             grid,
             streams,
@@ -165,7 +167,7 @@ impl<B: Backend> AnyResStream<B> {
         }
         let side = self.grid.side as usize;
         let (fw, fh) = (frame.width() as usize, frame.height() as usize);
-        let mut out = Vec::with_capacity(self.grid.len());
+        let mut tiles = Vec::with_capacity(self.grid.len());
         for k in 0..self.grid.len() {
             let r = self.grid.tile_rect(k);
             // Crop with a black overhang, into a pooled buffer.
@@ -188,12 +190,18 @@ impl<B: Backend> AnyResStream<B> {
                     }
                 }
             });
-            let tile = Frame::new(frame.seq, side as u32, side as u32, pixels, frame.timestamp)?;
-            self.preprocessor
-                .clip_into(std::slice::from_ref(&tile), &mut self.input)?;
-            out.push(model.step_input(&mut self.streams[k], &self.input, options)?);
+            tiles.push(Frame::new(
+                frame.seq,
+                side as u32,
+                side as u32,
+                pixels,
+                frame.timestamp,
+            )?);
         }
-        Ok(out)
+        // Every tile preprocessed into one input, encoded as one batch.
+        self.preprocessor.clip_into(&tiles, &mut self.input)?;
+        drop(tiles);
+        model.step_streams_input(&mut self.streams, &self.input, options)
     }
 
     /// The tiles' source rectangles paired with their valid tokens, for

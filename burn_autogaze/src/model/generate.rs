@@ -320,6 +320,46 @@ impl<B: Backend> AutoGaze<B> {
         self.step(state, x, options)
     }
 
+    /// One frame for each of `states` (frame `i` of a preprocessed `input`
+    /// `[1, N, 3, S, S]` goes to stream `i`, e.g. the AnyRes tiles of one
+    /// frame): the encoder runs once over all of them, then each stream
+    /// decodes its frame. Equal to stepping each stream on its own.
+    pub fn step_streams_input(
+        &self,
+        states: &mut [StreamState<B>],
+        input: &crate::preprocess::ModelInput,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
+        let [_, n, c, h, w] = input.shape();
+        if n != states.len() {
+            return Err(crate::error::AutoGazeError::setting(
+                "streams",
+                states.len(),
+                format!("one per input frame ({n})"),
+            ));
+        }
+        let video = input
+            .to_tensor::<B>(&self.weights.decoder.embed.device())
+            .reshape([n, 1, c, h, w]);
+        let mut caches: Vec<ConvCache<B>> = states
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.conv))
+            .collect();
+        let tokens = vision::encode_streams(&self.weights, &self.config, video, &mut caches);
+        for (state, cache) in states.iter_mut().zip(caches) {
+            state.conv = cache;
+        }
+        let [_, _, tk, d] = tokens.dims();
+        states
+            .iter_mut()
+            .enumerate()
+            .map(|(i, state)| {
+                let own = tokens.clone().narrow(0, i, 1).reshape([tk, d]);
+                self.decode_frame(state, own, options, None)
+            })
+            .collect()
+    }
+
     /// Decodes a whole clip `[1, T, 3, S, S]`; optionally records every
     /// decoder call.
     pub fn generate(
@@ -352,6 +392,69 @@ impl<B: Backend> AutoGaze<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Streams encoded as one batch give what each stream gives on its own,
+    /// over frames that carry temporal context (the conv cache).
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn batched_streams_equal_streams_stepped_alone() {
+        use crate::preprocess::ModelInput;
+        use burn::backend::NdArray;
+        use burn::tensor::Distribution;
+        type Bk = NdArray<f32>;
+        let device = Default::default();
+        let model = AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 3, &device);
+        let options = GenerateOptions {
+            gazing_ratio: 0.05,
+            task_loss_requirement: None,
+        };
+        let streams = 3;
+        let mut batched: Vec<StreamState<Bk>> = (0..streams).map(|_| model.new_stream()).collect();
+        let mut alone = batched.clone();
+        for _ in 0..2 {
+            let video =
+                Tensor::<Bk, 4>::random([streams, 3, 224, 224], Distribution::Default, &device);
+            let values = video.clone().into_data().into_vec::<f32>().unwrap();
+            let input = ModelInput::from_vec(streams, 224, values).unwrap();
+            let together = model
+                .step_streams_input(&mut batched, &input, &options)
+                .unwrap();
+            for (i, state) in alone.iter_mut().enumerate() {
+                let frame = video.clone().narrow(0, i, 1).reshape([3, 224, 224]);
+                let own = model.step(state, frame, &options).unwrap();
+                assert_eq!(own.ids, together[i].ids, "stream {i}");
+                assert_eq!(own.padded, together[i].padded, "stream {i}");
+            }
+        }
+        let input = ModelInput::new(224);
+        assert!(
+            model
+                .step_streams_input(&mut batched, &input, &options)
+                .is_err()
+        );
+        // The encoder itself: each stream's tokens (with its own temporal
+        // context) are those of the stream encoded alone, and differ
+        // between streams.
+        let mut caches: Vec<ConvCache<Bk>> = vec![ConvCache::default(); streams];
+        let mut own: Vec<ConvCache<Bk>> = vec![ConvCache::default(); streams];
+        for _ in 0..2 {
+            let video =
+                Tensor::<Bk, 5>::random([streams, 1, 3, 224, 224], Distribution::Default, &device);
+            let together =
+                vision::encode_streams(&model.weights, &model.config, video.clone(), &mut caches);
+            for (i, cache) in own.iter_mut().enumerate() {
+                let frame = video.clone().narrow(0, i, 1).reshape([1, 3, 224, 224]);
+                let alone = vision::encode(&model.weights, &model.config, frame, cache);
+                let batch = together.clone().narrow(0, i, 1).reshape(alone.dims());
+                let diff = (alone.clone() - batch).abs().max().into_scalar();
+                assert!(diff <= 1e-5, "stream {i}: {diff}");
+                if i > 0 {
+                    let first = together.clone().narrow(0, 0, 1).reshape(alone.dims());
+                    assert!((alone - first).abs().max().into_scalar() > 1e-3);
+                }
+            }
+        }
+    }
 
     #[test]
     fn budget_follows_the_reference_rounding() {

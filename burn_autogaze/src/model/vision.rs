@@ -44,15 +44,33 @@ pub fn encode<B: Backend>(
     video: Tensor<B, 4>,
     cache: &mut ConvCache<B>,
 ) -> Tensor<B, 3> {
+    let mut caches = [std::mem::take(cache)];
+    let out = encode_streams(w, c, video.unsqueeze::<5>(), &mut caches);
+    let [_, t, n, d] = out.dims();
+    *cache = std::mem::take(&mut caches[0]);
+    out.reshape([t, n, d])
+}
+
+/// Encodes `N` independent streams at once (`[N, T, 3, S, S]`, e.g. the
+/// AnyRes tiles of one frame), stream `i` continuing from `caches[i]`:
+/// `[N, T, vision_tokens, D]`. Every matrix product runs over all streams'
+/// rows together; each stream's temporal context stays its own.
+pub fn encode_streams<B: Backend>(
+    w: &ModelWeights<B>,
+    c: &AutoGazeConfig,
+    video: Tensor<B, 5>,
+    caches: &mut [ConvCache<B>],
+) -> Tensor<B, 4> {
     let v = &w.vision;
-    let [t, ch_in, _, _] = video.dims();
+    let [n, t, ch_in, _, _] = video.dims();
+    debug_assert_eq!(n, caches.len(), "one cache per stream");
     let (ch, g, p) = (c.vision_hidden, c.grid(), c.patch);
     let device = video.device();
     // Patch embedding: unfold non-overlapping p x p patches, one matmul.
     let patches = video
-        .reshape([t, ch_in, g, p, g, p])
+        .reshape([n * t, ch_in, g, p, g, p])
         .permute([0, 2, 4, 1, 3, 5])
-        .reshape([t * g * g, ch_in * p * p]);
+        .reshape([n * t * g * g, ch_in * p * p]);
     let x = patches.matmul(v.patch_w.clone()) + v.patch_b.clone().reshape([1, ch]);
     // LayerNorm over channels at every (t, h, w), biased variance.
     let mean = x.clone().mean_dim(1);
@@ -60,20 +78,29 @@ pub fn encode<B: Backend>(
     let var = centred.clone().powi_scalar(2).mean_dim(1);
     let x = centred / (var + LAYER_NORM_EPS).sqrt();
     let x = x * v.norm_w.clone().reshape([1, ch]) + v.norm_b.clone().reshape([1, ch]);
-    let x = x.reshape([t, g, g, ch]);
-    // Causal temporal context: cached frames (or zeros) before this clip.
+    let x = x.reshape([n, t, g, g, ch]);
+    // Causal temporal context: each stream's cached frames (or zeros)
+    // before this clip.
     let context = c.trunk_temporal - 1;
     let padded = if context == 0 {
         x
     } else {
-        let past = cache
-            .frames
-            .take()
-            .unwrap_or_else(|| Tensor::zeros([context, g, g, ch], &device));
-        let padded = Tensor::cat(vec![past, x], 0);
         let total = t + context;
-        cache.frames = Some(padded.clone().narrow(0, total - context, context));
-        padded
+        let streams = caches
+            .iter_mut()
+            .enumerate()
+            .map(|(i, cache)| {
+                let past = cache
+                    .frames
+                    .take()
+                    .unwrap_or_else(|| Tensor::zeros([context, g, g, ch], &device));
+                let own = x.clone().narrow(0, i, 1).reshape([t, g, g, ch]);
+                let padded = Tensor::cat(vec![past, own], 0);
+                cache.frames = Some(padded.clone().narrow(0, total - context, context));
+                padded.unsqueeze::<5>()
+            })
+            .collect();
+        Tensor::cat(streams, 0)
     };
     // Trunk Conv3d (kt, s, s): spatial zero padding s/2, every s x s
     // neighbourhood unfolded along channels, one matmul per temporal tap.
@@ -82,38 +109,38 @@ pub fn encode<B: Backend>(
     let wide = if pad == 0 {
         padded
     } else {
-        let zeros_w = Tensor::zeros([frames, g, pad, ch], &device);
-        let rows = Tensor::cat(vec![zeros_w.clone(), padded, zeros_w], 2);
-        let zeros_h = Tensor::zeros([frames, pad, g + 2 * pad, ch], &device);
-        Tensor::cat(vec![zeros_h.clone(), rows, zeros_h], 1)
+        let zeros_w = Tensor::zeros([n, frames, g, pad, ch], &device);
+        let rows = Tensor::cat(vec![zeros_w.clone(), padded, zeros_w], 3);
+        let zeros_h = Tensor::zeros([n, frames, pad, g + 2 * pad, ch], &device);
+        Tensor::cat(vec![zeros_h.clone(), rows, zeros_h], 2)
     };
     let mut shifted = Vec::with_capacity(s * s);
     for dy in 0..s {
         for dx in 0..s {
             shifted.push(
                 wide.clone()
-                    .slice([0..frames, dy..dy + g, dx..dx + g, 0..ch]),
+                    .slice([0..n, 0..frames, dy..dy + g, dx..dx + g, 0..ch]),
             );
         }
     }
-    let unfolded = Tensor::cat(shifted, 3);
+    let unfolded = Tensor::cat(shifted, 4);
     let mut y: Option<Tensor<B, 2>> = None;
     for (k, tap) in v.trunk_w.iter().enumerate() {
         let rows = unfolded
             .clone()
-            .narrow(0, k, t)
-            .reshape([t * g * g, s * s * ch]);
+            .narrow(1, k, t)
+            .reshape([n * t * g * g, s * s * ch]);
         let yk = rows.matmul(tap.clone());
         y = Some(match y {
             Some(acc) => acc + yk,
             None => yk,
         });
     }
-    let y = y.unwrap_or_else(|| Tensor::zeros([t * g * g, ch], &device));
+    let y = y.unwrap_or_else(|| Tensor::zeros([n * t * g * g, ch], &device));
     let y = relu(y + v.trunk_b.clone().reshape([1, ch]));
     // 1x1x1 output projection, tokens row-major over (h, w), plus the
     // connector's position embedding.
     let d = c.vision_out;
     let out = y.matmul(v.out_w.clone()) + v.out_b.clone().reshape([1, d]);
-    out.reshape([t, g * g, d]) + w.pos_embed.clone().unsqueeze::<3>()
+    out.reshape([n, t, g * g, d]) + w.pos_embed.clone().unsqueeze::<4>()
 }

@@ -46,6 +46,20 @@ impl ModelInput {
         }
     }
 
+    /// A clip of `frames` frames already at the model input (`[1, T, 3, S,
+    /// S]` values, row-major), e.g. preprocessed elsewhere.
+    pub fn from_vec(frames: usize, size: usize, data: Vec<f32>) -> Result<Self> {
+        let expected = frames * 3 * size * size;
+        if data.len() != expected {
+            return Err(AutoGazeError::setting(
+                "model input",
+                format!("{} values", data.len()),
+                format!("{expected} ([1, {frames}, 3, {size}, {size}])"),
+            ));
+        }
+        Ok(Self { frames, size, data })
+    }
+
     /// `[1, T, 3, S, S]`.
     pub fn shape(&self) -> [usize; 5] {
         [1, self.frames, 3, self.size, self.size]
