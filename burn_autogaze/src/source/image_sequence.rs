@@ -107,6 +107,22 @@ impl Shared {
         Ok((pixels, t.elapsed()))
     }
 
+    /// Decodes frame `index`, which the caller marked in flight: clears the
+    /// mark, caches the frame, and wakes a reader waiting for it.
+    fn decode_in_flight(&self, dir: &Path, index: usize) -> Result<Arc<Vec<u8>>> {
+        let decoded = self.decode(dir, index);
+        let mut cache = self.lock();
+        cache.in_flight.retain(|&i| i != index);
+        let result = decoded.map(|(pixels, took)| {
+            let pixels = Arc::new(pixels);
+            self.insert(&mut cache, index, Arc::clone(&pixels), took);
+            pixels
+        });
+        drop(cache);
+        self.decoded.notify_all();
+        result
+    }
+
     /// Frames until `index` is read again, from the reading position.
     fn ahead(&self, position: usize, index: usize) -> usize {
         (index + self.files.len() - position) % self.files.len()
@@ -192,14 +208,8 @@ fn prefetch_loop(dir: PathBuf, shared: Arc<Shared>, requests: Receiver<usize>) {
             }
             cache.in_flight.push(index);
         }
-        let decoded = shared.decode(&dir, index);
-        let mut cache = shared.lock();
-        cache.in_flight.retain(|&i| i != index);
-        if let Ok((pixels, took)) = decoded {
-            shared.insert(&mut cache, index, Arc::new(pixels), took);
-        }
-        drop(cache);
-        shared.decoded.notify_all();
+        // A failure is the reader's to report (it decodes the frame again).
+        let _ = shared.decode_in_flight(&dir, index);
     }
 }
 
@@ -314,16 +324,7 @@ impl ImageSequence {
         cache.stats.misses += 1;
         cache.in_flight.push(index);
         drop(cache);
-        let decoded = shared.decode(&self.dir, index);
-        let mut cache = shared.lock();
-        cache.in_flight.retain(|&i| i != index);
-        let result = decoded.map(|(pixels, took)| {
-            let pixels = Arc::new(pixels);
-            shared.insert(&mut cache, index, Arc::clone(&pixels), took);
-            pixels
-        });
-        drop(cache);
-        shared.decoded.notify_all();
+        let result = shared.decode_in_flight(&self.dir, index);
         if result.is_ok() {
             self.request_after(index);
         }
