@@ -138,10 +138,15 @@ impl TensorCopies {
         s.pending.push(copy);
     }
 
-    /// Copies run, copies refused (and the last reason).
-    pub fn counters(&self) -> (u64, u64, Option<String>) {
+    /// Copies run and copies refused.
+    pub fn counters(&self) -> (u64, u64) {
         let s = self.state();
-        (s.done, s.failed, s.last_error.clone())
+        (s.done, s.failed)
+    }
+
+    /// Why the last refused copy was refused.
+    pub fn last_error(&self) -> Option<String> {
+        self.state().last_error.clone()
     }
 
     /// Copies waiting for the render world.

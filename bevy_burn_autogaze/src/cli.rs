@@ -117,13 +117,11 @@ impl ViewerArgs {
         }
     }
 
-    /// The viewer layout these flags describe (`target`: the headless
-    /// render target, none for a window).
-    pub fn viewer(&self, target: Option<FrameSize>) -> crate::viewer::ViewerPlugin {
-        crate::viewer::ViewerPlugin {
-            target,
-            fit_mask_panel: self.mask_panel_scale.is_none(),
-            fit_input_panel: self.input_panel_scale.is_none(),
+    /// The panel scales to fit: those not given.
+    pub fn panel_fit(&self) -> crate::viewer::PanelFit {
+        crate::viewer::PanelFit {
+            mask: self.mask_panel_scale.is_none(),
+            input: self.input_panel_scale.is_none(),
         }
     }
 
@@ -139,8 +137,7 @@ impl ViewerArgs {
             case: self.case.clone(),
             target: self.target_size,
             timeout: Duration::from_secs(self.timeout_s),
-            fit_mask_panel: self.mask_panel_scale.is_none(),
-            fit_input_panel: self.input_panel_scale.is_none(),
+            fit: self.panel_fit(),
             ..HeadlessOptions::default()
         })
     }

@@ -319,11 +319,12 @@ pub(crate) fn stage_model_input(
         return;
     }
     let t = Instant::now();
-    let input = pipeline.model_input();
-    let side = pipeline.preprocessor().model_size();
-    let data = burn::tensor::TensorData::new(input.frame(0).to_vec(), [3, side, side]);
-    let tensor =
-        burn::tensor::Tensor::<crate::burn_bridge::BurnBackend, 3>::from_data(data, &device.0);
+    let [_, _, c, h, w] = pipeline.model_input().shape();
+    let tensor = pipeline
+        .model_input()
+        .to_tensor::<crate::burn_bridge::BurnBackend>(&device.0)
+        .narrow(1, 0, 1)
+        .reshape([c, h, w]);
     copies.push(crate::TensorCopy {
         image: handles.model_input.id(),
         tensor,

@@ -16,7 +16,7 @@ use burn_autogaze::perf::{DisplaySummary, PerfRecorder, PerfSummary, RunMeta};
 use burn_autogaze::timing::LatencySummary;
 
 use crate::display::UploadTotals;
-use crate::viewer::ViewerPlugin;
+use crate::viewer::{PanelFit, ViewerPlugin};
 use crate::{
     AdapterSummary, AutoGazeMetrics, AutoGazePlugin, AutoGazeRuntime, AutoGazeSettings,
     AutoGazeSystems,
@@ -37,9 +37,8 @@ pub struct HeadlessOptions {
     pub timeout: Duration,
     /// Build profile of this binary (`release` for figures that count).
     pub profile: String,
-    /// Fit the panel scales to their displayed width (see `ViewerPlugin`).
-    pub fit_mask_panel: bool,
-    pub fit_input_panel: bool,
+    /// The panel scales fitted to their displayed width.
+    pub fit: PanelFit,
 }
 
 impl Default for HeadlessOptions {
@@ -59,8 +58,7 @@ impl Default for HeadlessOptions {
             } else {
                 "release".into()
             },
-            fit_mask_panel: false,
-            fit_input_panel: false,
+            fit: PanelFit::default(),
         }
     }
 }
@@ -106,8 +104,7 @@ pub fn headless_app(
     .add_plugins(AutoGazePlugin::new(settings))
     .add_plugins(ViewerPlugin {
         target: Some(options.target),
-        fit_mask_panel: options.fit_mask_panel,
-        fit_input_panel: options.fit_input_panel,
+        fit: options.fit,
     })
     .insert_resource(Recording {
         recorder: None,

@@ -7,6 +7,7 @@ use bevy::prelude::*;
 use bevy_burn_autogaze::AutoGazePlugin;
 use bevy_burn_autogaze::cli::ViewerArgs;
 use bevy_burn_autogaze::headless::run_headless;
+use bevy_burn_autogaze::viewer::ViewerPlugin;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -54,7 +55,10 @@ fn main() -> ExitCode {
             ..default()
         }))
         .add_plugins(AutoGazePlugin::new(settings))
-        .add_plugins(args.viewer(None))
+        .add_plugins(ViewerPlugin {
+            target: None,
+            fit: args.panel_fit(),
+        })
         .run();
     match exit {
         AppExit::Success => ExitCode::SUCCESS,

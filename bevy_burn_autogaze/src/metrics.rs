@@ -363,9 +363,10 @@ pub(crate) fn finish_frame(
     mut metrics: ResMut<AutoGazeMetrics>,
 ) {
     let done = queue.take_done();
-    let (copied, refused, why) = copies.counters();
+    let (copied, refused) = copies.counters();
     if refused > metrics.tensor_copies.1 {
-        metrics.record_error(format!("tensor copy refused: {}", why.unwrap_or_default()));
+        let why = copies.last_error().unwrap_or_default();
+        metrics.record_error(format!("tensor copy refused: {why}"));
     }
     metrics.tensor_copies = (copied, refused);
     metrics.uploads.add(&done);

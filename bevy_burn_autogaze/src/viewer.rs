@@ -16,11 +16,17 @@ use crate::{AutoGazeImages, AutoGazeSettings, AutoGazeSystems};
 /// of that size (headless); none renders to the primary window.
 pub struct ViewerPlugin {
     pub target: Option<FrameSize>,
-    /// Fit the mask / input panel's scale to its displayed width: the
-    /// largest downscale that still gives every displayed pixel a texel
-    /// (fewer bytes uploaded and sampled, no visible loss).
-    pub fit_mask_panel: bool,
-    pub fit_input_panel: bool,
+    pub fit: PanelFit,
+}
+
+/// Which panel scales the viewer fits to their displayed width: the
+/// largest downscale that still gives every displayed pixel a texel (fewer
+/// bytes uploaded and sampled, no visible loss). A panel not fitted keeps
+/// the scale in the settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PanelFit {
+    pub mask: bool,
+    pub input: bool,
 }
 
 /// Outer padding and gap between panels, logical px.
@@ -52,6 +58,20 @@ enum Panel {
     ModelInput,
 }
 
+impl Panel {
+    const ALL: [Panel; 4] = [Panel::Input, Panel::Mask, Panel::Output, Panel::ModelInput];
+
+    /// Whether the settings show this panel (the output always).
+    fn shown(self, settings: &AutoGazeSettings) -> bool {
+        match self {
+            Panel::Input => settings.show_input,
+            Panel::Mask => settings.show_mask,
+            Panel::Output => true,
+            Panel::ModelInput => settings.show_model_input,
+        }
+    }
+}
+
 impl Plugin for ViewerPlugin {
     fn build(&self, app: &mut App) {
         let target = self.target;
@@ -65,14 +85,14 @@ impl Plugin for ViewerPlugin {
                 },
             )
             .add_systems(Update, sync_layout.after(AutoGazeSystems::Step));
-        if self.fit_mask_panel || self.fit_input_panel {
-            let (mask, input) = (self.fit_mask_panel, self.fit_input_panel);
+        let fit = self.fit;
+        if fit.mask || fit.input {
             app.add_systems(
                 Update,
                 (move |settings: ResMut<AutoGazeSettings>,
                        handles: Res<AutoGazeImages>,
                        windows: Query<&Window>| {
-                    fit_panels(settings, handles, windows, target, mask, input)
+                    fit_panels(settings, handles, windows, target, fit)
                 })
                 .before(AutoGazeSystems::Step),
             );
@@ -88,8 +108,7 @@ fn fit_panels(
     handles: Res<AutoGazeImages>,
     windows: Query<&Window>,
     target: Option<FrameSize>,
-    mask: bool,
-    input: bool,
+    fit: PanelFit,
 ) {
     // Logical width of the row, and physical pixels per logical pixel.
     let (width, pixels) = match target {
@@ -101,14 +120,14 @@ fn fit_panels(
     };
     let frame = handles.size.unwrap_or(settings.pipeline.source.size).width;
     let s = &*settings;
-    let panels = 1 + s.show_input as u32 + s.show_mask as u32 + s.show_model_input as u32;
+    let panels = Panel::ALL.iter().filter(|p| p.shown(s)).count() as f32;
     let reserve = if s.overlay { OVERLAY_WIDTH } else { 0.0 };
-    let shown = (width - reserve - PAD * (panels + 1) as f32) / panels as f32;
+    let shown = (width - reserve - PAD * (panels + 1.0)) / panels;
     let scale = fit_scale(frame, shown * pixels);
-    if mask && s.mask_panel_scale != scale {
+    if fit.mask && s.mask_panel_scale != scale {
         settings.mask_panel_scale = scale;
     }
-    if input && settings.input_panel_scale != scale {
+    if fit.input && settings.input_panel_scale != scale {
         settings.input_panel_scale = scale;
     }
 }
@@ -222,13 +241,11 @@ fn sync_layout(
         node.padding.right = Val::Px(right);
     }
     for (panel, mut node) in &mut panels {
-        let shown = match panel {
-            Panel::Input => settings.show_input,
-            Panel::Mask => settings.show_mask,
-            Panel::Output => true,
-            Panel::ModelInput => settings.show_model_input,
+        node.display = if panel.shown(&settings) {
+            Display::Flex
+        } else {
+            Display::None
         };
-        node.display = if shown { Display::Flex } else { Display::None };
     }
 }
 
