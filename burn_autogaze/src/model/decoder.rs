@@ -65,6 +65,19 @@ impl<B: Backend> KvCache<B> {
         self.key_mask.is_empty()
     }
 
+    /// Keeps the first `keep` keys of every layer (drops keys appended by
+    /// decoder calls that turned out to be past a frame's stop).
+    pub fn truncate(&mut self, keep: usize) {
+        if keep >= self.len() {
+            return;
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.clone().slice([0..k.dims()[0], 0..keep]);
+            *v = v.clone().slice([0..v.dims()[0], 0..keep]);
+        }
+        self.key_mask.truncate(keep);
+    }
+
     /// Drops the oldest `n` keys of every layer (bounded-memory streaming).
     pub fn evict_front(&mut self, n: usize) {
         let n = n.min(self.len());
@@ -215,5 +228,10 @@ pub fn embed_ids<B: Backend>(w: &ModelWeights<B>, ids: &[u32]) -> Tensor<B, 2> {
     let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
     let n = ids.len();
     let index = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [n]), &device);
-    w.decoder.embed.clone().select(0, index)
+    embed_index(w, index)
+}
+
+/// Embeddings `[n, D]` of ids already on the device (`[n]`).
+pub fn embed_index<B: Backend>(w: &ModelWeights<B>, ids: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+    w.decoder.embed.clone().select(0, ids)
 }

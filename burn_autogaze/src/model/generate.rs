@@ -5,10 +5,12 @@
 //! the frame's vision tokens, and each frame's final chunk fed in the next
 //! frame's prefill at cumulative positions.
 //!
-//! Selection runs on the host from one readback per decoder call
-//! (`K * vocab` logits and `K` task-loss values).
+//! Selection runs on the device, with one readback per frame (the picked
+//! ids and the task-loss values); a traced run (parity diagnostics) reads
+//! every decoder call back and selects on the host. Both close chunks
+//! through one gate ([`settle_chunk`]). [`StreamState::readbacks`] counts.
 
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Int, Tensor, backend::Backend};
 
 use super::AutoGaze;
 use super::decoder::{self, KvCache};
@@ -75,12 +77,20 @@ pub struct StreamState<B: Backend> {
     frame_keys: std::collections::VecDeque<usize>,
     /// Frames of keys kept (0: unbounded, exactly the reference).
     horizon: usize,
+    /// Device-to-host reads so far.
+    readbacks: u64,
 }
 
 impl<B: Backend> StreamState<B> {
     /// Frames decoded so far.
     pub fn frames(&self) -> usize {
         self.frames
+    }
+
+    /// Device-to-host reads so far: one per frame (the frame's ids and task
+    /// losses) untraced; two per decoder call (logits, task losses) traced.
+    pub fn readbacks(&self) -> u64 {
+        self.readbacks
     }
 
     /// Keys held in the KV cache.
@@ -115,6 +125,50 @@ fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
+/// Closes a chunk of picks the way the reference does: the per-token
+/// task-loss gate (a token whose predicted loss is at or below the
+/// requirement becomes a pad; the frame's first token is exempt), then the
+/// budget. Appends the chunk to `frame`; returns its tokens (ids, pad flags)
+/// and whether the frame ends with it.
+fn settle_chunk(
+    chunk: &[u32],
+    tl: &[f32],
+    frame: &mut FrameGaze,
+    budget: usize,
+    early_stop: bool,
+    options: &GenerateOptions,
+    pad: u32,
+) -> (Vec<(u32, bool)>, bool) {
+    let first = frame.ids.is_empty();
+    let mut chunk = chunk.to_vec();
+    let mut padded = vec![false; chunk.len()];
+    let mut any_meet = false;
+    if let Some(req) = options.task_loss_requirement {
+        for (i, p) in padded.iter_mut().enumerate() {
+            let meet = tl[i] <= req && !(first && i == 0);
+            *p = meet;
+            any_meet |= meet;
+        }
+    }
+    let mut hit_max = false;
+    if frame.ids.len() + chunk.len() >= budget {
+        chunk.truncate(budget - frame.ids.len());
+        padded.truncate(chunk.len());
+        hit_max = true;
+    }
+    // Gated tokens become pads (a pad ends the frame).
+    let tokens: Vec<(u32, bool)> = chunk
+        .iter()
+        .zip(&padded)
+        .map(|(id, p)| (if *p { pad } else { *id }, *p))
+        .collect();
+    for &(id, p) in &tokens {
+        frame.ids.push(id);
+        frame.padded.push(p);
+    }
+    (tokens, any_meet || hit_max || early_stop)
+}
+
 impl<B: Backend> AutoGaze<B> {
     /// A fresh stream.
     pub fn new_stream(&self) -> StreamState<B> {
@@ -126,6 +180,7 @@ impl<B: Backend> AutoGaze<B> {
             frames: 0,
             frame_keys: std::collections::VecDeque::new(),
             horizon: 0,
+            readbacks: 0,
         }
     }
 
@@ -135,49 +190,64 @@ impl<B: Backend> AutoGaze<B> {
         vision::encode(&self.weights, &self.config, video, &mut state.conv)
     }
 
-    fn call(
+    /// One decoder call; the K-head logits `[1, K * vocab]` and task-loss
+    /// predictions `[1, K]` stay on the device.
+    fn call_device(
+        &self,
+        state: &mut StreamState<B>,
+        x: Tensor<B, 2>,
+        positions: &[i64],
+        mask: &[bool],
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let hidden = decoder::forward(
+            &self.weights,
+            &self.config,
+            x,
+            positions,
+            mask,
+            &mut state.kv,
+            &self.rope,
+        );
+        decoder::heads(&self.weights, hidden)
+    }
+
+    /// One decoder call read back to the host (the traced path), recorded.
+    fn call_host(
         &self,
         state: &mut StreamState<B>,
         x: Tensor<B, 2>,
         positions: Vec<i64>,
         mask: &[bool],
-        trace: &mut Option<&mut Vec<DecodeStep>>,
+        trace: &mut Vec<DecodeStep>,
     ) -> (Vec<f32>, Vec<f32>) {
-        let hidden = decoder::forward(
-            &self.weights,
-            &self.config,
-            x,
-            &positions,
-            mask,
-            &mut state.kv,
-            &self.rope,
-        );
-        let (logits, tl) = decoder::heads(&self.weights, hidden);
+        let (logits, tl) = self.call_device(state, x, &positions, mask);
         let (logits, tl) = (host(logits), host(tl));
-        if let Some(trace) = trace.as_mut() {
-            trace.push(DecodeStep {
-                frame: state.frames,
-                positions,
-                logits: logits.clone(),
-                task_loss: tl.clone(),
-            });
-        }
+        state.readbacks += 2;
+        trace.push(DecodeStep {
+            frame: state.frames,
+            positions,
+            logits: logits.clone(),
+            task_loss: tl.clone(),
+        });
         (logits, tl)
     }
 
     /// Decodes one frame from its vision tokens `[196, D]`.
+    ///
+    /// Without a trace, selection runs on the device (see
+    /// [`AutoGaze::select_on_device`]): one readback per frame. With a trace,
+    /// every decoder call is read back and selection runs on the host.
     pub fn decode_frame(
         &self,
         state: &mut StreamState<B>,
         vision_tokens: Tensor<B, 2>,
         options: &GenerateOptions,
-        mut trace: Option<&mut Vec<DecodeStep>>,
+        trace: Option<&mut Vec<DecodeStep>>,
     ) -> Result<FrameGaze> {
         let c = &self.config;
         let budget = max_tokens(options.gazing_ratio, c.layout.tokens())?;
         let keys_before = state.kv.len();
-        let (k, vocab, nv) = (c.multi_token, c.vocab(), c.vision_tokens());
-        let pad = c.layout.pad_id();
+        let (k, nv) = (c.multi_token, c.vision_tokens());
         // Prefill: the previous frame's final chunk, then this frame's vision tokens.
         let mut positions = Vec::with_capacity(state.pending.len() + nv);
         let mut mask = Vec::with_capacity(state.pending.len() + nv);
@@ -202,14 +272,42 @@ impl<B: Backend> AutoGaze<B> {
                 0,
             )
         };
-        let (mut logits, mut tl) = self.call(state, x, positions, &mask, &mut trace);
         // Decode steps reuse the positions of the frame's last K vision tokens.
         let tail: Vec<i64> = (0..k as i64)
             .map(|i| first_vision + nv as i64 - k as i64 + i)
             .collect();
+        let frame = match trace {
+            Some(trace) => {
+                let (logits, tl) = self.call_host(state, x, positions, &mask, trace);
+                self.select_on_host(state, logits, tl, budget, &tail, options, trace)
+            }
+            None => {
+                let (logits, tl) = self.call_device(state, x, &positions, &mask);
+                self.select_on_device(state, logits, tl, budget, &tail, options)
+            }
+        };
+        state.frames += 1;
+        state.frame_keys.push_back(state.kv.len() - keys_before);
+        state.enforce_horizon();
+        Ok(frame)
+    }
+
+    /// Greedy selection on the host from each call's read-back logits.
+    #[allow(clippy::too_many_arguments)]
+    fn select_on_host(
+        &self,
+        state: &mut StreamState<B>,
+        mut logits: Vec<f32>,
+        mut tl: Vec<f32>,
+        budget: usize,
+        tail: &[i64],
+        options: &GenerateOptions,
+        trace: &mut Vec<DecodeStep>,
+    ) -> FrameGaze {
+        let c = &self.config;
+        let (k, vocab, pad) = (c.multi_token, c.vocab(), c.layout.pad_id());
         let mut frame = FrameGaze::default();
         let mut used = vec![false; vocab];
-        let mut first = true;
         loop {
             // Logit processors: no repeats within the frame, EOS banned.
             let mut scores = logits;
@@ -243,38 +341,14 @@ impl<B: Backend> AutoGaze<B> {
                     scores[later * vocab + pick] = f32::NEG_INFINITY;
                 }
             }
-            // Task-loss gate, token by token; the frame's first token is exempt.
-            let mut padded = vec![false; chunk.len()];
-            let mut any_meet = false;
-            if let Some(req) = options.task_loss_requirement {
-                for (i, p) in padded.iter_mut().enumerate() {
-                    let meet = tl[i] <= req && !(first && i == 0);
-                    *p = meet;
-                    any_meet |= meet;
-                }
-            }
-            let mut hit_max = false;
-            if frame.ids.len() + chunk.len() >= budget {
-                chunk.truncate(budget - frame.ids.len());
-                padded.truncate(chunk.len());
-                hit_max = true;
-            }
-            // Gated tokens become pads; the frame's no-repeat set holds what
-            // it emitted (a pad ends the frame, so the difference never shows).
-            let chunk_tokens: Vec<(u32, bool)> = chunk
-                .iter()
-                .zip(&padded)
-                .map(|(id, p)| (if *p { pad } else { *id }, *p))
-                .collect();
-            for &(id, p) in &chunk_tokens {
+            let (chunk_tokens, stop) =
+                settle_chunk(&chunk, &tl, &mut frame, budget, early_stop, options, pad);
+            for &(id, _) in &chunk_tokens {
                 used[id as usize] = true;
-                frame.ids.push(id);
-                frame.padded.push(p);
             }
-            first = false;
-            if any_meet || hit_max || early_stop {
+            if stop {
                 state.pending = chunk_tokens;
-                break;
+                return frame;
             }
             // Feed the chunk inside the frame: tail positions, all attended.
             // In the full sequence these tokens still occupy cumulative
@@ -283,14 +357,94 @@ impl<B: Backend> AutoGaze<B> {
             state.next_pos += ids.len() as i64;
             let x = decoder::embed_ids(&self.weights, &ids);
             let n = ids.len();
-            (logits, tl) = self.call(state, x, tail[..n].to_vec(), &vec![true; n], &mut trace);
+            (logits, tl) = self.call_host(state, x, tail[..n].to_vec(), &vec![true; n], trace);
         }
-        state.frames += 1;
-        state.frame_keys.push_back(state.kv.len() - keys_before);
-        state.enforce_horizon();
-        Ok(frame)
     }
 
+    /// Greedy selection on the device: the whole budget is decoded without
+    /// reading anything back. Each head's pick is an `argmax` over its logits
+    /// plus a running mask (`-inf` on the pad id and every id picked in the
+    /// frame so far, earlier heads of the same chunk included); the picks are
+    /// embedded on the device and fed as the next chunk. The number of decode
+    /// calls is known up front (`ceil(budget / K)` chunks); only the task-loss
+    /// gate can end a frame earlier. So after the last chunk, **one readback**
+    /// (the frame's picked ids and each chunk's `K` task-loss values, `2 *
+    /// budget` floats) goes through the same gate as the host path; when the
+    /// gate stopped the frame at chunk `j`, the keys of the chunks fed after
+    /// it are dropped from the KV cache and the positions rewound, so the
+    /// state is exactly the reference's. Ties between equal logits are the
+    /// backend's `argmax`'s (the host path takes the lowest id).
+    fn select_on_device(
+        &self,
+        state: &mut StreamState<B>,
+        mut logits: Tensor<B, 2>,
+        mut tl: Tensor<B, 2>,
+        budget: usize,
+        tail: &[i64],
+        options: &GenerateOptions,
+    ) -> FrameGaze {
+        let c = &self.config;
+        let (k, vocab, pad) = (c.multi_token, c.vocab(), c.layout.pad_id());
+        let device = logits.device();
+        let iota = Tensor::<B, 1, Int>::arange(0..vocab as i64, &device).reshape([1, vocab]);
+        let mut used = Tensor::<B, 2>::zeros([1, vocab], &device)
+            .mask_fill(iota.clone().equal_elem(pad as i64), f32::NEG_INFINITY);
+        let chunks = budget.div_ceil(k);
+        let (keys_fed_from, pos_fed_from) = (state.kv.len(), state.next_pos);
+        let mut picked: Vec<Tensor<B, 1>> = Vec::with_capacity(2 * chunks);
+        let mut losses: Vec<Tensor<B, 1>> = Vec::with_capacity(chunks);
+        for j in 0..chunks {
+            let n = k.min(budget - j * k);
+            let heads = logits.reshape([k, vocab]);
+            let mut chunk = Vec::with_capacity(n);
+            for i in 0..n {
+                let scores = heads.clone().slice([i..i + 1, 0..vocab]) + used.clone();
+                let pick = scores.argmax(1);
+                used = used.mask_fill(
+                    iota.clone().equal(pick.clone().expand([1, vocab])),
+                    f32::NEG_INFINITY,
+                );
+                chunk.push(pick.reshape([1]));
+            }
+            let ids = Tensor::cat(chunk, 0);
+            picked.push(ids.clone().float());
+            losses.push(tl.slice([0..1, 0..n]).reshape([n]));
+            if j + 1 == chunks {
+                break;
+            }
+            state.next_pos += n as i64;
+            let x = decoder::embed_index(&self.weights, ids);
+            (logits, tl) = self.call_device(state, x, &tail[..n], &vec![true; n]);
+        }
+        // The frame's one readback: ids then task losses.
+        picked.extend(losses);
+        let values = host(Tensor::cat(picked, 0).reshape([1, 2 * budget]));
+        state.readbacks += 1;
+        let (ids, losses) = values.split_at(budget);
+        let mut frame = FrameGaze::default();
+        for j in 0..chunks {
+            let range = j * k..(j * k + k).min(budget);
+            let chunk: Vec<u32> = ids[range.clone()].iter().map(|&v| v as u32).collect();
+            let early_stop = chunk.len() < k;
+            let (chunk_tokens, stop) = settle_chunk(
+                &chunk,
+                &losses[range],
+                &mut frame,
+                budget,
+                early_stop,
+                options,
+                pad,
+            );
+            if stop {
+                // Chunks 0..j were fed (K tokens each); later ones are undone.
+                state.kv.truncate(keys_fed_from + j * k);
+                state.next_pos = pos_fed_from + (j * k) as i64;
+                state.pending = chunk_tokens;
+                return frame;
+            }
+        }
+        unreachable!("the last chunk always reaches the budget")
+    }
     /// Encodes and decodes one more frame (`[3, S, S]`, already at the model
     /// input size): the streaming entry point.
     pub fn step(
@@ -453,6 +607,66 @@ mod tests {
                     assert!((alone - first).abs().max().into_scalar() > 1e-3);
                 }
             }
+        }
+    }
+
+    /// Selection on the device (one readback per frame) gives the host
+    /// path's ids, pads, cached keys and later frames: full budget, a small
+    /// one, and a task-loss gate that stops frames mid-budget (the KV cache
+    /// is cut back to the stop).
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn device_selection_equals_host_selection() {
+        use burn::backend::NdArray;
+        use burn::tensor::Distribution;
+        type Bk = NdArray<f32>;
+        let device = Default::default();
+        let model = AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 11, &device);
+        let frames: Vec<Tensor<Bk, 3>> = (0..3)
+            .map(|_| Tensor::random([3, 224, 224], Distribution::Default, &device))
+            .collect();
+        // A requirement met inside the first frame's second chunk.
+        let mut probe = Vec::new();
+        let mut s = model.new_stream();
+        let tokens = model.encode(&mut s, frames[0].clone().unsqueeze::<4>());
+        let ft = tokens.reshape([196, model.config.hidden]);
+        let full = GenerateOptions {
+            gazing_ratio: 0.75,
+            task_loss_requirement: None,
+        };
+        model
+            .decode_frame(&mut s, ft, &full, Some(&mut probe))
+            .unwrap();
+        let second = &probe[1].task_loss;
+        let gate = second.iter().copied().fold(f32::INFINITY, f32::min);
+        for (ratio, requirement) in [(0.75, None), (0.1, None), (0.75, Some(gate))] {
+            let options = GenerateOptions {
+                gazing_ratio: ratio,
+                task_loss_requirement: requirement,
+            };
+            let (mut host, mut device_side) = (model.new_stream(), model.new_stream());
+            let mut trace = Vec::new();
+            for (t, frame) in frames.iter().enumerate() {
+                let tokens = model.encode(&mut host, frame.clone().unsqueeze::<4>());
+                let ft = tokens.reshape([196, model.config.hidden]);
+                let a = model
+                    .decode_frame(&mut host, ft, &options, Some(&mut trace))
+                    .unwrap();
+                let b = model
+                    .step(&mut device_side, frame.clone(), &options)
+                    .unwrap();
+                let what = format!("ratio {ratio}, requirement {requirement:?}, frame {t}");
+                assert_eq!(a.ids, b.ids, "{what}");
+                assert_eq!(a.padded, b.padded, "{what}");
+                assert_eq!(host.cached_keys(), device_side.cached_keys(), "{what}");
+                assert_eq!(host.next_pos, device_side.next_pos, "{what}");
+                if requirement.is_some() && t == 0 {
+                    let budget = max_tokens(ratio, 265).unwrap();
+                    assert!(a.ids.len() < budget, "the gate stops frame 0 early");
+                }
+            }
+            assert_eq!(device_side.readbacks(), frames.len() as u64);
+            assert_eq!(host.readbacks(), 2 * trace.len() as u64);
         }
     }
 

@@ -75,8 +75,18 @@ fn check_case(model_name: &str, name: &str, input: &str) {
     // Generation with a trace of every decoder call.
     let mut trace: Vec<DecodeStep> = Vec::new();
     let out: Vec<FrameGaze> = model
-        .generate(video, &options, Some(&mut trace))
+        .generate(video.clone(), &options, Some(&mut trace))
         .expect("generate");
+    // Untraced, selection runs on the device (one readback per frame): the
+    // same tokens.
+    let untraced = model.generate(video, &options, None).expect("generate");
+    for (f, (a, b)) in out.iter().zip(&untraced).enumerate() {
+        assert_eq!(
+            (&a.ids, &a.padded),
+            (&b.ids, &b.padded),
+            "{name}: frame {f}, device-side selection"
+        );
+    }
 
     let positions: Vec<i64> = trace
         .iter()
@@ -417,8 +427,10 @@ fn k10_tiled_448() {
 }
 
 /// The wgpu backend (lavapipe here) gives the same integer outputs as the
-/// reference on the small model. Built whenever the `wgpu` feature is on (the
-/// workspace test run enables it through the Bevy crate).
+/// reference on the small model, every tiny case (with and without the
+/// task-loss gate), selecting on the device with one readback per frame.
+/// Built whenever the `wgpu` feature is on (the workspace test run enables
+/// it through the Bevy crate).
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_matches_the_reference_on_the_tiny_model() {
@@ -427,22 +439,51 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
     let device = WgpuDevice::default();
     let model =
         AutoGaze::<Wgpu>::load(&model_dir("autogaze-tiny"), &device).expect("model on wgpu");
-    let (file, meta) = case("autogaze-tiny", "clip224_r020");
-    let options = GenerateOptions {
-        gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
-        task_loss_requirement: None,
-    };
-    let video = file.f32("video", None).expect("video");
-    let shape: [usize; 5] = video.shape.clone().try_into().expect("5-d");
-    let video = Tensor::<Wgpu, 5>::from_data(TensorData::new(video.values, shape), &device);
-    let started = std::time::Instant::now();
-    let out = model
-        .generate(video, &options, None)
-        .expect("generate on wgpu");
-    let ids = global_ids(&out);
-    assert_eq!(ids, file.i64("gazing_pos", None).expect("pos").values);
-    println!(
-        "wgpu (tiny model, clip224_r020): ids exact, {:.1} s including shader compilation",
-        started.elapsed().as_secs_f64()
-    );
+    for name in ["clip224_r020", "clip224_r030_tl"] {
+        let (file, meta) = case("autogaze-tiny", name);
+        let options = GenerateOptions {
+            gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
+            task_loss_requirement: meta["task_loss_requirement"].as_f64().map(|r| r as f32),
+        };
+        let video = file.f32("video", None).expect("video");
+        let shape: [usize; 5] = video.shape.clone().try_into().expect("5-d");
+        let t = shape[1];
+        let video = Tensor::<Wgpu, 5>::from_data(TensorData::new(video.values, shape), &device);
+        let started = std::time::Instant::now();
+        let mut state = model.new_stream();
+        let tokens = model.encode(&mut state, video.reshape([t, 3, 224, 224]));
+        let [_, n, d] = tokens.dims();
+        let out: Vec<FrameGaze> = (0..t)
+            .map(|i| {
+                let ft = tokens.clone().narrow(0, i, 1).reshape([n, d]);
+                model
+                    .decode_frame(&mut state, ft, &options, None)
+                    .expect("decode on wgpu")
+            })
+            .collect();
+        assert_eq!(
+            global_ids(&out),
+            file.i64("gazing_pos", None).expect("pos").values,
+            "{name}: gazing_pos"
+        );
+        let pads: Vec<i64> = out
+            .iter()
+            .flat_map(|f| f.padded.iter().map(|&p| p as i64))
+            .collect();
+        assert_eq!(
+            pads,
+            file.i64("if_padded_gazing", None).expect("pads").values,
+            "{name}: pad flags"
+        );
+        assert_eq!(
+            state.readbacks(),
+            t as u64,
+            "{name}: one readback per frame"
+        );
+        println!(
+            "wgpu (tiny model, {name}): ids and pads exact, {} readbacks for {t} frames, {:.1} s including shader compilation",
+            state.readbacks(),
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
