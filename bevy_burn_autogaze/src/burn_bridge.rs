@@ -39,8 +39,18 @@ pub struct BurnDevice(pub WgpuDevice);
 
 impl BurnDevice {
     /// Registers Bevy's adapter, device and queue with Burn. Call from a
-    /// plugin's `finish` (the renderer is built by then); None without one.
+    /// plugin's `finish` (the renderer is built by then); None without one,
+    /// or when the adapter has no compute shaders (WebGL2): Burn's kernels
+    /// and the copy pass are compute work.
     pub fn from_render_world(world: &World) -> Option<Self> {
+        let compute = world
+            .get_resource::<RenderAdapter>()?
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
+        if !compute {
+            return None;
+        }
         let setup = WgpuSetup {
             instance: (**world.get_resource::<RenderInstance>()?.0).clone(),
             adapter: (**world.get_resource::<RenderAdapter>()?.0).clone(),

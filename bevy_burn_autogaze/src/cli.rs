@@ -8,6 +8,7 @@ use burn_autogaze::cli::PipelineArgs;
 use burn_autogaze::source::{PanSpeed, SourceKind, SourceOptions};
 
 use crate::headless::HeadlessOptions;
+use crate::recording::RecordOptions;
 use crate::{AutoGazeSettings, DisplayTransfer, FrameFeed};
 
 /// `bevy_burn_autogaze`: AutoGaze sparse video viewer.
@@ -62,7 +63,8 @@ pub struct ViewerArgs {
     /// preprocessing).
     #[arg(long)]
     pub show_model_input: bool,
-    /// Run the mask source on the main thread (default: a worker thread).
+    /// Run the mask source on the main thread (default: a worker thread;
+    /// always inline in the browser).
     #[arg(long)]
     pub inline_inference: bool,
     /// No window: render offscreen, measure, write the summary, exit.
@@ -100,7 +102,9 @@ impl ViewerArgs {
         if let Some(speed) = self.pan_speed {
             source.pan_speed = speed;
         }
-        let mut pipeline = self.pipeline.options(source, !self.inline_inference, false);
+        // The browser gives the page no threads: inference runs inline there.
+        let worker = !self.inline_inference && cfg!(not(target_arch = "wasm32"));
+        let mut pipeline = self.pipeline.options(source, worker, false);
         pipeline.preprocess |= self.show_model_input;
         AutoGazeSettings {
             pipeline,
@@ -125,20 +129,120 @@ impl ViewerArgs {
         }
     }
 
+    /// The recording these flags describe (headless, and the web page's
+    /// summary).
+    pub fn record_options(&self) -> RecordOptions {
+        RecordOptions {
+            frames: self.frames,
+            warmup_frames: self.warmup_frames,
+            case: self.case.clone(),
+            timeout: Duration::from_secs(self.timeout_s),
+            ..RecordOptions::default()
+        }
+    }
+
     /// The headless run these flags describe.
     pub fn headless_options(&self) -> Result<HeadlessOptions, String> {
         if self.frames == 0 {
             return Err("--frames must be at least 1".into());
         }
         Ok(HeadlessOptions {
-            frames: self.frames,
-            warmup_frames: self.warmup_frames,
+            record: self.record_options(),
             summary: self.summary.clone(),
-            case: self.case.clone(),
             target: self.target_size,
-            timeout: Duration::from_secs(self.timeout_s),
             fit: self.panel_fit(),
-            ..HeadlessOptions::default()
         })
     }
+}
+
+impl ViewerArgs {
+    /// The flags a page's URL query describes, parsed by the same definition
+    /// as the command line: `?source=static&frames=30&overlay=false` is
+    /// `--source static --frames 30 --overlay false`; a key without a value
+    /// is a switch (`?show-model-input`); `_` in a key reads as `-`; values
+    /// are percent-decoded (`pan-speed=7%2C3`).
+    pub fn from_query(query: &str) -> Result<Self, String> {
+        use clap::Parser;
+        let mut argv = vec!["bevy_burn_autogaze".to_string()];
+        for pair in query.trim_start_matches('?').split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (key, value) = match pair.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (pair, None),
+            };
+            let key = percent_decode(key)?.replace('_', "-");
+            if key.is_empty() || key.starts_with('-') {
+                return Err(format!(
+                    "query parameter {pair:?}: expected NAME or NAME=VALUE"
+                ));
+            }
+            argv.push(format!("--{key}"));
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                argv.push(percent_decode(v)?);
+            }
+        }
+        let args = Self::try_parse_from(argv).map_err(|e| e.to_string())?;
+        args.check_web()?;
+        Ok(args)
+    }
+
+    /// The flags the browser cannot honour (files, headless), as an error
+    /// naming them.
+    pub fn check_web(&self) -> Result<(), String> {
+        let mut refused = Vec::new();
+        if self.headless {
+            refused.push("headless (the page is the window)");
+        }
+        if self.image.is_some() || self.images_dir.is_some() {
+            refused.push("image / images-dir (no file system; use a synthetic or the procedural static source)");
+        }
+        if self.source == SourceKind::Images {
+            refused.push("source=images (no file system)");
+        }
+        if self.summary.is_some() {
+            refused.push("summary (the page publishes it as window.__AUTOGAZE_SUMMARY__)");
+        }
+        if self.pipeline.model_dir.is_some() {
+            refused.push("model-dir (no file system)");
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "not available in the browser: {}",
+                refused.join("; ")
+            ))
+        }
+    }
+}
+
+/// `%XX` escapes and `+` (a space) of a URL query component.
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("query {s:?}: bad escape at byte {i}"))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("query {s:?}: not UTF-8 once decoded"))
 }

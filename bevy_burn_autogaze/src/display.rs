@@ -10,7 +10,9 @@
 //! frame goes up straight from its shared buffer (no staging copy).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
@@ -51,11 +53,9 @@ impl AutoGazeImages {
             mask: placeholder(),
             output: placeholder(),
             source: placeholder(),
-            model_input: {
-                let side = burn_autogaze::Preprocessor::release().model_size() as u32;
-                let size = FrameSize::new(side, side).expect("the model size is valid");
-                images.add(crate::burn_bridge::tensor_image(size))
-            },
+            // Becomes a tensor image when first shown (a storage texture,
+            // which WebGL2 cannot create).
+            model_input: placeholder(),
             size: None,
         }
     }

@@ -3,7 +3,7 @@
 //! Every computation is the core's; this file only schedules it.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use web_time::Instant;
 
 use bevy::prelude::*;
 use burn_autogaze::mask::{panel_size, render_panel_scaled, sample_scaled};
@@ -295,18 +295,25 @@ pub(crate) fn stage_display(
 /// on Bevy's device and the tensor-to-texture pass packs it into the
 /// `model_input` image (no host readback; one host-to-device upload of the
 /// f32 input, which a model running on this device would need anyway).
+// A Bevy system: each parameter is a resource it reads or writes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn stage_model_input(
     settings: Res<AutoGazeSettings>,
     mut runtime: ResMut<AutoGazeRuntime>,
     handles: Res<AutoGazeImages>,
     device: Option<Res<crate::BurnDevice>>,
     copies: Res<crate::TensorCopies>,
+    mut images: ResMut<Assets<Image>>,
     mut metrics: ResMut<AutoGazeMetrics>,
+    mut made_size: Local<Option<(usize, usize)>>,
 ) {
     if !settings.show_model_input || runtime.report.is_none() {
         return;
     }
     let Some(device) = device else {
+        if metrics.last_error.as_deref() != Some(MODEL_INPUT_NO_COMPUTE) {
+            metrics.record_error(MODEL_INPUT_NO_COMPUTE.into());
+        }
         return;
     };
     let Some(pipeline) = runtime.pipeline() else {
@@ -320,6 +327,17 @@ pub(crate) fn stage_model_input(
     }
     let t = Instant::now();
     let [_, _, c, h, w] = pipeline.model_input().shape();
+    if *made_size != Some((w, h)) {
+        // The storage texture is made when first needed (its asset is
+        // render-world only: the main world cannot inspect it).
+        let size = FrameSize::new(w as u32, h as u32).expect("the model input size is valid");
+        let image = crate::burn_bridge::tensor_image(size);
+        if let Err(e) = images.insert(handles.model_input.id(), image) {
+            metrics.record_error(format!("model input panel: {e}"));
+            return;
+        }
+        *made_size = Some((w, h));
+    }
     let tensor = pipeline
         .model_input()
         .to_tensor::<crate::burn_bridge::BurnBackend>(&device.0)
@@ -333,6 +351,9 @@ pub(crate) fn stage_model_input(
     });
     metrics.add_stage(Stage::DisplayTransfer, t.elapsed());
 }
+
+const MODEL_INPUT_NO_COMPUTE: &str =
+    "model input panel: the renderer has no compute shaders (WebGL2), so no Burn device";
 
 const MODEL_INPUT_OFF: &str =
     "model input panel: the pipeline does not preprocess (set pipeline.preprocess)";

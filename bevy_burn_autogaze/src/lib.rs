@@ -14,8 +14,11 @@ mod feed;
 pub mod headless;
 mod metrics;
 mod overlay;
+pub mod recording;
 mod settings;
 pub mod viewer;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 use bevy::prelude::*;
 use bevy::render::{Render, RenderApp, RenderSystems};

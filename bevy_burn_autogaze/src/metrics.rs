@@ -3,7 +3,9 @@
 //! only when a snapshot is asked for (the overlay is shown, or an export).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use bevy::prelude::*;
 use burn_autogaze::interframe::ComposePath;

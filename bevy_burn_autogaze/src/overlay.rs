@@ -4,7 +4,7 @@
 //! images laid out beside it are never covered.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use web_time::Instant;
 
 use bevy::prelude::*;
 use bevy_egui::egui::{self, Color32, LayerId, Stroke, Ui, UiBuilder};

@@ -15,6 +15,7 @@ use burn_autogaze::source::{SourceKind, SourceOptions, open_source};
 use burn_autogaze::{Frame, FrameSize};
 
 use crate::headless::{HeadlessOptions, headless_app};
+use crate::recording::RecordOptions;
 use crate::*;
 
 fn settings(kind: SourceKind, size: FrameSize) -> AutoGazeSettings {
@@ -105,7 +106,7 @@ fn a_paced_source_never_blocks_the_display_loop() {
     let mut s = settings(SourceKind::SyntheticLocal, size(64, 32));
     s.pipeline.source_fps = Some(burn_autogaze::pacing::SourceRate::Fps(2.0));
     let mut app = minimal_app(s);
-    let t = std::time::Instant::now();
+    let t = web_time::Instant::now();
     for _ in 0..5 {
         app.update();
     }
@@ -249,10 +250,13 @@ fn render_and_read(
     pick: fn(&AutoGazeImages) -> Handle<Image>,
 ) -> (Vec<u8>, UploadTotals, MetricsSnapshot) {
     let options = HeadlessOptions {
-        frames: 1_000,
-        warmup_frames: 0,
+        record: RecordOptions {
+            frames: 1_000,
+            warmup_frames: 0,
+            timeout: Duration::from_secs(300),
+            ..RecordOptions::default()
+        },
         target: size(256, 128),
-        timeout: Duration::from_secs(300),
         ..HeadlessOptions::default()
     };
     let (mut app, _outcome) = headless_app(s, options);
@@ -426,4 +430,52 @@ fn headless_model_input_goes_from_a_burn_tensor_to_the_texture() {
         }
     }
     assert!(worst <= 1, "max byte difference {worst}");
+}
+
+/// The web page's URL query goes through the command line's own parser.
+#[test]
+fn url_queries_parse_as_the_command_line_does() {
+    use crate::cli::ViewerArgs;
+    use clap::Parser;
+    let query = "?source=static&frames=30&overlay=false&pan_speed=7%2C3&show-model-input";
+    let from_url = ViewerArgs::from_query(query).unwrap();
+    let from_cli = ViewerArgs::parse_from([
+        "bevy_burn_autogaze",
+        "--source",
+        "static",
+        "--frames",
+        "30",
+        "--overlay",
+        "false",
+        "--pan-speed",
+        "7,3",
+        "--show-model-input",
+    ]);
+    assert_eq!(from_url.settings(), from_cli.settings());
+    assert_eq!(from_url.frames, 30);
+    assert!(from_url.show_model_input && !from_url.overlay);
+    assert_eq!(
+        ViewerArgs::from_query("").unwrap().settings(),
+        ViewerArgs::parse_from(["bevy_burn_autogaze"]).settings()
+    );
+    // Unknown flags, bad values and bad escapes are errors naming them.
+    let unknown = ViewerArgs::from_query("bogus=1").unwrap_err();
+    assert!(unknown.contains("--bogus"), "{unknown}");
+    let bad = ViewerArgs::from_query("frames=many").unwrap_err();
+    assert!(bad.contains("many") && bad.contains("--frames"), "{bad}");
+    let escape = ViewerArgs::from_query("case=%zz").unwrap_err();
+    assert!(escape.contains("bad escape"), "{escape}");
+    // What the browser cannot do is refused by name.
+    for (query, needle) in [
+        ("headless", "headless"),
+        ("source=images&images-dir=x", "images"),
+        ("summary=s.json", "summary"),
+        ("model-dir=m", "model-dir"),
+    ] {
+        let e = ViewerArgs::from_query(query).unwrap_err();
+        assert!(
+            e.contains("not available in the browser") && e.contains(needle),
+            "{e}"
+        );
+    }
 }

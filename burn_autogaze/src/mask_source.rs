@@ -3,7 +3,7 @@
 //! vocabulary, so everything downstream is shared.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::error::Result;
 use crate::frame::Frame;

@@ -2,7 +2,9 @@
 //! holds in its pooled buffers, sampled at a bounded rate (reading the
 //! resident set is a small file read; it is not done every frame).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use serde::{Deserialize, Serialize};
 

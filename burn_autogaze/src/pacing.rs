@@ -4,7 +4,9 @@
 //!
 //! Time comes from a [`Clock`], so the logic is tested with a fake one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 /// The rate paced playback runs at: a number of frames a second, or the
 /// source's own rate (`native`: an image sequence's `meta.json`).

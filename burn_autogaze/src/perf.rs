@@ -3,7 +3,7 @@
 //! validation, and the [`PerfRecorder`] both use to fill it.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use web_time::Instant;
 
 use serde::{Deserialize, Serialize};
 

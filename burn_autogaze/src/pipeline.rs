@@ -5,7 +5,9 @@
 //! source -> ring -> [preprocess] -> mask source (patch-diff) -> mask plan
 //! -> interframe composition (dirty regions for the display stage).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use crate::error::Result;
 use crate::frame::Frame;
@@ -605,9 +607,9 @@ mod tests {
         let mut pipeline = FramePipeline::new(&options).unwrap();
         let first = pipeline.step().unwrap();
         assert!(first.compose.keyframe);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = web_time::Instant::now() + Duration::from_secs(60);
         let mut applied = None;
-        while applied.is_none() && std::time::Instant::now() < deadline {
+        while applied.is_none() && web_time::Instant::now() < deadline {
             let r = pipeline.step().unwrap();
             // The display path never runs the model itself.
             assert_eq!(r.times.get(Stage::Model), Duration::ZERO);
@@ -631,9 +633,9 @@ mod tests {
         let mut options = options(SourceKind::SyntheticLocal, false);
         options.decoupled = true;
         let mut pipeline = FramePipeline::new(&options).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = web_time::Instant::now() + Duration::from_secs(30);
         let mut sparse = 0;
-        while sparse < 3 && std::time::Instant::now() < deadline {
+        while sparse < 3 && web_time::Instant::now() < deadline {
             let r = pipeline.step().unwrap();
             assert_eq!(r.times.get(Stage::Model), Duration::ZERO);
             // After the first mask, only the moving part is active.
@@ -683,7 +685,7 @@ mod tests {
         let mut options = options(SourceKind::SyntheticPan, false);
         options.source_fps = Some(SourceRate::Fps(200.0));
         let mut pipeline = FramePipeline::new(&options).unwrap();
-        let start = std::time::Instant::now();
+        let start = web_time::Instant::now();
         for _ in 0..20 {
             pipeline.step().unwrap();
         }

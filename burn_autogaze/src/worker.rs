@@ -216,12 +216,12 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
 
     /// Blocks until a result is available (for tests and offline runs).
     pub fn wait_result(&mut self, timeout: std::time::Duration) -> Option<WorkerResult<Out>> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = web_time::Instant::now() + timeout;
         loop {
             if let Some(r) = self.take_latest() {
                 return Some(r);
             }
-            if std::time::Instant::now() >= deadline {
+            if web_time::Instant::now() >= deadline {
                 return None;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));

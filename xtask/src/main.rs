@@ -5,17 +5,23 @@
 //!   in this build instead, for quick checks and CI).
 //! - `bevy-perf-matrix`: preflight, then the headless Bevy viewer over the
 //!   case matrix (`--dry-run`: plan it and run one tiny case).
+//! - `wasm-smoke`: build the web viewer and check it in headless Chromium
+//!   (`--serve`: build and serve the web demo).
+//! - `gaze`: run the model on one case and print the reference's outputs
+//!   as JSON.
 //! - `preflight`: only find (or install) a wgpu adapter.
 
 mod chart;
 mod crossover;
 mod gate;
+mod gaze;
 mod matrix;
 mod matrix_report;
 mod perf;
 mod preflight;
 mod process;
 mod upload_bench;
+mod wasm_smoke;
 
 use std::ffi::OsString;
 use std::process::{Command, ExitCode};
@@ -61,6 +67,19 @@ enum Task {
     BevyPerfMatrix {
         #[command(flatten)]
         args: matrix::MatrixArgs,
+    },
+    /// Build the web viewer (wasm32), serve it on 127.0.0.1 and check it in
+    /// headless Chromium: boots on its static source, N frames, a valid
+    /// summary, a drawn canvas, no console errors (`--serve`: only serve).
+    WasmSmoke {
+        #[command(flatten)]
+        args: wasm_smoke::WasmSmokeArgs,
+    },
+    /// Run the AutoGaze model on one case and print `gazing_pos`,
+    /// `if_padded_gazing` and `num_gazing_each_frame` as JSON.
+    Gaze {
+        #[command(flatten)]
+        args: gaze::GazeArgs,
     },
     /// Find a wgpu adapter (installing lavapipe when possible and needed).
     Preflight,
@@ -216,6 +235,20 @@ fn main() -> ExitCode {
             };
             report(matrix::run(&args, &adapter), "bevy-perf-matrix")
         }
+        Task::Gaze { args } => match gaze::gaze(&args) {
+            Ok(out) => {
+                eprintln!("gaze: {} device-to-host readbacks", out.readbacks);
+                match serde_json::to_string(&out) {
+                    Ok(json) => {
+                        println!("{json}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => report(Err(e.to_string()), "gaze"),
+                }
+            }
+            Err(e) => report(Err(e), "gaze"),
+        },
+        Task::WasmSmoke { args } => report(wasm_smoke::run_smoke(&args), "wasm-smoke"),
         Task::CrossoverRun { args } => report(crossover::run(&args).map(|_| ()), "crossover"),
         Task::PerfRun { args, adapter } => {
             let info = perf::RunInfo {

@@ -76,7 +76,7 @@ fn probe_child() -> Result<Vec<AdapterInfo>, String> {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -87,7 +87,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn is_debian_like() -> bool {
+pub(crate) fn is_debian_like() -> bool {
     std::fs::read_to_string("/etc/os-release").is_ok_and(|s| {
         s.lines()
             .filter(|l| l.starts_with("ID=") || l.starts_with("ID_LIKE="))
@@ -95,7 +95,7 @@ fn is_debian_like() -> bool {
     }) && std::path::Path::new("/usr/bin/apt-get").exists()
 }
 
-fn apt(args: &[&str], limit: Duration) -> Result<(), String> {
+pub(crate) fn apt(args: &[&str], limit: Duration) -> Result<(), String> {
     let mut cmd = Command::new("apt-get");
     cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
     match run_inherited(&mut cmd, limit) {

@@ -1,0 +1,201 @@
+//! Recording a perf summary from a running viewer: N measured frames after
+//! a warm-up, then the core's summary schema with its display section. The
+//! headless viewer writes it and exits; the web viewer publishes it on the
+//! page. One recorder serves both.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bevy::prelude::*;
+use burn_autogaze::perf::{DisplaySummary, PerfRecorder, PerfSummary, RunMeta};
+use burn_autogaze::timing::LatencySummary;
+use web_time::Instant;
+
+use crate::display::UploadTotals;
+use crate::{AdapterSummary, AutoGazeMetrics, AutoGazeRuntime, AutoGazeSettings, AutoGazeSystems};
+
+/// What a recording measures.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub frames: usize,
+    pub warmup_frames: usize,
+    /// Case name written into the summary.
+    pub case: String,
+    /// Build profile of this binary (`release` for figures that count).
+    pub profile: String,
+    /// Give up (an error outcome) after this long.
+    pub timeout: Duration,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        Self {
+            frames: 120,
+            warmup_frames: 10,
+            case: "viewer".into(),
+            profile: if cfg!(debug_assertions) {
+                "debug".into()
+            } else {
+                "release".into()
+            },
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The summary a recording leaves behind (or why there is none), once done.
+pub type SummaryOutcome = Arc<Mutex<Option<Result<PerfSummary, String>>>>;
+
+/// Reads an outcome (a poisoned lock still holds the value).
+pub(crate) fn outcome_ref(
+    outcome: &SummaryOutcome,
+) -> std::sync::MutexGuard<'_, Option<Result<PerfSummary, String>>> {
+    outcome.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records `options.frames` frames after the warm-up into `outcome`.
+pub struct SummaryRecordingPlugin {
+    pub options: RecordOptions,
+    pub outcome: SummaryOutcome,
+}
+
+impl Plugin for SummaryRecordingPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(Recording {
+            recorder: None,
+            intervals: Vec::with_capacity(self.options.frames),
+            uploads: UploadTotals::default(),
+            transfers: Default::default(),
+            seen: 0,
+            measured: 0,
+            started: Instant::now(),
+            outcome: self.outcome.clone(),
+            options: self.options.clone(),
+        })
+        .add_systems(Startup, |mut m: ResMut<AutoGazeMetrics>| {
+            m.set_recording(true)
+        })
+        .add_systems(
+            Last,
+            record.in_set(RecordingDone).after(AutoGazeSystems::Record),
+        );
+    }
+}
+
+/// The system set that completes the outcome: a host reacting to it (exit,
+/// publish) runs after it.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordingDone;
+
+#[derive(Resource)]
+struct Recording {
+    options: RecordOptions,
+    recorder: Option<PerfRecorder>,
+    intervals: Vec<f64>,
+    uploads: UploadTotals,
+    transfers: std::collections::BTreeMap<String, u64>,
+    seen: u64,
+    measured: usize,
+    started: Instant,
+    outcome: SummaryOutcome,
+}
+
+fn record(
+    mut rec: ResMut<Recording>,
+    metrics: Res<AutoGazeMetrics>,
+    mut runtime: ResMut<AutoGazeRuntime>,
+    settings: Res<AutoGazeSettings>,
+    adapter: Res<AdapterSummary>,
+    queue: Res<crate::display::UploadQueue>,
+) {
+    let rec = &mut *rec;
+    if outcome_ref(&rec.outcome).is_some() {
+        return;
+    }
+    let done = |rec: &Recording, result| *outcome_ref(&rec.outcome) = Some(result);
+    if let Some(e) = runtime.setup_error() {
+        return done(rec, Err(e.to_string()));
+    }
+    if rec.started.elapsed() > rec.options.timeout {
+        let e = format!(
+            "timed out after {:?} with {} of {} measured frames",
+            rec.options.timeout, rec.measured, rec.options.frames
+        );
+        return done(rec, Err(e));
+    }
+    let Some(last) = metrics.last.filter(|l| l.index >= rec.seen) else {
+        return;
+    };
+    rec.seen = last.index + 1;
+    let frames = rec.options.frames;
+    let recorder = rec
+        .recorder
+        .get_or_insert_with(|| PerfRecorder::new(frames, &settings.pipeline));
+    if (last.index as usize) < rec.options.warmup_frames {
+        // The measured window opens when the last warm-up frame is shown.
+        if last.index as usize + 1 == rec.options.warmup_frames {
+            recorder.start();
+        }
+        return;
+    }
+    let Some(pipeline) = runtime.pipeline() else {
+        return;
+    };
+    recorder.record(&last.report, pipeline.current_frame());
+    recorder.sample_memory(pipeline, || queue.staging_bytes());
+    // The first measured frame after no warm-up has no predecessor: its
+    // interval is its own stage time.
+    let interval = last.interval.unwrap_or_else(|| last.report.times.total());
+    rec.intervals.push(interval.as_secs_f64() * 1e3);
+    rec.uploads.add(&last.uploads);
+    if let Some(t) = last.transfer {
+        *rec.transfers.entry(t.to_string()).or_default() += 1;
+    }
+    rec.measured += 1;
+    if rec.measured < rec.options.frames {
+        return;
+    }
+    let result = summary(rec, &mut runtime, &settings, &adapter);
+    done(rec, result);
+}
+
+fn summary(
+    rec: &mut Recording,
+    runtime: &mut AutoGazeRuntime,
+    settings: &AutoGazeSettings,
+    adapter: &AdapterSummary,
+) -> Result<PerfSummary, String> {
+    let pipeline = runtime
+        .pipeline()
+        .ok_or("no pipeline at the end of the run")?;
+    let recorder = rec.recorder.as_ref().ok_or("no frames recorded")?;
+    let meta = RunMeta {
+        case: rec.options.case.clone(),
+        warmup_frames: rec.options.warmup_frames,
+        profile: rec.options.profile.clone(),
+        revision: burn_autogaze::perf::revision(),
+        date: burn_autogaze::perf::utc_now(),
+        machine: burn_autogaze::perf::machine(),
+        adapter: adapter.name.clone(),
+    };
+    let mut s = recorder.summary(pipeline, &settings.pipeline, &meta)?;
+    let n = rec.measured as f64;
+    s.display = Some(DisplaySummary {
+        transfer: settings.display_transfer.to_string(),
+        frame_interval_ms: LatencySummary::from_ms(&mut rec.intervals),
+        bytes_uploaded_per_frame: rec.uploads.bytes as f64 / n,
+        upload_calls_per_frame: rec.uploads.calls as f64 / n,
+        full_uploads: rec.uploads.full,
+        device_copies_per_frame: rec.uploads.device_copies as f64 / n,
+        device_copy_bytes_per_frame: rec.uploads.device_copy_bytes as f64 / n,
+        transfer_histogram: rec.transfers.clone(),
+        readbacks: 0,
+        residency: crate::residency(settings),
+        adapter_backend: adapter.backend.clone(),
+        adapter_type: adapter.device_type.clone(),
+        config: serde_json::to_value(settings).map_err(|e| e.to_string())?,
+    });
+    s.validate()
+        .map_err(|p| format!("{}: invalid summary: {}", s.case, p.join("; ")))?;
+    Ok(s)
+}

@@ -1,0 +1,358 @@
+//! `gaze`: run the AutoGaze model on one case and print the reference's
+//! outputs as JSON: `gazing_pos` (global ids, `local + tokens * t`),
+//! `if_padded_gazing` and `num_gazing_each_frame`.
+//!
+//! Input is a tensor file's `video` (`[1, T, 3, H, W]`, preprocessed) or a
+//! directory of frames (`--rgba-dir`, preprocessed here with the model
+//! directory's `preprocessor_config.json`, or the released one). Whole clip
+//! (`generate`), one frame per call (`--streaming`), or tiled
+//! (`--target-scales --target-patch-size`; stitched ids, ascending per frame,
+//! no pads). On `ndarray` (CPU) or `wgpu`, where selection runs on the device
+//! with one readback per frame (the count goes to stderr).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn_autogaze::model::{AutoGaze, GenerateOptions, TileGrid};
+use burn_autogaze::preprocess::Preprocessor;
+use burn_autogaze::source::{FrameSource, ImageSequence};
+use burn_autogaze::tensor_file::TensorFile;
+use burn_autogaze::{Frame, PreprocessorConfig};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GazeBackend {
+    Ndarray,
+    Wgpu,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GazeArgs {
+    /// Model directory (`config.json` + `model.safetensors`).
+    #[arg(long)]
+    pub model_dir: PathBuf,
+    /// Tensor file with a `video` tensor `[1, T, 3, H, W]` (preprocessed).
+    #[arg(
+        long,
+        required_unless_present = "rgba_dir",
+        conflicts_with = "rgba_dir"
+    )]
+    pub input: Option<PathBuf>,
+    /// Directory of frames (PNG/JPEG, in name order), preprocessed here.
+    #[arg(long)]
+    pub rgba_dir: Option<PathBuf>,
+    /// Fraction of the tokens a frame may use, in (0, 1].
+    #[arg(long)]
+    pub gazing_ratio: f32,
+    /// Stop a frame once a token's predicted task loss is at or below this.
+    #[arg(long)]
+    pub task_loss_requirement: Option<f32>,
+    /// Tiled inference: the target scales (e.g. 64,128,224,448).
+    #[arg(long, value_delimiter = ',', requires = "target_patch_size")]
+    pub target_scales: Vec<u32>,
+    /// Tiled inference: the patch size of the target scales (e.g. 16).
+    #[arg(long, requires = "target_scales")]
+    pub target_patch_size: Option<u32>,
+    /// Feed one frame per call (streaming state) instead of the whole clip.
+    #[arg(long, conflicts_with = "target_scales")]
+    pub streaming: bool,
+    #[arg(long, value_enum, default_value = "ndarray")]
+    pub backend: GazeBackend,
+}
+
+/// The reference's outputs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GazeOutput {
+    pub gazing_pos: Vec<i64>,
+    pub if_padded_gazing: Vec<bool>,
+    pub num_gazing_each_frame: Vec<i64>,
+    /// Device-to-host reads of the decoding (not printed in the JSON).
+    #[serde(skip)]
+    pub readbacks: u64,
+}
+
+/// Runs the case on the chosen backend.
+pub fn gaze(args: &GazeArgs) -> Result<GazeOutput, String> {
+    match args.backend {
+        GazeBackend::Ndarray => run::<burn::backend::NdArray<f32>>(args, &Default::default()),
+        GazeBackend::Wgpu => run::<burn::backend::Wgpu>(args, &Default::default()),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// `video` of a tensor file, on `device`.
+fn video_file<B: Backend>(path: &Path, device: &B::Device) -> Result<Tensor<B, 5>, String> {
+    let file = TensorFile::open(path).map_err(err)?;
+    let video = file.f32("video", None).map_err(err)?;
+    let shape: [usize; 5] = video.shape.clone().try_into().map_err(|_| {
+        format!(
+            "{}: tensor video is {:?}, expected [1, T, 3, H, W]",
+            path.display(),
+            video.shape
+        )
+    })?;
+    Ok(Tensor::from_data(
+        TensorData::new(video.values, shape),
+        device,
+    ))
+}
+
+/// The frames of `dir`, preprocessed to `side` x `side`.
+fn video_frames<B: Backend>(
+    dir: &Path,
+    model_dir: &Path,
+    side: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 5>, String> {
+    let config = model_dir.join("preprocessor_config.json");
+    let config = if config.exists() {
+        PreprocessorConfig::from_file(&config).map_err(err)?
+    } else {
+        Preprocessor::release().config().clone()
+    };
+    let mut source = ImageSequence::open_with(dir, 30.0, usize::MAX, 0).map_err(err)?;
+    let frames: Vec<Frame> = (0..source.len())
+        .map(|_| source.next_frame())
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let input = Preprocessor::new(config, side)
+        .map_err(err)?
+        .clip(&frames)
+        .map_err(err)?;
+    Ok(input.to_tensor::<B>(device))
+}
+
+fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, String> {
+    let model = AutoGaze::<B>::load(&args.model_dir, device).map_err(err)?;
+    let config = model.config();
+    let grid = match args.target_patch_size {
+        Some(patch) => {
+            Some(TileGrid::new(&config.layout, &args.target_scales, patch).map_err(err)?)
+        }
+        None => None,
+    };
+    let side = grid.as_ref().map(|g| g.side).unwrap_or(config.input_size);
+    let video = match (&args.input, &args.rgba_dir) {
+        (Some(path), _) => video_file::<B>(path, device)?,
+        (None, Some(dir)) => video_frames::<B>(dir, &args.model_dir, side, device)?,
+        (None, None) => return Err("give --input FILE or --rgba-dir DIR".into()),
+    };
+    let options = GenerateOptions {
+        gazing_ratio: args.gazing_ratio,
+        task_loss_requirement: args.task_loss_requirement,
+    };
+    if let Some(grid) = &grid {
+        let tiled = model.generate_tiled(video, grid, &options).map_err(err)?;
+        let tokens = grid.stitched_layout().tokens() as i64;
+        return Ok(GazeOutput {
+            gazing_pos: tiled
+                .frames
+                .iter()
+                .enumerate()
+                .flat_map(|(t, ids)| ids.iter().map(move |&id| id as i64 + tokens * t as i64))
+                .collect(),
+            if_padded_gazing: tiled.frames.iter().flatten().map(|_| false).collect(),
+            num_gazing_each_frame: tiled.frames.iter().map(|f| f.len() as i64).collect(),
+            readbacks: 0,
+        });
+    }
+    let [b, t, ch, h, w] = video.dims();
+    let s = config.input_size;
+    let (frames, readbacks) = if args.streaming {
+        if b != 1 || ch != 3 || h != s || w != s || t == 0 {
+            return Err(format!(
+                "tensor video is {:?}, expected [1, T >= 1, 3, {s}, {s}]",
+                [b, t, ch, h, w]
+            ));
+        }
+        let mut state = model.new_stream();
+        let clip = video.reshape([t, ch, h, w]);
+        let frames = (0..t)
+            .map(|i| {
+                let frame = clip.clone().narrow(0, i, 1).reshape([ch, h, w]);
+                model.step(&mut state, frame, &options).map_err(err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        (frames, state.readbacks())
+    } else {
+        let frames = model.generate(video, &options, None).map_err(err)?;
+        let n = frames.len() as u64;
+        (frames, n)
+    };
+    let tokens = config.layout.tokens() as i64;
+    Ok(GazeOutput {
+        gazing_pos: frames
+            .iter()
+            .enumerate()
+            .flat_map(|(t, f)| f.ids.iter().map(move |&id| id as i64 + tokens * t as i64))
+            .collect(),
+        if_padded_gazing: frames
+            .iter()
+            .flat_map(|f| f.padded.iter().copied())
+            .collect(),
+        num_gazing_each_frame: frames.iter().map(|f| f.ids.len() as i64).collect(),
+        readbacks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GazeArgs,
+    }
+
+    fn fixtures() -> PathBuf {
+        std::env::var_os("AUTOGAZE_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures"))
+    }
+
+    fn args(extra: &[&str]) -> GazeArgs {
+        let base = fixtures().join("autogaze-random-k10");
+        let model = base.to_string_lossy().into_owned();
+        let mut argv = vec!["gaze", "--model-dir", &model];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("flags").args
+    }
+
+    fn reference(case: &str) -> (Vec<i64>, Vec<bool>, Vec<i64>) {
+        let file = TensorFile::open(
+            &fixtures().join(format!("autogaze-random-k10/cases/{case}.safetensors")),
+        )
+        .unwrap();
+        let i64s = |name: &str| file.i64(name, None).unwrap().values;
+        let pads = i64s("if_padded_gazing").iter().map(|&p| p != 0).collect();
+        (i64s("gazing_pos"), pads, i64s("num_gazing_each_frame"))
+    }
+
+    /// The command prints the reference's outputs, whole-clip, streamed
+    /// and tiled; bad input is an error naming what is wrong.
+    #[test]
+    fn gaze_reproduces_the_reference_and_refuses_bad_input() {
+        let cases = fixtures().join("autogaze-random-k10/cases");
+        let case = |name: &str| cases.join(format!("{name}.safetensors"));
+        let tl = case("clip224_r075_tl070");
+        let tl = tl.to_string_lossy();
+        for streaming in [false, true] {
+            let mut flags = vec![
+                "--input",
+                &*tl,
+                "--gazing-ratio",
+                "0.75",
+                "--task-loss-requirement",
+                "0.7",
+            ];
+            if streaming {
+                flags.push("--streaming");
+            }
+            let out = gaze(&args(&flags)).unwrap();
+            let (pos, pads, counts) = reference("clip224_r075_tl070");
+            assert_eq!(out.gazing_pos, pos, "streaming {streaming}");
+            assert_eq!(out.if_padded_gazing, pads, "streaming {streaming}");
+            assert_eq!(out.num_gazing_each_frame, counts, "streaming {streaming}");
+            // Device-side selection: one readback per frame.
+            assert_eq!(out.readbacks, counts.len() as u64);
+        }
+        let tile = case("tile448_r050");
+        let tile = tile.to_string_lossy();
+        let out = gaze(&args(&[
+            "--input",
+            &tile,
+            "--gazing-ratio",
+            "0.5",
+            "--target-scales",
+            "64,128,224,448",
+            "--target-patch-size",
+            "16",
+        ]))
+        .unwrap();
+        let (pos, _, counts) = reference("tile448_r050");
+        assert_eq!((out.gazing_pos, out.num_gazing_each_frame), (pos, counts));
+        let json =
+            serde_json::to_value(gaze(&args(&["--input", &tl, "--gazing-ratio", "0.1"])).unwrap())
+                .unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["gazing_pos", "if_padded_gazing", "num_gazing_each_frame"]
+        );
+
+        // Frames as images, preprocessed by the command.
+        let file = TensorFile::open(&case("video_rgba_r030")).unwrap();
+        let rgba = file.u8("rgba_u8", None).unwrap();
+        let (t, h, w) = (rgba.shape[0], rgba.shape[1], rgba.shape[2]);
+        let dir = std::env::temp_dir().join(format!("autogaze-gaze-rgba-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, px) in rgba.values.chunks_exact(h * w * 4).enumerate().take(t) {
+            let image = image::RgbaImage::from_raw(w as u32, h as u32, px.to_vec()).unwrap();
+            image.save(dir.join(format!("frame_{i:03}.png"))).unwrap();
+        }
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(cases.join("video_rgba_r030.json")).unwrap(),
+        )
+        .unwrap();
+        let ratio = meta["gazing_ratio"].as_f64().unwrap().to_string();
+        let mut flags = vec!["--rgba-dir".to_string(), dir.to_string_lossy().into_owned()];
+        flags.extend(["--gazing-ratio".to_string(), ratio]);
+        if let Some(r) = meta["task_loss_requirement"].as_f64() {
+            flags.extend(["--task-loss-requirement".to_string(), r.to_string()]);
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let out = gaze(&args(&flags));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (pos, pads, counts) = reference("video_rgba_r030");
+        let out = out.unwrap();
+        assert_eq!(
+            (
+                out.gazing_pos,
+                out.if_padded_gazing,
+                out.num_gazing_each_frame
+            ),
+            (pos, pads, counts)
+        );
+
+        // Bad input: typed errors naming the problem.
+        for (flags, needle) in [
+            (
+                vec!["--input", &*tl, "--gazing-ratio", "1.5"],
+                "gazing ratio",
+            ),
+            (
+                vec!["--input", &*tl, "--gazing-ratio", "NaN"],
+                "gazing ratio",
+            ),
+            (
+                vec![
+                    "--input",
+                    "/nonexistent.safetensors",
+                    "--gazing-ratio",
+                    "0.1",
+                ],
+                "nonexistent",
+            ),
+            (vec!["--input", &*tile, "--gazing-ratio", "0.1"], "video"),
+            (
+                vec!["--input", &*tile, "--gazing-ratio", "0.1", "--streaming"],
+                "expected [1, T >= 1, 3, 224, 224]",
+            ),
+            (
+                vec!["--rgba-dir", "/nonexistent-dir", "--gazing-ratio", "0.1"],
+                "nonexistent-dir",
+            ),
+        ] {
+            let e = gaze(&args(&flags)).unwrap_err();
+            assert!(e.contains(needle), "{flags:?}: {e}");
+        }
+        let mut bad_model = args(&["--input", &tl, "--gazing-ratio", "0.1"]);
+        bad_model.model_dir = PathBuf::from("/nonexistent-model");
+        assert!(gaze(&bad_model).unwrap_err().contains("nonexistent-model"));
+    }
+}
