@@ -8,12 +8,13 @@
 //! (`generate`), one frame per call (`--streaming`), or tiled
 //! (`--target-scales --target-patch-size`; stitched ids, ascending per frame,
 //! no pads). On `ndarray` (CPU) or `wgpu`, where selection runs on the device
-//! with one readback per frame (the count goes to stderr).
+//! with one readback per frame (`--selection`; a streamed run prints the
+//! count to stderr).
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_autogaze::model::{AutoGaze, GenerateOptions, TileGrid};
+use burn_autogaze::model::{AutoGaze, GenerateOptions, Selection, TileGrid};
 use burn_autogaze::preprocess::Preprocessor;
 use burn_autogaze::source::{FrameSource, ImageSequence};
 use burn_autogaze::tensor_file::TensorFile;
@@ -58,6 +59,16 @@ pub struct GazeArgs {
     pub streaming: bool,
     #[arg(long, value_enum, default_value = "ndarray")]
     pub backend: GazeBackend,
+    /// Where tokens are selected: host (per decoder call) or device (one
+    /// readback per frame). Default: host on ndarray, device on wgpu.
+    #[arg(long, value_enum)]
+    pub selection: Option<SelectionArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SelectionArg {
+    Host,
+    Device,
 }
 
 /// The reference's outputs.
@@ -66,9 +77,9 @@ pub struct GazeOutput {
     pub gazing_pos: Vec<i64>,
     pub if_padded_gazing: Vec<bool>,
     pub num_gazing_each_frame: Vec<i64>,
-    /// Device-to-host reads of the decoding (not printed in the JSON).
+    /// Device-to-host reads of a streamed decoding (not in the JSON).
     #[serde(skip)]
-    pub readbacks: u64,
+    pub readbacks: Option<u64>,
 }
 
 /// Runs the case on the chosen backend.
@@ -126,7 +137,12 @@ fn video_frames<B: Backend>(
 }
 
 fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, String> {
-    let model = AutoGaze::<B>::load(&args.model_dir, device).map_err(err)?;
+    let mut model = AutoGaze::<B>::load(&args.model_dir, device).map_err(err)?;
+    match args.selection {
+        Some(SelectionArg::Host) => model.set_selection(Selection::Host),
+        Some(SelectionArg::Device) => model.set_selection(Selection::Device),
+        None => {}
+    }
     let config = model.config();
     let grid = match args.target_patch_size {
         Some(patch) => {
@@ -156,7 +172,7 @@ fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, St
                 .collect(),
             if_padded_gazing: tiled.frames.iter().flatten().map(|_| false).collect(),
             num_gazing_each_frame: tiled.frames.iter().map(|f| f.len() as i64).collect(),
-            readbacks: 0,
+            readbacks: None,
         });
     }
     let [b, t, ch, h, w] = video.dims();
@@ -176,11 +192,10 @@ fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, St
                 model.step(&mut state, frame, &options).map_err(err)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        (frames, state.readbacks())
+        (frames, Some(state.readbacks()))
     } else {
-        let frames = model.generate(video, &options, None).map_err(err)?;
-        let n = frames.len() as u64;
-        (frames, n)
+        // `generate` keeps its state inside: its readbacks are not counted.
+        (model.generate(video, &options, None).map_err(err)?, None)
     };
     let tokens = config.layout.tokens() as i64;
     Ok(GazeOutput {
@@ -251,15 +266,17 @@ mod tests {
                 "0.7",
             ];
             if streaming {
-                flags.push("--streaming");
+                flags.extend(["--streaming", "--selection", "device"]);
             }
             let out = gaze(&args(&flags)).unwrap();
             let (pos, pads, counts) = reference("clip224_r075_tl070");
             assert_eq!(out.gazing_pos, pos, "streaming {streaming}");
             assert_eq!(out.if_padded_gazing, pads, "streaming {streaming}");
             assert_eq!(out.num_gazing_each_frame, counts, "streaming {streaming}");
-            // Device-side selection: one readback per frame.
-            assert_eq!(out.readbacks, counts.len() as u64);
+            if streaming {
+                // Device-side selection: one readback per frame.
+                assert_eq!(out.readbacks, Some(counts.len() as u64));
+            }
         }
         let tile = case("tile448_r050");
         let tile = tile.to_string_lossy();

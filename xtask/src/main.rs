@@ -237,7 +237,9 @@ fn main() -> ExitCode {
         }
         Task::Gaze { args } => match gaze::gaze(&args) {
             Ok(out) => {
-                eprintln!("gaze: {} device-to-host readbacks", out.readbacks);
+                if let Some(n) = out.readbacks {
+                    eprintln!("gaze: {n} device-to-host readbacks");
+                }
                 match serde_json::to_string(&out) {
                     Ok(json) => {
                         println!("{json}");

@@ -5,10 +5,11 @@
 //! the frame's vision tokens, and each frame's final chunk fed in the next
 //! frame's prefill at cumulative positions.
 //!
-//! Selection runs on the device, with one readback per frame (the picked
-//! ids and the task-loss values); a traced run (parity diagnostics) reads
-//! every decoder call back and selects on the host. Both close chunks
-//! through one gate ([`settle_chunk`]). [`StreamState::readbacks`] counts.
+//! Selection runs on the host from each decoder call's read-back logits
+//! (the CPU backend's default, and every traced run), or on the device with
+//! one readback per frame (the picked ids and the task-loss values; the GPU
+//! backends' default): see [`Selection`]. Both close chunks through one gate
+//! ([`settle_chunk`]). [`StreamState::readbacks`] counts.
 
 use burn::tensor::{Int, Tensor, backend::Backend};
 
@@ -31,6 +32,32 @@ impl Default for GenerateOptions {
         Self {
             gazing_ratio: 0.75,
             task_loss_requirement: Some(0.7),
+        }
+    }
+}
+
+/// Where greedy selection runs. Both give the reference's tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// Read each decoder call's logits and task losses back and select on
+    /// the host, stopping at the reference's stop: right for a CPU backend,
+    /// where the "readback" is a copy and every skipped decoder call counts.
+    Host,
+    /// Select on the device and decode the whole budget without a readback,
+    /// then read the frame back once (see `select_on_device`): right for a
+    /// GPU, where a blocking readback per call stalls the queue. With a
+    /// task-loss requirement that ends frames early, the calls past the stop
+    /// are spent and undone.
+    Device,
+}
+
+impl Selection {
+    /// `Host` on Burn's CPU backend (`ndarray`), `Device` on the others.
+    pub fn default_for<B: Backend>(device: &B::Device) -> Self {
+        if B::name(device).to_ascii_lowercase().contains("ndarray") {
+            Selection::Host
+        } else {
+            Selection::Device
         }
     }
 }
@@ -211,38 +238,39 @@ impl<B: Backend> AutoGaze<B> {
         decoder::heads(&self.weights, hidden)
     }
 
-    /// One decoder call read back to the host (the traced path), recorded.
+    /// One decoder call read back to the host, recorded when traced.
     fn call_host(
         &self,
         state: &mut StreamState<B>,
         x: Tensor<B, 2>,
         positions: Vec<i64>,
         mask: &[bool],
-        trace: &mut Vec<DecodeStep>,
+        trace: &mut Option<&mut Vec<DecodeStep>>,
     ) -> (Vec<f32>, Vec<f32>) {
         let (logits, tl) = self.call_device(state, x, &positions, mask);
         let (logits, tl) = (host(logits), host(tl));
         state.readbacks += 2;
-        trace.push(DecodeStep {
-            frame: state.frames,
-            positions,
-            logits: logits.clone(),
-            task_loss: tl.clone(),
-        });
+        if let Some(trace) = trace.as_mut() {
+            trace.push(DecodeStep {
+                frame: state.frames,
+                positions,
+                logits: logits.clone(),
+                task_loss: tl.clone(),
+            });
+        }
         (logits, tl)
     }
 
     /// Decodes one frame from its vision tokens `[196, D]`.
     ///
-    /// Without a trace, selection runs on the device (see
-    /// [`AutoGaze::select_on_device`]): one readback per frame. With a trace,
-    /// every decoder call is read back and selection runs on the host.
+    /// Selection runs where [`AutoGaze::selection`] says; a traced call
+    /// always selects on the host (it reads every decoder call back).
     pub fn decode_frame(
         &self,
         state: &mut StreamState<B>,
         vision_tokens: Tensor<B, 2>,
         options: &GenerateOptions,
-        trace: Option<&mut Vec<DecodeStep>>,
+        mut trace: Option<&mut Vec<DecodeStep>>,
     ) -> Result<FrameGaze> {
         let c = &self.config;
         let budget = max_tokens(options.gazing_ratio, c.layout.tokens())?;
@@ -276,15 +304,12 @@ impl<B: Backend> AutoGaze<B> {
         let tail: Vec<i64> = (0..k as i64)
             .map(|i| first_vision + nv as i64 - k as i64 + i)
             .collect();
-        let frame = match trace {
-            Some(trace) => {
-                let (logits, tl) = self.call_host(state, x, positions, &mask, trace);
-                self.select_on_host(state, logits, tl, budget, &tail, options, trace)
-            }
-            None => {
-                let (logits, tl) = self.call_device(state, x, &positions, &mask);
-                self.select_on_device(state, logits, tl, budget, &tail, options)
-            }
+        let frame = if trace.is_none() && self.selection == Selection::Device {
+            let (logits, tl) = self.call_device(state, x, &positions, &mask);
+            self.select_on_device(state, logits, tl, budget, &tail, options)
+        } else {
+            let (logits, tl) = self.call_host(state, x, positions, &mask, &mut trace);
+            self.select_on_host(state, logits, tl, budget, &tail, options, &mut trace)
         };
         state.frames += 1;
         state.frame_keys.push_back(state.kv.len() - keys_before);
@@ -302,7 +327,7 @@ impl<B: Backend> AutoGaze<B> {
         budget: usize,
         tail: &[i64],
         options: &GenerateOptions,
-        trace: &mut Vec<DecodeStep>,
+        trace: &mut Option<&mut Vec<DecodeStep>>,
     ) -> FrameGaze {
         let c = &self.config;
         let (k, vocab, pad) = (c.multi_token, c.vocab(), c.layout.pad_id());
@@ -621,7 +646,16 @@ mod tests {
         use burn::tensor::Distribution;
         type Bk = NdArray<f32>;
         let device = Default::default();
-        let model = AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 11, &device);
+        let mut model =
+            AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 11, &device);
+        assert_eq!(
+            model.selection(),
+            Selection::Host,
+            "ndarray selects on the host"
+        );
+        model.set_selection(Selection::Device);
+        let mut host_model = model.clone();
+        host_model.set_selection(Selection::Host);
         let frames: Vec<Tensor<Bk, 3>> = (0..3)
             .map(|_| Tensor::random([3, 224, 224], Distribution::Default, &device))
             .collect();
@@ -645,6 +679,7 @@ mod tests {
                 task_loss_requirement: requirement,
             };
             let (mut host, mut device_side) = (model.new_stream(), model.new_stream());
+            let mut untraced = host_model.new_stream();
             let mut trace = Vec::new();
             for (t, frame) in frames.iter().enumerate() {
                 let tokens = model.encode(&mut host, frame.clone().unsqueeze::<4>());
@@ -655,6 +690,10 @@ mod tests {
                 let b = model
                     .step(&mut device_side, frame.clone(), &options)
                     .unwrap();
+                let c = host_model
+                    .step(&mut untraced, frame.clone(), &options)
+                    .unwrap();
+                assert_eq!(a, c, "untraced host selection");
                 let what = format!("ratio {ratio}, requirement {requirement:?}, frame {t}");
                 assert_eq!(a.ids, b.ids, "{what}");
                 assert_eq!(a.padded, b.padded, "{what}");
@@ -667,6 +706,7 @@ mod tests {
             }
             assert_eq!(device_side.readbacks(), frames.len() as u64);
             assert_eq!(host.readbacks(), 2 * trace.len() as u64);
+            assert_eq!(untraced.readbacks(), host.readbacks());
         }
     }
 

@@ -16,7 +16,7 @@ use burn::tensor::backend::Backend;
 pub use anyres::{AnyResGrid, AnyResStream, DEFAULT_MAX_TILES};
 pub use config::{AutoGazeConfig, RopeScaling};
 pub use decoder::{KvCache, inv_freq};
-pub use generate::{DecodeStep, FrameGaze, GenerateOptions, StreamState, max_tokens};
+pub use generate::{DecodeStep, FrameGaze, GenerateOptions, Selection, StreamState, max_tokens};
 pub use tiling::{TileGrid, TiledGaze};
 pub use vision::ConvCache;
 pub use weights::{ModelWeights, expected_tensors, load_weights, random_weights};
@@ -27,6 +27,7 @@ pub struct AutoGaze<B: Backend> {
     config: AutoGazeConfig,
     weights: ModelWeights<B>,
     rope: decoder::Rope<B>,
+    selection: Selection,
 }
 
 impl<B: Backend> AutoGaze<B> {
@@ -44,12 +45,24 @@ impl<B: Backend> AutoGaze<B> {
     }
 
     fn from_parts(config: AutoGazeConfig, weights: ModelWeights<B>) -> Self {
-        let rope = decoder::Rope::new(&config, &weights.decoder.embed.device());
+        let device = weights.decoder.embed.device();
+        let rope = decoder::Rope::new(&config, &device);
         Self {
             config,
             weights,
             rope,
+            selection: Selection::default_for::<B>(&device),
         }
+    }
+
+    /// Where untraced decoding selects tokens (default: [`Selection::default_for`]).
+    pub fn selection(&self) -> Selection {
+        self.selection
+    }
+
+    /// Chooses where untraced decoding selects tokens; both give the same tokens.
+    pub fn set_selection(&mut self, selection: Selection) {
+        self.selection = selection;
     }
 
     /// The configuration.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
-use burn_autogaze::model::{AutoGaze, DecodeStep, FrameGaze, GenerateOptions};
+use burn_autogaze::model::{AutoGaze, DecodeStep, FrameGaze, GenerateOptions, Selection};
 use burn_autogaze::tensor_file::TensorFile;
 
 use crate::fixtures::fixtures;
@@ -77,9 +77,11 @@ fn check_case(model_name: &str, name: &str, input: &str) {
     let out: Vec<FrameGaze> = model
         .generate(video.clone(), &options, Some(&mut trace))
         .expect("generate");
-    // Untraced, selection runs on the device (one readback per frame): the
+    // Untraced with selection on the device (one readback per frame): the
     // same tokens.
-    let untraced = model.generate(video, &options, None).expect("generate");
+    let mut on_device = model.clone();
+    on_device.set_selection(Selection::Device);
+    let untraced = on_device.generate(video, &options, None).expect("generate");
     for (f, (a, b)) in out.iter().zip(&untraced).enumerate() {
         assert_eq!(
             (&a.ids, &a.padded),
