@@ -20,7 +20,9 @@
 use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use burn_autogaze::model::{AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, TileGrid};
+use burn_autogaze::model::{
+    AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, Selection, TileGrid,
+};
 use burn_autogaze::source::{FrameSource, PanSpeed, SyntheticPan};
 use burn_autogaze::{FrameSize, Preprocessor};
 use criterion::measurement::WallTime;
@@ -38,9 +40,12 @@ fn model_lanes<Bk: Backend>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     backend: &str,
     device: &Bk::Device,
-    lanes: &[(f32, Option<f32>, usize)],
+    lanes: &[(f32, Option<f32>, usize, Option<Selection>)],
 ) -> AutoGaze<Bk> {
     let model = AutoGaze::<Bk>::random(AutoGazeConfig::release(), 1, device);
+    // The backend's default selection in the plain lanes; a lane naming a
+    // selection runs the same model with it (a paired comparison).
+    let mut other = model.clone();
     let input = random_frame::<Bk>(device);
     group.bench_function(BenchmarkId::new("embed", backend), |b| {
         b.iter(|| {
@@ -50,7 +55,9 @@ fn model_lanes<Bk: Backend>(
                 .into_data()
         })
     });
-    for &(ratio, tl, horizon) in lanes {
+    for &(ratio, tl, horizon, selection) in lanes {
+        other.set_selection(selection.unwrap_or(model.selection()));
+        let model = if selection.is_some() { &other } else { &model };
         let options = GenerateOptions {
             gazing_ratio: ratio,
             task_loss_requirement: tl,
@@ -64,8 +71,13 @@ fn model_lanes<Bk: Backend>(
                 .expect("warm-up frame");
         }
         let name = format!(
-            "{ratio}{}/h{horizon}",
-            if tl.is_some() { "-tl" } else { "" }
+            "{ratio}{}/h{horizon}{}",
+            if tl.is_some() { "-tl" } else { "" },
+            match selection {
+                None => "",
+                Some(Selection::Host) => "/host-selection",
+                Some(Selection::Device) => "/device-selection",
+            }
         );
         group.bench_function(
             BenchmarkId::new(format!("stream-frame/{backend}"), name),
@@ -89,14 +101,17 @@ fn backend_pipeline(c: &mut Criterion) {
         "ndarray",
         &Default::default(),
         &[
-            (0.1, None, 1),
-            (0.75, None, 1),
-            (0.75, Some(0.7), 1),
-            (0.75, None, 4),
+            (0.1, None, 1, None),
+            (0.75, None, 1, None),
+            (0.75, Some(0.7), 1, None),
+            (0.75, None, 4, None),
+            (0.75, None, 1, Some(Selection::Device)),
+            (0.75, Some(0.7), 1, Some(Selection::Device)),
         ],
     );
     // The same model on wgpu (Vulkan; lavapipe on a machine without a GPU):
-    // one readback per decoder call until selection runs on the device.
+    // selection on the device (one readback per frame), and on the host (one
+    // per decoder call) for comparison.
     #[cfg(feature = "wgpu")]
     {
         use burn::backend::Wgpu;
@@ -105,7 +120,13 @@ fn backend_pipeline(c: &mut Criterion) {
             &mut group,
             "wgpu",
             &WgpuDevice::default(),
-            &[(0.1, None, 1), (0.75, None, 1)],
+            &[
+                (0.1, None, 1, None),
+                (0.75, None, 1, None),
+                (0.1, None, 1, Some(Selection::Host)),
+                (0.75, None, 1, Some(Selection::Host)),
+                (0.75, Some(0.7), 1, None),
+            ],
         );
     }
     let grid = TileGrid::new(&model.config().layout, &[64, 128, 224, 448], 16).expect("grid");
