@@ -271,8 +271,15 @@ fn first_line(program: &str, args: &[&str]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Short git revision, `-dirty` when tracked files changed.
+/// Short git revision, `-dirty` when tracked files changed. In the browser
+/// (no processes) it is the one the web build baked in
+/// (`BURN_AUTOGAZE_REVISION`, set by `cargo xtask wasm-smoke`).
 pub fn revision() -> String {
+    if cfg!(target_arch = "wasm32") {
+        return option_env!("BURN_AUTOGAZE_REVISION")
+            .unwrap_or("unknown")
+            .to_string();
+    }
     let rev =
         first_line("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let dirty = std::process::Command::new("git")

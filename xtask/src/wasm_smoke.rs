@@ -176,18 +176,23 @@ fn build_site(root: &Path, target: &Path, out: &Path) -> Result<PathBuf, String>
     ensure_wasm_target()?;
     let bindgen = ensure_wasm_bindgen(root, target)?;
     println!("wasm-smoke: building the viewer for {WASM_TARGET} (profile {WEB_PROFILE})");
+    // The page cannot ask git: the build bakes the revision in.
+    let revision = burn_autogaze::perf::revision();
     run(
-        crate::cargo().current_dir(root).args([
-            "build",
-            "--package",
-            "bevy_burn_autogaze",
-            "--bin",
-            "bevy_burn_autogaze",
-            "--target",
-            WASM_TARGET,
-            "--profile",
-            WEB_PROFILE,
-        ]),
+        crate::cargo()
+            .current_dir(root)
+            .env("BURN_AUTOGAZE_REVISION", &revision)
+            .args([
+                "build",
+                "--package",
+                "bevy_burn_autogaze",
+                "--bin",
+                "bevy_burn_autogaze",
+                "--target",
+                WASM_TARGET,
+                "--profile",
+                WEB_PROFILE,
+            ]),
         "cargo build (wasm32)",
         Duration::from_secs(60 * 60),
     )?;

@@ -42,7 +42,9 @@ pub fn inv_freq(c: &AutoGazeConfig) -> Vec<f32> {
 /// Keys and values of every layer so far, with each key's attention mask bit.
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
-    layers: Vec<Option<(Tensor<B, 3>, Tensor<B, 3>)>>,
+    /// Per layer: keys and values `[1, heads, keys, head_dim]` (the batch
+    /// axis lets streams decoded together be stacked without a reshape).
+    layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
     key_mask: Vec<bool>,
 }
 
@@ -53,6 +55,11 @@ impl<B: Backend> KvCache<B> {
             layers: vec![None; layers],
             key_mask: Vec::new(),
         }
+    }
+
+    /// Whether later tokens may attend to each held key.
+    pub fn key_mask(&self) -> &[bool] {
+        &self.key_mask
     }
 
     /// Keys held.
@@ -72,8 +79,8 @@ impl<B: Backend> KvCache<B> {
             return;
         }
         for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.clone().slice([0..k.dims()[0], 0..keep]);
-            *v = v.clone().slice([0..v.dims()[0], 0..keep]);
+            *k = keys_range(k, 0..keep);
+            *v = keys_range(v, 0..keep);
         }
         self.key_mask.truncate(keep);
     }
@@ -86,11 +93,17 @@ impl<B: Backend> KvCache<B> {
         }
         let total = self.len();
         for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.clone().slice([0..k.dims()[0], n..total]);
-            *v = v.clone().slice([0..v.dims()[0], n..total]);
+            *k = keys_range(k, n..total);
+            *v = keys_range(v, n..total);
         }
         self.key_mask.drain(..n);
     }
+}
+
+/// The keys `range` of a cached `[1, heads, keys, head_dim]` tensor.
+fn keys_range<B: Backend>(t: &Tensor<B, 4>, range: std::ops::Range<usize>) -> Tensor<B, 4> {
+    let [b, h, _, hd] = t.dims();
+    t.clone().slice([0..b, 0..h, range, 0..hd])
 }
 
 fn rms_norm<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 1>, eps: f64) -> Tensor<B, 2> {
@@ -130,25 +143,32 @@ pub fn rotate_half_matrix<B: Backend>(hd: usize, device: &B::Device) -> Tensor<B
     Tensor::from_data(TensorData::new(r, [hd, hd]), device)
 }
 
-/// Runs the decoder on `x` (`[L, D]` input embeddings) at `positions`, with
-/// `mask[i]` telling whether later tokens may attend to token `i`; appends
-/// the new keys to `cache`. Returns the final-normed hidden state `[L, D]`.
+/// Runs the decoder on `x` (`[N, L, D]`: N streams decoded together, each
+/// with `L` input embeddings) at `positions`, with `mask[i]` telling whether
+/// later tokens may attend to token `i`; appends the new keys to each
+/// stream's cache. The streams move in lockstep: the same positions, the
+/// same mask, and caches holding the same key count and key mask (what
+/// differs is their contents). Returns the final-normed hidden states
+/// `[N, L, D]`. One stream is `N = 1`.
 pub fn forward<B: Backend>(
     w: &ModelWeights<B>,
     c: &AutoGazeConfig,
-    x: Tensor<B, 2>,
+    x: Tensor<B, 3>,
     positions: &[i64],
     mask: &[bool],
-    cache: &mut KvCache<B>,
+    caches: &mut [&mut KvCache<B>],
     rope: &Rope<B>,
-) -> Tensor<B, 2> {
+) -> Tensor<B, 3> {
     let (inv_freq, rotate) = (&rope.inv_freq, &rope.rotate);
     let device = x.device();
-    let [l, d] = x.dims();
+    let [n, l, d] = x.dims();
     let (h, hd) = (c.heads, c.head_dim);
-    let past = cache.len();
-    cache.key_mask.extend_from_slice(mask);
-    let keys = cache.len();
+    let past = caches[0].len();
+    debug_assert!(caches.iter().all(|k| k.key_mask == caches[0].key_mask));
+    for cache in caches.iter_mut() {
+        cache.key_mask.extend_from_slice(mask);
+    }
+    let keys = past + l;
     // Cos/sin tables: emb = cat(freqs, freqs), freqs = pos * inv_freq (f32).
     let mut cos = Vec::with_capacity(l * hd);
     let mut sin = Vec::with_capacity(l * hd);
@@ -161,61 +181,87 @@ pub fn forward<B: Backend>(
             }
         }
     }
-    let cos = Tensor::<B, 3>::from_data(TensorData::new(cos, [l, 1, hd]), &device);
-    let sin = Tensor::<B, 3>::from_data(TensorData::new(sin, [l, 1, hd]), &device);
-    let rotate = rotate.clone().unsqueeze::<3>();
+    let cos = Tensor::<B, 4>::from_data(TensorData::new(cos, [1, l, 1, hd]), &device);
+    let sin = Tensor::<B, 4>::from_data(TensorData::new(sin, [1, l, 1, hd]), &device);
+    let rotate = rotate.clone().unsqueeze::<4>();
     // Additive mask: query i (absolute past + i) sees key j iff j <= past + i
     // and key j is unmasked.
     let mut bias = vec![0f32; l * keys];
     for i in 0..l {
-        for (j, &m) in cache.key_mask.iter().enumerate() {
+        for (j, &m) in caches[0].key_mask.iter().enumerate() {
             if j > past + i || !m {
                 bias[i * keys + j] = f32::NEG_INFINITY;
             }
         }
     }
-    let bias = Tensor::<B, 3>::from_data(TensorData::new(bias, [1, l, keys]), &device);
+    let bias = Tensor::<B, 4>::from_data(TensorData::new(bias, [1, 1, l, keys]), &device);
     let scale = 1.0 / (hd as f64).sqrt();
-    let mut x = x;
+    // Rows of every stream together through the projections.
+    let mut x = x.reshape([n * l, d]);
     for (layer, lw) in w.decoder.layers.iter().enumerate() {
         let hn = rms_norm(x.clone(), &lw.input_norm, c.rms_eps);
         // One projection for q, k, v; RoPE on q and k together.
         let qkv = hn.matmul(lw.qkv.clone());
-        let qk = qkv.clone().slice([0..l, 0..2 * d]).reshape([l, 2 * h, hd]);
+        let qk = qkv
+            .clone()
+            .slice([0..n * l, 0..2 * d])
+            .reshape([n, l, 2 * h, hd]);
         let qk = qk.clone() * cos.clone() + qk.matmul(rotate.clone()) * sin.clone();
-        let q = qk.clone().slice([0..l, 0..h, 0..hd]).swap_dims(0, 1);
-        let k = qk.slice([0..l, h..2 * h, 0..hd]).swap_dims(0, 1);
+        let q = qk.clone().slice([0..n, 0..l, 0..h, 0..hd]).swap_dims(1, 2);
+        let k = qk.slice([0..n, 0..l, h..2 * h, 0..hd]).swap_dims(1, 2);
         let v = qkv
-            .slice([0..l, 2 * d..3 * d])
-            .reshape([l, h, hd])
-            .swap_dims(0, 1);
-        let (k_all, v_all) = match cache.layers[layer].take() {
-            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 1), Tensor::cat(vec![pv, v], 1)),
-            None => (k, v),
+            .slice([0..n * l, 2 * d..3 * d])
+            .reshape([n, l, h, hd])
+            .swap_dims(1, 2);
+        let past_kv: Vec<(Tensor<B, 4>, Tensor<B, 4>)> = caches
+            .iter_mut()
+            .filter_map(|cache| cache.layers[layer].take())
+            .collect();
+        let (k_all, v_all) = if past_kv.is_empty() {
+            (k, v)
+        } else {
+            let (mut ks, mut vs): (Vec<_>, Vec<_>) = past_kv.into_iter().unzip();
+            let (pk, pv) = if n == 1 {
+                (ks.remove(0), vs.remove(0))
+            } else {
+                (Tensor::cat(ks, 0), Tensor::cat(vs, 0))
+            };
+            (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2))
         };
-        let scores = q.matmul(k_all.clone().swap_dims(1, 2)) * scale + bias.clone();
-        let attn = softmax(scores, 2).matmul(v_all.clone());
-        cache.layers[layer] = Some((k_all, v_all));
-        let attn = attn.swap_dims(0, 1).reshape([l, d]).matmul(lw.o.clone());
+        let scores = q.matmul(k_all.clone().swap_dims(2, 3)) * scale + bias.clone();
+        let attn = softmax(scores, 3).matmul(v_all.clone());
+        if n == 1 {
+            caches[0].layers[layer] = Some((k_all, v_all));
+        } else {
+            for (i, cache) in caches.iter_mut().enumerate() {
+                cache.layers[layer] =
+                    Some((k_all.clone().narrow(0, i, 1), v_all.clone().narrow(0, i, 1)));
+            }
+        }
+        let attn = attn
+            .swap_dims(1, 2)
+            .reshape([n * l, d])
+            .matmul(lw.o.clone());
         x = x + attn;
         let hn = rms_norm(x.clone(), &lw.post_norm, c.rms_eps);
         let inter = c.intermediate;
         let gu = hn.matmul(lw.gate_up.clone());
-        let gate = gu.clone().slice([0..l, 0..inter]);
-        let up = gu.slice([0..l, inter..2 * inter]);
+        let gate = gu.clone().slice([0..n * l, 0..inter]);
+        let up = gu.slice([0..n * l, inter..2 * inter]);
         let mlp = (silu(gate) * up).matmul(lw.down.clone());
         x = x + mlp;
     }
-    rms_norm(x, &w.decoder.norm, c.rms_eps)
+    rms_norm(x, &w.decoder.norm, c.rms_eps).reshape([n, l, d])
 }
 
-/// Logits `[K * vocab]` and task-loss predictions `[K]` of the last row of `hidden`.
+/// Logits `[N, K * vocab]` and task-loss predictions `[N, K]` of each
+/// stream's last row of `hidden` (`[N, L, D]`).
 pub fn heads<B: Backend>(
     w: &ModelWeights<B>,
-    hidden: Tensor<B, 2>,
+    hidden: Tensor<B, 3>,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-    let [l, d] = hidden.dims();
-    let last = hidden.slice([l - 1..l, 0..d]);
+    let [n, l, d] = hidden.dims();
+    let last = hidden.slice([0..n, l - 1..l, 0..d]).reshape([n, d]);
     (
         last.clone().matmul(w.decoder.lm_head.clone()),
         last.matmul(w.decoder.task_loss.clone()),

@@ -196,6 +196,101 @@ fn settle_chunk(
     (tokens, any_meet || hit_max || early_stop)
 }
 
+/// One stream's greedy picks within a frame, on the host.
+struct Picker {
+    /// Ids the frame emitted (no repeats).
+    used: Vec<bool>,
+    pad: u32,
+    frame: FrameGaze,
+}
+
+impl Picker {
+    fn new(vocab: usize, pad: u32) -> Self {
+        Self {
+            used: vec![false; vocab],
+            pad,
+            frame: FrameGaze::default(),
+        }
+    }
+
+    /// The next chunk from one call's `K * vocab` logits (overwritten as
+    /// scores) and `K` task losses: its tokens, and whether the frame ends.
+    fn chunk(
+        &mut self,
+        scores: &mut [f32],
+        tl: &[f32],
+        k: usize,
+        budget: usize,
+        options: &GenerateOptions,
+    ) -> (Vec<(u32, bool)>, bool) {
+        let vocab = self.used.len();
+        // Logit processors: no repeats within the frame, EOS banned.
+        for head in scores.chunks_exact_mut(vocab) {
+            for (id, s) in head.iter_mut().enumerate() {
+                if self.used[id] || id == self.pad as usize {
+                    *s = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let mut chunk: Vec<u32> = Vec::with_capacity(k);
+        let mut early_stop = false;
+        for i in 0..k {
+            if chunk.len() + self.frame.ids.len() >= budget {
+                early_stop = true;
+                break;
+            }
+            let head = &scores[i * vocab..(i + 1) * vocab];
+            let mut best: Option<(usize, f32)> = None;
+            for (id, &s) in head.iter().enumerate() {
+                if s > f32::NEG_INFINITY && best.is_none_or(|(_, b)| s > b) {
+                    best = Some((id, s));
+                }
+            }
+            let Some((pick, _)) = best else {
+                early_stop = true;
+                break;
+            };
+            chunk.push(pick as u32);
+            for later in i + 1..k {
+                scores[later * vocab + pick] = f32::NEG_INFINITY;
+            }
+        }
+        let (tokens, stop) = settle_chunk(
+            &chunk,
+            tl,
+            &mut self.frame,
+            budget,
+            early_stop,
+            options,
+            self.pad,
+        );
+        for &(id, _) in &tokens {
+            self.used[id as usize] = true;
+        }
+        (tokens, stop)
+    }
+}
+
+/// Whether `states` can share decoder calls for a frame: the same
+/// positions, pad pattern and key mask, the same cached-frame bookkeeping,
+/// and no task-loss gate (which would end their frames at different
+/// chunks). Streams started together on the same settings (AnyRes tiles)
+/// stay in lockstep as long as no gate is set.
+pub fn lockstep<B: Backend>(states: &[&mut StreamState<B>], options: &GenerateOptions) -> bool {
+    options.task_loss_requirement.is_none()
+        && states.windows(2).all(|w| {
+            let (a, b) = (&w[0], &w[1]);
+            a.next_pos == b.next_pos
+                && a.frame_keys == b.frame_keys
+                && a.horizon == b.horizon
+                && a.kv.key_mask() == b.kv.key_mask()
+                && a.pending
+                    .iter()
+                    .map(|p| p.1)
+                    .eq(b.pending.iter().map(|p| p.1))
+        })
+}
+
 impl<B: Backend> AutoGaze<B> {
     /// A fresh stream.
     pub fn new_stream(&self) -> StreamState<B> {
@@ -217,42 +312,46 @@ impl<B: Backend> AutoGaze<B> {
         vision::encode(&self.weights, &self.config, video, &mut state.conv)
     }
 
-    /// One decoder call; the K-head logits `[1, K * vocab]` and task-loss
-    /// predictions `[1, K]` stay on the device.
+    /// One decoder call for streams in lockstep; the K-head logits
+    /// `[N, K * vocab]` and task-loss predictions `[N, K]` stay on the device.
     fn call_device(
         &self,
-        state: &mut StreamState<B>,
-        x: Tensor<B, 2>,
+        states: &mut [&mut StreamState<B>],
+        x: Tensor<B, 3>,
         positions: &[i64],
         mask: &[bool],
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let mut caches: Vec<&mut KvCache<B>> = states.iter_mut().map(|s| &mut s.kv).collect();
         let hidden = decoder::forward(
             &self.weights,
             &self.config,
             x,
             positions,
             mask,
-            &mut state.kv,
+            &mut caches,
             &self.rope,
         );
         decoder::heads(&self.weights, hidden)
     }
 
-    /// One decoder call read back to the host, recorded when traced.
+    /// One decoder call read back to the host (`[N * K * vocab]` logits,
+    /// `[N * K]` task losses), recorded when traced (one stream).
     fn call_host(
         &self,
-        state: &mut StreamState<B>,
-        x: Tensor<B, 2>,
+        states: &mut [&mut StreamState<B>],
+        x: Tensor<B, 3>,
         positions: Vec<i64>,
         mask: &[bool],
         trace: &mut Option<&mut Vec<DecodeStep>>,
     ) -> (Vec<f32>, Vec<f32>) {
-        let (logits, tl) = self.call_device(state, x, &positions, mask);
+        let (logits, tl) = self.call_device(states, x, &positions, mask);
         let (logits, tl) = (host(logits), host(tl));
-        state.readbacks += 2;
+        for state in states.iter_mut() {
+            state.readbacks += 2;
+        }
         if let Some(trace) = trace.as_mut() {
             trace.push(DecodeStep {
-                frame: state.frames,
+                frame: states[0].frames,
                 positions,
                 logits: logits.clone(),
                 task_loss: tl.clone(),
@@ -270,119 +369,153 @@ impl<B: Backend> AutoGaze<B> {
         state: &mut StreamState<B>,
         vision_tokens: Tensor<B, 2>,
         options: &GenerateOptions,
-        mut trace: Option<&mut Vec<DecodeStep>>,
+        trace: Option<&mut Vec<DecodeStep>>,
     ) -> Result<FrameGaze> {
+        let mut frames =
+            self.decode_lockstep(&mut [state], vision_tokens.unsqueeze::<3>(), options, trace)?;
+        Ok(frames.remove(0))
+    }
+
+    /// Decodes one frame for each of `states` from their vision tokens
+    /// `[N, 196, D]`. Streams in lockstep (see [`lockstep`]) share every
+    /// decoder call (their rows go through the projections together, their
+    /// attention is batched); the others are decoded one after another. The
+    /// result equals decoding each stream on its own.
+    pub fn decode_frames(
+        &self,
+        states: &mut [StreamState<B>],
+        vision_tokens: Tensor<B, 3>,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
+        let mut refs: Vec<&mut StreamState<B>> = states.iter_mut().collect();
+        if refs.len() > 1 && lockstep(&refs, options) {
+            return self.decode_lockstep(&mut refs, vision_tokens, options, None);
+        }
+        let [_, tk, d] = vision_tokens.dims();
+        refs.into_iter()
+            .enumerate()
+            .map(|(i, state)| {
+                let own = vision_tokens.clone().narrow(0, i, 1).reshape([tk, d]);
+                self.decode_frame(state, own, options, None)
+            })
+            .collect()
+    }
+
+    /// One frame for streams in lockstep (or one stream).
+    fn decode_lockstep(
+        &self,
+        states: &mut [&mut StreamState<B>],
+        vision_tokens: Tensor<B, 3>,
+        options: &GenerateOptions,
+        mut trace: Option<&mut Vec<DecodeStep>>,
+    ) -> Result<Vec<FrameGaze>> {
         let c = &self.config;
         let budget = max_tokens(options.gazing_ratio, c.layout.tokens())?;
-        let keys_before = state.kv.len();
-        let (k, nv) = (c.multi_token, c.vision_tokens());
-        // Prefill: the previous frame's final chunk, then this frame's vision tokens.
-        let mut positions = Vec::with_capacity(state.pending.len() + nv);
-        let mut mask = Vec::with_capacity(state.pending.len() + nv);
-        for &(_, padded) in &state.pending {
+        let keys_before = states[0].kv.len();
+        let (k, nv, n) = (c.multi_token, c.vision_tokens(), states.len());
+        // Prefill: the previous frame's final chunk, then this frame's vision
+        // tokens (positions and pads are the same for streams in lockstep).
+        let pending = states[0].pending.len();
+        let mut positions = Vec::with_capacity(pending + nv);
+        let mut mask = Vec::with_capacity(pending + nv);
+        let mut next_pos = states[0].next_pos;
+        for &(_, padded) in &states[0].pending {
             if !padded {
-                state.next_pos += 1;
+                next_pos += 1;
             }
             // A pad repeats its predecessor's position (it is masked anyway).
-            positions.push(state.next_pos - 1);
+            positions.push(next_pos - 1);
             mask.push(!padded);
         }
-        let first_vision = state.next_pos;
+        let first_vision = next_pos;
         positions.extend(first_vision..first_vision + nv as i64);
         mask.extend(std::iter::repeat_n(true, nv));
-        state.next_pos += nv as i64;
-        let x = if state.pending.is_empty() {
+        for state in states.iter_mut() {
+            state.next_pos = first_vision + nv as i64;
+        }
+        let x = if pending == 0 {
             vision_tokens
         } else {
-            let ids: Vec<u32> = state.pending.iter().map(|(id, _)| *id).collect();
-            Tensor::cat(
-                vec![decoder::embed_ids(&self.weights, &ids), vision_tokens],
-                0,
-            )
+            let ids: Vec<u32> = states
+                .iter()
+                .flat_map(|s| s.pending.iter().map(|(id, _)| *id))
+                .collect();
+            let d = c.hidden;
+            let embedded = decoder::embed_ids(&self.weights, &ids).reshape([n, pending, d]);
+            Tensor::cat(vec![embedded, vision_tokens], 1)
         };
         // Decode steps reuse the positions of the frame's last K vision tokens.
         let tail: Vec<i64> = (0..k as i64)
             .map(|i| first_vision + nv as i64 - k as i64 + i)
             .collect();
-        let frame = if trace.is_none() && self.selection == Selection::Device {
-            let (logits, tl) = self.call_device(state, x, &positions, &mask);
-            self.select_on_device(state, logits, tl, budget, &tail, options)
+        let frames = if trace.is_none() && self.selection == Selection::Device {
+            let (logits, tl) = self.call_device(states, x, &positions, &mask);
+            self.select_on_device(states, logits, tl, budget, &tail, options)
         } else {
-            let (logits, tl) = self.call_host(state, x, positions, &mask, &mut trace);
-            self.select_on_host(state, logits, tl, budget, &tail, options, &mut trace)
+            let (logits, tl) = self.call_host(states, x, positions, &mask, &mut trace);
+            self.select_on_host(states, logits, tl, budget, &tail, options, &mut trace)
         };
-        state.frames += 1;
-        state.frame_keys.push_back(state.kv.len() - keys_before);
-        state.enforce_horizon();
-        Ok(frame)
+        for state in states.iter_mut() {
+            state.frames += 1;
+            state.frame_keys.push_back(state.kv.len() - keys_before);
+            state.enforce_horizon();
+        }
+        Ok(frames)
+    }
+
+    /// Embeddings `[N, m, D]` of each stream's chunk (`ids`: N chunks of m).
+    fn embed_chunks(&self, ids: &[u32], n: usize) -> Tensor<B, 3> {
+        let m = ids.len() / n;
+        decoder::embed_ids(&self.weights, ids).reshape([n, m, self.config.hidden])
     }
 
     /// Greedy selection on the host from each call's read-back logits.
     #[allow(clippy::too_many_arguments)]
     fn select_on_host(
         &self,
-        state: &mut StreamState<B>,
+        states: &mut [&mut StreamState<B>],
         mut logits: Vec<f32>,
         mut tl: Vec<f32>,
         budget: usize,
         tail: &[i64],
         options: &GenerateOptions,
         trace: &mut Option<&mut Vec<DecodeStep>>,
-    ) -> FrameGaze {
+    ) -> Vec<FrameGaze> {
         let c = &self.config;
-        let (k, vocab, pad) = (c.multi_token, c.vocab(), c.layout.pad_id());
-        let mut frame = FrameGaze::default();
-        let mut used = vec![false; vocab];
+        let (k, vocab, pad, n) = (c.multi_token, c.vocab(), c.layout.pad_id(), states.len());
+        let mut pickers: Vec<Picker> = (0..n).map(|_| Picker::new(vocab, pad)).collect();
         loop {
-            // Logit processors: no repeats within the frame, EOS banned.
-            let mut scores = logits;
-            for head in scores.chunks_exact_mut(vocab) {
-                for (id, s) in head.iter_mut().enumerate() {
-                    if used[id] || id == pad as usize {
-                        *s = f32::NEG_INFINITY;
-                    }
-                }
-            }
-            let mut chunk: Vec<u32> = Vec::with_capacity(k);
-            let mut early_stop = false;
-            for i in 0..k {
-                if chunk.len() + frame.ids.len() >= budget {
-                    early_stop = true;
-                    break;
-                }
-                let head = &scores[i * vocab..(i + 1) * vocab];
-                let mut best: Option<(usize, f32)> = None;
-                for (id, &s) in head.iter().enumerate() {
-                    if s > f32::NEG_INFINITY && best.is_none_or(|(_, b)| s > b) {
-                        best = Some((id, s));
-                    }
-                }
-                let Some((pick, _)) = best else {
-                    early_stop = true;
-                    break;
-                };
-                chunk.push(pick as u32);
-                for later in i + 1..k {
-                    scores[later * vocab + pick] = f32::NEG_INFINITY;
-                }
-            }
-            let (chunk_tokens, stop) =
-                settle_chunk(&chunk, &tl, &mut frame, budget, early_stop, options, pad);
-            for &(id, _) in &chunk_tokens {
-                used[id as usize] = true;
+            let mut chunks = Vec::with_capacity(n);
+            let mut stop = false;
+            for (i, picker) in pickers.iter_mut().enumerate() {
+                let (tokens, ends) = picker.chunk(
+                    &mut logits[i * k * vocab..(i + 1) * k * vocab],
+                    &tl[i * k..(i + 1) * k],
+                    k,
+                    budget,
+                    options,
+                );
+                // Streams in lockstep end their frames together.
+                debug_assert!(i == 0 || ends == stop);
+                stop = ends;
+                chunks.push(tokens);
             }
             if stop {
-                state.pending = chunk_tokens;
-                return frame;
+                for (state, tokens) in states.iter_mut().zip(chunks) {
+                    state.pending = tokens;
+                }
+                return pickers.into_iter().map(|p| p.frame).collect();
             }
             // Feed the chunk inside the frame: tail positions, all attended.
             // In the full sequence these tokens still occupy cumulative
             // positions, which the next frame's prefill continues from.
-            let ids: Vec<u32> = chunk_tokens.iter().map(|(id, _)| *id).collect();
-            state.next_pos += ids.len() as i64;
-            let x = decoder::embed_ids(&self.weights, &ids);
-            let n = ids.len();
-            (logits, tl) = self.call_host(state, x, tail[..n].to_vec(), &vec![true; n], trace);
+            let ids: Vec<u32> = chunks.iter().flatten().map(|(id, _)| *id).collect();
+            let m = chunks[0].len();
+            for state in states.iter_mut() {
+                state.next_pos += m as i64;
+            }
+            let x = self.embed_chunks(&ids, n);
+            (logits, tl) = self.call_host(states, x, tail[..m].to_vec(), &vec![true; m], trace);
         }
     }
 
@@ -394,82 +527,96 @@ impl<B: Backend> AutoGaze<B> {
     /// calls is known up front (`ceil(budget / K)` chunks); only the task-loss
     /// gate can end a frame earlier. So after the last chunk, **one readback**
     /// (the frame's picked ids and each chunk's `K` task-loss values, `2 *
-    /// budget` floats) goes through the same gate as the host path; when the
-    /// gate stopped the frame at chunk `j`, the keys of the chunks fed after
-    /// it are dropped from the KV cache and the positions rewound, so the
-    /// state is exactly the reference's. Ties between equal logits are the
-    /// backend's `argmax`'s (the host path takes the lowest id).
+    /// budget` floats per stream) goes through the same gate as the host
+    /// path; when the gate stopped a frame at chunk `j`, the keys of the
+    /// chunks fed after it are dropped from the KV cache and the positions
+    /// rewound, so the state is exactly the reference's. Ties between equal
+    /// logits are the backend's `argmax`'s (the host path takes the lowest id).
     fn select_on_device(
         &self,
-        state: &mut StreamState<B>,
+        states: &mut [&mut StreamState<B>],
         mut logits: Tensor<B, 2>,
         mut tl: Tensor<B, 2>,
         budget: usize,
         tail: &[i64],
         options: &GenerateOptions,
-    ) -> FrameGaze {
+    ) -> Vec<FrameGaze> {
         let c = &self.config;
-        let (k, vocab, pad) = (c.multi_token, c.vocab(), c.layout.pad_id());
+        let (k, vocab, pad, n) = (c.multi_token, c.vocab(), c.layout.pad_id(), states.len());
         let device = logits.device();
-        let iota = Tensor::<B, 1, Int>::arange(0..vocab as i64, &device).reshape([1, vocab]);
-        let mut used = Tensor::<B, 2>::zeros([1, vocab], &device)
+        let iota = Tensor::<B, 1, Int>::arange(0..vocab as i64, &device)
+            .reshape([1, vocab])
+            .expand([n, vocab]);
+        let mut used = Tensor::<B, 2>::zeros([n, vocab], &device)
             .mask_fill(iota.clone().equal_elem(pad as i64), f32::NEG_INFINITY);
         let chunks = budget.div_ceil(k);
-        let (keys_fed_from, pos_fed_from) = (state.kv.len(), state.next_pos);
-        let mut picked: Vec<Tensor<B, 1>> = Vec::with_capacity(2 * chunks);
-        let mut losses: Vec<Tensor<B, 1>> = Vec::with_capacity(chunks);
+        let (keys_fed_from, pos_fed_from) = (states[0].kv.len(), states[0].next_pos);
+        let mut picked: Vec<Tensor<B, 2>> = Vec::with_capacity(2 * chunks);
+        let mut losses: Vec<Tensor<B, 2>> = Vec::with_capacity(chunks);
         for j in 0..chunks {
-            let n = k.min(budget - j * k);
-            let heads = logits.reshape([k, vocab]);
-            let mut chunk = Vec::with_capacity(n);
-            for i in 0..n {
-                let scores = heads.clone().slice([i..i + 1, 0..vocab]) + used.clone();
+            let m = k.min(budget - j * k);
+            let heads = logits.reshape([n, k, vocab]);
+            let mut chunk = Vec::with_capacity(m);
+            for i in 0..m {
+                let scores = heads
+                    .clone()
+                    .slice([0..n, i..i + 1, 0..vocab])
+                    .reshape([n, vocab])
+                    + used.clone();
                 let pick = scores.argmax(1);
                 used = used.mask_fill(
-                    iota.clone().equal(pick.clone().expand([1, vocab])),
+                    iota.clone().equal(pick.clone().expand([n, vocab])),
                     f32::NEG_INFINITY,
                 );
-                chunk.push(pick.reshape([1]));
+                chunk.push(pick);
             }
-            let ids = Tensor::cat(chunk, 0);
+            let ids = Tensor::cat(chunk, 1);
             picked.push(ids.clone().float());
-            losses.push(tl.slice([0..1, 0..n]).reshape([n]));
+            losses.push(tl.slice([0..n, 0..m]));
             if j + 1 == chunks {
                 break;
             }
-            state.next_pos += n as i64;
-            let x = decoder::embed_index(&self.weights, ids);
-            (logits, tl) = self.call_device(state, x, &tail[..n], &vec![true; n]);
-        }
-        // The frame's one readback: ids then task losses.
-        picked.extend(losses);
-        let values = host(Tensor::cat(picked, 0).reshape([1, 2 * budget]));
-        state.readbacks += 1;
-        let (ids, losses) = values.split_at(budget);
-        let mut frame = FrameGaze::default();
-        for j in 0..chunks {
-            let range = j * k..(j * k + k).min(budget);
-            let chunk: Vec<u32> = ids[range.clone()].iter().map(|&v| v as u32).collect();
-            let early_stop = chunk.len() < k;
-            let (chunk_tokens, stop) = settle_chunk(
-                &chunk,
-                &losses[range],
-                &mut frame,
-                budget,
-                early_stop,
-                options,
-                pad,
-            );
-            if stop {
-                // Chunks 0..j were fed (K tokens each); later ones are undone.
-                state.kv.truncate(keys_fed_from + j * k);
-                state.next_pos = pos_fed_from + (j * k) as i64;
-                state.pending = chunk_tokens;
-                return frame;
+            for state in states.iter_mut() {
+                state.next_pos += m as i64;
             }
+            let x =
+                decoder::embed_index(&self.weights, ids.reshape([n * m])).reshape([n, m, c.hidden]);
+            (logits, tl) = self.call_device(states, x, &tail[..m], &vec![true; m]);
         }
-        unreachable!("the last chunk always reaches the budget")
+        // The frame's one readback: per stream, its ids then its task losses.
+        picked.extend(losses);
+        let values = host(Tensor::cat(picked, 1));
+        let mut frames = Vec::with_capacity(n);
+        for (i, state) in states.iter_mut().enumerate() {
+            state.readbacks += 1;
+            let (ids, losses) = values[i * 2 * budget..(i + 1) * 2 * budget].split_at(budget);
+            let mut frame = FrameGaze::default();
+            for j in 0..chunks {
+                let range = j * k..(j * k + k).min(budget);
+                let chunk: Vec<u32> = ids[range.clone()].iter().map(|&v| v as u32).collect();
+                let early_stop = chunk.len() < k;
+                let (tokens, stop) = settle_chunk(
+                    &chunk,
+                    &losses[range],
+                    &mut frame,
+                    budget,
+                    early_stop,
+                    options,
+                    pad,
+                );
+                if stop || j + 1 == chunks {
+                    // Chunks 0..j were fed (K tokens each); later ones are undone.
+                    state.kv.truncate(keys_fed_from + j * k);
+                    state.next_pos = pos_fed_from + (j * k) as i64;
+                    state.pending = tokens;
+                    break;
+                }
+            }
+            frames.push(frame);
+        }
+        frames
     }
+
     /// Encodes and decodes one more frame (`[3, S, S]`, already at the model
     /// input size): the streaming entry point.
     pub fn step(
@@ -501,8 +648,9 @@ impl<B: Backend> AutoGaze<B> {
 
     /// One frame for each of `states` (frame `i` of a preprocessed `input`
     /// `[1, N, 3, S, S]` goes to stream `i`, e.g. the AnyRes tiles of one
-    /// frame): the encoder runs once over all of them, then each stream
-    /// decodes its frame. Equal to stepping each stream on its own.
+    /// frame): the encoder runs once over all of them, then the streams
+    /// decode their frames together ([`AutoGaze::decode_frames`]). Equal to
+    /// stepping each stream on its own.
     pub fn step_streams_input(
         &self,
         states: &mut [StreamState<B>],
@@ -529,14 +677,7 @@ impl<B: Backend> AutoGaze<B> {
             state.conv = cache;
         }
         let [_, _, tk, d] = tokens.dims();
-        states
-            .iter_mut()
-            .enumerate()
-            .map(|(i, state)| {
-                let own = tokens.clone().narrow(0, i, 1).reshape([tk, d]);
-                self.decode_frame(state, own, options, None)
-            })
-            .collect()
+        self.decode_frames(states, tokens.reshape([n, tk, d]), options)
     }
 
     /// Decodes a whole clip `[1, T, 3, S, S]`; optionally records every
@@ -582,29 +723,49 @@ mod tests {
         use burn::tensor::Distribution;
         type Bk = NdArray<f32>;
         let device = Default::default();
-        let model = AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 3, &device);
+        let mut model = AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 3, &device);
         let options = GenerateOptions {
             gazing_ratio: 0.05,
             task_loss_requirement: None,
         };
         let streams = 3;
-        let mut batched: Vec<StreamState<Bk>> = (0..streams).map(|_| model.new_stream()).collect();
-        let mut alone = batched.clone();
-        for _ in 0..2 {
-            let video =
-                Tensor::<Bk, 4>::random([streams, 3, 224, 224], Distribution::Default, &device);
-            let values = video.clone().into_data().into_vec::<f32>().unwrap();
-            let input = ModelInput::from_vec(streams, 224, values).unwrap();
-            let together = model
-                .step_streams_input(&mut batched, &input, &options)
-                .unwrap();
-            for (i, state) in alone.iter_mut().enumerate() {
-                let frame = video.clone().narrow(0, i, 1).reshape([3, 224, 224]);
-                let own = model.step(state, frame, &options).unwrap();
-                assert_eq!(own.ids, together[i].ids, "stream {i}");
-                assert_eq!(own.padded, together[i].padded, "stream {i}");
+        // Lockstep (shared decoder calls) on both selections, and a gate
+        // (streams decoded one after another).
+        let gated = GenerateOptions {
+            task_loss_requirement: Some(0.0),
+            ..options
+        };
+        for (selection, options) in [
+            (Selection::Host, options),
+            (Selection::Device, options),
+            (Selection::Device, gated),
+        ] {
+            model.set_selection(selection);
+            let mut batched: Vec<StreamState<Bk>> =
+                (0..streams).map(|_| model.new_stream()).collect();
+            let mut alone = batched.clone();
+            for t in 0..3 {
+                let video =
+                    Tensor::<Bk, 4>::random([streams, 3, 224, 224], Distribution::Default, &device);
+                let values = video.clone().into_data().into_vec::<f32>().unwrap();
+                let input = ModelInput::from_vec(streams, 224, values).unwrap();
+                let refs: Vec<&mut StreamState<Bk>> = batched.iter_mut().collect();
+                let shared = lockstep(&refs, &options);
+                assert_eq!(shared, options.task_loss_requirement.is_none());
+                let together = model
+                    .step_streams_input(&mut batched, &input, &options)
+                    .unwrap();
+                for (i, state) in alone.iter_mut().enumerate() {
+                    let frame = video.clone().narrow(0, i, 1).reshape([3, 224, 224]);
+                    let own = model.step(state, frame, &options).unwrap();
+                    let what = format!("{selection:?}, {options:?}, frame {t}, stream {i}");
+                    assert_eq!(own, together[i], "{what}");
+                    assert_eq!(state.cached_keys(), batched[i].cached_keys(), "{what}");
+                    assert_eq!(state.readbacks(), batched[i].readbacks(), "{what}");
+                }
             }
         }
+        let mut batched: Vec<StreamState<Bk>> = (0..streams).map(|_| model.new_stream()).collect();
         let input = ModelInput::new(224);
         assert!(
             model

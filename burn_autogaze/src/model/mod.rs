@@ -16,7 +16,9 @@ use burn::tensor::backend::Backend;
 pub use anyres::{AnyResGrid, AnyResStream, DEFAULT_MAX_TILES};
 pub use config::{AutoGazeConfig, RopeScaling};
 pub use decoder::{KvCache, inv_freq};
-pub use generate::{DecodeStep, FrameGaze, GenerateOptions, Selection, StreamState, max_tokens};
+pub use generate::{
+    DecodeStep, FrameGaze, GenerateOptions, Selection, StreamState, lockstep, max_tokens,
+};
 pub use tiling::{TileGrid, TiledGaze};
 pub use vision::ConvCache;
 pub use weights::{ModelWeights, expected_tensors, load_weights, random_weights};
