@@ -378,9 +378,10 @@ impl<B: Backend> AutoGaze<B> {
 
     /// Decodes one frame for each of `states` from their vision tokens
     /// `[N, 196, D]`. Streams in lockstep (see [`lockstep`]) share every
-    /// decoder call (their rows go through the projections together, their
-    /// attention is batched); the others are decoded one after another. The
-    /// result equals decoding each stream on its own.
+    /// decoder call when [`AutoGaze::batches_streams`] (their rows go through
+    /// the projections together, their attention is batched); otherwise they
+    /// are decoded one after another. The result equals decoding each
+    /// stream on its own.
     pub fn decode_frames(
         &self,
         states: &mut [StreamState<B>],
@@ -388,7 +389,7 @@ impl<B: Backend> AutoGaze<B> {
         options: &GenerateOptions,
     ) -> Result<Vec<FrameGaze>> {
         let mut refs: Vec<&mut StreamState<B>> = states.iter_mut().collect();
-        if refs.len() > 1 && lockstep(&refs, options) {
+        if refs.len() > 1 && self.batches_streams() && lockstep(&refs, options) {
             return self.decode_lockstep(&mut refs, vision_tokens, options, None);
         }
         let [_, tk, d] = vision_tokens.dims();
@@ -735,12 +736,15 @@ mod tests {
             task_loss_requirement: Some(0.0),
             ..options
         };
-        for (selection, options) in [
-            (Selection::Host, options),
-            (Selection::Device, options),
-            (Selection::Device, gated),
+        assert!(!model.batches_streams(), "not on the CPU by default");
+        for (selection, options, batch) in [
+            (Selection::Host, options, true),
+            (Selection::Host, options, false),
+            (Selection::Device, options, true),
+            (Selection::Device, gated, true),
         ] {
             model.set_selection(selection);
+            model.set_batch_streams(batch);
             let mut batched: Vec<StreamState<Bk>> =
                 (0..streams).map(|_| model.new_stream()).collect();
             let mut alone = batched.clone();
@@ -758,7 +762,8 @@ mod tests {
                 for (i, state) in alone.iter_mut().enumerate() {
                     let frame = video.clone().narrow(0, i, 1).reshape([3, 224, 224]);
                     let own = model.step(state, frame, &options).unwrap();
-                    let what = format!("{selection:?}, {options:?}, frame {t}, stream {i}");
+                    let what =
+                        format!("{selection:?}, {options:?}, batch {batch}, frame {t}, stream {i}");
                     assert_eq!(own, together[i], "{what}");
                     assert_eq!(state.cached_keys(), batched[i].cached_keys(), "{what}");
                     assert_eq!(state.readbacks(), batched[i].readbacks(), "{what}");

@@ -30,6 +30,9 @@ pub struct AutoGaze<B: Backend> {
     weights: ModelWeights<B>,
     rope: decoder::Rope<B>,
     selection: Selection,
+    /// Share decoder calls between streams in lockstep (None: on `Device`
+    /// selection only).
+    batch_streams: Option<bool>,
 }
 
 impl<B: Backend> AutoGaze<B> {
@@ -54,6 +57,7 @@ impl<B: Backend> AutoGaze<B> {
             weights,
             rope,
             selection: Selection::default_for::<B>(&device),
+            batch_streams: None,
         }
     }
 
@@ -65,6 +69,21 @@ impl<B: Backend> AutoGaze<B> {
     /// Chooses where untraced decoding selects tokens; both give the same tokens.
     pub fn set_selection(&mut self, selection: Selection) {
         self.selection = selection;
+    }
+
+    /// Whether [`AutoGaze::decode_frames`] shares decoder calls between
+    /// streams in lockstep. By default it does with `Device` selection (a
+    /// GPU: one chain of kernels for all tiles) and not with `Host` (on
+    /// burn-ndarray the batched calls measured slower than one stream after
+    /// another: PERF_LOOP, 2026-11-23). Same tokens either way.
+    pub fn batches_streams(&self) -> bool {
+        self.batch_streams
+            .unwrap_or(self.selection == Selection::Device)
+    }
+
+    /// Overrides [`AutoGaze::batches_streams`].
+    pub fn set_batch_streams(&mut self, on: bool) {
+        self.batch_streams = Some(on);
     }
 
     /// The configuration.
