@@ -51,6 +51,94 @@ fn tensor5(file: &TensorFile, name: &str) -> Tensor<B, 5> {
     Tensor::from_data(TensorData::new(t.values, s), &Default::default())
 }
 
+/// The reference's tokens of a clip (global ids, pad flags, counts).
+struct Tokens {
+    ids: Vec<i64>,
+    pads: Vec<i64>,
+    counts: Vec<i64>,
+}
+
+/// Our decoder calls and the reference's, to explain a divergence.
+struct Calls<'a> {
+    trace: &'a [DecodeStep],
+    logits: Option<&'a [f32]>,
+    task_loss: &'a [f32],
+    k: usize,
+    vocab: usize,
+    requirement: Option<f32>,
+}
+
+/// The gap between the two largest values of `v`.
+fn top2_margin(v: &[f32]) -> f32 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &x in v {
+        if x > a {
+            (a, b) = (x, a);
+        } else if x > b {
+            b = x;
+        }
+    }
+    a - b
+}
+
+/// Where our tokens first differ from the reference's: frame, decode step
+/// (the frame's n-th decoder call) and head, both tokens, the top-2 logit
+/// margin there (ours and the reference's) and the task-loss gap.
+fn first_divergence(out: &[FrameGaze], reference: &Tokens, calls: &Calls) -> String {
+    let mut start = 0usize;
+    for (f, frame) in out.iter().enumerate() {
+        let n = reference.counts.get(f).copied().unwrap_or(0) as usize;
+        let theirs = start..(start + n).min(reference.ids.len());
+        let ours: Vec<(i64, i64)> = frame
+            .ids
+            .iter()
+            .zip(&frame.padded)
+            .map(|(&id, &p)| (id as i64 + 265 * f as i64, p as i64))
+            .collect();
+        let refs: Vec<(i64, i64)> = reference.ids[theirs.clone()]
+            .iter()
+            .zip(&reference.pads[theirs])
+            .map(|(&id, &p)| (id, p))
+            .collect();
+        start += n;
+        let Some(i) = (0..ours.len().max(refs.len())).find(|&i| ours.get(i) != refs.get(i)) else {
+            continue;
+        };
+        let (step, head) = (i / calls.k, i % calls.k);
+        let call = calls
+            .trace
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.frame == f)
+            .nth(step)
+            .map(|(c, _)| c);
+        let Some(c) = call else {
+            return format!(
+                "frame {f}, token {i}: ours {:?}, reference {:?} (no decoder call {step} of the frame: the frame ended earlier)",
+                ours.get(i),
+                refs.get(i)
+            );
+        };
+        let (v, k) = (calls.vocab, calls.k);
+        let head_logits = |l: &[f32]| top2_margin(&l[head * v..(head + 1) * v]);
+        let ours_margin = head_logits(&calls.trace[c].logits);
+        let ref_margin = calls
+            .logits
+            .and_then(|l| l.get(c * k * v..(c + 1) * k * v))
+            .map(head_logits);
+        let tl = calls.trace[c].task_loss[head];
+        let ref_tl = calls.task_loss.get(c * k + head).copied();
+        return format!(
+            "frame {f}, decode step {step} (decoder call {c}), head {head}: ours (id, pad) {:?}, reference {:?}; top-2 logit margin {ours_margin:e} (reference {ref_margin:?}); task loss {tl} (reference {ref_tl:?}, gap {:?}; requirement {:?})",
+            ours.get(i),
+            refs.get(i),
+            ref_tl.map(|r| tl - r),
+            calls.requirement
+        );
+    }
+    "the counts (every frame's tokens agree as far as both go)".into()
+}
+
 /// Runs a case and checks every stored output.
 fn check_case(model_name: &str, name: &str, input: &str) {
     let model = load(model_name);
@@ -126,21 +214,26 @@ fn check_case(model_name: &str, name: &str, input: &str) {
         .iter()
         .flat_map(|f| f.padded.iter().map(|&p| p as i64))
         .collect();
-    assert_eq!(
-        counts,
-        file.i64("num_gazing_each_frame", None).expect("num").values,
-        "{name}: counts"
-    );
-    assert_eq!(
-        ids,
-        file.i64("gazing_pos", None).expect("pos").values,
-        "{name}: gazing_pos"
-    );
-    assert_eq!(
-        pads,
-        file.i64("if_padded_gazing", None).expect("pads").values,
-        "{name}: pad flags"
-    );
+    let reference = Tokens {
+        ids: file.i64("gazing_pos", None).expect("pos").values,
+        pads: file.i64("if_padded_gazing", None).expect("pads").values,
+        counts: file.i64("num_gazing_each_frame", None).expect("num").values,
+    };
+    if (&ids, &pads, &counts) != (&reference.ids, &reference.pads, &reference.counts) {
+        let config = model.config();
+        let calls = Calls {
+            trace: &trace,
+            logits: logits_ref.as_deref(),
+            task_loss: &tl_ref,
+            k: config.multi_token,
+            vocab: config.vocab(),
+            requirement,
+        };
+        panic!(
+            "{model_name}/{name}: tokens differ from the reference at {}",
+            first_divergence(&out, &reference, &calls)
+        );
+    }
     assert_eq!(our_frames, ref_frames, "{name}: decoder calls per frame");
     assert_eq!(positions, ref_positions, "{name}: position ids");
     // Per-scale masks from the valid ids.
@@ -488,4 +581,50 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
             started.elapsed().as_secs_f64()
         );
     }
+}
+
+/// A divergence is reported by frame, decode step and head, with the
+/// logit margin and task-loss gap there.
+#[test]
+fn a_divergence_names_frame_step_and_head() {
+    let model = load("autogaze-tiny");
+    let (file, meta) = case("autogaze-tiny", "clip224_r020");
+    let options = GenerateOptions {
+        gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
+        task_loss_requirement: None,
+    };
+    let mut trace = Vec::new();
+    let out = model
+        .generate(tensor5(&file, "video"), &options, Some(&mut trace))
+        .expect("generate");
+    let k = model.config().multi_token;
+    let mut reference = Tokens {
+        ids: global_ids(&out),
+        pads: out
+            .iter()
+            .flat_map(|f| f.padded.iter().map(|&p| p as i64))
+            .collect(),
+        counts: out.iter().map(|f| f.ids.len() as i64).collect(),
+    };
+    let tl = file.f32("decode_step_task_loss", None).expect("tl").values;
+    let calls = Calls {
+        trace: &trace,
+        logits: None,
+        task_loss: &tl,
+        k,
+        vocab: model.config().vocab(),
+        requirement: None,
+    };
+    // Token k + 1 of frame 1: its second decode step, second head.
+    let at = reference.counts[0] as usize + k + 1;
+    assert!(at < reference.ids.len(), "the case has enough tokens");
+    reference.ids[at] += 1;
+    let report = first_divergence(&out, &reference, &calls);
+    assert!(
+        report.starts_with("frame 1, decode step 1 (decoder call")
+            && report.contains("head 1:")
+            && report.contains("top-2 logit margin")
+            && report.contains("task loss"),
+        "{report}"
+    );
 }
