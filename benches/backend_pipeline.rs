@@ -7,7 +7,11 @@
 //!   `horizon` frames; `-tl` adds the task-loss stop at 0.7 (with random
 //!   weights the task-loss head predicts ~0, so every frame stops after its
 //!   first chunk: the cheapest case), without it the full budget is decoded
-//!   (0.75: 198 tokens, the worst case).
+//!   (0.75: 198 tokens, the worst case). `0.03` (7 tokens, fewer than K)
+//!   is the prefill call alone: with `embed` it splits a frame into encoder,
+//!   prefill and decode calls (`(0.75 - 0.03) / 19` per decode call).
+//!   `/host-selection` and `/device-selection` run the same lane with the
+//!   other `Selection` (paired with the backend's default);
 //!
 //! - `tiled-448/ndarray/0.5`: one 448x448 frame through the reference's
 //!   tiling (target scales 64/128/224/448, patch 16: 4 tiles) at ratio 0.5;
@@ -101,6 +105,8 @@ fn backend_pipeline(c: &mut Criterion) {
         "ndarray",
         &Default::default(),
         &[
+            // Budget 7 < K: the prefill call only (the split's second term).
+            (0.03, None, 1, None),
             (0.1, None, 1, None),
             (0.75, None, 1, None),
             (0.75, Some(0.7), 1, None),
