@@ -51,8 +51,9 @@ pub struct PipelineArgs {
     /// Gazing ratio of the model source (fraction of 265 tokens, (0, 1]).
     #[arg(long, default_value_t = ModelOptions::default().gazing_ratio)]
     pub gazing_ratio: f32,
-    /// Task-loss requirement of the model source (off by default: full budget).
-    #[arg(long, alias = "task-loss")]
+    /// Task-loss requirement of the model source (off by default: full
+    /// budget). May be negative (`--task-loss-requirement -0.27`).
+    #[arg(long, alias = "task-loss", allow_negative_numbers = true)]
     pub task_loss_requirement: Option<f32>,
     /// Frames of KV cache the model keeps (0: unbounded).
     #[arg(long, default_value_t = ModelOptions::default().horizon)]

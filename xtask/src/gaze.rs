@@ -45,8 +45,9 @@ pub struct GazeArgs {
     /// Fraction of the tokens a frame may use, in (0, 1].
     #[arg(long)]
     pub gazing_ratio: f32,
-    /// Stop a frame once a token's predicted task loss is at or below this.
-    #[arg(long)]
+    /// Stop a frame once a token's predicted task loss is at or below this
+    /// (may be negative).
+    #[arg(long, allow_negative_numbers = true)]
     pub task_loss_requirement: Option<f32>,
     /// Tiled inference: the target scales (e.g. 64,128,224,448).
     #[arg(long, value_delimiter = ',', requires = "target_patch_size")]
@@ -301,6 +302,17 @@ mod tests {
             keys,
             ["gazing_pos", "if_padded_gazing", "num_gazing_each_frame"]
         );
+
+        // A negative requirement is a number, not a flag.
+        let negative = args(&[
+            "--input",
+            &tl,
+            "--gazing-ratio",
+            "0.75",
+            "--task-loss-requirement",
+            "-0.3",
+        ]);
+        assert_eq!(negative.task_loss_requirement, Some(-0.3));
 
         // Frames as images, preprocessed by the command.
         let file = TensorFile::open(&case("video_rgba_r030")).unwrap();
