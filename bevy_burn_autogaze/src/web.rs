@@ -21,9 +21,7 @@ pub const ERROR_GLOBAL: &str = "__AUTOGAZE_ERROR__";
 /// Starts the viewer on the page (returns once the browser drives it).
 pub fn run() {
     std::panic::set_hook(Box::new(|info| {
-        let message = format!("bevy_burn_autogaze panicked: {info}");
-        web_sys::console::error_1(&message.as_str().into());
-        set_global(ERROR_GLOBAL, &message.as_str().into());
+        fail(&format!("bevy_burn_autogaze panicked: {info}"))
     }));
     let query = web_sys::window()
         .and_then(|w| w.location().search().ok())

@@ -227,12 +227,6 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
     cases
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"))
-}
-
 /// Builds the viewer (once) and returns its path.
 fn build_viewer(release: bool) -> Result<PathBuf, String> {
     let mut cmd = crate::cargo();
@@ -252,13 +246,8 @@ fn build_viewer(release: bool) -> Result<PathBuf, String> {
         if release { "release" } else { "dev" }
     );
     let limit = Duration::from_secs(60 * 60);
-    match crate::process::run_inherited(&mut cmd, limit) {
-        Ok(Some(s)) if s.success() => {}
-        Ok(Some(s)) => return Err(format!("building the viewer failed ({s})")),
-        Ok(None) => return Err("building the viewer took over an hour".into()),
-        Err(e) => return Err(format!("cannot run cargo: {e}")),
-    }
-    let bin = target_dir()
+    crate::process::run_checked(&mut cmd, "building the viewer (cargo build)", limit)?;
+    let bin = crate::target_dir()
         .join(if release { "release" } else { "debug" })
         .join("bevy_burn_autogaze");
     if bin.is_file() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::{Outcome, run_captured, run_inherited};
+use crate::process::{Outcome, run_captured, run_checked};
 
 /// The lavapipe package.
 pub const LAVAPIPE_PACKAGE: &str = "mesa-vulkan-drivers";
@@ -98,16 +98,7 @@ pub(crate) fn is_debian_like() -> bool {
 pub(crate) fn apt(args: &[&str], limit: Duration) -> Result<(), String> {
     let mut cmd = Command::new("apt-get");
     cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-    match run_inherited(&mut cmd, limit) {
-        Ok(Some(status)) if status.success() => Ok(()),
-        Ok(Some(status)) => Err(format!("apt-get {} failed ({status})", args.join(" "))),
-        Ok(None) => Err(format!(
-            "apt-get {} did not finish within {} s",
-            args.join(" "),
-            limit.as_secs()
-        )),
-        Err(e) => Err(format!("cannot run apt-get: {e}")),
-    }
+    run_checked(&mut cmd, &format!("apt-get {}", args.join(" ")), limit)
 }
 
 fn vulkan(adapters: &[AdapterInfo]) -> Option<AdapterInfo> {

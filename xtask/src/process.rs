@@ -47,6 +47,20 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> std::io::Result<Option
     }
 }
 
+/// Runs `cmd` with inherited output, killing it after `limit`: an error
+/// naming `what` when it cannot start, fails or times out.
+pub fn run_checked(cmd: &mut Command, what: &str, limit: Duration) -> Result<(), String> {
+    match run_inherited(cmd, limit) {
+        Ok(Some(s)) if s.success() => Ok(()),
+        Ok(Some(s)) => Err(format!("{what} failed ({s})")),
+        Ok(None) => Err(format!(
+            "{what} did not finish within {} s",
+            limit.as_secs()
+        )),
+        Err(e) => Err(format!("cannot run {what}: {e}")),
+    }
+}
+
 /// Runs `cmd` with inherited output, killing it after `limit`. Returns the
 /// exit status, or `None` when it timed out.
 pub fn run_inherited(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<ExitStatus>> {

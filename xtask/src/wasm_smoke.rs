@@ -20,7 +20,7 @@ use burn_autogaze::perf::PerfSummary;
 use serde::Deserialize;
 
 use crate::preflight::{apt, is_debian_like, is_root};
-use crate::process::{Outcome, run_captured, run_inherited};
+use crate::process::{Outcome, run_captured, run_checked};
 
 /// The playwright-core release the driver is written against.
 const PLAYWRIGHT_CORE: &str = "1.64.1";
@@ -80,19 +80,6 @@ pub struct CanvasSize {
     pub height: u32,
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-}
-
 /// The version of a package in `Cargo.lock`.
 pub fn locked_version(lock: &str, package: &str) -> Option<String> {
     let needle = format!("name = \"{package}\"");
@@ -106,18 +93,6 @@ pub fn locked_version(lock: &str, package: &str) -> Option<String> {
     None
 }
 
-fn run(cmd: &mut Command, what: &str, limit: Duration) -> Result<(), String> {
-    match run_inherited(cmd, limit) {
-        Ok(Some(s)) if s.success() => Ok(()),
-        Ok(Some(s)) => Err(format!("{what} failed ({s})")),
-        Ok(None) => Err(format!(
-            "{what} did not finish within {} s",
-            limit.as_secs()
-        )),
-        Err(e) => Err(format!("cannot run {what}: {e}")),
-    }
-}
-
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok().filter(|o| o.status.success())?;
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -129,7 +104,7 @@ fn ensure_wasm_target() -> Result<(), String> {
         Some(list) if list.lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
         Some(_) => {
             println!("wasm-smoke: adding the {WASM_TARGET} target (rustup)");
-            run(
+            run_checked(
                 Command::new("rustup").args(["target", "add", WASM_TARGET]),
                 "rustup target add",
                 Duration::from_secs(600),
@@ -158,7 +133,7 @@ fn ensure_wasm_bindgen(root: &Path, target: &Path) -> Result<PathBuf, String> {
         );
         // Not `--locked`: the CLI's own lock file can name crate versions a
         // registry mirror lacks; the version of the CLI itself is exact.
-        run(
+        run_checked(
             crate::cargo()
                 .args(["install", "wasm-bindgen-cli", "--version"])
                 .arg(format!("={version}"))
@@ -178,7 +153,7 @@ fn build_site(root: &Path, target: &Path, out: &Path) -> Result<PathBuf, String>
     println!("wasm-smoke: building the viewer for {WASM_TARGET} (profile {WEB_PROFILE})");
     // The page cannot ask git: the build bakes the revision in.
     let revision = burn_autogaze::perf::revision();
-    run(
+    run_checked(
         crate::cargo()
             .current_dir(root)
             .env("BURN_AUTOGAZE_REVISION", &revision)
@@ -203,7 +178,7 @@ fn build_site(root: &Path, target: &Path, out: &Path) -> Result<PathBuf, String>
     let site = out.join("site");
     let _ = std::fs::remove_dir_all(&site);
     std::fs::create_dir_all(&site).map_err(|e| format!("{}: {e}", site.display()))?;
-    run(
+    run_checked(
         Command::new(&bindgen)
             .args(["--target", "web", "--no-typescript", "--out-dir"])
             .arg(&site)
@@ -329,7 +304,7 @@ fn driver(target: &Path) -> Result<PathBuf, String> {
         println!(
             "wasm-smoke: installing playwright-core {PLAYWRIGHT_CORE} (npm; no browser download)"
         );
-        run(
+        run_checked(
             Command::new("npm")
                 .args(["install", "--no-audit", "--no-fund", "--prefix"])
                 .arg(&dir)
@@ -427,8 +402,8 @@ pub fn judge(result: &DriverResult, frames: usize, png: Option<&[u8]>) -> Vec<St
 }
 
 pub fn run_smoke(args: &WasmSmokeArgs) -> Result<(), String> {
-    let root = workspace_root();
-    let target = target_dir(&root);
+    let root = crate::workspace_root();
+    let target = crate::target_dir();
     let out = args
         .out
         .clone()

@@ -441,9 +441,7 @@ impl<B: Backend> AutoGaze<B> {
                 .iter()
                 .flat_map(|s| s.pending.iter().map(|(id, _)| *id))
                 .collect();
-            let d = c.hidden;
-            let embedded = decoder::embed_ids(&self.weights, &ids).reshape([n, pending, d]);
-            Tensor::cat(vec![embedded, vision_tokens], 1)
+            Tensor::cat(vec![self.embed_chunks(&ids, n), vision_tokens], 1)
         };
         // Decode steps reuse the positions of the frame's last K vision tokens.
         let tail: Vec<i64> = (0..k as i64)
