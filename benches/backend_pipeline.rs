@@ -13,13 +13,15 @@
 //!   `/host-selection` and `/device-selection` run the same lane with the
 //!   other `Selection` (paired with the backend's default);
 //!
-//! - `tiled-448/ndarray/0.5`: one 448x448 frame through the reference's
+//! - `tiled-448/<backend>/0.5`: one 448x448 frame through the reference's
 //!   tiling (target scales 64/128/224/448, patch 16: 4 tiles) at ratio 0.5;
-//! - `anyres/ndarray/<size>`: one streamed frame of AnyRes (up to 8 square
-//!   tiles) at ratio 0.1, horizon 1.
+//! - `anyres/<backend>/<size>`: one streamed frame of AnyRes (up to 8 square
+//!   tiles) at ratio 0.1, horizon 1; on wgpu also `<size>/per-stream`, the
+//!   same with the tiles' decoders run one after another instead of as one
+//!   lockstep batch (the backend's default there).
 //!
-//! With `--features wgpu`, `embed/wgpu` and `stream-frame/wgpu/*` run the
-//! same model on the wgpu backend (lavapipe where there is no GPU).
+//! With `--features wgpu`, every lane also runs on the wgpu backend
+//! (lavapipe where there is no GPU).
 
 use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
@@ -97,6 +99,65 @@ fn model_lanes<Bk: Backend>(
     model
 }
 
+/// `tiled-448/<backend>/0.5` and `anyres/<backend>/<size>`; with `paired`,
+/// also `anyres/<backend>/<size>/per-stream`: the same tiles with the
+/// lockstep batching of the tiles' decoders turned off (a paired
+/// comparison of `AutoGaze::batches_streams`).
+fn tiled_and_anyres_lanes<Bk: Backend>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    backend: &str,
+    model: &AutoGaze<Bk>,
+    device: &Bk::Device,
+    paired: bool,
+) {
+    let grid = TileGrid::new(&model.config().layout, &[64, 128, 224, 448], 16).expect("grid");
+    let clip = Tensor::<Bk, 5>::random([1, 1, 3, 448, 448], Distribution::Normal(0.0, 1.0), device);
+    let half = GenerateOptions {
+        gazing_ratio: 0.5,
+        task_loss_requirement: None,
+    };
+    group.bench_function(
+        BenchmarkId::new(format!("tiled-448/{backend}"), "0.5"),
+        |b| {
+            b.iter(|| {
+                model
+                    .generate_tiled(clip.clone(), &grid, &half)
+                    .expect("tiled")
+            })
+        },
+    );
+    let tenth = GenerateOptions {
+        gazing_ratio: 0.1,
+        task_loss_requirement: None,
+    };
+    let mut unbatched = model.clone();
+    unbatched.set_batch_streams(false);
+    let variants: &[(&AutoGaze<Bk>, &str)] = if paired {
+        &[(model, ""), (&unbatched, "/per-stream")]
+    } else {
+        &[(model, "")]
+    };
+    for (name, w, h) in [("720p", 1280, 720), ("1080p", 1920, 1080)] {
+        for &(model, suffix) in variants {
+            let size = FrameSize::new(w, h).expect("size");
+            let mut source = SyntheticPan::new(size, PanSpeed::default(), 30.0).expect("pan");
+            let mut stream =
+                AnyResStream::new(model, Preprocessor::release(), size, 8, 1).expect("anyres");
+            let warm = source.next_frame().expect("frame");
+            stream.step(model, &warm, &tenth).expect("warm-up");
+            group.bench_function(
+                BenchmarkId::new(format!("anyres/{backend}"), format!("{name}{suffix}")),
+                |b| {
+                    b.iter(|| {
+                        let frame = source.next_frame().expect("frame");
+                        stream.step(model, &frame, &tenth).expect("anyres frame")
+                    })
+                },
+            );
+        }
+    }
+}
+
 fn backend_pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("backend_pipeline");
     group.sample_size(10);
@@ -122,10 +183,11 @@ fn backend_pipeline(c: &mut Criterion) {
     {
         use burn::backend::Wgpu;
         use burn::backend::wgpu::WgpuDevice;
-        model_lanes::<Wgpu>(
+        let device = WgpuDevice::default();
+        let model = model_lanes::<Wgpu>(
             &mut group,
             "wgpu",
-            &WgpuDevice::default(),
+            &device,
             &[
                 (0.1, None, 1, None),
                 (0.75, None, 1, None),
@@ -134,42 +196,9 @@ fn backend_pipeline(c: &mut Criterion) {
                 (0.75, Some(0.7), 1, None),
             ],
         );
+        tiled_and_anyres_lanes(&mut group, "wgpu", &model, &device, true);
     }
-    let grid = TileGrid::new(&model.config().layout, &[64, 128, 224, 448], 16).expect("grid");
-    let clip = Tensor::<B, 5>::random(
-        [1, 1, 3, 448, 448],
-        Distribution::Normal(0.0, 1.0),
-        &Default::default(),
-    );
-    let half = GenerateOptions {
-        gazing_ratio: 0.5,
-        task_loss_requirement: None,
-    };
-    group.bench_function(BenchmarkId::new("tiled-448/ndarray", "0.5"), |b| {
-        b.iter(|| {
-            model
-                .generate_tiled(clip.clone(), &grid, &half)
-                .expect("tiled")
-        })
-    });
-    let tenth = GenerateOptions {
-        gazing_ratio: 0.1,
-        task_loss_requirement: None,
-    };
-    for (name, w, h) in [("720p", 1280, 720), ("1080p", 1920, 1080)] {
-        let size = FrameSize::new(w, h).expect("size");
-        let mut source = SyntheticPan::new(size, PanSpeed::default(), 30.0).expect("pan");
-        let mut stream =
-            AnyResStream::new(&model, Preprocessor::release(), size, 8, 1).expect("anyres");
-        let warm = source.next_frame().expect("frame");
-        stream.step(&model, &warm, &tenth).expect("warm-up");
-        group.bench_function(BenchmarkId::new("anyres/ndarray", name), |b| {
-            b.iter(|| {
-                let frame = source.next_frame().expect("frame");
-                stream.step(&model, &frame, &tenth).expect("anyres frame")
-            })
-        });
-    }
+    tiled_and_anyres_lanes(&mut group, "ndarray", &model, &Default::default(), false);
     group.finish();
 }
 

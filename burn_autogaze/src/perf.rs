@@ -271,7 +271,8 @@ fn first_line(program: &str, args: &[&str]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Short git revision, `-dirty` when tracked files changed. In the browser
+/// Short git revision, `-dirty` when tracked files changed, or the
+/// `BURN_AUTOGAZE_REVISION` variable where it is set. In the browser
 /// (no processes) it is the one the web build baked in
 /// (`BURN_AUTOGAZE_REVISION`, set by `cargo xtask wasm-smoke`).
 pub fn revision() -> String {
@@ -279,6 +280,11 @@ pub fn revision() -> String {
         return option_env!("BURN_AUTOGAZE_REVISION")
             .unwrap_or("unknown")
             .to_string();
+    }
+    // A binary run away from its checkout (a lent GPU machine has none)
+    // is told its revision.
+    if let Ok(rev) = std::env::var("BURN_AUTOGAZE_REVISION") {
+        return rev;
     }
     let rev =
         first_line("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());

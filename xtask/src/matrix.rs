@@ -63,6 +63,11 @@ pub struct MatrixArgs {
     /// Write this run's rounds as a baseline (for a later `--baseline`).
     #[arg(long)]
     pub save_baseline: Option<PathBuf>,
+    /// Run this viewer binary instead of building one (a machine without
+    /// a Rust toolchain, such as a lent GPU machine, runs a release viewer
+    /// built elsewhere).
+    #[arg(long)]
+    pub viewer_bin: Option<PathBuf>,
 }
 
 /// One case: its name and the viewer flags that make it.
@@ -479,7 +484,11 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
     let dir = args.out.join("cases");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let release = !(args.dry_run || args.dev);
-    let bin = build_viewer(release)?;
+    let bin = match &args.viewer_bin {
+        Some(bin) if bin.is_file() => bin.clone(),
+        Some(bin) => return Err(format!("--viewer-bin {}: no such file", bin.display())),
+        None => build_viewer(release)?,
+    };
     let limit = Duration::from_secs(args.case_timeout_s);
     let common = vec![
         "--frames".to_string(),
@@ -678,6 +687,7 @@ mod tests {
             dev: true,
             baseline: None,
             save_baseline: None,
+            viewer_bin: None,
         }
     }
 
