@@ -49,8 +49,9 @@ fn model_lanes<Bk: Backend>(
     lanes: &[(f32, Option<f32>, usize, Option<Selection>)],
 ) -> AutoGaze<Bk> {
     let model = AutoGaze::<Bk>::random(AutoGazeConfig::release(), 1, device);
-    // The backend's default selection in the plain lanes; a lane naming a
-    // selection runs the same model with it (a paired comparison).
+    // The default selection (`AutoGaze::selection_for`) in the plain lanes;
+    // a lane naming a selection runs the same model with it (a paired
+    // comparison).
     let mut other = model.clone();
     let input = random_frame::<Bk>(device);
     group.bench_function(BenchmarkId::new("embed", backend), |b| {
@@ -62,8 +63,13 @@ fn model_lanes<Bk: Backend>(
         })
     });
     for &(ratio, tl, horizon, selection) in lanes {
-        other.set_selection(selection.unwrap_or(model.selection()));
-        let model = if selection.is_some() { &other } else { &model };
+        let model = match selection {
+            Some(selection) => {
+                other.set_selection(selection);
+                &other
+            }
+            None => &model,
+        };
         let options = GenerateOptions {
             gazing_ratio: ratio,
             task_loss_requirement: tl,
@@ -177,8 +183,9 @@ fn backend_pipeline(c: &mut Criterion) {
         ],
     );
     // The same model on wgpu (Vulkan; lavapipe on a machine without a GPU):
-    // selection on the device (one readback per frame), and on the host (one
-    // per decoder call) for comparison.
+    // by default selection on the device (one readback per frame) without a
+    // task-loss gate and on the host (one per decoder call, stopping at the
+    // gate) with one; each paired with the other selection.
     #[cfg(feature = "wgpu")]
     {
         use burn::backend::Wgpu;
@@ -194,6 +201,7 @@ fn backend_pipeline(c: &mut Criterion) {
                 (0.1, None, 1, Some(Selection::Host)),
                 (0.75, None, 1, Some(Selection::Host)),
                 (0.75, Some(0.7), 1, None),
+                (0.75, Some(0.7), 1, Some(Selection::Device)),
             ],
         );
         tiled_and_anyres_lanes(&mut group, "wgpu", &model, &device, true);

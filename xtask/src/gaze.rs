@@ -7,9 +7,9 @@
 //! directory's `preprocessor_config.json`, or the released one). Whole clip
 //! (`generate`), one frame per call (`--streaming`), or tiled
 //! (`--target-scales --target-patch-size`; stitched ids, ascending per frame,
-//! no pads). On `ndarray` (CPU) or `wgpu`, where selection runs on the device
-//! with one readback per frame (`--selection`; a streamed run prints the
-//! count to stderr).
+//! no pads). On `ndarray` (CPU) or `wgpu`, where selection can run on the
+//! device with one readback per frame (`--selection`; a streamed run prints
+//! the readback count to stderr).
 
 use std::path::{Path, PathBuf};
 
@@ -61,7 +61,8 @@ pub struct GazeArgs {
     #[arg(long, value_enum, default_value = "ndarray")]
     pub backend: GazeBackend,
     /// Where tokens are selected: host (per decoder call) or device (one
-    /// readback per frame). Default: host on ndarray, device on wgpu.
+    /// readback per frame). Default: `AutoGaze::selection_for` (host on
+    /// ndarray and with a task-loss requirement, device otherwise).
     #[arg(long, value_enum)]
     pub selection: Option<SelectionArg>,
 }

@@ -36,30 +36,20 @@ impl Default for GenerateOptions {
     }
 }
 
-/// Where greedy selection runs. Both give the reference's tokens.
+/// Where greedy selection runs. Both give the reference's tokens; the
+/// default is [`AutoGaze::selection_for`]'s rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Selection {
     /// Read each decoder call's logits and task losses back and select on
     /// the host, stopping at the reference's stop: right for a CPU backend,
-    /// where the "readback" is a copy and every skipped decoder call counts.
+    /// where the "readback" is a copy, and wherever a task-loss gate ends
+    /// frames early (every skipped decoder call counts).
     Host,
     /// Select on the device and decode the whole budget without a readback,
     /// then read the frame back once (see `select_on_device`): right for a
-    /// GPU, where a blocking readback per call stalls the queue. With a
-    /// task-loss requirement that ends frames early, the calls past the stop
-    /// are spent and undone.
+    /// GPU decoding full budgets. With a task-loss requirement that ends
+    /// frames early, the calls past the stop are spent and undone.
     Device,
-}
-
-impl Selection {
-    /// `Host` on Burn's CPU backend (`ndarray`), `Device` on the others.
-    pub fn default_for<B: Backend>(device: &B::Device) -> Self {
-        if B::name(device).to_ascii_lowercase().contains("ndarray") {
-            Selection::Host
-        } else {
-            Selection::Device
-        }
-    }
 }
 
 /// `max(1, trunc(f32(ratio) * tokens))`; a ratio outside (0, 1] or NaN is an error.
@@ -447,7 +437,7 @@ impl<B: Backend> AutoGaze<B> {
         let tail: Vec<i64> = (0..k as i64)
             .map(|i| first_vision + nv as i64 - k as i64 + i)
             .collect();
-        let frames = if trace.is_none() && self.selection == Selection::Device {
+        let frames = if trace.is_none() && self.selection_for(options) == Selection::Device {
             let (logits, tl) = self.call_device(states, x, &positions, &mask);
             self.select_on_device(states, logits, tl, budget, &tail, options)
         } else {
@@ -735,6 +725,10 @@ mod tests {
             ..options
         };
         assert!(!model.batches_streams(), "not on the CPU by default");
+        // The CPU selects on the host, gate or not, unless told otherwise.
+        assert_eq!(model.selection(), None);
+        assert_eq!(model.selection_for(&options), Selection::Host);
+        assert_eq!(model.selection_for(&gated), Selection::Host);
         for (selection, options, batch) in [
             (Selection::Host, options, true),
             (Selection::Host, options, false),
@@ -813,7 +807,7 @@ mod tests {
         let mut model =
             AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 11, &device);
         assert_eq!(
-            model.selection(),
+            model.selection_for(&GenerateOptions::default()),
             Selection::Host,
             "ndarray selects on the host"
         );

@@ -29,9 +29,12 @@ pub struct AutoGaze<B: Backend> {
     config: AutoGazeConfig,
     weights: ModelWeights<B>,
     rope: decoder::Rope<B>,
-    selection: Selection,
-    /// Share decoder calls between streams in lockstep (None: on `Device`
-    /// selection only).
+    /// Where selection runs (None: [`AutoGaze::selection_for`]'s rule).
+    selection: Option<Selection>,
+    /// Burn's CPU backend (`ndarray`): its "readback" is a copy.
+    cpu: bool,
+    /// Share decoder calls between streams in lockstep (None: on a GPU
+    /// backend only).
     batch_streams: Option<bool>,
 }
 
@@ -56,29 +59,47 @@ impl<B: Backend> AutoGaze<B> {
             config,
             weights,
             rope,
-            selection: Selection::default_for::<B>(&device),
+            selection: None,
+            cpu: B::name(&device).to_ascii_lowercase().contains("ndarray"),
             batch_streams: None,
         }
     }
 
-    /// Where untraced decoding selects tokens (default: [`Selection::default_for`]).
-    pub fn selection(&self) -> Selection {
+    /// The selection set with [`AutoGaze::set_selection`], if any.
+    pub fn selection(&self) -> Option<Selection> {
         self.selection
     }
 
-    /// Chooses where untraced decoding selects tokens; both give the same tokens.
+    /// Chooses where untraced decoding selects tokens, overriding
+    /// [`AutoGaze::selection_for`]'s rule; both give the same tokens.
     pub fn set_selection(&mut self, selection: Selection) {
-        self.selection = selection;
+        self.selection = Some(selection);
+    }
+
+    /// Where untraced decoding with `options` selects tokens: the one set
+    /// with [`AutoGaze::set_selection`], else
+    /// - `Host` on Burn's CPU backend (`ndarray`), where a readback is a copy;
+    /// - `Host` with a task-loss requirement: the gate ends frames early, and
+    ///   a readback per decoder call costs less than the calls `Device`
+    ///   would decode past the stop (on an H100, 6 ms against 80-117 ms for
+    ///   a frame stopped after its first chunk: PERF_LOOP, 2026-11-23);
+    /// - `Device` otherwise (the whole budget is decoded anyway: one
+    ///   readback per frame instead of one per call).
+    pub fn selection_for(&self, options: &GenerateOptions) -> Selection {
+        match self.selection {
+            Some(s) => s,
+            None if self.cpu || options.task_loss_requirement.is_some() => Selection::Host,
+            None => Selection::Device,
+        }
     }
 
     /// Whether [`AutoGaze::decode_frames`] shares decoder calls between
-    /// streams in lockstep. By default it does with `Device` selection (a
-    /// GPU: one chain of kernels for all tiles) and not with `Host` (on
-    /// burn-ndarray the batched calls measured slower than one stream after
-    /// another: PERF_LOOP, 2026-11-23). Same tokens either way.
+    /// streams in lockstep (which excludes a task-loss gate). By default it
+    /// does on a GPU backend (one chain of kernels for all tiles: 2.5-4x
+    /// faster than one tile after another on an H100) and not on burn-ndarray
+    /// (15-35 % slower there; PERF_LOOP, 2026-11-23). Same tokens either way.
     pub fn batches_streams(&self) -> bool {
-        self.batch_streams
-            .unwrap_or(self.selection == Selection::Device)
+        self.batch_streams.unwrap_or(!self.cpu)
     }
 
     /// Overrides [`AutoGaze::batches_streams`].

@@ -532,8 +532,23 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
     use burn::backend::Wgpu;
     use burn::backend::wgpu::WgpuDevice;
     let device = WgpuDevice::default();
-    let model =
+    let mut model =
         AutoGaze::<Wgpu>::load(&model_dir("autogaze-tiny"), &device).expect("model on wgpu");
+    // The default rule on a GPU backend: the device without a task-loss
+    // gate, the host (stopping at the gate) with one.
+    let gated = GenerateOptions {
+        gazing_ratio: 0.75,
+        task_loss_requirement: Some(0.7),
+    };
+    let ungated = GenerateOptions {
+        task_loss_requirement: None,
+        ..gated
+    };
+    assert_eq!(model.selection_for(&ungated), Selection::Device);
+    assert_eq!(model.selection_for(&gated), Selection::Host);
+    assert!(model.batches_streams());
+    // Both cases on the device here: one readback per frame.
+    model.set_selection(Selection::Device);
     for name in ["clip224_r020", "clip224_r030_tl"] {
         let (file, meta) = case("autogaze-tiny", name);
         let options = GenerateOptions {
