@@ -692,6 +692,21 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_viewer_bin_is_named_before_any_case_runs() {
+        let dir = std::env::temp_dir().join(format!("matrix-viewer-bin-{}", std::process::id()));
+        let missing = dir.join("no-such-viewer");
+        let args = MatrixArgs {
+            viewer_bin: Some(missing.clone()),
+            out: dir.clone(),
+            ..args()
+        };
+        let err = run(&args, "test adapter").expect_err("no such viewer");
+        assert!(err.contains("--viewer-bin"), "{err}");
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_plan_covers_the_matrix_with_unique_names() {
         let cases = plan(&args());
         let names: std::collections::BTreeSet<&str> =
