@@ -81,7 +81,7 @@ impl<B: Backend> AutoGaze<B> {
     /// - `Host` on Burn's CPU backend (`ndarray`), where a readback is a copy;
     /// - `Host` with a task-loss requirement: the gate ends frames early, and
     ///   a readback per decoder call costs less than the calls `Device`
-    ///   would decode past the stop (on an H100, 6 ms against 80-117 ms for
+    ///   would decode past the stop (on an H100, 6-8 ms against 81-139 ms for
     ///   a frame stopped after its first chunk: PERF_LOOP, 2026-11-23);
     /// - `Device` otherwise (the whole budget is decoded anyway: one
     ///   readback per frame instead of one per call).
