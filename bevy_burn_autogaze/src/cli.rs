@@ -207,6 +207,9 @@ impl ViewerArgs {
         if self.pipeline.model_dir.is_some() {
             refused.push("model-dir (no file system)");
         }
+        if self.pipeline.model_backend == burn_autogaze::mask_source::ModelBackend::Wgpu {
+            refused.push("model-backend=wgpu (WebGL2 has no compute shaders)");
+        }
         if refused.is_empty() {
             Ok(())
         } else {

@@ -471,6 +471,10 @@ fn url_queries_parse_as_the_command_line_does() {
         ("source=images&images-dir=x", "images"),
         ("summary=s.json", "summary"),
         ("model-dir=m", "model-dir"),
+        (
+            "mask-source=autogaze&model-backend=wgpu",
+            "model-backend=wgpu",
+        ),
     ] {
         let e = ViewerArgs::from_query(query).unwrap_err();
         assert!(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::interframe::{CompositorOptions, Dispatch};
 use crate::mask::MaskGeometry;
-use crate::mask_source::{MaskSourceKind, ModelOptions};
+use crate::mask_source::{MaskSourceKind, ModelBackend, ModelOptions};
 use crate::pacing::SourceRate;
 use crate::patch_diff::PatchDiffOptions;
 use crate::pipeline::PipelineOptions;
@@ -55,6 +55,10 @@ pub struct PipelineArgs {
     /// budget). May be negative (`--task-loss-requirement -0.27`).
     #[arg(long, alias = "task-loss", allow_negative_numbers = true)]
     pub task_loss_requirement: Option<f32>,
+    /// Burn backend of the model source: ndarray (CPU) or wgpu (the default
+    /// adapter: a GPU where there is one).
+    #[arg(long, default_value = "ndarray")]
+    pub model_backend: ModelBackend,
     /// Frames of KV cache the model keeps (0: unbounded).
     #[arg(long, default_value_t = ModelOptions::default().horizon)]
     pub horizon: usize,
@@ -100,6 +104,7 @@ impl PipelineArgs {
                 task_loss_requirement: self.task_loss_requirement,
                 horizon: self.horizon,
                 anyres_tiles: self.anyres_tiles,
+                backend: self.model_backend,
                 ..ModelOptions::default()
             },
             patch_diff: PatchDiffOptions {

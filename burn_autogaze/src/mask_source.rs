@@ -22,6 +22,20 @@ crate::names::named_enum! {
     }
 }
 
+crate::names::named_enum! {
+    /// The Burn backend the model mask source runs on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum ModelBackend ("model backend") {
+        /// Burn's CPU backend, on the mask worker's thread.
+        #[default]
+        Ndarray => "ndarray",
+        /// Burn's wgpu backend on the default adapter (a GPU where there is
+        /// one): selection on the device without a task-loss requirement.
+        Wgpu => "wgpu",
+    }
+}
+
 /// Settings of the model mask source.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelOptions {
@@ -40,6 +54,9 @@ pub struct ModelOptions {
     pub anyres_tiles: usize,
     /// Seed of the random weights.
     pub seed: u64,
+    /// Where the model runs.
+    #[serde(default)]
+    pub backend: ModelBackend,
 }
 
 impl Default for ModelOptions {
@@ -51,23 +68,22 @@ impl Default for ModelOptions {
             horizon: 16,
             anyres_tiles: 0,
             seed: 1,
+            backend: ModelBackend::Ndarray,
         }
     }
 }
 
-#[cfg(feature = "ndarray")]
-mod cpu {
-    use burn::backend::NdArray;
+#[cfg(any(feature = "ndarray", feature = "wgpu"))]
+mod model {
+    use burn::tensor::backend::Backend;
 
     use super::*;
     use crate::mask::Rect;
     use crate::model::{AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, StreamState};
     use crate::preprocess::{ModelInput, Preprocessor};
 
-    type B = NdArray<f32>;
-
-    /// The model on the CPU backend, streaming.
-    pub struct ModelSource {
+    /// The model on backend `B`, streaming.
+    pub struct ModelSource<B: Backend> {
         model: AutoGaze<B>,
         state: StreamState<B>,
         options: GenerateOptions,
@@ -80,12 +96,11 @@ mod cpu {
         size: Option<crate::frame::FrameSize>,
     }
 
-    impl ModelSource {
-        pub fn new(options: &ModelOptions) -> Result<Self> {
-            let device = Default::default();
+    impl<B: Backend> ModelSource<B> {
+        pub fn new(options: &ModelOptions, device: &B::Device) -> Result<Self> {
             let (model, preprocessor) = match &options.dir {
                 Some(dir) => {
-                    let model = AutoGaze::<B>::load(dir, &device)?;
+                    let model = AutoGaze::<B>::load(dir, device)?;
                     let pre_path = dir.join("preprocessor_config.json");
                     let cfg = if pre_path.exists() {
                         crate::PreprocessorConfig::from_file(&pre_path)?
@@ -96,7 +111,7 @@ mod cpu {
                     (model, Preprocessor::new(cfg, size)?)
                 }
                 None => (
-                    AutoGaze::<B>::random(AutoGazeConfig::release(), options.seed, &device),
+                    AutoGaze::<B>::random(AutoGazeConfig::release(), options.seed, device),
                     Preprocessor::release(),
                 ),
             };
@@ -118,8 +133,10 @@ mod cpu {
                 size: None,
             })
         }
+    }
 
-        pub fn tokens_into(
+    impl<B: Backend> ModelTokens for ModelSource<B> {
+        fn tokens_into(
             &mut self,
             frame: &Frame,
             out: &mut GazeTokens,
@@ -177,11 +194,50 @@ mod cpu {
     }
 }
 
+/// The model mask source on one backend: a frame's tokens (AnyRes also
+/// fills each tile's rectangle and tokens).
+pub trait ModelTokens: Send {
+    fn tokens_into(
+        &mut self,
+        frame: &Frame,
+        out: &mut GazeTokens,
+        tiles: &mut Vec<(crate::mask::Rect, Vec<u32>)>,
+        times: &mut StageTimes,
+    ) -> Result<()>;
+}
+
+/// The model on the backend `options` names, or an error naming the build
+/// feature it needs.
+fn model_source(options: &ModelOptions) -> Result<Box<dyn ModelTokens>> {
+    #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
+    let missing = |feature: &str| {
+        crate::error::AutoGazeError::setting(
+            "model backend",
+            options.backend.as_str(),
+            format!("a build with the `{feature}` feature"),
+        )
+    };
+    match options.backend {
+        #[cfg(feature = "ndarray")]
+        ModelBackend::Ndarray => Ok(Box::new(
+            model::ModelSource::<burn::backend::NdArray<f32>>::new(options, &Default::default())?,
+        )),
+        #[cfg(not(feature = "ndarray"))]
+        ModelBackend::Ndarray => Err(missing("ndarray")),
+        #[cfg(feature = "wgpu")]
+        ModelBackend::Wgpu => Ok(Box::new(model::ModelSource::<burn::backend::Wgpu>::new(
+            options,
+            &Default::default(),
+        )?)),
+        #[cfg(not(feature = "wgpu"))]
+        ModelBackend::Wgpu => Err(missing("wgpu")),
+    }
+}
+
 /// A mask source, ready to run.
 pub enum MaskSource {
     PatchDiff(PatchDiff),
-    #[cfg(feature = "ndarray")]
-    Autogaze(Box<cpu::ModelSource>),
+    Autogaze(Box<dyn ModelTokens>),
 }
 
 impl MaskSource {
@@ -189,17 +245,7 @@ impl MaskSource {
     pub fn new(kind: MaskSourceKind, patch_diff: PatchDiff, model: &ModelOptions) -> Result<Self> {
         match kind {
             MaskSourceKind::PatchDiff => Ok(Self::PatchDiff(patch_diff)),
-            #[cfg(feature = "ndarray")]
-            MaskSourceKind::Autogaze => Ok(Self::Autogaze(Box::new(cpu::ModelSource::new(model)?))),
-            #[cfg(not(feature = "ndarray"))]
-            MaskSourceKind::Autogaze => {
-                let _ = model;
-                Err(crate::error::AutoGazeError::setting(
-                    "mask source",
-                    "autogaze",
-                    "a build with the `ndarray` feature",
-                ))
-            }
+            MaskSourceKind::Autogaze => Ok(Self::Autogaze(model_source(model)?)),
         }
     }
 
@@ -222,7 +268,6 @@ impl MaskSource {
                 times.add(Stage::Model, t.elapsed());
                 Ok(())
             }
-            #[cfg(feature = "ndarray")]
             Self::Autogaze(m) => m.tokens_into(frame, out, tiles, times),
         }
     }

@@ -598,6 +598,25 @@ mod tests {
         assert!(FramePipeline::new(&options).is_err());
     }
 
+    /// The model source on wgpu (lavapipe here) plans what it plans on
+    /// ndarray: the same seeded weights, the same tokens.
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn the_model_source_on_wgpu_plans_what_ndarray_plans() {
+        let mut options = options(SourceKind::SyntheticLocal, false);
+        options.mask_source = MaskSourceKind::Autogaze;
+        options.model.gazing_ratio = 0.05;
+        let mut cpu = FramePipeline::new(&options).unwrap();
+        options.model.backend = crate::mask_source::ModelBackend::Wgpu;
+        let mut gpu = FramePipeline::new(&options).unwrap();
+        for _ in 0..2 {
+            let (a, b) = (cpu.step().unwrap(), gpu.step().unwrap());
+            assert_eq!((a.plan.tokens, b.plan.tokens), (13, 13));
+            assert!(b.times.get(Stage::Model) > Duration::ZERO);
+            assert_eq!(cpu.plan().rects(), gpu.plan().rects());
+        }
+    }
+
     #[test]
     fn decoupled_mode_never_waits_and_applies_the_newest_mask() {
         let mut options = options(SourceKind::SyntheticLocal, false);
