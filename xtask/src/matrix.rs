@@ -63,6 +63,10 @@ pub struct MatrixArgs {
     /// Write this run's rounds as a baseline (for a later `--baseline`).
     #[arg(long)]
     pub save_baseline: Option<PathBuf>,
+    /// Backend of the autogaze cases' model: ndarray (CPU, the default) or
+    /// wgpu (the GPU where there is one).
+    #[arg(long, default_value = "ndarray")]
+    pub model_backend: burn_autogaze::mask_source::ModelBackend,
     /// Run this viewer binary instead of building one (a machine without
     /// a Rust toolchain, such as a lent GPU machine, runs a release viewer
     /// built elsewhere).
@@ -148,10 +152,11 @@ fn video_dir() -> Option<PathBuf> {
 
 /// Every case of the matrix, in run order.
 pub fn plan(args: &MatrixArgs) -> Vec<Case> {
-    let model: Vec<String> = match &args.model_dir {
+    let mut model: Vec<String> = match &args.model_dir {
         Some(dir) => vec!["--model-dir".into(), dir.display().to_string()],
         None => vec!["--random-weights".into()],
     };
+    model.extend(["--model-backend".into(), args.model_backend.to_string()]);
     let extra = |mask: &str| {
         if mask == "autogaze" {
             model.clone()
@@ -458,6 +463,8 @@ struct MatrixRecord<'a> {
     warmup_frames: usize,
     rounds: usize,
     profile: &'a str,
+    /// Backend of the autogaze cases' model.
+    model_backend: &'a str,
     cases: &'a [CaseRun],
     drop_ratios: &'a [DropRatio],
     /// Median over cases of the p95 spread of their rounds.
@@ -609,6 +616,7 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         warmup_frames: args.warmup_frames,
         rounds,
         profile: if release { "release" } else { "dev" },
+        model_backend: args.model_backend.as_str(),
         cases: &runs,
         drop_ratios: &ratios,
         noise_band: noise,
@@ -687,6 +695,7 @@ mod tests {
             dev: true,
             baseline: None,
             save_baseline: None,
+            model_backend: Default::default(),
             viewer_bin: None,
         }
     }
@@ -726,6 +735,22 @@ mod tests {
         }
         let auto = cases.iter().find(|c| c.mask_source == "autogaze").unwrap();
         assert!(auto.args.contains(&"--random-weights".to_string()));
+        let backend = |args: &MatrixArgs| {
+            let cases = plan(args);
+            let auto = cases.iter().find(|c| c.mask_source == "autogaze").unwrap();
+            let i = auto
+                .args
+                .iter()
+                .position(|a| a == "--model-backend")
+                .unwrap();
+            auto.args[i + 1].clone()
+        };
+        assert_eq!(backend(&args()), "ndarray");
+        let gpu = MatrixArgs {
+            model_backend: burn_autogaze::mask_source::ModelBackend::Wgpu,
+            ..args()
+        };
+        assert_eq!(backend(&gpu), "wgpu");
         // Every round runs every case once, groups kept together.
         for round in 0..4 {
             let order = round_order(&cases, round);
