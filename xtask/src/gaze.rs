@@ -14,18 +14,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn_autogaze::mask_source::ModelBackend;
 use burn_autogaze::model::{AutoGaze, GenerateOptions, Selection, TileGrid};
 use burn_autogaze::preprocess::Preprocessor;
 use burn_autogaze::source::{FrameSource, ImageSequence};
 use burn_autogaze::tensor_file::TensorFile;
 use burn_autogaze::{Frame, PreprocessorConfig};
 use serde::Serialize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GazeBackend {
-    Ndarray,
-    Wgpu,
-}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GazeArgs {
@@ -58,8 +53,9 @@ pub struct GazeArgs {
     /// Feed one frame per call (streaming state) instead of the whole clip.
     #[arg(long, conflicts_with = "target_scales")]
     pub streaming: bool,
-    #[arg(long, value_enum, default_value = "ndarray")]
-    pub backend: GazeBackend,
+    /// Burn backend: ndarray (CPU) or wgpu (the default adapter).
+    #[arg(long, default_value = "ndarray")]
+    pub backend: ModelBackend,
     /// Where tokens are selected: host (per decoder call) or device (one
     /// readback per frame). Default: `AutoGaze::selection_for` (host on
     /// ndarray and with a task-loss requirement, device otherwise).
@@ -87,8 +83,8 @@ pub struct GazeOutput {
 /// Runs the case on the chosen backend.
 pub fn gaze(args: &GazeArgs) -> Result<GazeOutput, String> {
     match args.backend {
-        GazeBackend::Ndarray => run::<burn::backend::NdArray<f32>>(args, &Default::default()),
-        GazeBackend::Wgpu => run::<burn::backend::Wgpu>(args, &Default::default()),
+        ModelBackend::Ndarray => run::<burn::backend::NdArray<f32>>(args, &Default::default()),
+        ModelBackend::Wgpu => run::<burn::backend::Wgpu>(args, &Default::default()),
     }
 }
 
