@@ -11,7 +11,10 @@
 //!   is the prefill call alone: with `embed` it splits a frame into encoder,
 //!   prefill and decode calls (`(0.75 - 0.03) / 19` per decode call).
 //!   `/host-selection` and `/device-selection` run the same lane with the
-//!   other `Selection` (paired with the backend's default);
+//!   other `Selection` (paired with the backend's default); `/burn-ops`
+//!   runs it with the decoder's calls through Burn ops instead of the fused
+//!   CPU decoder (`AutoGaze::set_cpu_decoder(false)`; paired with the
+//!   ndarray default);
 //!
 //! - `tiled-448/<backend>/0.5`: one 448x448 frame through the reference's
 //!   tiling (target scales 64/128/224/448, patch 16: 4 tiles) at ratio 0.5;
@@ -40,19 +43,28 @@ fn random_frame<Bk: Backend>(device: &Bk::Device) -> Tensor<Bk, 3> {
     Tensor::random([3, 224, 224], Distribution::Normal(0.0, 1.0), device)
 }
 
+/// How a lane's model differs from the backend's default.
+#[derive(Clone, Copy)]
+enum Variant {
+    Default,
+    Selection(Selection),
+    /// Decoder calls through Burn ops (the fused CPU decoder off).
+    BurnOps,
+}
+
 /// The encoder and streamed-frame lanes of one backend: `(ratio, task-loss,
-/// horizon)` per streamed lane.
+/// horizon, variant)` per streamed lane.
 fn model_lanes<Bk: Backend>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     backend: &str,
     device: &Bk::Device,
-    lanes: &[(f32, Option<f32>, usize, Option<Selection>)],
+    lanes: &[(f32, Option<f32>, usize, Variant)],
 ) -> AutoGaze<Bk> {
     let model = AutoGaze::<Bk>::random(AutoGazeConfig::release(), 1, device);
     // The default selection (`AutoGaze::selection_for`) in the plain lanes;
     // a lane naming a selection runs the same model with it (a paired
     // comparison).
-    let mut other = model.clone();
+    let mut other;
     let input = random_frame::<Bk>(device);
     group.bench_function(BenchmarkId::new("embed", backend), |b| {
         b.iter(|| {
@@ -62,13 +74,19 @@ fn model_lanes<Bk: Backend>(
                 .into_data()
         })
     });
-    for &(ratio, tl, horizon, selection) in lanes {
-        let model = match selection {
-            Some(selection) => {
+    for &(ratio, tl, horizon, variant) in lanes {
+        let model = match variant {
+            Variant::Selection(selection) => {
+                other = model.clone();
                 other.set_selection(selection);
                 &other
             }
-            None => &model,
+            Variant::BurnOps => {
+                other = model.clone();
+                other.set_cpu_decoder(false);
+                &other
+            }
+            Variant::Default => &model,
         };
         let options = GenerateOptions {
             gazing_ratio: ratio,
@@ -85,10 +103,11 @@ fn model_lanes<Bk: Backend>(
         let name = format!(
             "{ratio}{}/h{horizon}{}",
             if tl.is_some() { "-tl" } else { "" },
-            match selection {
-                None => "",
-                Some(Selection::Host) => "/host-selection",
-                Some(Selection::Device) => "/device-selection",
+            match variant {
+                Variant::Default => "",
+                Variant::Selection(Selection::Host) => "/host-selection",
+                Variant::Selection(Selection::Device) => "/device-selection",
+                Variant::BurnOps => "/burn-ops",
             }
         );
         group.bench_function(
@@ -173,13 +192,15 @@ fn backend_pipeline(c: &mut Criterion) {
         &Default::default(),
         &[
             // Budget 7 < K: the prefill call only (the split's second term).
-            (0.03, None, 1, None),
-            (0.1, None, 1, None),
-            (0.75, None, 1, None),
-            (0.75, Some(0.7), 1, None),
-            (0.75, None, 4, None),
-            (0.75, None, 1, Some(Selection::Device)),
-            (0.75, Some(0.7), 1, Some(Selection::Device)),
+            (0.03, None, 1, Variant::Default),
+            (0.1, None, 1, Variant::Default),
+            (0.75, None, 1, Variant::Default),
+            (0.75, Some(0.7), 1, Variant::Default),
+            (0.75, None, 4, Variant::Default),
+            (0.75, None, 1, Variant::Selection(Selection::Device)),
+            (0.75, Some(0.7), 1, Variant::Selection(Selection::Device)),
+            (0.03, None, 1, Variant::BurnOps),
+            (0.75, None, 1, Variant::BurnOps),
         ],
     );
     // The same model on wgpu (Vulkan; lavapipe on a machine without a GPU):
@@ -196,12 +217,12 @@ fn backend_pipeline(c: &mut Criterion) {
             "wgpu",
             &device,
             &[
-                (0.1, None, 1, None),
-                (0.75, None, 1, None),
-                (0.1, None, 1, Some(Selection::Host)),
-                (0.75, None, 1, Some(Selection::Host)),
-                (0.75, Some(0.7), 1, None),
-                (0.75, Some(0.7), 1, Some(Selection::Device)),
+                (0.1, None, 1, Variant::Default),
+                (0.75, None, 1, Variant::Default),
+                (0.1, None, 1, Variant::Selection(Selection::Host)),
+                (0.75, None, 1, Variant::Selection(Selection::Host)),
+                (0.75, Some(0.7), 1, Variant::Default),
+                (0.75, Some(0.7), 1, Variant::Selection(Selection::Device)),
             ],
         );
         tiled_and_anyres_lanes(&mut group, "wgpu", &model, &device, true);

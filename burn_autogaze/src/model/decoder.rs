@@ -6,6 +6,7 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::config::AutoGazeConfig;
+use super::cpu_decoder::{CpuDecoder, CpuLayers};
 use super::weights::ModelWeights;
 
 /// RoPE inverse frequencies in f32, llama3-scaled, computed as the reference
@@ -40,11 +41,17 @@ pub fn inv_freq(c: &AutoGazeConfig) -> Vec<f32> {
 }
 
 /// Keys and values of every layer so far, with each key's attention mask bit.
+///
+/// The keys live where the decoder that wrote them runs: as Burn tensors
+/// ([`forward`]) or as host rows ([`forward_cpu`]). A cache written by one
+/// and read by the other is converted once, on first use.
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
     /// Per layer: keys and values `[1, heads, keys, head_dim]` (the batch
     /// axis lets streams decoded together be stacked without a reshape).
     layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    /// Per layer: keys and values as rows `[keys, D]` (the CPU decoder's).
+    rows: CpuLayers,
     key_mask: Vec<bool>,
 }
 
@@ -53,6 +60,7 @@ impl<B: Backend> KvCache<B> {
     pub fn new(layers: usize) -> Self {
         Self {
             layers: vec![None; layers],
+            rows: vec![(Vec::new(), Vec::new()); layers],
             key_mask: Vec::new(),
         }
     }
@@ -78,9 +86,15 @@ impl<B: Backend> KvCache<B> {
         if keep >= self.len() {
             return;
         }
+        let total = self.len();
         for (k, v) in self.layers.iter_mut().flatten() {
             *k = keys_range(k, 0..keep);
             *v = keys_range(v, 0..keep);
+        }
+        for (k, v) in &mut self.rows {
+            let d = k.len() / total;
+            k.truncate(keep * d);
+            v.truncate(keep * d);
         }
         self.key_mask.truncate(keep);
     }
@@ -96,7 +110,45 @@ impl<B: Backend> KvCache<B> {
             *k = keys_range(k, n..total);
             *v = keys_range(v, n..total);
         }
+        for (k, v) in &mut self.rows {
+            let d = k.len() / total;
+            k.drain(..n * d);
+            v.drain(..n * d);
+        }
         self.key_mask.drain(..n);
+    }
+
+    /// The keys as Burn tensors on `device` (converting host rows).
+    fn as_tensors(&mut self, c: &AutoGazeConfig, device: &B::Device) {
+        let keys = self.len();
+        for (slot, (k, v)) in self.layers.iter_mut().zip(&mut self.rows) {
+            if k.is_empty() {
+                continue;
+            }
+            let shape = [1, keys, c.heads, c.head_dim];
+            let t = |rows: Vec<f32>| {
+                Tensor::<B, 4>::from_data(TensorData::new(rows, shape), device).swap_dims(1, 2)
+            };
+            *slot = Some((t(std::mem::take(k)), t(std::mem::take(v))));
+        }
+    }
+
+    /// The keys as host rows (converting Burn tensors).
+    fn as_rows(&mut self) -> &mut CpuLayers {
+        for (slot, (k, v)) in self.layers.iter_mut().zip(&mut self.rows) {
+            if let Some((kt, vt)) = slot.take() {
+                let rows = |t: Tensor<B, 4>| {
+                    t.swap_dims(1, 2)
+                        .into_data()
+                        .convert::<f32>()
+                        .into_vec::<f32>()
+                        .unwrap_or_default()
+                };
+                *k = rows(kt);
+                *v = rows(vt);
+            }
+        }
+        &mut self.rows
     }
 }
 
@@ -166,6 +218,7 @@ pub fn forward<B: Backend>(
     let past = caches[0].len();
     debug_assert!(caches.iter().all(|k| k.key_mask == caches[0].key_mask));
     for cache in caches.iter_mut() {
+        cache.as_tensors(c, &device);
         cache.key_mask.extend_from_slice(mask);
     }
     let keys = past + l;
@@ -252,6 +305,26 @@ pub fn forward<B: Backend>(
         x = x + mlp;
     }
     rms_norm(x, &w.decoder.norm, c.rms_eps).reshape([n, l, d])
+}
+
+/// [`forward`] then [`heads`] on the host with the CPU decoder: `x` is the
+/// rows `[N, L, D]` (row-major); returns the logits `[N * K * vocab]` and
+/// task losses `[N * K]`.
+pub fn forward_cpu<B: Backend>(
+    cpu: &CpuDecoder,
+    x: Vec<f32>,
+    positions: &[i64],
+    mask: &[bool],
+    caches: &mut [&mut KvCache<B>],
+) -> (Vec<f32>, Vec<f32>) {
+    debug_assert!(caches.iter().all(|k| k.key_mask == caches[0].key_mask));
+    for cache in caches.iter_mut() {
+        cache.key_mask.extend_from_slice(mask);
+    }
+    let key_mask = caches[0].key_mask.clone();
+    let n = caches.len();
+    let mut rows: Vec<&mut CpuLayers> = caches.iter_mut().map(|c| c.as_rows()).collect();
+    cpu.forward(x, n, positions, &key_mask, &mut rows)
 }
 
 /// Logits `[N, K * vocab]` and task-loss predictions `[N, K]` of each

@@ -11,7 +11,7 @@
 //! backends' default): see [`Selection`]. Both close chunks through one gate
 //! ([`settle_chunk`]). [`StreamState::readbacks`] counts.
 
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::AutoGaze;
 use super::decoder::{self, KvCache};
@@ -311,6 +311,16 @@ impl<B: Backend> AutoGaze<B> {
         positions: &[i64],
         mask: &[bool],
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        if self.cpu_decoder.is_some() {
+            let device = x.device();
+            let n = states.len();
+            let (logits, tl) = self.call_cpu(states, x, positions, mask);
+            let (k, vocab) = (self.config.multi_token, self.config.vocab());
+            return (
+                Tensor::from_data(TensorData::new(logits, [n, k * vocab]), &device),
+                Tensor::from_data(TensorData::new(tl, [n, k]), &device),
+            );
+        }
         let mut caches: Vec<&mut KvCache<B>> = states.iter_mut().map(|s| &mut s.kv).collect();
         let hidden = decoder::forward(
             &self.weights,
@@ -324,6 +334,25 @@ impl<B: Backend> AutoGaze<B> {
         decoder::heads(&self.weights, hidden)
     }
 
+    /// One decoder call in the fused CPU kernels (the model has them):
+    /// `[N * K * vocab]` logits, `[N * K]` task losses.
+    fn call_cpu(
+        &self,
+        states: &mut [&mut StreamState<B>],
+        x: Tensor<B, 3>,
+        positions: &[i64],
+        mask: &[bool],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let cpu = self.cpu_decoder.as_deref().expect("the CPU decoder");
+        let rows = x
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap_or_default();
+        let mut caches: Vec<&mut KvCache<B>> = states.iter_mut().map(|s| &mut s.kv).collect();
+        decoder::forward_cpu(cpu, rows, positions, mask, &mut caches)
+    }
+
     /// One decoder call read back to the host (`[N * K * vocab]` logits,
     /// `[N * K]` task losses), recorded when traced (one stream).
     fn call_host(
@@ -334,8 +363,12 @@ impl<B: Backend> AutoGaze<B> {
         mask: &[bool],
         trace: &mut Option<&mut Vec<DecodeStep>>,
     ) -> (Vec<f32>, Vec<f32>) {
-        let (logits, tl) = self.call_device(states, x, &positions, mask);
-        let (logits, tl) = (host(logits), host(tl));
+        let (logits, tl) = if self.cpu_decoder.is_some() {
+            self.call_cpu(states, x, &positions, mask)
+        } else {
+            let (logits, tl) = self.call_device(states, x, &positions, mask);
+            (host(logits), host(tl))
+        };
         for state in states.iter_mut() {
             state.readbacks += 2;
         }
@@ -788,6 +821,78 @@ mod tests {
                 if i > 0 {
                     let first = together.clone().narrow(0, 0, 1).reshape(alone.dims());
                     assert!((alone - first).abs().max().into_scalar() > 1e-3);
+                }
+            }
+        }
+    }
+
+    /// The fused CPU decoder (the ndarray default) gives Burn ops' tokens,
+    /// and their logits and task losses within 1e-4 at every decoder call:
+    /// full budget, a horizon that evicts, a task-loss gate; a stream whose
+    /// cache was written by one and continued by the other (the cache moves
+    /// over) decodes as either alone.
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn the_cpu_decoder_equals_burn_ops() {
+        use burn::backend::NdArray;
+        use burn::tensor::Distribution;
+        type Bk = NdArray<f32>;
+        let device = Default::default();
+        let fused = AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 5, &device);
+        assert!(fused.uses_cpu_decoder(), "the ndarray default");
+        let mut ops = fused.clone();
+        ops.set_cpu_decoder(false);
+        assert!(!ops.uses_cpu_decoder());
+        let frames: Vec<Tensor<Bk, 3>> = (0..4)
+            .map(|_| Tensor::random([3, 224, 224], Distribution::Default, &device))
+            .collect();
+        for (requirement, horizon) in [(None, 0), (None, 1), (Some(0.05), 2)] {
+            let options = GenerateOptions {
+                gazing_ratio: 0.75,
+                task_loss_requirement: requirement,
+            };
+            let mut streams = [fused.new_stream(), ops.new_stream(), ops.new_stream()];
+            for s in &mut streams {
+                s.set_horizon(horizon);
+            }
+            for (t, frame) in frames.iter().enumerate() {
+                let mut out = Vec::new();
+                let mut traces = Vec::new();
+                for (i, state) in streams.iter_mut().enumerate() {
+                    // Stream 2 switches decoders every frame.
+                    let model = if i == 0 || (i == 2 && t % 2 == 1) {
+                        &fused
+                    } else {
+                        &ops
+                    };
+                    let tokens = model.encode(state, frame.clone().unsqueeze::<4>());
+                    let ft = tokens.reshape([196, model.config.hidden]);
+                    let mut trace = Vec::new();
+                    out.push(
+                        model
+                            .decode_frame(state, ft, &options, Some(&mut trace))
+                            .unwrap(),
+                    );
+                    traces.push(trace);
+                }
+                let what = format!("requirement {requirement:?}, horizon {horizon}, frame {t}");
+                assert_eq!(out[0], out[1], "{what}");
+                assert_eq!(out[2], out[1], "{what}: switching decoders");
+                assert_eq!(streams[0].cached_keys(), streams[1].cached_keys(), "{what}");
+                assert_eq!(streams[2].cached_keys(), streams[1].cached_keys(), "{what}");
+                for trace in [&traces[0], &traces[2]] {
+                    assert_eq!(trace.len(), traces[1].len(), "{what}");
+                    for (a, b) in trace.iter().zip(&traces[1]) {
+                        assert_eq!(a.positions, b.positions, "{what}");
+                        for (x, y) in [(&a.logits, &b.logits), (&a.task_loss, &b.task_loss)] {
+                            let diff = x
+                                .iter()
+                                .zip(y)
+                                .map(|(p, q)| (p - q).abs())
+                                .fold(0f32, f32::max);
+                            assert!(diff <= 1e-4, "{what}: {diff}");
+                        }
+                    }
                 }
             }
         }

@@ -3,6 +3,8 @@
 
 mod anyres;
 mod config;
+mod cpu_decoder;
+mod cpu_kernels;
 mod decoder;
 mod generate;
 mod tiling;
@@ -10,6 +12,7 @@ mod vision;
 mod weights;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
 
@@ -36,6 +39,9 @@ pub struct AutoGaze<B: Backend> {
     /// Share decoder calls between streams in lockstep (None: on a GPU
     /// backend only).
     batch_streams: Option<bool>,
+    /// The decoder's fused host kernels, when decoder calls run on the CPU
+    /// instead of through Burn ops (see [`AutoGaze::set_cpu_decoder`]).
+    cpu_decoder: Option<Arc<cpu_decoder::CpuDecoder>>,
 }
 
 impl<B: Backend> AutoGaze<B> {
@@ -55,14 +61,36 @@ impl<B: Backend> AutoGaze<B> {
     fn from_parts(config: AutoGazeConfig, weights: ModelWeights<B>) -> Self {
         let device = weights.decoder.embed.device();
         let rope = decoder::Rope::new(&config, &device);
-        Self {
+        let cpu = B::name(&device).to_ascii_lowercase().contains("ndarray");
+        let mut model = Self {
             config,
             weights,
             rope,
             selection: None,
-            cpu: B::name(&device).to_ascii_lowercase().contains("ndarray"),
+            cpu,
             batch_streams: None,
-        }
+            cpu_decoder: None,
+        };
+        model.set_cpu_decoder(cpu);
+        model
+    }
+
+    /// Runs the decoder's calls on the host CPU in fused kernels (weights
+    /// packed once, the KV cache grown in place, attention and softmax in
+    /// one pass per head) instead of through Burn ops: the default on Burn's
+    /// CPU backend (ndarray), where it is several times faster (PERF_LOOP,
+    /// 2026-11-23). On a GPU backend it reads each call's input rows back
+    /// and uploads the logits: possible, rarely useful. Same tokens either
+    /// way (tested); a stream's KV cache moves over on its next call.
+    pub fn set_cpu_decoder(&mut self, on: bool) {
+        self.cpu_decoder =
+            on.then(|| Arc::new(cpu_decoder::CpuDecoder::new(&self.weights, &self.config)));
+    }
+
+    /// Whether decoder calls run in the fused CPU kernels
+    /// ([`AutoGaze::set_cpu_decoder`]).
+    pub fn uses_cpu_decoder(&self) -> bool {
+        self.cpu_decoder.is_some()
     }
 
     /// The selection set with [`AutoGaze::set_selection`], if any.

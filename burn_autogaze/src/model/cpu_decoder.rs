@@ -1,0 +1,296 @@
+//! The gaze decoder on the host CPU, in a few fused passes: the same
+//! computation as [`super::decoder::forward`] and [`super::decoder::heads`]
+//! (RMSNorm, llama3 RoPE, masked causal attention over the KV cache, SiLU
+//! MLP, the K-head logits and task-loss heads), over weights packed once at
+//! load for the small-row products of a decode step, and a KV cache that
+//! grows in place (rows of `[keys, D]` per layer).
+//!
+//! Why: on burn-ndarray a decode call (10 rows) went through ~60 Burn ops,
+//! each re-packing its weight or copying its operand (PERF_LOOP, 2026-11-23:
+//! 6.6 ms a call). Here a call is one pass per product, one per softmax.
+//! Attention works on 16 queries side by side: the scores of a head are
+//! `K_h @ Q_h^T` (`[keys, 16]`), softmax runs down each column, and the
+//! output is `V_h^T @ P` (`[head_dim, 16]`); both products read the cache
+//! rows where they are.
+
+use burn::tensor::backend::Backend;
+
+use super::config::AutoGazeConfig;
+use super::cpu_kernels::{Lhs, PANEL, Packed, Panels, gemm, silu_mul, softmax_columns};
+use super::weights::ModelWeights;
+
+/// A layer's packed weights.
+#[derive(Debug, Clone)]
+struct Layer {
+    input_norm: Vec<f32>,
+    qkv: Packed,
+    o: Packed,
+    post_norm: Vec<f32>,
+    gate_up: Packed,
+    down: Packed,
+}
+
+/// The decoder's weights on the host, packed for [`CpuDecoder::forward`].
+#[derive(Debug, Clone)]
+pub struct CpuDecoder {
+    d: usize,
+    heads: usize,
+    head_dim: usize,
+    inter: usize,
+    eps: f32,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    lm_head: Packed,
+    task_loss: Packed,
+    inv_freq: Vec<f32>,
+}
+
+/// One stream's KV cache on the host: per layer, keys and values as rows `[keys, D]`.
+pub type CpuLayers = Vec<(Vec<f32>, Vec<f32>)>;
+
+fn host_vec<B: Backend, const N: usize>(t: &burn::tensor::Tensor<B, N>) -> Vec<f32> {
+    t.to_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32 weights")
+}
+
+fn pack<B: Backend>(t: &burn::tensor::Tensor<B, 2>) -> Packed {
+    let [k, n] = t.dims();
+    Packed::new(&host_vec(t), k, n)
+}
+
+/// A row-major `[m, k]` left operand.
+fn lhs(data: &[f32], m: usize, k: usize) -> Lhs<'_> {
+    Lhs {
+        data: &data[..m * k],
+        m,
+        row_stride: k,
+        col_stride: 1,
+    }
+}
+
+/// `x * 1 / sqrt(mean(x^2) + eps) * w` per row of `d` values, into `out`.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    for (row, out) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let var = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((o, v), w) in out.iter_mut().zip(row).zip(w) {
+            *o = *v * inv * w;
+        }
+    }
+}
+
+impl CpuDecoder {
+    /// Copies and packs the decoder weights of `w`.
+    pub fn new<B: Backend>(w: &ModelWeights<B>, c: &AutoGazeConfig) -> Self {
+        let dec = &w.decoder;
+        Self {
+            d: c.hidden,
+            heads: c.heads,
+            head_dim: c.head_dim,
+            inter: c.intermediate,
+            eps: c.rms_eps as f32,
+            layers: dec
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    input_norm: host_vec(&l.input_norm),
+                    qkv: pack(&l.qkv),
+                    o: pack(&l.o),
+                    post_norm: host_vec(&l.post_norm),
+                    gate_up: pack(&l.gate_up),
+                    down: pack(&l.down),
+                })
+                .collect(),
+            norm: host_vec(&dec.norm),
+            lm_head: pack(&dec.lm_head),
+            task_loss: pack(&dec.task_loss),
+            inv_freq: super::decoder::inv_freq(c),
+        }
+    }
+
+    /// Runs `n` streams' rows `x` (`[n, l, D]`, row-major) at `positions`
+    /// (the same for every stream) against each stream's cache `caches[s]`
+    /// (whose key mask `key_mask` already includes the `l` new rows' bits),
+    /// appending the new keys and values. Returns each stream's last-row
+    /// logits `[n, K * vocab]` and task losses `[n, K]`.
+    pub fn forward(
+        &self,
+        mut x: Vec<f32>,
+        n: usize,
+        positions: &[i64],
+        key_mask: &[bool],
+        caches: &mut [&mut CpuLayers],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (d, h, hd, inter) = (self.d, self.heads, self.head_dim, self.inter);
+        let l = positions.len();
+        let rows = n * l;
+        assert_eq!(x.len(), rows * d, "cpu decoder: {n} x {l} rows of {d}");
+        assert_eq!(caches.len(), n, "cpu decoder: one cache per stream");
+        // cos/sin per position: emb = cat(freqs, freqs), freqs = pos * inv_freq.
+        let half = hd / 2;
+        let mut cos = Vec::with_capacity(l * hd);
+        let mut sin = Vec::with_capacity(l * hd);
+        for &p in positions {
+            for _ in 0..2 {
+                for f in &self.inv_freq {
+                    let a = p as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        let scale = (1.0 / (hd as f64).sqrt()) as f32;
+        let mut hn = vec![0f32; rows * d];
+        let mut qkv = vec![0f32; rows * 3 * d];
+        let mut attn = vec![0f32; rows * d];
+        let mut gu = vec![0f32; rows * 2 * inter];
+        let mut act = vec![0f32; rows * inter];
+        let mut qt = vec![0f32; hd * PANEL];
+        let mut v_pad = Vec::new();
+        let mut scores = Vec::new();
+        let mut rot = vec![0f32; hd];
+        for (layer, lw) in self.layers.iter().enumerate() {
+            rms_norm(&x, &lw.input_norm, self.eps, &mut hn);
+            gemm(lhs(&hn, rows, d), lw.qkv.panels(), &mut qkv, 3 * d, false);
+            // RoPE on q and k: x * cos + rotate_half(x) * sin.
+            for (r, row) in qkv.chunks_exact_mut(3 * d).enumerate() {
+                let (cs, sn) = (&cos[(r % l) * hd..][..hd], &sin[(r % l) * hd..][..hd]);
+                for head in row[..2 * d].chunks_exact_mut(hd) {
+                    for i in 0..half {
+                        rot[i] = -head[i + half];
+                        rot[i + half] = head[i];
+                    }
+                    for i in 0..hd {
+                        head[i] = head[i] * cs[i] + rot[i] * sn[i];
+                    }
+                }
+            }
+            for (s, cache) in caches.iter_mut().enumerate() {
+                let (keys_c, values_c) = &mut cache[layer];
+                let past = keys_c.len() / d;
+                let own = &qkv[s * l * 3 * d..][..l * 3 * d];
+                for row in own.chunks_exact(3 * d) {
+                    keys_c.extend_from_slice(&row[d..2 * d]);
+                    values_c.extend_from_slice(&row[2 * d..]);
+                }
+                let keys = past + l;
+                assert_eq!(key_mask.len(), keys, "cpu decoder: key mask length");
+                scores.resize(keys * PANEL, 0.0);
+                for head in 0..h {
+                    for q0 in (0..l).step_by(PANEL) {
+                        let qn = PANEL.min(l - q0);
+                        // Q_h^T for up to 16 queries: [hd, 16], zero past qn.
+                        qt.fill(0.0);
+                        for i in 0..qn {
+                            let q = &own[(q0 + i) * 3 * d + head * hd..][..hd];
+                            for (dd, v) in q.iter().enumerate() {
+                                qt[dd * PANEL + i] = *v;
+                            }
+                        }
+                        let k_h = Lhs {
+                            data: &keys_c[head * hd..],
+                            m: keys,
+                            row_stride: d,
+                            col_stride: 1,
+                        };
+                        let q_panel = Panels {
+                            data: &qt,
+                            k: hd,
+                            n: PANEL,
+                            panel_stride: 0,
+                            row_stride: PANEL,
+                        };
+                        // Query q0 + i sees key j iff j <= past + q0 + i:
+                        // keys past the panel's last query are seen by none.
+                        let first = past + q0;
+                        let seen = (first + PANEL).min(keys);
+                        gemm(Lhs { m: seen, ..k_h }, q_panel, &mut scores, PANEL, false);
+                        softmax_columns(
+                            &mut scores,
+                            seen,
+                            scale,
+                            key_mask,
+                            (first + 1).min(seen)..seen,
+                            |j, i| j <= first + i,
+                        );
+                        // O = P @ V_h, written into the queries' rows: P is
+                        // read from its `[keys, 16]` columns, V_h as panels
+                        // of 16 of the head's columns (copied to a padded
+                        // block when head_dim is not a multiple of 16).
+                        let p = Lhs {
+                            data: &scores,
+                            m: qn,
+                            row_stride: 1,
+                            col_stride: PANEL,
+                        };
+                        let v_h = if hd % PANEL == 0 {
+                            Panels {
+                                data: &values_c[head * hd..],
+                                k: seen,
+                                n: hd,
+                                panel_stride: PANEL,
+                                row_stride: d,
+                            }
+                        } else {
+                            let w = hd.next_multiple_of(PANEL);
+                            v_pad.resize(seen * w, 0.0);
+                            for (j, row) in v_pad.chunks_exact_mut(w).enumerate() {
+                                row[..hd].copy_from_slice(&values_c[j * d + head * hd..][..hd]);
+                            }
+                            Panels {
+                                data: &v_pad,
+                                k: seen,
+                                n: hd,
+                                panel_stride: PANEL,
+                                row_stride: w,
+                            }
+                        };
+                        let out = &mut attn[(s * l + q0) * d + head * hd..];
+                        gemm(p, v_h, out, d, false);
+                    }
+                }
+            }
+            gemm(lhs(&attn, rows, d), lw.o.panels(), &mut x, d, true);
+            rms_norm(&x, &lw.post_norm, self.eps, &mut hn);
+            gemm(
+                lhs(&hn, rows, d),
+                lw.gate_up.panels(),
+                &mut gu,
+                2 * inter,
+                false,
+            );
+            for (a, g) in act.chunks_exact_mut(inter).zip(gu.chunks_exact(2 * inter)) {
+                a.copy_from_slice(&g[..inter]);
+                silu_mul(a, &g[inter..]);
+            }
+            gemm(lhs(&act, rows, inter), lw.down.panels(), &mut x, d, true);
+        }
+        // The heads read each stream's final-normed last row.
+        let mut last = vec![0f32; n * d];
+        for s in 0..n {
+            let row = &x[(s * l + l - 1) * d..][..d];
+            rms_norm(row, &self.norm, self.eps, &mut last[s * d..][..d]);
+        }
+        let (nl, nt) = (self.lm_head.n, self.task_loss.n);
+        let mut logits = vec![0f32; n * nl];
+        let mut tl = vec![0f32; n * nt];
+        gemm(
+            lhs(&last, n, d),
+            self.lm_head.panels(),
+            &mut logits,
+            nl,
+            false,
+        );
+        gemm(
+            lhs(&last, n, d),
+            self.task_loss.panels(),
+            &mut tl,
+            nt,
+            false,
+        );
+        (logits, tl)
+    }
+}

@@ -1,0 +1,638 @@
+//! The few CPU kernels the host decoder is made of: a matrix product over
+//! 16-column panels (AVX2 + FMA when the CPU has them at runtime, plain Rust
+//! otherwise), an `exp` for 8 lanes, softmax over the keys of 16 queries at
+//! once, and SiLU-gated products.
+//!
+//! Every kernel takes slices and checks the extent it will touch before it
+//! runs; the vector code behind it reads and writes only inside that extent.
+
+/// Columns per panel: two 8-lane vectors.
+pub const PANEL: usize = 16;
+/// Rows per register tile (6 x 2 accumulators + 2 panel rows + 1 broadcast
+/// fit the 16 vector registers).
+const ROWS: usize = 6;
+
+/// A right-hand matrix `[k, n]` stored as `ceil(n / 16)` panels of `k`
+/// rows of 16 columns (zero beyond `n`): a panel's rows are contiguous, so
+/// the product streams each weight once per call.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    pub k: usize,
+    pub n: usize,
+    data: Vec<f32>,
+}
+
+impl Packed {
+    /// Packs a row-major `[k, n]` matrix.
+    pub fn new(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(
+            w.len(),
+            k * n,
+            "packed matrix: {k} x {n} needs {} values",
+            k * n
+        );
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0f32; panels * k * PANEL];
+        for p in 0..panels {
+            let cols = PANEL.min(n - p * PANEL);
+            for r in 0..k {
+                let src = &w[r * n + p * PANEL..][..cols];
+                data[(p * k + r) * PANEL..][..cols].copy_from_slice(src);
+            }
+        }
+        Self { k, n, data }
+    }
+
+    /// The panels as a product operand.
+    pub fn panels(&self) -> Panels<'_> {
+        Panels {
+            data: &self.data,
+            k: self.k,
+            n: self.n,
+            panel_stride: self.k * PANEL,
+            row_stride: PANEL,
+        }
+    }
+}
+
+/// A right-hand operand `[k, n]` in 16-column panels: panel `p`'s row `r`
+/// is the 16 values at `p * panel_stride + r * row_stride`.
+#[derive(Debug, Clone, Copy)]
+pub struct Panels<'a> {
+    pub data: &'a [f32],
+    pub k: usize,
+    pub n: usize,
+    pub panel_stride: usize,
+    pub row_stride: usize,
+}
+
+/// A left-hand operand `[m, k]`: element `(r, c)` at `r * row_stride + c * col_stride`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lhs<'a> {
+    pub data: &'a [f32],
+    pub m: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+/// `out[r * ldc + c] (+)= sum_i a(r, i) * b(i, c)` for `r < a.m`, `c < b.n`:
+/// stored, or added to what `out` holds (`add`: `out + a @ b`, the product
+/// summed first). Each output sums its `k` terms in order, one fused
+/// multiply-add at a time.
+pub fn gemm(a: Lhs<'_>, b: Panels<'_>, out: &mut [f32], ldc: usize, add: bool) {
+    let (m, k, n) = (a.m, b.k, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let panels = n.div_ceil(PANEL);
+    // The extent each operand is read or written at.
+    let a_end = (m - 1) * a.row_stride + k.saturating_sub(1) * a.col_stride + 1;
+    let b_end = (panels - 1) * b.panel_stride + k.saturating_sub(1) * b.row_stride + PANEL;
+    assert!(
+        k > 0 && a.data.len() >= a_end,
+        "gemm: left operand too short"
+    );
+    assert!(b.data.len() >= b_end, "gemm: right operand too short");
+    assert!(
+        ldc >= n && out.len() >= (m - 1) * ldc + n,
+        "gemm: output too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    let fast =
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    for p in 0..panels {
+        let cols = PANEL.min(n - p * PANEL);
+        let b_off = p * b.panel_stride;
+        let mut r0 = 0;
+        while r0 < m {
+            let rows = ROWS.min(m - r0);
+            let t = Tile {
+                a: &a.data[r0 * a.row_stride..],
+                ars: a.row_stride,
+                acs: a.col_stride,
+                b: &b.data[b_off..],
+                brs: b.row_stride,
+                k,
+                out: &mut out[r0 * ldc + p * PANEL..],
+                ldc,
+                cols,
+                add,
+            };
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                if a.col_stride == 1 && a.row_stride >= PANEL {
+                    // Rows far apart (the key cache's): fetch the next
+                    // tile's rows while this one runs.
+                    let next = &a.data[((r0 + ROWS) * a.row_stride).min(a.data.len())..];
+                    avx2::prefetch_rows(
+                        next,
+                        ROWS.min(m.saturating_sub(r0 + ROWS)),
+                        a.row_stride,
+                        k,
+                    );
+                }
+                // SAFETY: AVX2 and FMA are present (checked above); the tile
+                // stays inside the extents asserted above.
+                unsafe { avx2::tile(t, rows) };
+                r0 += rows;
+                continue;
+            }
+            plain_tile(t, rows);
+            r0 += rows;
+        }
+    }
+}
+
+/// One register tile: up to 6 rows by one 16-column panel.
+struct Tile<'a> {
+    a: &'a [f32],
+    ars: usize,
+    acs: usize,
+    b: &'a [f32],
+    brs: usize,
+    k: usize,
+    out: &'a mut [f32],
+    ldc: usize,
+    cols: usize,
+    add: bool,
+}
+
+fn plain_tile(t: Tile<'_>, rows: usize) {
+    let mut acc = [[0f32; PANEL]; ROWS];
+    for i in 0..t.k {
+        let b = &t.b[i * t.brs..][..PANEL];
+        for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+            let a = t.a[r * t.ars + i * t.acs];
+            for (c, v) in acc.iter_mut().enumerate() {
+                *v += a * b[c];
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        let out = &mut t.out[r * t.ldc..][..t.cols];
+        for (o, v) in out.iter_mut().zip(acc) {
+            *o = if t.add { *o + v } else { *v };
+        }
+    }
+}
+
+/// `exp` of each value (`-inf` gives 0).
+pub fn exp_in_place(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA are present (checked just above).
+        unsafe { avx2::exp_slice(x) };
+        return;
+    }
+    for v in x {
+        *v = v.exp();
+    }
+}
+
+/// `x[i] = silu(x[i]) * y[i]` (SiLU: `v / (1 + exp(-v))`).
+pub fn silu_mul(x: &mut [f32], y: &[f32]) {
+    assert_eq!(x.len(), y.len(), "silu_mul: operands differ in length");
+    let mut buf = [0f32; 64];
+    for (x, y) in x.chunks_mut(64).zip(y.chunks(64)) {
+        let e = &mut buf[..x.len()];
+        for (e, v) in e.iter_mut().zip(x.iter()) {
+            *e = -v;
+        }
+        exp_in_place(e);
+        for ((v, e), u) in x.iter_mut().zip(e.iter()).zip(y) {
+            *v = *v / (1.0 + e) * u;
+        }
+    }
+}
+
+/// Softmax over the keys of up to 16 queries held side by side: `s` is
+/// `[keys, 16]` (column `i` is query `i`'s scores). Each score is scaled,
+/// `-inf` where `visible(key, query)` is false, then each column is turned
+/// into its softmax (a column that sees no key becomes all zeros).
+/// `visible` is asked only for the keys in `ragged`; every key before it
+/// is visible to every query unless `key_mask` hides it, and every key past
+/// it to none.
+pub fn softmax_columns(
+    s: &mut [f32],
+    keys: usize,
+    scale: f32,
+    key_mask: &[bool],
+    ragged: std::ops::Range<usize>,
+    visible: impl Fn(usize, usize) -> bool,
+) {
+    assert!(
+        s.len() >= keys * PANEL && key_mask.len() >= keys,
+        "softmax_columns: short input"
+    );
+    let (rows, _) = s[..keys * PANEL].as_chunks_mut::<PANEL>();
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA are present (checked just above).
+        unsafe { avx2::softmax_rows(rows, scale, key_mask, ragged, visible) };
+        return;
+    }
+    softmax_rows(rows, scale, key_mask, ragged, visible);
+}
+
+/// [`softmax_columns`] over rows of 16 (the loops run on whole rows, so
+/// they compile to vector code).
+#[inline(always)]
+fn softmax_rows(
+    rows: &mut [[f32; PANEL]],
+    scale: f32,
+    key_mask: &[bool],
+    ragged: std::ops::Range<usize>,
+    visible: impl Fn(usize, usize) -> bool,
+) {
+    let mut max = [f32::NEG_INFINITY; PANEL];
+    for (j, row) in rows.iter_mut().enumerate() {
+        if !key_mask[j] || j >= ragged.end {
+            *row = [f32::NEG_INFINITY; PANEL];
+            continue;
+        }
+        for v in row.iter_mut() {
+            *v *= scale;
+        }
+        if j >= ragged.start {
+            for (i, v) in row.iter_mut().enumerate() {
+                if !visible(j, i) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+        }
+        for (m, v) in max.iter_mut().zip(row.iter()) {
+            *m = m.max(*v);
+        }
+    }
+    // A column that sees nothing stays at -inf (exp gives 0).
+    let shift = max.map(|m| if m == f32::NEG_INFINITY { 0.0 } else { m });
+    for row in rows.iter_mut() {
+        for (v, m) in row.iter_mut().zip(shift) {
+            *v -= m;
+        }
+    }
+    exp_in_place(rows.as_flattened_mut());
+    let mut sum = [0f32; PANEL];
+    for row in rows.iter() {
+        for (t, v) in sum.iter_mut().zip(row) {
+            *t += v;
+        }
+    }
+    let inv = sum.map(|t| if t > 0.0 { 1.0 / t } else { 0.0 });
+    for row in rows.iter_mut() {
+        for (v, t) in row.iter_mut().zip(inv) {
+            *v *= t;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{PANEL, ROWS, Tile};
+
+    /// Hints the cache to fetch the first `len` values of `rows` rows
+    /// `stride` apart (only addresses inside `a` are touched).
+    pub(super) fn prefetch_rows(a: &[f32], rows: usize, stride: usize, len: usize) {
+        for r in 0..rows {
+            let start = r * stride;
+            let end = (start + len).min(a.len());
+            let mut i = start;
+            while i < end {
+                // SAFETY: a prefetch of an address inside `a`; SSE is part
+                // of the x86-64 baseline.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(a.as_ptr().add(i) as *const i8) };
+                i += 16;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn softmax_rows(
+        rows: &mut [[f32; PANEL]],
+        scale: f32,
+        key_mask: &[bool],
+        ragged: std::ops::Range<usize>,
+        visible: impl Fn(usize, usize) -> bool,
+    ) {
+        super::softmax_rows(rows, scale, key_mask, ragged, visible);
+    }
+
+    /// Dispatches a tile of `rows` (1..=6) rows to its unrolled kernel.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tile(t: Tile<'_>, rows: usize) {
+        match rows {
+            1 => tile_rows::<1>(t),
+            2 => tile_rows::<2>(t),
+            3 => tile_rows::<3>(t),
+            4 => tile_rows::<4>(t),
+            5 => tile_rows::<5>(t),
+            _ => tile_rows::<ROWS>(t),
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn tile_rows<const R: usize>(t: Tile<'_>) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let (a, b) = (t.a.as_ptr(), t.b.as_ptr());
+        for i in 0..t.k {
+            // SAFETY: `gemm` asserted that row `R - 1`, column `k - 1` of
+            // the left operand and row `k - 1` of every panel (16 values)
+            // lie inside their slices.
+            unsafe {
+                let bp = b.add(i * t.brs);
+                // Fetch the panel 8 rows ahead: a weight panel streams from
+                // the outer caches once per call, and a strided panel (the
+                // value cache's rows) defeats the hardware prefetcher.
+                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(8 * t.brs) as *const i8);
+                let b0 = _mm256_loadu_ps(bp);
+                let b1 = _mm256_loadu_ps(bp.add(8));
+                let ap = a.add(i * t.acs);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*ap.add(r * t.ars));
+                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let out = &mut t.out[r * t.ldc..][..t.cols];
+            let mut v = [0f32; PANEL];
+            // SAFETY: `v` holds 16 values.
+            unsafe {
+                _mm256_storeu_ps(v.as_mut_ptr(), acc[0]);
+                _mm256_storeu_ps(v.as_mut_ptr().add(8), acc[1]);
+            }
+            if t.add {
+                for (o, v) in out.iter_mut().zip(v) {
+                    *o += v;
+                }
+            } else {
+                out.copy_from_slice(&v[..t.cols]);
+            }
+        }
+    }
+
+    /// `exp` of 8 lanes: `2^n * p(r)` with `x = n ln 2 + r`, a degree-6
+    /// polynomial on `|r| <= ln 2 / 2` (about 1 ulp); below -87.3 (the
+    /// normal range's end, `-inf` included) the result is 0, above 88.3 it
+    /// is clamped.
+    #[target_feature(enable = "avx2,fma")]
+    fn exp8(x: __m256) -> __m256 {
+        let lo = _mm256_set1_ps(-87.3);
+        let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(x, lo);
+        let x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.3));
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm256_set1_ps(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let p = _mm256_add_ps(
+            _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r),
+            _mm256_set1_ps(1.0),
+        );
+        let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(n),
+            _mm256_set1_epi32(127),
+        ));
+        _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(pow2)), keep)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn exp_slice(x: &mut [f32]) {
+        let mut chunks = x.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: `c` holds 8 values.
+            unsafe {
+                let v = exp8(_mm256_loadu_ps(c.as_ptr()));
+                _mm256_storeu_ps(c.as_mut_ptr(), v);
+            }
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let mut v = [f32::NEG_INFINITY; 8];
+            v[..rest.len()].copy_from_slice(rest);
+            // SAFETY: `v` holds 8 values.
+            unsafe {
+                let e = exp8(_mm256_loadu_ps(v.as_ptr()));
+                _mm256_storeu_ps(v.as_mut_ptr(), e);
+            }
+            rest.copy_from_slice(&v[..rest.len()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeded(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0f32; m * n];
+        for r in 0..m {
+            for c in 0..n {
+                out[r * n + c] = (0..k).map(|i| a[r * k + i] * b[i * n + c]).sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn gemm_over_panels_equals_the_plain_product_at_ragged_sizes() {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (7, 5, 17),
+            (13, 192, 40),
+            (6, 33, 16),
+            (20, 3, 2),
+        ] {
+            let (a, b) = (seeded(m * k, 1), seeded(k * n, 2));
+            let want = naive(&a, &b, m, k, n);
+            let packed = Packed::new(&b, k, n);
+            let lhs = Lhs {
+                data: &a,
+                m,
+                row_stride: k,
+                col_stride: 1,
+            };
+            let mut out = vec![7f32; m * (n + 3)];
+            gemm(lhs, packed.panels(), &mut out, n + 3, false);
+            for r in 0..m {
+                for c in 0..n {
+                    let (g, w) = (out[r * (n + 3) + c], want[r * n + c]);
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{m}x{k}x{n} ({r},{c}): {g} vs {w}"
+                    );
+                }
+                // Columns past n are left alone.
+                assert_eq!(&out[r * (n + 3) + n..r * (n + 3) + n + 3], &[7.0; 3]);
+            }
+            // `add` sums onto what is there; the plain kernel agrees.
+            let mut twice = out.clone();
+            gemm(lhs, packed.panels(), &mut twice, n + 3, true);
+            let mut plain = vec![0f32; m * (n + 3)];
+            let p = packed.panels();
+            let mut r0 = 0;
+            while r0 < m {
+                let rows = ROWS.min(m - r0);
+                for q in 0..n.div_ceil(PANEL) {
+                    plain_tile(
+                        Tile {
+                            a: &a[r0 * k..],
+                            ars: k,
+                            acs: 1,
+                            b: &p.data[q * p.panel_stride..],
+                            brs: PANEL,
+                            k,
+                            out: &mut plain[r0 * (n + 3) + q * PANEL..],
+                            ldc: n + 3,
+                            cols: PANEL.min(n - q * PANEL),
+                            add: false,
+                        },
+                        rows,
+                    );
+                }
+                r0 += rows;
+            }
+            for r in 0..m {
+                for c in 0..n {
+                    let i = r * (n + 3) + c;
+                    assert!((twice[i] - 2.0 * out[i]).abs() <= 1e-5 * (1.0 + out[i].abs()));
+                    assert!((plain[i] - out[i]).abs() <= 1e-5 * (1.0 + out[i].abs()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_reads_transposed_operands_through_strides() {
+        // a^T @ b with a stored [k, m]: row stride 1, column stride m.
+        let (m, k, n) = (9, 11, 16);
+        let at = seeded(k * m, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| at[(i % k) * m + i / k]).collect();
+        let b = seeded(k * n, 4);
+        let want = naive(&a, &b, m, k, n);
+        let lhs = Lhs {
+            data: &at,
+            m,
+            row_stride: 1,
+            col_stride: m,
+        };
+        let panels = Panels {
+            data: &b,
+            k,
+            n,
+            panel_stride: 0,
+            row_stride: n,
+        };
+        let mut out = vec![0f32; m * n];
+        gemm(lhs, panels, &mut out, n, false);
+        for (g, w) in out.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "left operand too short")]
+    fn gemm_refuses_a_short_operand() {
+        let b = Packed::new(&[1.0; 4], 2, 2);
+        let mut out = [0f32; 4];
+        gemm(
+            Lhs {
+                data: &[1.0; 3],
+                m: 2,
+                row_stride: 2,
+                col_stride: 1,
+            },
+            b.panels(),
+            &mut out,
+            2,
+            false,
+        );
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_the_library_and_zero_at_minus_infinity() {
+        let mut x: Vec<f32> = (-8700..=8800).map(|i| i as f32 / 100.0).collect();
+        x.extend([f32::NEG_INFINITY, -1e30, -87.4, 0.0, -0.0, 1e-8]);
+        let want: Vec<f32> = x.iter().map(|v| v.exp()).collect();
+        let mut got = x.clone();
+        exp_in_place(&mut got);
+        for ((g, w), v) in got.iter().zip(&want).zip(&x) {
+            if *v < -87.3 {
+                assert_eq!(*g, 0.0, "exp({v})");
+            } else {
+                assert!((g - w).abs() <= 2.5e-7 * w, "exp({v}) = {g}, library {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_columns_masks_scales_and_normalises() {
+        let keys = 5;
+        let mut s = seeded(keys * PANEL, 5);
+        let orig = s.clone();
+        let mask = [true, false, true, true, true];
+        // Keys 0..3 shared; key 3 visible to even queries only; key 4 to none.
+        softmax_columns(&mut s, keys, 0.5, &mask, 3..4, |_, i| i % 2 == 0);
+        for i in 0..PANEL {
+            let seen: Vec<usize> = (0..keys)
+                .filter(|&j| mask[j] && (j < 3 || (j == 3 && i % 2 == 0)))
+                .collect();
+            let m = seen
+                .iter()
+                .map(|&j| orig[j * PANEL + i] * 0.5)
+                .fold(f32::MIN, f32::max);
+            let z: f32 = seen
+                .iter()
+                .map(|&j| (orig[j * PANEL + i] * 0.5 - m).exp())
+                .sum();
+            for j in 0..keys {
+                let want = if seen.contains(&j) {
+                    (orig[j * PANEL + i] * 0.5 - m).exp() / z
+                } else {
+                    0.0
+                };
+                assert!((s[j * PANEL + i] - want).abs() < 1e-6, "key {j} query {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn silu_mul_matches_its_definition() {
+        let mut x = seeded(37, 6).iter().map(|v| v * 20.0).collect::<Vec<_>>();
+        let y = seeded(37, 7);
+        let want: Vec<f32> = x
+            .iter()
+            .zip(&y)
+            .map(|(v, u)| v / (1.0 + (-v).exp()) * u)
+            .collect();
+        silu_mul(&mut x, &y);
+        for (g, w) in x.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()));
+        }
+    }
+}
