@@ -12,8 +12,8 @@
 //!   prefill and decode calls (`(0.75 - 0.03) / 19` per decode call).
 //!   `/host-selection` and `/device-selection` run the same lane with the
 //!   other `Selection` (paired with the backend's default); `/burn-ops`
-//!   runs it with the decoder's calls through Burn ops instead of the fused
-//!   CPU decoder (`AutoGaze::set_cpu_decoder(false)`; paired with the
+//!   runs it through Burn ops instead of the fused CPU kernels
+//!   (`AutoGaze::set_cpu_kernels(false)`; paired with the
 //!   ndarray default);
 //!
 //! - `tiled-448/<backend>/0.5`: one 448x448 frame through the reference's
@@ -48,7 +48,7 @@ fn random_frame<Bk: Backend>(device: &Bk::Device) -> Tensor<Bk, 3> {
 enum Variant {
     Default,
     Selection(Selection),
-    /// Decoder calls through Burn ops (the fused CPU decoder off).
+    /// Through Burn ops (the fused CPU kernels off).
     BurnOps,
 }
 
@@ -83,7 +83,7 @@ fn model_lanes<Bk: Backend>(
             }
             Variant::BurnOps => {
                 other = model.clone();
-                other.set_cpu_decoder(false);
+                other.set_cpu_kernels(false);
                 &other
             }
             Variant::Default => &model,

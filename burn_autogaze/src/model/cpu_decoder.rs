@@ -48,14 +48,14 @@ pub struct CpuDecoder {
 /// One stream's KV cache on the host: per layer, keys and values as rows `[keys, D]`.
 pub type CpuLayers = Vec<(Vec<f32>, Vec<f32>)>;
 
-fn host_vec<B: Backend, const N: usize>(t: &burn::tensor::Tensor<B, N>) -> Vec<f32> {
+pub(super) fn host_vec<B: Backend, const N: usize>(t: &burn::tensor::Tensor<B, N>) -> Vec<f32> {
     t.to_data()
         .convert::<f32>()
         .into_vec::<f32>()
         .expect("f32 weights")
 }
 
-fn pack<B: Backend>(t: &burn::tensor::Tensor<B, 2>) -> Packed {
+pub(super) fn pack<B: Backend>(t: &burn::tensor::Tensor<B, 2>) -> Packed {
     let [k, n] = t.dims();
     Packed::new(&host_vec(t), k, n)
 }

@@ -299,7 +299,39 @@ impl<B: Backend> AutoGaze<B> {
     /// Vision tokens `[T, 196, D]` of `video` (`[T, 3, S, S]`), continuing the
     /// stream's temporal context.
     pub fn encode(&self, state: &mut StreamState<B>, video: Tensor<B, 4>) -> Tensor<B, 3> {
-        vision::encode(&self.weights, &self.config, video, &mut state.conv)
+        let mut caches = [std::mem::take(&mut state.conv)];
+        let out = self.encode_streams(video.unsqueeze::<5>(), &mut caches);
+        let [_, t, n, d] = out.dims();
+        state.conv = std::mem::take(&mut caches[0]);
+        out.reshape([t, n, d])
+    }
+
+    /// Vision tokens `[N, T, 196, D]` of `N` streams' frames `[N, T, 3, S,
+    /// S]`, stream `i` continuing from `caches[i]`: in the CPU kernels when
+    /// the model has them, else through Burn ops.
+    fn encode_streams(&self, video: Tensor<B, 5>, caches: &mut [ConvCache<B>]) -> Tensor<B, 4> {
+        let Some(cpu) = self.cpu_kernels.as_deref() else {
+            return vision::encode_streams(&self.weights, &self.config, video, caches);
+        };
+        let device = video.device();
+        let [n, t, _, _, _] = video.dims();
+        let values = video
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap_or_default();
+        let per_stream = values.len() / n.max(1);
+        let mut out = Vec::with_capacity(n * t * self.config.vision_tokens() * self.config.hidden);
+        for (frames, cache) in values
+            .chunks_exact(per_stream.max(1))
+            .zip(caches.iter_mut())
+        {
+            let mut context = cache.take_rows();
+            out.extend(cpu.encoder.encode(frames, t, &mut context));
+            cache.set_rows(context);
+        }
+        let shape = [n, t, self.config.vision_tokens(), self.config.vision_out];
+        Tensor::from_data(TensorData::new(out, shape), &device)
     }
 
     /// One decoder call for streams in lockstep; the K-head logits
@@ -311,7 +343,7 @@ impl<B: Backend> AutoGaze<B> {
         positions: &[i64],
         mask: &[bool],
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        if self.cpu_decoder.is_some() {
+        if self.cpu_kernels.is_some() {
             let device = x.device();
             let n = states.len();
             let (logits, tl) = self.call_cpu(states, x, positions, mask);
@@ -343,7 +375,11 @@ impl<B: Backend> AutoGaze<B> {
         positions: &[i64],
         mask: &[bool],
     ) -> (Vec<f32>, Vec<f32>) {
-        let cpu = self.cpu_decoder.as_deref().expect("the CPU decoder");
+        let cpu = &self
+            .cpu_kernels
+            .as_deref()
+            .expect("the CPU kernels")
+            .decoder;
         let rows = x
             .into_data()
             .convert::<f32>()
@@ -363,7 +399,7 @@ impl<B: Backend> AutoGaze<B> {
         mask: &[bool],
         trace: &mut Option<&mut Vec<DecodeStep>>,
     ) -> (Vec<f32>, Vec<f32>) {
-        let (logits, tl) = if self.cpu_decoder.is_some() {
+        let (logits, tl) = if self.cpu_kernels.is_some() {
             self.call_cpu(states, x, &positions, mask)
         } else {
             let (logits, tl) = self.call_device(states, x, &positions, mask);
@@ -694,7 +730,7 @@ impl<B: Backend> AutoGaze<B> {
             .iter_mut()
             .map(|s| std::mem::take(&mut s.conv))
             .collect();
-        let tokens = vision::encode_streams(&self.weights, &self.config, video, &mut caches);
+        let tokens = self.encode_streams(video, &mut caches);
         for (state, cache) in states.iter_mut().zip(caches) {
             state.conv = cache;
         }
@@ -814,7 +850,14 @@ mod tests {
                 vision::encode_streams(&model.weights, &model.config, video.clone(), &mut caches);
             for (i, cache) in own.iter_mut().enumerate() {
                 let frame = video.clone().narrow(0, i, 1).reshape([1, 3, 224, 224]);
-                let alone = vision::encode(&model.weights, &model.config, frame, cache);
+                let alone = vision::encode_streams(
+                    &model.weights,
+                    &model.config,
+                    frame.unsqueeze::<5>(),
+                    std::slice::from_mut(cache),
+                );
+                let [_, _, tk, d] = alone.dims();
+                let alone = alone.reshape([1, tk, d]);
                 let batch = together.clone().narrow(0, i, 1).reshape(alone.dims());
                 let diff = (alone.clone() - batch).abs().max().into_scalar();
                 assert!(diff <= 1e-5, "stream {i}: {diff}");
@@ -826,23 +869,24 @@ mod tests {
         }
     }
 
-    /// The fused CPU decoder (the ndarray default) gives Burn ops' tokens,
-    /// and their logits and task losses within 1e-4 at every decoder call:
+    /// The fused CPU kernels (the ndarray default) give Burn ops' tokens, and
+    /// their embeddings, logits and task losses within 1e-4 at every frame
+    /// and decoder call:
     /// full budget, a horizon that evicts, a task-loss gate; a stream whose
     /// cache was written by one and continued by the other (the cache moves
     /// over) decodes as either alone.
     #[cfg(feature = "ndarray")]
     #[test]
-    fn the_cpu_decoder_equals_burn_ops() {
+    fn the_cpu_kernels_equal_burn_ops() {
         use burn::backend::NdArray;
         use burn::tensor::Distribution;
         type Bk = NdArray<f32>;
         let device = Default::default();
         let fused = AutoGaze::<Bk>::random(super::super::AutoGazeConfig::release(), 5, &device);
-        assert!(fused.uses_cpu_decoder(), "the ndarray default");
+        assert!(fused.uses_cpu_kernels(), "the ndarray default");
         let mut ops = fused.clone();
-        ops.set_cpu_decoder(false);
-        assert!(!ops.uses_cpu_decoder());
+        ops.set_cpu_kernels(false);
+        assert!(!ops.uses_cpu_kernels());
         let frames: Vec<Tensor<Bk, 3>> = (0..4)
             .map(|_| Tensor::random([3, 224, 224], Distribution::Default, &device))
             .collect();
@@ -858,14 +902,16 @@ mod tests {
             for (t, frame) in frames.iter().enumerate() {
                 let mut out = Vec::new();
                 let mut traces = Vec::new();
+                let mut embeddings = Vec::new();
                 for (i, state) in streams.iter_mut().enumerate() {
-                    // Stream 2 switches decoders every frame.
+                    // Stream 2 switches kernels every frame.
                     let model = if i == 0 || (i == 2 && t % 2 == 1) {
                         &fused
                     } else {
                         &ops
                     };
                     let tokens = model.encode(state, frame.clone().unsqueeze::<4>());
+                    embeddings.push(tokens.clone());
                     let ft = tokens.reshape([196, model.config.hidden]);
                     let mut trace = Vec::new();
                     out.push(
@@ -876,6 +922,13 @@ mod tests {
                     traces.push(trace);
                 }
                 let what = format!("requirement {requirement:?}, horizon {horizon}, frame {t}");
+                for e in [&embeddings[0], &embeddings[2]] {
+                    let diff = (e.clone() - embeddings[1].clone())
+                        .abs()
+                        .max()
+                        .into_scalar();
+                    assert!(diff <= 1e-4, "{what}: embeddings differ by {diff}");
+                }
                 assert_eq!(out[0], out[1], "{what}");
                 assert_eq!(out[2], out[1], "{what}: switching decoders");
                 assert_eq!(streams[0].cached_keys(), streams[1].cached_keys(), "{what}");

@@ -4,6 +4,7 @@
 mod anyres;
 mod config;
 mod cpu_decoder;
+mod cpu_encoder;
 mod cpu_kernels;
 mod decoder;
 mod generate;
@@ -39,9 +40,16 @@ pub struct AutoGaze<B: Backend> {
     /// Share decoder calls between streams in lockstep (None: on a GPU
     /// backend only).
     batch_streams: Option<bool>,
-    /// The decoder's fused host kernels, when decoder calls run on the CPU
-    /// instead of through Burn ops (see [`AutoGaze::set_cpu_decoder`]).
-    cpu_decoder: Option<Arc<cpu_decoder::CpuDecoder>>,
+    /// The fused host kernels, when the model runs on the CPU outside Burn
+    /// ops (see [`AutoGaze::set_cpu_kernels`]).
+    cpu_kernels: Option<Arc<CpuKernels>>,
+}
+
+/// The encoder's and decoder's weights packed for the host kernels.
+#[derive(Debug)]
+struct CpuKernels {
+    encoder: cpu_encoder::CpuEncoder,
+    decoder: cpu_decoder::CpuDecoder,
 }
 
 impl<B: Backend> AutoGaze<B> {
@@ -69,28 +77,34 @@ impl<B: Backend> AutoGaze<B> {
             selection: None,
             cpu,
             batch_streams: None,
-            cpu_decoder: None,
+            cpu_kernels: None,
         };
-        model.set_cpu_decoder(cpu);
+        model.set_cpu_kernels(cpu);
         model
     }
 
-    /// Runs the decoder's calls on the host CPU in fused kernels (weights
-    /// packed once, the KV cache grown in place, attention and softmax in
-    /// one pass per head) instead of through Burn ops: the default on Burn's
-    /// CPU backend (ndarray), where it is several times faster (PERF_LOOP,
-    /// 2026-11-23). On a GPU backend it reads each call's input rows back
-    /// and uploads the logits: possible, rarely useful. Same tokens either
-    /// way (tested); a stream's KV cache moves over on its next call.
-    pub fn set_cpu_decoder(&mut self, on: bool) {
-        self.cpu_decoder =
-            on.then(|| Arc::new(cpu_decoder::CpuDecoder::new(&self.weights, &self.config)));
+    /// Runs the encoder and the decoder's calls on the host CPU in fused
+    /// kernels instead of through Burn ops: products in one packed-panel
+    /// GEMM (AVX2 + FMA when the CPU has them) over weights packed once,
+    /// attention and softmax in one pass per head, the KV cache grown in
+    /// place. The default on Burn's CPU backend (ndarray), where it is
+    /// several times faster (PERF_LOOP, 2026-11-23). On a GPU backend it
+    /// reads each frame and each decoder call's input back and uploads the
+    /// results: possible, rarely useful. Same tokens either way (tested); a
+    /// stream's caches move over on their next use.
+    pub fn set_cpu_kernels(&mut self, on: bool) {
+        self.cpu_kernels = on.then(|| {
+            Arc::new(CpuKernels {
+                encoder: cpu_encoder::CpuEncoder::new(&self.weights, &self.config),
+                decoder: cpu_decoder::CpuDecoder::new(&self.weights, &self.config),
+            })
+        });
     }
 
-    /// Whether decoder calls run in the fused CPU kernels
-    /// ([`AutoGaze::set_cpu_decoder`]).
-    pub fn uses_cpu_decoder(&self) -> bool {
-        self.cpu_decoder.is_some()
+    /// Whether the model runs in the fused CPU kernels
+    /// ([`AutoGaze::set_cpu_kernels`]).
+    pub fn uses_cpu_kernels(&self) -> bool {
+        self.cpu_kernels.is_some()
     }
 
     /// The selection set with [`AutoGaze::set_selection`], if any.

@@ -8,7 +8,7 @@
 //! tap. On the CPU backend this is ~4x faster than its convolution kernels.
 
 use burn::tensor::activation::relu;
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::config::AutoGazeConfig;
 use super::weights::ModelWeights;
@@ -18,37 +18,57 @@ const LAYER_NORM_EPS: f64 = 1e-5;
 /// The trunk convolution's temporal context: the last `kt - 1` normalised
 /// feature frames, channels last (zeros before the first frame: the
 /// reference pads in feature space, not pixel space).
+///
+/// The frames live where the encoder that wrote them runs: a Burn tensor
+/// `[kt - 1, grid, grid, C]` ([`encode_streams`]) or the same values on the
+/// host (the CPU encoder); a cache written by one and read by the other is
+/// converted once.
 #[derive(Debug, Clone)]
 pub struct ConvCache<B: Backend> {
     frames: Option<Tensor<B, 4>>,
+    rows: Option<Vec<f32>>,
 }
 
 impl<B: Backend> Default for ConvCache<B> {
     fn default() -> Self {
-        Self { frames: None }
+        Self {
+            frames: None,
+            rows: None,
+        }
     }
 }
 
 impl<B: Backend> ConvCache<B> {
     /// True before any frame was encoded.
     pub fn is_empty(&self) -> bool {
-        self.frames.is_none()
+        self.frames.is_none() && self.rows.is_none()
     }
-}
 
-/// Encodes `video` (`[T, 3, S, S]`, already resized to the model input) into
-/// connector outputs `[T, vision_tokens, D]`, continuing from `cache`.
-pub fn encode<B: Backend>(
-    w: &ModelWeights<B>,
-    c: &AutoGazeConfig,
-    video: Tensor<B, 4>,
-    cache: &mut ConvCache<B>,
-) -> Tensor<B, 3> {
-    let mut caches = [std::mem::take(cache)];
-    let out = encode_streams(w, c, video.unsqueeze::<5>(), &mut caches);
-    let [_, t, n, d] = out.dims();
-    *cache = std::mem::take(&mut caches[0]);
-    out.reshape([t, n, d])
+    /// The cached frames as a tensor of `shape` (None: nothing cached).
+    fn take_tensor(&mut self, shape: [usize; 4], device: &B::Device) -> Option<Tensor<B, 4>> {
+        match self.rows.take() {
+            Some(rows) => Some(Tensor::from_data(TensorData::new(rows, shape), device)),
+            None => self.frames.take(),
+        }
+    }
+
+    /// The cached frames as host values (empty: nothing cached).
+    pub(super) fn take_rows(&mut self) -> Vec<f32> {
+        match self.frames.take() {
+            Some(t) => t
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .unwrap_or_default(),
+            None => self.rows.take().unwrap_or_default(),
+        }
+    }
+
+    /// Caches host values (the CPU encoder's).
+    pub(super) fn set_rows(&mut self, rows: Vec<f32>) {
+        self.frames = None;
+        self.rows = Some(rows);
+    }
 }
 
 /// Encodes `N` independent streams at once (`[N, T, 3, S, S]`, e.g. the
@@ -91,8 +111,7 @@ pub fn encode_streams<B: Backend>(
             .enumerate()
             .map(|(i, cache)| {
                 let past = cache
-                    .frames
-                    .take()
+                    .take_tensor([context, g, g, ch], &device)
                     .unwrap_or_else(|| Tensor::zeros([context, g, g, ch], &device));
                 let own = x.clone().narrow(0, i, 1).reshape([t, g, g, ch]);
                 let padded = Tensor::cat(vec![past, own], 0);
