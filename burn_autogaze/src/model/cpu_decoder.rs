@@ -45,8 +45,16 @@ pub struct CpuDecoder {
     inv_freq: Vec<f32>,
 }
 
-/// One stream's KV cache on the host: per layer, keys and values as rows `[keys, D]`.
-pub type CpuLayers = Vec<(Vec<f32>, Vec<f32>)>;
+/// One layer's keys and values on the host, head by head: each head's
+/// `[keys, head_dim]` contiguous (what its attention streams through).
+#[derive(Debug, Clone, Default)]
+pub struct HeadRows {
+    pub keys: Vec<Vec<f32>>,
+    pub values: Vec<Vec<f32>>,
+}
+
+/// One stream's KV cache on the host, layer by layer.
+pub type CpuLayers = Vec<HeadRows>;
 
 pub(super) fn host_vec<B: Backend, const N: usize>(t: &burn::tensor::Tensor<B, N>) -> Vec<f32> {
     t.to_data()
@@ -169,12 +177,16 @@ impl CpuDecoder {
                 }
             }
             for (s, cache) in caches.iter_mut().enumerate() {
-                let (keys_c, values_c) = &mut cache[layer];
-                let past = keys_c.len() / d;
+                let kv = &mut cache[layer];
+                kv.keys.resize(h, Vec::new());
+                kv.values.resize(h, Vec::new());
+                let past = kv.keys[0].len() / hd;
                 let own = &qkv[s * l * 3 * d..][..l * 3 * d];
                 for row in own.chunks_exact(3 * d) {
-                    keys_c.extend_from_slice(&row[d..2 * d]);
-                    values_c.extend_from_slice(&row[2 * d..]);
+                    for head in 0..h {
+                        kv.keys[head].extend_from_slice(&row[d + head * hd..][..hd]);
+                        kv.values[head].extend_from_slice(&row[2 * d + head * hd..][..hd]);
+                    }
                 }
                 let keys = past + l;
                 assert_eq!(key_mask.len(), keys, "cpu decoder: key mask length");
@@ -191,9 +203,9 @@ impl CpuDecoder {
                             }
                         }
                         let k_h = Lhs {
-                            data: &keys_c[head * hd..],
+                            data: &kv.keys[head],
                             m: keys,
-                            row_stride: d,
+                            row_stride: hd,
                             col_stride: 1,
                         };
                         let q_panel = Panels {
@@ -228,17 +240,17 @@ impl CpuDecoder {
                         };
                         let v_h = if hd % PANEL == 0 {
                             Panels {
-                                data: &values_c[head * hd..],
+                                data: &kv.values[head],
                                 k: seen,
                                 n: hd,
                                 panel_stride: PANEL,
-                                row_stride: d,
+                                row_stride: hd,
                             }
                         } else {
                             let w = hd.next_multiple_of(PANEL);
                             v_pad.resize(seen * w, 0.0);
                             for (j, row) in v_pad.chunks_exact_mut(w).enumerate() {
-                                row[..hd].copy_from_slice(&values_c[j * d + head * hd..][..hd]);
+                                row[..hd].copy_from_slice(&kv.values[head][j * hd..][..hd]);
                             }
                             Panels {
                                 data: &v_pad,

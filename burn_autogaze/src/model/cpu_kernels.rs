@@ -231,7 +231,11 @@ pub fn softmax_columns(
         unsafe { avx2::softmax_rows(rows, scale, key_mask, ragged, visible) };
         return;
     }
-    softmax_rows(rows, scale, key_mask, ragged, visible);
+    softmax_rows(rows, scale, key_mask, ragged, visible, |row| {
+        for v in row {
+            *v = v.exp();
+        }
+    });
 }
 
 /// [`softmax_columns`] over rows of 16 (the loops run on whole rows, so
@@ -243,6 +247,7 @@ fn softmax_rows(
     key_mask: &[bool],
     ragged: std::ops::Range<usize>,
     visible: impl Fn(usize, usize) -> bool,
+    exp16: impl Fn(&mut [f32; PANEL]),
 ) {
     let mut max = [f32::NEG_INFINITY; PANEL];
     for (j, row) in rows.iter_mut().enumerate() {
@@ -266,15 +271,13 @@ fn softmax_rows(
     }
     // A column that sees nothing stays at -inf (exp gives 0).
     let shift = max.map(|m| if m == f32::NEG_INFINITY { 0.0 } else { m });
+    let mut sum = [0f32; PANEL];
     for row in rows.iter_mut() {
         for (v, m) in row.iter_mut().zip(shift) {
             *v -= m;
         }
-    }
-    exp_in_place(rows.as_flattened_mut());
-    let mut sum = [0f32; PANEL];
-    for row in rows.iter() {
-        for (t, v) in sum.iter_mut().zip(row) {
+        exp16(row);
+        for (t, v) in sum.iter_mut().zip(row.iter()) {
             *t += v;
         }
     }
@@ -316,7 +319,14 @@ mod avx2 {
         ragged: std::ops::Range<usize>,
         visible: impl Fn(usize, usize) -> bool,
     ) {
-        super::softmax_rows(rows, scale, key_mask, ragged, visible);
+        super::softmax_rows(rows, scale, key_mask, ragged, visible, |row| {
+            // SAFETY: `row` holds 16 values; AVX2 and FMA are enabled here.
+            unsafe {
+                let p = row.as_mut_ptr();
+                _mm256_storeu_ps(p, exp8(_mm256_loadu_ps(p)));
+                _mm256_storeu_ps(p.add(8), exp8(_mm256_loadu_ps(p.add(8))));
+            }
+        });
     }
 
     /// Dispatches a tile of `rows` (1..=6) rows to its unrolled kernel.

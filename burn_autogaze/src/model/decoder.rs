@@ -6,7 +6,7 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::config::AutoGazeConfig;
-use super::cpu_decoder::{CpuDecoder, CpuLayers};
+use super::cpu_decoder::{CpuDecoder, CpuLayers, HeadRows};
 use super::weights::ModelWeights;
 
 /// RoPE inverse frequencies in f32, llama3-scaled, computed as the reference
@@ -50,7 +50,7 @@ pub struct KvCache<B: Backend> {
     /// Per layer: keys and values `[1, heads, keys, head_dim]` (the batch
     /// axis lets streams decoded together be stacked without a reshape).
     layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
-    /// Per layer: keys and values as rows `[keys, D]` (the CPU decoder's).
+    /// Per layer: keys and values head by head (the CPU decoder's).
     rows: CpuLayers,
     key_mask: Vec<bool>,
 }
@@ -60,7 +60,7 @@ impl<B: Backend> KvCache<B> {
     pub fn new(layers: usize) -> Self {
         Self {
             layers: vec![None; layers],
-            rows: vec![(Vec::new(), Vec::new()); layers],
+            rows: vec![HeadRows::default(); layers],
             key_mask: Vec::new(),
         }
     }
@@ -91,10 +91,13 @@ impl<B: Backend> KvCache<B> {
             *k = keys_range(k, 0..keep);
             *v = keys_range(v, 0..keep);
         }
-        for (k, v) in &mut self.rows {
-            let d = k.len() / total;
-            k.truncate(keep * d);
-            v.truncate(keep * d);
+        for head in self
+            .rows
+            .iter_mut()
+            .flat_map(|l| l.keys.iter_mut().chain(&mut l.values))
+        {
+            let hd = head.len() / total;
+            head.truncate(keep * hd);
         }
         self.key_mask.truncate(keep);
     }
@@ -110,10 +113,13 @@ impl<B: Backend> KvCache<B> {
             *k = keys_range(k, n..total);
             *v = keys_range(v, n..total);
         }
-        for (k, v) in &mut self.rows {
-            let d = k.len() / total;
-            k.drain(..n * d);
-            v.drain(..n * d);
+        for head in self
+            .rows
+            .iter_mut()
+            .flat_map(|l| l.keys.iter_mut().chain(&mut l.values))
+        {
+            let hd = head.len() / total;
+            head.drain(..n * hd);
         }
         self.key_mask.drain(..n);
     }
@@ -121,31 +127,38 @@ impl<B: Backend> KvCache<B> {
     /// The keys as Burn tensors on `device` (converting host rows).
     fn as_tensors(&mut self, c: &AutoGazeConfig, device: &B::Device) {
         let keys = self.len();
-        for (slot, (k, v)) in self.layers.iter_mut().zip(&mut self.rows) {
-            if k.is_empty() {
+        for (slot, rows) in self.layers.iter_mut().zip(&mut self.rows) {
+            if rows.keys.iter().all(Vec::is_empty) {
                 continue;
             }
-            let shape = [1, keys, c.heads, c.head_dim];
-            let t = |rows: Vec<f32>| {
-                Tensor::<B, 4>::from_data(TensorData::new(rows, shape), device).swap_dims(1, 2)
+            let shape = [1, c.heads, keys, c.head_dim];
+            let t = |heads: &mut Vec<Vec<f32>>| {
+                let values: Vec<f32> = std::mem::take(heads).concat();
+                Tensor::<B, 4>::from_data(TensorData::new(values, shape), device)
             };
-            *slot = Some((t(std::mem::take(k)), t(std::mem::take(v))));
+            *slot = Some((t(&mut rows.keys), t(&mut rows.values)));
         }
     }
 
     /// The keys as host rows (converting Burn tensors).
     fn as_rows(&mut self) -> &mut CpuLayers {
-        for (slot, (k, v)) in self.layers.iter_mut().zip(&mut self.rows) {
+        for (slot, rows) in self.layers.iter_mut().zip(&mut self.rows) {
             if let Some((kt, vt)) = slot.take() {
-                let rows = |t: Tensor<B, 4>| {
-                    t.swap_dims(1, 2)
+                let heads = |t: Tensor<B, 4>| -> Vec<Vec<f32>> {
+                    let [_, h, _, _] = t.dims();
+                    let values = t
                         .into_data()
                         .convert::<f32>()
                         .into_vec::<f32>()
-                        .unwrap_or_default()
+                        .unwrap_or_default();
+                    let per_head = values.len() / h.max(1);
+                    values
+                        .chunks(per_head.max(1))
+                        .map(<[f32]>::to_vec)
+                        .collect()
                 };
-                *k = rows(kt);
-                *v = rows(vt);
+                rows.keys = heads(kt);
+                rows.values = heads(vt);
             }
         }
         &mut self.rows
