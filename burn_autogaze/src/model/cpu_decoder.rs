@@ -17,6 +17,7 @@ use burn::tensor::backend::Backend;
 
 use super::config::AutoGazeConfig;
 use super::cpu_kernels::{Lhs, PANEL, Packed, Panels, gemm, silu_mul, softmax_columns};
+use super::host_values;
 use super::weights::ModelWeights;
 
 /// A layer's packed weights.
@@ -56,16 +57,9 @@ pub struct HeadRows {
 /// One stream's KV cache on the host, layer by layer.
 pub type CpuLayers = Vec<HeadRows>;
 
-pub(super) fn host_vec<B: Backend, const N: usize>(t: &burn::tensor::Tensor<B, N>) -> Vec<f32> {
-    t.to_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .expect("f32 weights")
-}
-
 pub(super) fn pack<B: Backend>(t: &burn::tensor::Tensor<B, 2>) -> Packed {
     let [k, n] = t.dims();
-    Packed::new(&host_vec(t), k, n)
+    Packed::new(&host_values(t.clone()), k, n)
 }
 
 /// A row-major `[m, k]` left operand.
@@ -104,15 +98,15 @@ impl CpuDecoder {
                 .layers
                 .iter()
                 .map(|l| Layer {
-                    input_norm: host_vec(&l.input_norm),
+                    input_norm: host_values(l.input_norm.clone()),
                     qkv: pack(&l.qkv),
                     o: pack(&l.o),
-                    post_norm: host_vec(&l.post_norm),
+                    post_norm: host_values(l.post_norm.clone()),
                     gate_up: pack(&l.gate_up),
                     down: pack(&l.down),
                 })
                 .collect(),
-            norm: host_vec(&dec.norm),
+            norm: host_values(dec.norm.clone()),
             lm_head: pack(&dec.lm_head),
             task_loss: pack(&dec.task_loss),
             inv_freq: super::decoder::inv_freq(c),

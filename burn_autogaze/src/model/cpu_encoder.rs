@@ -58,7 +58,8 @@ fn add_rows(x: &mut [f32], bias: &[f32]) {
 impl CpuEncoder {
     /// Copies and packs the encoder and connector weights of `w`.
     pub fn new<B: Backend>(w: &ModelWeights<B>, c: &AutoGazeConfig) -> Self {
-        use super::cpu_decoder::{host_vec, pack};
+        use super::cpu_decoder::pack;
+        use super::host_values;
         let v = &w.vision;
         Self {
             ch: c.vision_hidden,
@@ -68,14 +69,14 @@ impl CpuEncoder {
             spatial: c.trunk_spatial,
             temporal: c.trunk_temporal,
             patch_w: pack(&v.patch_w),
-            patch_b: host_vec(&v.patch_b),
-            norm_w: host_vec(&v.norm_w),
-            norm_b: host_vec(&v.norm_b),
+            patch_b: host_values(v.patch_b.clone()),
+            norm_w: host_values(v.norm_w.clone()),
+            norm_b: host_values(v.norm_b.clone()),
             trunk_w: v.trunk_w.iter().map(pack).collect(),
-            trunk_b: host_vec(&v.trunk_b),
+            trunk_b: host_values(v.trunk_b.clone()),
             out_w: pack(&v.out_w),
-            out_b: host_vec(&v.out_b),
-            pos_embed: host_vec(&w.pos_embed),
+            out_b: host_values(v.out_b.clone()),
+            pos_embed: host_values(w.pos_embed.clone()),
         }
     }
 

@@ -7,6 +7,7 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::config::AutoGazeConfig;
 use super::cpu_decoder::{CpuDecoder, CpuLayers, HeadRows};
+use super::host_values;
 use super::weights::ModelWeights;
 
 /// RoPE inverse frequencies in f32, llama3-scaled, computed as the reference
@@ -146,11 +147,7 @@ impl<B: Backend> KvCache<B> {
             if let Some((kt, vt)) = slot.take() {
                 let heads = |t: Tensor<B, 4>| -> Vec<Vec<f32>> {
                     let [_, h, _, _] = t.dims();
-                    let values = t
-                        .into_data()
-                        .convert::<f32>()
-                        .into_vec::<f32>()
-                        .unwrap_or_default();
+                    let values = host_values(t);
                     let per_head = values.len() / h.max(1);
                     values
                         .chunks(per_head.max(1))

@@ -13,9 +13,9 @@
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
-use super::AutoGaze;
 use super::decoder::{self, KvCache};
 use super::vision::{self, ConvCache};
+use super::{AutoGaze, host_values};
 use crate::error::{AutoGazeError, Result};
 
 /// Per-call decoding settings.
@@ -133,13 +133,6 @@ impl<B: Backend> StreamState<B> {
             self.kv.evict_front(n);
         }
     }
-}
-
-fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .unwrap_or_default()
 }
 
 /// Closes a chunk of picks the way the reference does: the per-token
@@ -315,13 +308,10 @@ impl<B: Backend> AutoGaze<B> {
         };
         let device = video.device();
         let [n, t, _, _, _] = video.dims();
-        let values = video
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .unwrap_or_default();
+        let values = host_values(video);
         let per_stream = values.len() / n.max(1);
-        let mut out = Vec::with_capacity(n * t * self.config.vision_tokens() * self.config.hidden);
+        let mut out =
+            Vec::with_capacity(n * t * self.config.vision_tokens() * self.config.vision_out);
         for (frames, cache) in values
             .chunks_exact(per_stream.max(1))
             .zip(caches.iter_mut())
@@ -380,11 +370,7 @@ impl<B: Backend> AutoGaze<B> {
             .as_deref()
             .expect("the CPU kernels")
             .decoder;
-        let rows = x
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .unwrap_or_default();
+        let rows = host_values(x);
         let mut caches: Vec<&mut KvCache<B>> = states.iter_mut().map(|s| &mut s.kv).collect();
         decoder::forward_cpu(cpu, rows, positions, mask, &mut caches)
     }
@@ -403,7 +389,7 @@ impl<B: Backend> AutoGaze<B> {
             self.call_cpu(states, x, &positions, mask)
         } else {
             let (logits, tl) = self.call_device(states, x, &positions, mask);
-            (host(logits), host(tl))
+            (host_values(logits), host_values(tl))
         };
         for state in states.iter_mut() {
             state.readbacks += 2;
@@ -643,7 +629,7 @@ impl<B: Backend> AutoGaze<B> {
         }
         // The frame's one readback: per stream, its ids then its task losses.
         picked.extend(losses);
-        let values = host(Tensor::cat(picked, 1));
+        let values = host_values(Tensor::cat(picked, 1));
         let mut frames = Vec::with_capacity(n);
         for (i, state) in states.iter_mut().enumerate() {
             state.readbacks += 1;

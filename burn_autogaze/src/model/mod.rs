@@ -27,6 +27,15 @@ pub use tiling::{TileGrid, TiledGaze};
 pub use vision::ConvCache;
 pub use weights::{ModelWeights, expected_tensors, load_weights, random_weights};
 
+/// A tensor's values on the host, as f32 in row-major order (on the CPU
+/// backend a copy; on a GPU backend a readback).
+fn host_values<B: Backend, const D: usize>(t: burn::tensor::Tensor<B, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32 values after the conversion to f32")
+}
+
 /// A loaded model on one device.
 #[derive(Debug, Clone)]
 pub struct AutoGaze<B: Backend> {

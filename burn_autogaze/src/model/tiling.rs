@@ -7,8 +7,8 @@
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::AutoGaze;
 use super::generate::{FrameGaze, GenerateOptions};
+use super::{AutoGaze, host_values};
 use crate::error::{AutoGazeError, Result};
 use crate::preprocess::TorchBicubic;
 use crate::tokens::TokenLayout;
@@ -155,11 +155,7 @@ impl<B: Backend> AutoGaze<B> {
                 None => tile,
                 Some(plan) => {
                     let device = tile.device();
-                    let host = tile
-                        .into_data()
-                        .convert::<f32>()
-                        .into_vec::<f32>()
-                        .unwrap_or_default();
+                    let host = host_values(tile);
                     let mut out = vec![0f32; t * ch * s * s];
                     for (src, dst) in host
                         .chunks_exact(ch * ts * ts)

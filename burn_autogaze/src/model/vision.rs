@@ -11,6 +11,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::config::AutoGazeConfig;
+use super::host_values;
 use super::weights::ModelWeights;
 
 const LAYER_NORM_EPS: f64 = 1e-5;
@@ -55,11 +56,7 @@ impl<B: Backend> ConvCache<B> {
     /// The cached frames as host values (empty: nothing cached).
     pub(super) fn take_rows(&mut self) -> Vec<f32> {
         match self.frames.take() {
-            Some(t) => t
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .unwrap_or_default(),
+            Some(t) => host_values(t),
             None => self.rows.take().unwrap_or_default(),
         }
     }
