@@ -188,12 +188,13 @@ impl CpuDecoder {
                 for head in 0..h {
                     for q0 in (0..l).step_by(PANEL) {
                         let qn = PANEL.min(l - q0);
-                        // Q_h^T for up to 16 queries: [hd, 16], zero past qn.
+                        // Q_h^T / sqrt(hd) for up to 16 queries: [hd, 16],
+                        // zero past qn.
                         qt.fill(0.0);
                         for i in 0..qn {
                             let q = &own[(q0 + i) * 3 * d + head * hd..][..hd];
                             for (dd, v) in q.iter().enumerate() {
-                                qt[dd * PANEL + i] = *v;
+                                qt[dd * PANEL + i] = *v * scale;
                             }
                         }
                         let k_h = Lhs {
@@ -214,15 +215,14 @@ impl CpuDecoder {
                         let first = past + q0;
                         let seen = (first + PANEL).min(keys);
                         gemm(Lhs { m: seen, ..k_h }, q_panel, &mut scores, PANEL, false);
-                        softmax_columns(
+                        let inv_sum = softmax_columns(
                             &mut scores,
                             seen,
-                            scale,
                             key_mask,
                             (first + 1).min(seen)..seen,
                             |j, i| j <= first + i,
                         );
-                        // O = P @ V_h, written into the queries' rows: P is
+                        // O = P @ V_h / sum, written into the queries' rows: P is
                         // read from its `[keys, 16]` columns, V_h as panels
                         // of 16 of the head's columns (copied to a padded
                         // block when head_dim is not a multiple of 16).
@@ -256,6 +256,11 @@ impl CpuDecoder {
                         };
                         let out = &mut attn[(s * l + q0) * d + head * hd..];
                         gemm(p, v_h, out, d, false);
+                        for (i, inv) in inv_sum.iter().enumerate().take(qn) {
+                            for v in &mut out[i * d..][..hd] {
+                                *v *= inv;
+                            }
+                        }
                     }
                 }
             }

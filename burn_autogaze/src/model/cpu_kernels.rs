@@ -205,21 +205,22 @@ pub fn silu_mul(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// Softmax over the keys of up to 16 queries held side by side: `s` is
-/// `[keys, 16]` (column `i` is query `i`'s scores). Each score is scaled,
-/// `-inf` where `visible(key, query)` is false, then each column is turned
-/// into its softmax (a column that sees no key becomes all zeros).
+/// Softmax over the keys of up to 16 queries held side by side, less its
+/// division: `s` is `[keys, 16]` (column `i` is query `i`'s scores, already
+/// scaled). A score where `visible(key, query)` is false becomes 0, every
+/// other `exp(score - column max)`; returns each column's `1 / sum` (0 for
+/// a column that sees no key), for the caller to apply to the (smaller)
+/// product of the weights with the values.
 /// `visible` is asked only for the keys in `ragged`; every key before it
 /// is visible to every query unless `key_mask` hides it, and every key past
 /// it to none.
 pub fn softmax_columns(
     s: &mut [f32],
     keys: usize,
-    scale: f32,
     key_mask: &[bool],
     ragged: std::ops::Range<usize>,
     visible: impl Fn(usize, usize) -> bool,
-) {
+) -> [f32; PANEL] {
     assert!(
         s.len() >= keys * PANEL && key_mask.len() >= keys,
         "softmax_columns: short input"
@@ -228,14 +229,13 @@ pub fn softmax_columns(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: AVX2 and FMA are present (checked just above).
-        unsafe { avx2::softmax_rows(rows, scale, key_mask, ragged, visible) };
-        return;
+        return unsafe { avx2::softmax_rows(rows, key_mask, ragged, visible) };
     }
-    softmax_rows(rows, scale, key_mask, ragged, visible, |row| {
+    softmax_rows(rows, key_mask, ragged, visible, |row| {
         for v in row {
             *v = v.exp();
         }
-    });
+    })
 }
 
 /// [`softmax_columns`] over rows of 16 (the loops run on whole rows, so
@@ -243,20 +243,16 @@ pub fn softmax_columns(
 #[inline(always)]
 fn softmax_rows(
     rows: &mut [[f32; PANEL]],
-    scale: f32,
     key_mask: &[bool],
     ragged: std::ops::Range<usize>,
     visible: impl Fn(usize, usize) -> bool,
     exp16: impl Fn(&mut [f32; PANEL]),
-) {
+) -> [f32; PANEL] {
     let mut max = [f32::NEG_INFINITY; PANEL];
     for (j, row) in rows.iter_mut().enumerate() {
         if !key_mask[j] || j >= ragged.end {
             *row = [f32::NEG_INFINITY; PANEL];
             continue;
-        }
-        for v in row.iter_mut() {
-            *v *= scale;
         }
         if j >= ragged.start {
             for (i, v) in row.iter_mut().enumerate() {
@@ -281,12 +277,7 @@ fn softmax_rows(
             *t += v;
         }
     }
-    let inv = sum.map(|t| if t > 0.0 { 1.0 / t } else { 0.0 });
-    for row in rows.iter_mut() {
-        for (v, t) in row.iter_mut().zip(inv) {
-            *v *= t;
-        }
-    }
+    sum.map(|t| if t > 0.0 { 1.0 / t } else { 0.0 })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -314,19 +305,18 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn softmax_rows(
         rows: &mut [[f32; PANEL]],
-        scale: f32,
         key_mask: &[bool],
         ragged: std::ops::Range<usize>,
         visible: impl Fn(usize, usize) -> bool,
-    ) {
-        super::softmax_rows(rows, scale, key_mask, ragged, visible, |row| {
+    ) -> [f32; PANEL] {
+        super::softmax_rows(rows, key_mask, ragged, visible, |row| {
             // SAFETY: `row` holds 16 values; AVX2 and FMA are enabled here.
             unsafe {
                 let p = row.as_mut_ptr();
                 _mm256_storeu_ps(p, exp8(_mm256_loadu_ps(p)));
                 _mm256_storeu_ps(p.add(8), exp8(_mm256_loadu_ps(p.add(8))));
             }
-        });
+        })
     }
 
     /// Dispatches a tile of `rows` (1..=6) rows to its unrolled kernel.
@@ -368,6 +358,20 @@ mod avx2 {
         }
         for (r, acc) in acc.iter().enumerate() {
             let out = &mut t.out[r * t.ldc..][..t.cols];
+            if t.cols == PANEL {
+                // SAFETY: `out` holds 16 values.
+                unsafe {
+                    let p = out.as_mut_ptr();
+                    let (mut lo, mut hi) = (acc[0], acc[1]);
+                    if t.add {
+                        lo = _mm256_add_ps(_mm256_loadu_ps(p), lo);
+                        hi = _mm256_add_ps(_mm256_loadu_ps(p.add(8)), hi);
+                    }
+                    _mm256_storeu_ps(p, lo);
+                    _mm256_storeu_ps(p.add(8), hi);
+                }
+                continue;
+            }
             let mut v = [0f32; PANEL];
             // SAFETY: `v` holds 16 values.
             unsafe {
@@ -601,32 +605,32 @@ mod tests {
     }
 
     #[test]
-    fn softmax_columns_masks_scales_and_normalises() {
+    fn softmax_columns_masks_and_normalises() {
         let keys = 5;
         let mut s = seeded(keys * PANEL, 5);
-        let orig = s.clone();
+        let orig: Vec<f32> = s.iter().map(|v| v * 2.0).collect();
+        s.iter_mut().for_each(|v| *v *= 2.0);
         let mask = [true, false, true, true, true];
         // Keys 0..3 shared; key 3 visible to even queries only; key 4 to none.
-        softmax_columns(&mut s, keys, 0.5, &mask, 3..4, |_, i| i % 2 == 0);
+        let inv = softmax_columns(&mut s, keys, &mask, 3..4, |_, i| i % 2 == 0);
         for i in 0..PANEL {
             let seen: Vec<usize> = (0..keys)
                 .filter(|&j| mask[j] && (j < 3 || (j == 3 && i % 2 == 0)))
                 .collect();
             let m = seen
                 .iter()
-                .map(|&j| orig[j * PANEL + i] * 0.5)
+                .map(|&j| orig[j * PANEL + i])
                 .fold(f32::MIN, f32::max);
-            let z: f32 = seen
-                .iter()
-                .map(|&j| (orig[j * PANEL + i] * 0.5 - m).exp())
-                .sum();
+            let z: f32 = seen.iter().map(|&j| (orig[j * PANEL + i] - m).exp()).sum();
+            assert!((inv[i] - 1.0 / z).abs() < 1e-6 / z, "query {i}: 1 / sum");
             for j in 0..keys {
                 let want = if seen.contains(&j) {
-                    (orig[j * PANEL + i] * 0.5 - m).exp() / z
+                    (orig[j * PANEL + i] - m).exp() / z
                 } else {
                     0.0
                 };
-                assert!((s[j * PANEL + i] - want).abs() < 1e-6, "key {j} query {i}");
+                let got = s[j * PANEL + i] * inv[i];
+                assert!((got - want).abs() < 1e-6, "key {j} query {i}");
             }
         }
     }
