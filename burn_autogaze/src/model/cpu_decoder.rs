@@ -129,7 +129,10 @@ impl CpuDecoder {
         let (d, h, hd, inter) = (self.d, self.heads, self.head_dim, self.inter);
         let l = positions.len();
         let rows = n * l;
-        assert_eq!(x.len(), rows * d, "cpu decoder: {n} x {l} rows of {d}");
+        assert!(
+            l > 0 && x.len() == rows * d,
+            "cpu decoder: {n} x {l} rows of {d}, at least one a stream"
+        );
         assert_eq!(caches.len(), n, "cpu decoder: one cache per stream");
         // cos/sin per position: emb = cat(freqs, freqs), freqs = pos * inv_freq.
         let half = hd / 2;
@@ -154,13 +157,43 @@ impl CpuDecoder {
         let mut v_pad = Vec::new();
         let mut scores = Vec::new();
         let mut rot = vec![0f32; hd];
+        // Rows whose output the next layer reads: all of them, except in the
+        // last layer, where only each stream's last row reaches the heads.
+        // There the other rows still give their keys and values, but skip
+        // their queries, attention, output projection and MLP.
+        let mut q_first = 0;
         for (layer, lw) in self.layers.iter().enumerate() {
+            if layer + 1 == self.layers.len() {
+                q_first = l - 1;
+            }
+            let lq = l - q_first;
             rms_norm(&x, &lw.input_norm, self.eps, &mut hn);
-            gemm(lhs(&hn, rows, d), lw.qkv.panels(), &mut qkv, 3 * d, false);
+            if q_first == 0 || d % PANEL != 0 {
+                gemm(lhs(&hn, rows, d), lw.qkv.panels(), &mut qkv, 3 * d, false);
+            } else {
+                // Keys and values of every row, queries of the rows kept.
+                let kv_out = &mut qkv[d..];
+                gemm(
+                    lhs(&hn, rows, d),
+                    lw.qkv.columns(d..3 * d),
+                    kv_out,
+                    3 * d,
+                    false,
+                );
+                let kept = Lhs {
+                    data: &hn[q_first * d..],
+                    m: n,
+                    row_stride: l * d,
+                    col_stride: 1,
+                };
+                let q_out = &mut qkv[q_first * 3 * d..];
+                gemm(kept, lw.qkv.columns(0..d), q_out, l * 3 * d, false);
+            }
             // RoPE on q and k: x * cos + rotate_half(x) * sin.
             for (r, row) in qkv.chunks_exact_mut(3 * d).enumerate() {
                 let (cs, sn) = (&cos[(r % l) * hd..][..hd], &sin[(r % l) * hd..][..hd]);
-                for head in row[..2 * d].chunks_exact_mut(hd) {
+                let from = if r % l >= q_first { 0 } else { d };
+                for head in row[from..2 * d].chunks_exact_mut(hd) {
                     for i in 0..half {
                         rot[i] = -head[i + half];
                         rot[i + half] = head[i];
@@ -186,7 +219,7 @@ impl CpuDecoder {
                 assert_eq!(key_mask.len(), keys, "cpu decoder: key mask length");
                 scores.resize(keys * PANEL, 0.0);
                 for head in 0..h {
-                    for q0 in (0..l).step_by(PANEL) {
+                    for q0 in (q_first..l).step_by(PANEL) {
                         let qn = PANEL.min(l - q0);
                         // Q_h^T / sqrt(hd) for up to 16 queries: [hd, 16],
                         // zero past qn.
@@ -254,7 +287,7 @@ impl CpuDecoder {
                                 row_stride: w,
                             }
                         };
-                        let out = &mut attn[(s * l + q0) * d + head * hd..];
+                        let out = &mut attn[(s * lq + q0 - q_first) * d + head * hd..];
                         gemm(p, v_h, out, d, false);
                         for (i, inv) in inv_sum.iter().enumerate().take(qn) {
                             for v in &mut out[i * d..][..hd] {
@@ -264,25 +297,42 @@ impl CpuDecoder {
                     }
                 }
             }
-            gemm(lhs(&attn, rows, d), lw.o.panels(), &mut x, d, true);
+            if q_first > 0 {
+                // Keep the rows whose output is read, in place.
+                for s in 0..n {
+                    for i in 0..lq {
+                        let from = (s * l + q_first + i) * d;
+                        x.copy_within(from..from + d, (s * lq + i) * d);
+                    }
+                }
+                x.truncate(n * lq * d);
+            }
+            let kept = n * lq;
+            gemm(lhs(&attn, kept, d), lw.o.panels(), &mut x, d, true);
             rms_norm(&x, &lw.post_norm, self.eps, &mut hn);
             gemm(
-                lhs(&hn, rows, d),
+                lhs(&hn, kept, d),
                 lw.gate_up.panels(),
                 &mut gu,
                 2 * inter,
                 false,
             );
-            for (a, g) in act.chunks_exact_mut(inter).zip(gu.chunks_exact(2 * inter)) {
+            for (a, g) in act
+                .chunks_exact_mut(inter)
+                .zip(gu.chunks_exact(2 * inter))
+                .take(kept)
+            {
                 a.copy_from_slice(&g[..inter]);
                 silu_mul(a, &g[inter..]);
             }
-            gemm(lhs(&act, rows, inter), lw.down.panels(), &mut x, d, true);
+            gemm(lhs(&act, kept, inter), lw.down.panels(), &mut x, d, true);
         }
-        // The heads read each stream's final-normed last row.
+        // The heads read each stream's final-normed last row (x holds `lq`
+        // rows a stream after the last layer).
+        let lq = x.len() / (n * d);
         let mut last = vec![0f32; n * d];
         for s in 0..n {
-            let row = &x[(s * l + l - 1) * d..][..d];
+            let row = &x[(s * lq + lq - 1) * d..][..d];
             rms_norm(row, &self.norm, self.eps, &mut last[s * d..][..d]);
         }
         let (nl, nt) = (self.lm_head.n, self.task_loss.n);

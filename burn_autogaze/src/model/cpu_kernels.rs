@@ -43,6 +43,23 @@ impl Packed {
         Self { k, n, data }
     }
 
+    /// Columns `cols` (on panel boundaries) as a product operand.
+    pub fn columns(&self, cols: std::ops::Range<usize>) -> Panels<'_> {
+        assert!(
+            cols.start % PANEL == 0 && cols.start <= cols.end && cols.end <= self.n,
+            "packed matrix: columns {cols:?} of {} off panel boundaries",
+            self.n
+        );
+        let stride = self.k * PANEL;
+        Panels {
+            data: &self.data[cols.start / PANEL * stride..],
+            k: self.k,
+            n: cols.len(),
+            panel_stride: stride,
+            row_stride: PANEL,
+        }
+    }
+
     /// The panels as a product operand.
     pub fn panels(&self) -> Panels<'_> {
         Panels {
@@ -567,6 +584,43 @@ mod tests {
         for (g, w) in out.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()));
         }
+    }
+
+    #[test]
+    fn a_column_range_of_packed_panels_is_that_slice_of_the_product() {
+        let (m, k, n) = (7, 9, 40);
+        let (a, b) = (seeded(m * k, 8), seeded(k * n, 9));
+        let want = naive(&a, &b, m, k, n);
+        let packed = Packed::new(&b, k, n);
+        let lhs = Lhs {
+            data: &a,
+            m,
+            row_stride: k,
+            col_stride: 1,
+        };
+        // Columns 16..40 written from column 16 of each output row.
+        let mut out = vec![0f32; m * n];
+        gemm(lhs, packed.columns(16..n), &mut out[16..], n, false);
+        for r in 0..m {
+            assert_eq!(
+                &out[r * n..r * n + 16],
+                &[0.0; 16],
+                "row {r} left of the range"
+            );
+            for c in 16..n {
+                let (g, w) = (out[r * n + c], want[r * n + c]);
+                assert!(
+                    (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                    "({r},{c}): {g} vs {w}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "off panel boundaries")]
+    fn a_column_range_off_panel_boundaries_is_refused() {
+        Packed::new(&[1.0; 64], 2, 32).columns(8..32);
     }
 
     #[test]
