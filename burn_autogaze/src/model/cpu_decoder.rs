@@ -168,7 +168,7 @@ impl CpuDecoder {
             }
             let lq = l - q_first;
             rms_norm(&x, &lw.input_norm, self.eps, &mut hn);
-            if q_first == 0 || d % PANEL != 0 {
+            if q_first == 0 || !d.is_multiple_of(PANEL) {
                 gemm(lhs(&hn, rows, d), lw.qkv.panels(), &mut qkv, 3 * d, false);
             } else {
                 // Keys and values of every row, queries of the rows kept.

@@ -46,7 +46,7 @@ impl Packed {
     /// Columns `cols` (on panel boundaries) as a product operand.
     pub fn columns(&self, cols: std::ops::Range<usize>) -> Panels<'_> {
         assert!(
-            cols.start % PANEL == 0 && cols.start <= cols.end && cols.end <= self.n,
+            cols.start.is_multiple_of(PANEL) && cols.start <= cols.end && cols.end <= self.n,
             "packed matrix: columns {cols:?} of {} off panel boundaries",
             self.n
         );
