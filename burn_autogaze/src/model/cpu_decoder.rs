@@ -3,22 +3,27 @@
 //! (RMSNorm, llama3 RoPE, masked causal attention over the KV cache, SiLU
 //! MLP, the K-head logits and task-loss heads), over weights packed once at
 //! load for the small-row products of a decode step, and a KV cache that
-//! grows in place (rows of `[keys, D]` per layer).
+//! grows in place (per layer and head: keys as `K^T` panels, value rows).
 //!
 //! Why: on burn-ndarray a decode call (10 rows) went through ~60 Burn ops,
 //! each re-packing its weight or copying its operand (PERF_LOOP, 2026-11-23:
 //! 6.6 ms a call). Here a call is one pass per product, one per softmax.
-//! Attention works on 16 queries side by side: the scores of a head are
-//! `K_h @ Q_h^T` (`[keys, 16]`), softmax runs down each column, and the
-//! output is `V_h^T @ P` (`[head_dim, 16]`); both products read the cache
-//! rows where they are.
+//! Attention takes a head's queries as the rows of `Q_h @ K_h^T` (the keys
+//! cached transposed, in panels of 16: [`KeyPanels`]), so a decode step's
+//! 10 queries cost 10 rows, not a padded 16; softmax runs along each row,
+//! and the output `P @ V_h` reads the value rows where they are.
 
 use burn::tensor::backend::Backend;
 
 use super::config::AutoGazeConfig;
-use super::cpu_kernels::{Lhs, PANEL, Packed, Panels, gemm, silu_mul, softmax_columns};
+use super::cpu_kernels::{Lhs, PANEL, Packed, Panels, gemm, silu_mul, softmax_rows};
 use super::host_values;
+use super::key_panels::KeyPanels;
 use super::weights::ModelWeights;
+
+/// Queries whose scores are computed and normalised together (a block's
+/// `[64, keys]` scores stay in the outer caches through softmax and `P @ V`).
+const QUERY_BLOCK: usize = 64;
 
 /// A layer's packed weights.
 #[derive(Debug, Clone)]
@@ -46,11 +51,12 @@ pub struct CpuDecoder {
     inv_freq: Vec<f32>,
 }
 
-/// One layer's keys and values on the host, head by head: each head's
-/// `[keys, head_dim]` contiguous (what its attention streams through).
+/// One layer's keys and values on the host, head by head: each head's keys
+/// as `K^T` panels, its values `[keys, head_dim]` contiguous (what its
+/// attention streams through).
 #[derive(Debug, Clone, Default)]
 pub struct HeadRows {
-    pub keys: Vec<Vec<f32>>,
+    pub keys: Vec<KeyPanels>,
     pub values: Vec<Vec<f32>>,
 }
 
@@ -153,7 +159,12 @@ impl CpuDecoder {
         let mut attn = vec![0f32; rows * d];
         let mut gu = vec![0f32; rows * 2 * inter];
         let mut act = vec![0f32; rows * inter];
-        let mut qt = vec![0f32; hd * PANEL];
+        let mut inv_sum = Vec::new();
+        // 0 for a key later tokens may attend to, -inf for a masked one.
+        let key_bias: Vec<f32> = key_mask
+            .iter()
+            .map(|&m| if m { 0.0 } else { f32::NEG_INFINITY })
+            .collect();
         let mut v_pad = Vec::new();
         let mut scores = Vec::new();
         let mut rot = vec![0f32; hd];
@@ -202,70 +213,66 @@ impl CpuDecoder {
                         head[i] = head[i] * cs[i] + rot[i] * sn[i];
                     }
                 }
+                // Queries carry the attention's 1 / sqrt(hd).
+                if from == 0 {
+                    for v in &mut row[..d] {
+                        *v *= scale;
+                    }
+                }
             }
             for (s, cache) in caches.iter_mut().enumerate() {
                 let kv = &mut cache[layer];
-                kv.keys.resize(h, Vec::new());
+                kv.keys.resize(h, KeyPanels::new(hd));
                 kv.values.resize(h, Vec::new());
-                let past = kv.keys[0].len() / hd;
+                let past = kv.keys[0].len();
                 let own = &qkv[s * l * 3 * d..][..l * 3 * d];
                 for row in own.chunks_exact(3 * d) {
                     for head in 0..h {
-                        kv.keys[head].extend_from_slice(&row[d + head * hd..][..hd]);
+                        kv.keys[head].push(&row[d + head * hd..][..hd]);
                         kv.values[head].extend_from_slice(&row[2 * d + head * hd..][..hd]);
                     }
                 }
-                let keys = past + l;
-                assert_eq!(key_mask.len(), keys, "cpu decoder: key mask length");
-                scores.resize(keys * PANEL, 0.0);
+                assert_eq!(key_mask.len(), past + l, "cpu decoder: key mask length");
                 for head in 0..h {
-                    for q0 in (q_first..l).step_by(PANEL) {
-                        let qn = PANEL.min(l - q0);
-                        // Q_h^T / sqrt(hd) for up to 16 queries: [hd, 16],
-                        // zero past qn.
-                        qt.fill(0.0);
-                        for i in 0..qn {
-                            let q = &own[(q0 + i) * 3 * d + head * hd..][..hd];
-                            for (dd, v) in q.iter().enumerate() {
-                                qt[dd * PANEL + i] = *v * scale;
-                            }
-                        }
-                        let k_h = Lhs {
-                            data: &kv.keys[head],
-                            m: keys,
-                            row_stride: hd,
+                    for q0 in (q_first..l).step_by(QUERY_BLOCK) {
+                        let qn = QUERY_BLOCK.min(l - q0);
+                        // Query q0 + i sees key j iff j <= past + q0 + i (and
+                        // the key mask allows it): the block's last query
+                        // sees `seen` keys, the others fewer.
+                        let seen = past + q0 + qn;
+                        let ld = seen.next_multiple_of(PANEL);
+                        scores.resize(qn * ld, 0.0);
+                        // Scores [qn, seen] = (Q_h / sqrt(hd)) @ K_h^T.
+                        let q = Lhs {
+                            data: &own[q0 * 3 * d + head * hd..],
+                            m: qn,
+                            row_stride: 3 * d,
                             col_stride: 1,
                         };
-                        let q_panel = Panels {
-                            data: &qt,
-                            k: hd,
-                            n: PANEL,
-                            panel_stride: 0,
-                            row_stride: PANEL,
+                        let k_t = Panels {
+                            n: seen,
+                            ..kv.keys[head].panels()
                         };
-                        // Query q0 + i sees key j iff j <= past + q0 + i:
-                        // keys past the panel's last query are seen by none.
-                        let first = past + q0;
-                        let seen = (first + PANEL).min(keys);
-                        gemm(Lhs { m: seen, ..k_h }, q_panel, &mut scores, PANEL, false);
-                        let inv_sum = softmax_columns(
+                        gemm(q, k_t, &mut scores, ld, false);
+                        inv_sum.resize(qn, 0.0);
+                        softmax_rows(
                             &mut scores,
-                            seen,
-                            key_mask,
-                            (first + 1).min(seen)..seen,
-                            |j, i| j <= first + i,
+                            ld,
+                            &key_bias[..seen],
+                            |i| past + q0 + i + 1,
+                            &mut inv_sum,
                         );
-                        // O = P @ V_h / sum, written into the queries' rows: P is
-                        // read from its `[keys, 16]` columns, V_h as panels
-                        // of 16 of the head's columns (copied to a padded
-                        // block when head_dim is not a multiple of 16).
+                        // O = P @ V_h / sum, written into the queries' rows:
+                        // V_h as panels of 16 of the head's columns (copied
+                        // to a padded block when head_dim is not a multiple
+                        // of 16).
                         let p = Lhs {
                             data: &scores,
                             m: qn,
-                            row_stride: 1,
-                            col_stride: PANEL,
+                            row_stride: ld,
+                            col_stride: 1,
                         };
-                        let v_h = if hd % PANEL == 0 {
+                        let v_h = if hd.is_multiple_of(PANEL) {
                             Panels {
                                 data: &kv.values[head],
                                 k: seen,
@@ -289,7 +296,7 @@ impl CpuDecoder {
                         };
                         let out = &mut attn[(s * lq + q0 - q_first) * d + head * hd..];
                         gemm(p, v_h, out, d, false);
-                        for (i, inv) in inv_sum.iter().enumerate().take(qn) {
+                        for (i, inv) in inv_sum.iter().enumerate() {
                             for v in &mut out[i * d..][..hd] {
                                 *v *= inv;
                             }

@@ -1,7 +1,7 @@
 //! The few CPU kernels the host decoder is made of: a matrix product over
 //! 16-column panels (AVX2 + FMA when the CPU has them at runtime, plain Rust
-//! otherwise), an `exp` for 8 lanes, softmax over the keys of 16 queries at
-//! once, and SiLU-gated products.
+//! otherwise), an `exp` for 8 lanes, softmax along rows of scores, and
+//! SiLU-gated products.
 //!
 //! Every kernel takes slices and checks the extent it will touch before it
 //! runs; the vector code behind it reads and writes only inside that extent.
@@ -222,79 +222,93 @@ pub fn silu_mul(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// Softmax over the keys of up to 16 queries held side by side, less its
-/// division: `s` is `[keys, 16]` (column `i` is query `i`'s scores, already
-/// scaled). A score where `visible(key, query)` is false becomes 0, every
-/// other `exp(score - column max)`; returns each column's `1 / sum` (0 for
-/// a column that sees no key), for the caller to apply to the (smaller)
-/// product of the weights with the values.
-/// `visible` is asked only for the keys in `ragged`; every key before it
-/// is visible to every query unless `key_mask` hides it, and every key past
-/// it to none.
-pub fn softmax_columns(
+/// Softmax of the rows of `s` (one a query, `ld` apart), less its division:
+/// row `i` sees keys `..visible(i)` (at most `bias.len()`), each with its
+/// `bias` (0, or -inf for a masked key) added. A seen key's score becomes
+/// `exp(score + bias - row max)`, every other key of the row up to
+/// `bias.len()` becomes 0; `inv_sum[i]` is 1 / row `i`'s sum (0 for a row
+/// that sees nothing), for the caller to apply to the (smaller) product of
+/// the weights with the values. Scores are already scaled.
+pub fn softmax_rows(
     s: &mut [f32],
-    keys: usize,
-    key_mask: &[bool],
-    ragged: std::ops::Range<usize>,
-    visible: impl Fn(usize, usize) -> bool,
-) -> [f32; PANEL] {
+    ld: usize,
+    bias: &[f32],
+    visible: impl Fn(usize) -> usize,
+    inv_sum: &mut [f32],
+) {
+    let (rows, keys) = (inv_sum.len(), bias.len());
+    if rows == 0 {
+        return;
+    }
     assert!(
-        s.len() >= keys * PANEL && key_mask.len() >= keys,
-        "softmax_columns: short input"
+        ld >= keys && s.len() >= (rows - 1) * ld + keys,
+        "softmax_rows: {rows} rows of {keys} keys, {ld} apart, need more than {} values",
+        s.len()
     );
-    let (rows, _) = s[..keys * PANEL].as_chunks_mut::<PANEL>();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: AVX2 and FMA are present (checked just above).
-        return unsafe { avx2::softmax_rows(rows, key_mask, ragged, visible) };
+        unsafe { avx2::softmax_rows(s, ld, bias, visible, inv_sum) };
+        return;
     }
-    softmax_rows(rows, key_mask, ragged, visible, |row| {
-        for v in row {
+    softmax_rows_with(s, ld, bias, visible, inv_sum, |v| {
+        for v in v {
             *v = v.exp();
         }
-    })
+    });
 }
 
-/// [`softmax_columns`] over rows of 16 (the loops run on whole rows, so
-/// they compile to vector code).
+/// [`softmax_rows`] with an `exp` of 8 lanes (the loops run on whole groups
+/// of 8, so they compile to vector code).
 #[inline(always)]
-fn softmax_rows(
-    rows: &mut [[f32; PANEL]],
-    key_mask: &[bool],
-    ragged: std::ops::Range<usize>,
-    visible: impl Fn(usize, usize) -> bool,
-    exp16: impl Fn(&mut [f32; PANEL]),
-) -> [f32; PANEL] {
-    let mut max = [f32::NEG_INFINITY; PANEL];
-    for (j, row) in rows.iter_mut().enumerate() {
-        if !key_mask[j] || j >= ragged.end {
-            *row = [f32::NEG_INFINITY; PANEL];
-            continue;
-        }
-        if j >= ragged.start {
-            for (i, v) in row.iter_mut().enumerate() {
-                if !visible(j, i) {
-                    *v = f32::NEG_INFINITY;
-                }
+fn softmax_rows_with(
+    s: &mut [f32],
+    ld: usize,
+    bias: &[f32],
+    visible: impl Fn(usize) -> usize,
+    inv_sum: &mut [f32],
+    exp8: impl Fn(&mut [f32; 8]),
+) {
+    let keys = bias.len();
+    for (i, inv) in inv_sum.iter_mut().enumerate() {
+        let seen = visible(i).min(keys);
+        let (row, unseen) = s[i * ld..][..keys].split_at_mut(seen);
+        unseen.fill(0.0);
+        let (chunks, tail) = row.as_chunks_mut::<8>();
+        let (bias8, bias_tail) = bias[..seen].as_chunks::<8>();
+        let mut max8 = [f32::NEG_INFINITY; 8];
+        for (c, b) in chunks.iter_mut().zip(bias8) {
+            for ((v, b), m) in c.iter_mut().zip(b).zip(&mut max8) {
+                *v += b;
+                *m = m.max(*v);
             }
         }
-        for (m, v) in max.iter_mut().zip(row.iter()) {
-            *m = m.max(*v);
+        let mut max = max8.into_iter().fold(f32::NEG_INFINITY, f32::max);
+        for (v, b) in tail.iter_mut().zip(bias_tail) {
+            *v += b;
+            max = max.max(*v);
         }
+        // A row that sees nothing stays at -inf (exp gives 0).
+        let shift = if max == f32::NEG_INFINITY { 0.0 } else { max };
+        let mut sum8 = [0f32; 8];
+        for c in chunks.iter_mut() {
+            for v in c.iter_mut() {
+                *v -= shift;
+            }
+            exp8(c);
+            for (t, v) in sum8.iter_mut().zip(c.iter()) {
+                *t += v;
+            }
+        }
+        let mut last = [f32::NEG_INFINITY; 8];
+        for (l, v) in last.iter_mut().zip(tail.iter()) {
+            *l = v - shift;
+        }
+        exp8(&mut last);
+        tail.copy_from_slice(&last[..tail.len()]);
+        let sum = sum8.iter().sum::<f32>() + last.iter().sum::<f32>();
+        *inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
     }
-    // A column that sees nothing stays at -inf (exp gives 0).
-    let shift = max.map(|m| if m == f32::NEG_INFINITY { 0.0 } else { m });
-    let mut sum = [0f32; PANEL];
-    for row in rows.iter_mut() {
-        for (v, m) in row.iter_mut().zip(shift) {
-            *v -= m;
-        }
-        exp16(row);
-        for (t, v) in sum.iter_mut().zip(row.iter()) {
-            *t += v;
-        }
-    }
-    sum.map(|t| if t > 0.0 { 1.0 / t } else { 0.0 })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -321,17 +335,17 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn softmax_rows(
-        rows: &mut [[f32; PANEL]],
-        key_mask: &[bool],
-        ragged: std::ops::Range<usize>,
-        visible: impl Fn(usize, usize) -> bool,
-    ) -> [f32; PANEL] {
-        super::softmax_rows(rows, key_mask, ragged, visible, |row| {
-            // SAFETY: `row` holds 16 values; AVX2 and FMA are enabled here.
+        s: &mut [f32],
+        ld: usize,
+        bias: &[f32],
+        visible: impl Fn(usize) -> usize,
+        inv_sum: &mut [f32],
+    ) {
+        super::softmax_rows_with(s, ld, bias, visible, inv_sum, |v| {
+            // SAFETY: `v` holds 8 values; AVX2 and FMA are enabled here.
             unsafe {
-                let p = row.as_mut_ptr();
+                let p = v.as_mut_ptr();
                 _mm256_storeu_ps(p, exp8(_mm256_loadu_ps(p)));
-                _mm256_storeu_ps(p.add(8), exp8(_mm256_loadu_ps(p.add(8))));
             }
         })
     }
@@ -659,33 +673,50 @@ mod tests {
     }
 
     #[test]
-    fn softmax_columns_masks_and_normalises() {
-        let keys = 5;
-        let mut s = seeded(keys * PANEL, 5);
+    fn softmax_rows_masks_limits_and_normalises() {
+        let (rows, keys, ld) = (4, 21, 24);
+        let mut s = seeded(rows * ld, 5);
         let orig = s.clone();
-        let mask = [true, false, true, true, true];
-        // Keys 0..3 shared; key 3 visible to even queries only; key 4 to none.
-        let inv = softmax_columns(&mut s, keys, &mask, 3..4, |_, i| i % 2 == 0);
-        for i in 0..PANEL {
-            let seen: Vec<usize> = (0..keys)
-                .filter(|&j| mask[j] && (j < 3 || (j == 3 && i % 2 == 0)))
+        let mut bias = vec![0f32; keys];
+        bias[1] = f32::NEG_INFINITY;
+        bias[12] = f32::NEG_INFINITY;
+        // Row i sees keys ..(5 * i + 2) (row 3 sees all, past the end
+        // clamped); row 0 sees keys 0 and 1, key 1 masked.
+        let visible = |i: usize| 5 * i + 2 + usize::from(i == 3) * 10;
+        let mut inv = vec![9f32; rows];
+        softmax_rows(&mut s, ld, &bias, visible, &mut inv);
+        for i in 0..rows {
+            let seen: Vec<usize> = (0..visible(i).min(keys))
+                .filter(|&j| bias[j] == 0.0)
                 .collect();
-            let m = seen
-                .iter()
-                .map(|&j| orig[j * PANEL + i])
-                .fold(f32::MIN, f32::max);
-            let z: f32 = seen.iter().map(|&j| (orig[j * PANEL + i] - m).exp()).sum();
-            assert!((inv[i] - 1.0 / z).abs() < 1e-6 / z, "query {i}: 1 / sum");
+            let row = |j: usize| orig[i * ld + j];
+            let m = seen.iter().map(|&j| row(j)).fold(f32::MIN, f32::max);
+            let z: f32 = seen.iter().map(|&j| (row(j) - m).exp()).sum();
+            assert!((inv[i] - 1.0 / z).abs() < 1e-6 / z, "row {i}: 1 / sum");
             for j in 0..keys {
                 let want = if seen.contains(&j) {
-                    (orig[j * PANEL + i] - m).exp() / z
+                    (row(j) - m).exp() / z
                 } else {
                     0.0
                 };
-                let got = s[j * PANEL + i] * inv[i];
-                assert!((got - want).abs() < 1e-6, "key {j} query {i}");
+                let got = s[i * ld + j] * inv[i];
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "row {i} key {j}: {got} vs {want}"
+                );
             }
+            // Past the keys, the row is left alone.
+            assert_eq!(
+                &s[i * ld + keys..(i + 1) * ld],
+                &orig[i * ld + keys..(i + 1) * ld]
+            );
         }
+        // A row that sees only masked keys sums to nothing.
+        let mut s = vec![1f32; 8];
+        let mut inv = [9f32];
+        softmax_rows(&mut s, 8, &[f32::NEG_INFINITY; 3], |_| 2, &mut inv);
+        assert_eq!(inv, [0.0]);
+        assert_eq!(&s[..3], &[0.0; 3]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use super::config::AutoGazeConfig;
 use super::cpu_decoder::{CpuDecoder, CpuLayers, HeadRows};
 use super::host_values;
+use super::key_panels::KeyPanels;
 use super::weights::ModelWeights;
 
 /// RoPE inverse frequencies in f32, llama3-scaled, computed as the reference
@@ -92,13 +93,14 @@ impl<B: Backend> KvCache<B> {
             *k = keys_range(k, 0..keep);
             *v = keys_range(v, 0..keep);
         }
-        for head in self
-            .rows
-            .iter_mut()
-            .flat_map(|l| l.keys.iter_mut().chain(&mut l.values))
-        {
-            let hd = head.len() / total;
-            head.truncate(keep * hd);
+        for layer in &mut self.rows {
+            for keys in &mut layer.keys {
+                keys.truncate(keep);
+            }
+            for head in &mut layer.values {
+                let hd = head.len() / total;
+                head.truncate(keep * hd);
+            }
         }
         self.key_mask.truncate(keep);
     }
@@ -114,13 +116,14 @@ impl<B: Backend> KvCache<B> {
             *k = keys_range(k, n..total);
             *v = keys_range(v, n..total);
         }
-        for head in self
-            .rows
-            .iter_mut()
-            .flat_map(|l| l.keys.iter_mut().chain(&mut l.values))
-        {
-            let hd = head.len() / total;
-            head.drain(..n * hd);
+        for layer in &mut self.rows {
+            for keys in &mut layer.keys {
+                keys.drain_front(n);
+            }
+            for head in &mut layer.values {
+                let hd = head.len() / total;
+                head.drain(..n * hd);
+            }
         }
         self.key_mask.drain(..n);
     }
@@ -129,15 +132,18 @@ impl<B: Backend> KvCache<B> {
     fn as_tensors(&mut self, c: &AutoGazeConfig, device: &B::Device) {
         let keys = self.len();
         for (slot, rows) in self.layers.iter_mut().zip(&mut self.rows) {
-            if rows.keys.iter().all(Vec::is_empty) {
+            if rows.keys.iter().all(KeyPanels::is_empty) {
                 continue;
             }
             let shape = [1, c.heads, keys, c.head_dim];
-            let t = |heads: &mut Vec<Vec<f32>>| {
-                let values: Vec<f32> = std::mem::take(heads).concat();
+            let t = |values: Vec<f32>| {
                 Tensor::<B, 4>::from_data(TensorData::new(values, shape), device)
             };
-            *slot = Some((t(&mut rows.keys), t(&mut rows.values)));
+            let k: Vec<f32> = std::mem::take(&mut rows.keys)
+                .iter()
+                .flat_map(KeyPanels::rows)
+                .collect();
+            *slot = Some((t(k), t(std::mem::take(&mut rows.values).concat())));
         }
     }
 
@@ -154,7 +160,11 @@ impl<B: Backend> KvCache<B> {
                         .map(<[f32]>::to_vec)
                         .collect()
                 };
-                rows.keys = heads(kt);
+                let hd = kt.dims()[3];
+                rows.keys = heads(kt)
+                    .iter()
+                    .map(|k| KeyPanels::from_rows(k, hd))
+                    .collect();
                 rows.values = heads(vt);
             }
         }

@@ -8,6 +8,7 @@ mod cpu_encoder;
 mod cpu_kernels;
 mod decoder;
 mod generate;
+mod key_panels;
 mod tiling;
 mod vision;
 mod weights;
