@@ -137,17 +137,6 @@ pub fn gemm(a: Lhs<'_>, b: Panels<'_>, out: &mut [f32], ldc: usize, add: bool) {
             };
             #[cfg(target_arch = "x86_64")]
             if fast {
-                if a.col_stride == 1 && a.row_stride >= PANEL {
-                    // Rows far apart (the key cache's): fetch the next
-                    // tile's rows while this one runs.
-                    let next = &a.data[((r0 + ROWS) * a.row_stride).min(a.data.len())..];
-                    avx2::prefetch_rows(
-                        next,
-                        ROWS.min(m.saturating_sub(r0 + ROWS)),
-                        a.row_stride,
-                        k,
-                    );
-                }
                 // SAFETY: AVX2 and FMA are present (checked above); the tile
                 // stays inside the extents asserted above.
                 unsafe { avx2::tile(t, rows) };
@@ -316,22 +305,6 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{PANEL, ROWS, Tile};
-
-    /// Hints the cache to fetch the first `len` values of `rows` rows
-    /// `stride` apart (only addresses inside `a` are touched).
-    pub(super) fn prefetch_rows(a: &[f32], rows: usize, stride: usize, len: usize) {
-        for r in 0..rows {
-            let start = r * stride;
-            let end = (start + len).min(a.len());
-            let mut i = start;
-            while i < end {
-                // SAFETY: a prefetch of an address inside `a`; SSE is part
-                // of the x86-64 baseline.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(a.as_ptr().add(i) as *const i8) };
-                i += 16;
-            }
-        }
-    }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn softmax_rows(

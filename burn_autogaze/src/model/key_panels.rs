@@ -86,13 +86,30 @@ impl KeyPanels {
     /// Drops the oldest `n` keys.
     pub fn drain_front(&mut self, n: usize) {
         let n = n.min(self.len);
-        if n.is_multiple_of(PANEL) {
-            self.data.drain(..n / PANEL * self.panel_len());
-            self.len -= n;
+        let panel_len = self.panel_len();
+        self.data.drain(..n / PANEL * panel_len);
+        self.len -= n;
+        let shift = n % PANEL;
+        if shift == 0 {
             return;
         }
-        let rows = self.rows();
-        *self = Self::from_rows(&rows[n * self.head_dim..], self.head_dim);
+        // Every key moves `shift` columns left: within its panel, or from
+        // the front of the next panel (zeros past the last) to the back.
+        let panels = self.data.len() / panel_len;
+        for p in 0..panels {
+            for r in 0..self.head_dim {
+                let at = p * panel_len + r * PANEL;
+                self.data.copy_within(at + shift..at + PANEL, at);
+                let back = at + PANEL - shift..at + PANEL;
+                if p + 1 < panels {
+                    self.data
+                        .copy_within(at + panel_len..at + panel_len + shift, back.start);
+                } else {
+                    self.data[back].fill(0.0);
+                }
+            }
+        }
+        self.data.truncate(self.len.div_ceil(PANEL) * panel_len);
     }
 
     /// The keys as row-major `[keys, head_dim]` rows.
@@ -157,7 +174,7 @@ mod tests {
         assert_eq!(p, KeyPanels::from_rows(&r[..21 * 3], 3), "the tail zeroed");
         p.truncate(30);
         assert_eq!(p.len(), 21, "truncating past the end keeps everything");
-        for n in [5, 16] {
+        for n in [5, 16, 21, 37] {
             let mut q = KeyPanels::from_rows(&r, 3);
             q.drain_front(n);
             assert_eq!(q, KeyPanels::from_rows(&r[n * 3..], 3), "drain {n}");
