@@ -11,6 +11,8 @@ pub const PANEL: usize = 16;
 /// Rows per register tile (6 x 2 accumulators + 2 panel rows + 1 broadcast
 /// fit the 16 vector registers).
 const ROWS: usize = 6;
+/// Panels a one-row tile spans (4 x 2 accumulators).
+const ROW_PANELS: usize = 4;
 
 /// A right-hand matrix `[k, n]` stored as `ceil(n / 16)` panels of `k`
 /// rows of 16 columns (zero beyond `n`): a panel's rows are contiguous, so
@@ -117,6 +119,33 @@ pub fn gemm(a: Lhs<'_>, b: Panels<'_>, out: &mut [f32], ldc: usize, add: bool) {
     #[cfg(target_arch = "x86_64")]
     let fast =
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(target_arch = "x86_64")]
+    if fast && m == 1 {
+        // One row: a tile of one row and one panel has a single chain of
+        // dependent multiply-adds per vector; up to 4 panels side by side
+        // keep 8 chains in flight (the same sums, in the same order).
+        for p in (0..panels).step_by(ROW_PANELS) {
+            let group = ROW_PANELS.min(panels - p);
+            let t = Tile {
+                a: a.data,
+                ars: a.row_stride,
+                acs: a.col_stride,
+                b: &b.data[p * b.panel_stride..],
+                brs: b.row_stride,
+                bps: b.panel_stride,
+                panels: group,
+                k,
+                out: &mut out[p * PANEL..],
+                ldc,
+                cols: PANEL.min(n - (p + group - 1) * PANEL),
+                add,
+            };
+            // SAFETY: AVX2 and FMA are present (checked above); the tile
+            // stays inside the extents asserted above.
+            unsafe { avx2::tile(t, 1) };
+        }
+        return;
+    }
     for p in 0..panels {
         let cols = PANEL.min(n - p * PANEL);
         let b_off = p * b.panel_stride;
@@ -129,6 +158,8 @@ pub fn gemm(a: Lhs<'_>, b: Panels<'_>, out: &mut [f32], ldc: usize, add: bool) {
                 acs: a.col_stride,
                 b: &b.data[b_off..],
                 brs: b.row_stride,
+                bps: b.panel_stride,
+                panels: 1,
                 k,
                 out: &mut out[r0 * ldc + p * PANEL..],
                 ldc,
@@ -149,13 +180,17 @@ pub fn gemm(a: Lhs<'_>, b: Panels<'_>, out: &mut [f32], ldc: usize, add: bool) {
     }
 }
 
-/// One register tile: up to 6 rows by one 16-column panel.
+/// One register tile: up to 6 rows by one 16-column panel, or one row by
+/// up to [`ROW_PANELS`] panels (`bps` apart; `cols` is the last one's
+/// width).
 struct Tile<'a> {
     a: &'a [f32],
     ars: usize,
     acs: usize,
     b: &'a [f32],
     brs: usize,
+    bps: usize,
+    panels: usize,
     k: usize,
     out: &'a mut [f32],
     ldc: usize,
@@ -240,15 +275,11 @@ pub fn softmax_rows(
         unsafe { avx2::softmax_rows(s, ld, bias, visible, inv_sum) };
         return;
     }
-    softmax_rows_with(s, ld, bias, visible, inv_sum, |v| {
-        for v in v {
-            *v = v.exp();
-        }
-    });
+    softmax_rows_with(s, ld, bias, visible, inv_sum, softmax_row);
 }
 
-/// [`softmax_rows`] with an `exp` of 8 lanes (the loops run on whole groups
-/// of 8, so they compile to vector code).
+/// [`softmax_rows`] with a kernel for one row's seen keys (`row`, `bias`:
+/// adds the bias, exponentiates less the row's max, returns the sum).
 #[inline(always)]
 fn softmax_rows_with(
     s: &mut [f32],
@@ -256,48 +287,33 @@ fn softmax_rows_with(
     bias: &[f32],
     visible: impl Fn(usize) -> usize,
     inv_sum: &mut [f32],
-    exp8: impl Fn(&mut [f32; 8]),
+    row_kernel: impl Fn(&mut [f32], &[f32]) -> f32,
 ) {
     let keys = bias.len();
     for (i, inv) in inv_sum.iter_mut().enumerate() {
         let seen = visible(i).min(keys);
         let (row, unseen) = s[i * ld..][..keys].split_at_mut(seen);
         unseen.fill(0.0);
-        let (chunks, tail) = row.as_chunks_mut::<8>();
-        let (bias8, bias_tail) = bias[..seen].as_chunks::<8>();
-        let mut max8 = [f32::NEG_INFINITY; 8];
-        for (c, b) in chunks.iter_mut().zip(bias8) {
-            for ((v, b), m) in c.iter_mut().zip(b).zip(&mut max8) {
-                *v += b;
-                *m = m.max(*v);
-            }
-        }
-        let mut max = max8.into_iter().fold(f32::NEG_INFINITY, f32::max);
-        for (v, b) in tail.iter_mut().zip(bias_tail) {
-            *v += b;
-            max = max.max(*v);
-        }
-        // A row that sees nothing stays at -inf (exp gives 0).
-        let shift = if max == f32::NEG_INFINITY { 0.0 } else { max };
-        let mut sum8 = [0f32; 8];
-        for c in chunks.iter_mut() {
-            for v in c.iter_mut() {
-                *v -= shift;
-            }
-            exp8(c);
-            for (t, v) in sum8.iter_mut().zip(c.iter()) {
-                *t += v;
-            }
-        }
-        let mut last = [f32::NEG_INFINITY; 8];
-        for (l, v) in last.iter_mut().zip(tail.iter()) {
-            *l = v - shift;
-        }
-        exp8(&mut last);
-        tail.copy_from_slice(&last[..tail.len()]);
-        let sum = sum8.iter().sum::<f32>() + last.iter().sum::<f32>();
+        let sum = row_kernel(row, &bias[..seen]);
         *inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
     }
+}
+
+/// One row's softmax numerators and their sum, in plain Rust.
+fn softmax_row(row: &mut [f32], bias: &[f32]) -> f32 {
+    let mut max = f32::NEG_INFINITY;
+    for (v, b) in row.iter_mut().zip(bias) {
+        *v += b;
+        max = max.max(*v);
+    }
+    // A row that sees nothing stays at -inf (exp gives 0).
+    let shift = if max == f32::NEG_INFINITY { 0.0 } else { max };
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - shift).exp();
+        sum += *v;
+    }
+    sum
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -314,18 +330,72 @@ mod avx2 {
         visible: impl Fn(usize) -> usize,
         inv_sum: &mut [f32],
     ) {
-        super::softmax_rows_with(s, ld, bias, visible, inv_sum, |v| {
-            // SAFETY: `v` holds 8 values; AVX2 and FMA are enabled here.
-            unsafe {
-                let p = v.as_mut_ptr();
-                _mm256_storeu_ps(p, exp8(_mm256_loadu_ps(p)));
-            }
+        // The closure inherits this function's target features.
+        super::softmax_rows_with(s, ld, bias, visible, inv_sum, |row, bias| {
+            softmax_row(row, bias)
         })
+    }
+
+    /// [`super::softmax_row`] 8 lanes at a time (sums lane by lane, then
+    /// across the lanes).
+    #[target_feature(enable = "avx2,fma")]
+    fn softmax_row(row: &mut [f32], bias: &[f32]) -> f32 {
+        assert_eq!(row.len(), bias.len(), "softmax_row: a bias per key");
+        let (chunks, tail) = row.as_chunks_mut::<8>();
+        let (bias8, bias_tail) = bias.as_chunks::<8>();
+        let mut max8 = _mm256_set1_ps(f32::NEG_INFINITY);
+        for (c, b) in chunks.iter_mut().zip(bias8) {
+            // SAFETY: `c` and `b` hold 8 values.
+            unsafe {
+                let v = _mm256_add_ps(_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(b.as_ptr()));
+                _mm256_storeu_ps(c.as_mut_ptr(), v);
+                max8 = _mm256_max_ps(max8, v);
+            }
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), max8) };
+        let mut max = lanes.into_iter().fold(f32::NEG_INFINITY, f32::max);
+        for (v, b) in tail.iter_mut().zip(bias_tail) {
+            *v += b;
+            max = max.max(*v);
+        }
+        // A row that sees nothing stays at -inf (exp gives 0).
+        let shift = _mm256_set1_ps(if max == f32::NEG_INFINITY { 0.0 } else { max });
+        let mut sum8 = _mm256_setzero_ps();
+        for c in chunks.iter_mut() {
+            // SAFETY: `c` holds 8 values.
+            unsafe {
+                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), shift));
+                _mm256_storeu_ps(c.as_mut_ptr(), e);
+                sum8 = _mm256_add_ps(sum8, e);
+            }
+        }
+        if !tail.is_empty() {
+            let mut last = [f32::NEG_INFINITY; 8];
+            last[..tail.len()].copy_from_slice(tail);
+            // SAFETY: `last` holds 8 values.
+            unsafe {
+                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(last.as_ptr()), shift));
+                _mm256_storeu_ps(last.as_mut_ptr(), e);
+                sum8 = _mm256_add_ps(sum8, e);
+            }
+            tail.copy_from_slice(&last[..tail.len()]);
+        }
+        // SAFETY: `lanes` holds 8 values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum8) };
+        lanes.iter().sum()
     }
 
     /// Dispatches a tile of `rows` (1..=6) rows to its unrolled kernel.
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn tile(t: Tile<'_>, rows: usize) {
+        match t.panels {
+            2 => return row_panels::<2>(t),
+            3 => return row_panels::<3>(t),
+            4 => return row_panels::<4>(t),
+            _ => {}
+        }
         match rows {
             1 => tile_rows::<1>(t),
             2 => tile_rows::<2>(t),
@@ -361,34 +431,63 @@ mod avx2 {
             }
         }
         for (r, acc) in acc.iter().enumerate() {
-            let out = &mut t.out[r * t.ldc..][..t.cols];
-            if t.cols == PANEL {
-                // SAFETY: `out` holds 16 values.
-                unsafe {
-                    let p = out.as_mut_ptr();
-                    let (mut lo, mut hi) = (acc[0], acc[1]);
-                    if t.add {
-                        lo = _mm256_add_ps(_mm256_loadu_ps(p), lo);
-                        hi = _mm256_add_ps(_mm256_loadu_ps(p.add(8)), hi);
-                    }
-                    _mm256_storeu_ps(p, lo);
-                    _mm256_storeu_ps(p.add(8), hi);
-                }
-                continue;
-            }
-            let mut v = [0f32; PANEL];
-            // SAFETY: `v` holds 16 values.
+            store_panel(*acc, &mut t.out[r * t.ldc..][..t.cols], t.add);
+        }
+    }
+
+    /// One row by `P` panels (`P` in 2..=4; the last `cols` wide).
+    #[target_feature(enable = "avx2,fma")]
+    fn row_panels<const P: usize>(t: Tile<'_>) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; P];
+        let (a, b) = (t.a.as_ptr(), t.b.as_ptr());
+        for i in 0..t.k {
+            // SAFETY: `gemm` asserted that column `k - 1` of the row and
+            // row `k - 1` of every panel (16 values) lie inside their slices.
             unsafe {
-                _mm256_storeu_ps(v.as_mut_ptr(), acc[0]);
-                _mm256_storeu_ps(v.as_mut_ptr().add(8), acc[1]);
-            }
-            if t.add {
-                for (o, v) in out.iter_mut().zip(v) {
-                    *o += v;
+                let av = _mm256_broadcast_ss(&*a.add(i * t.acs));
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    let bp = b.add(q * t.bps + i * t.brs);
+                    acc[0] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp), acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp.add(8)), acc[1]);
                 }
-            } else {
-                out.copy_from_slice(&v[..t.cols]);
             }
+        }
+        for (q, acc) in acc.iter().enumerate() {
+            let cols = if q + 1 == P { t.cols } else { PANEL };
+            store_panel(*acc, &mut t.out[q * PANEL..][..cols], t.add);
+        }
+    }
+
+    /// Stores (or, with `add`, adds) a panel row's two accumulators into
+    /// `out` (up to 16 values).
+    #[target_feature(enable = "avx2,fma")]
+    fn store_panel(acc: [__m256; 2], out: &mut [f32], add: bool) {
+        if out.len() == PANEL {
+            // SAFETY: `out` holds 16 values.
+            unsafe {
+                let p = out.as_mut_ptr();
+                let (mut lo, mut hi) = (acc[0], acc[1]);
+                if add {
+                    lo = _mm256_add_ps(_mm256_loadu_ps(p), lo);
+                    hi = _mm256_add_ps(_mm256_loadu_ps(p.add(8)), hi);
+                }
+                _mm256_storeu_ps(p, lo);
+                _mm256_storeu_ps(p.add(8), hi);
+            }
+            return;
+        }
+        let mut v = [0f32; PANEL];
+        // SAFETY: `v` holds 16 values.
+        unsafe {
+            _mm256_storeu_ps(v.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(v.as_mut_ptr().add(8), acc[1]);
+        }
+        if add {
+            for (o, v) in out.iter_mut().zip(v) {
+                *o += v;
+            }
+        } else {
+            out.copy_from_slice(&v[..out.len()]);
         }
     }
 
@@ -479,8 +578,14 @@ mod tests {
 
     #[test]
     fn gemm_over_panels_equals_the_plain_product_at_ragged_sizes() {
+        // One row spans up to 4 panels a tile: 1, 4, 5 and 10 panels here,
+        // the last ragged or whole.
         for (m, k, n) in [
             (1, 1, 1),
+            (1, 37, 64),
+            (1, 9, 70),
+            (1, 192, 150),
+            (1, 3, 160),
             (7, 5, 17),
             (13, 192, 40),
             (6, 33, 16),
@@ -524,6 +629,8 @@ mod tests {
                             acs: 1,
                             b: &p.data[q * p.panel_stride..],
                             brs: PANEL,
+                            bps: p.panel_stride,
+                            panels: 1,
                             k,
                             out: &mut plain[r0 * (n + 3) + q * PANEL..],
                             ldc: n + 3,
