@@ -142,15 +142,18 @@ impl CpuDecoder {
         assert_eq!(caches.len(), n, "cpu decoder: one cache per stream");
         // cos/sin per position: emb = cat(freqs, freqs), freqs = pos * inv_freq.
         let half = hd / 2;
-        let mut cos = Vec::with_capacity(l * hd);
-        let mut sin = Vec::with_capacity(l * hd);
-        for &p in positions {
-            for _ in 0..2 {
-                for f in &self.inv_freq {
-                    let a = p as f32 * f;
-                    cos.push(a.cos());
-                    sin.push(a.sin());
-                }
+        // Each angle once; its halves are copies.
+        let mut cos = vec![0f32; l * hd];
+        let mut sin = vec![0f32; l * hd];
+        for ((&p, cs), sn) in positions
+            .iter()
+            .zip(cos.chunks_exact_mut(hd))
+            .zip(sin.chunks_exact_mut(hd))
+        {
+            for (i, f) in self.inv_freq.iter().enumerate() {
+                let (s, c) = (p as f32 * f).sin_cos();
+                (cs[i], cs[i + half]) = (c, c);
+                (sn[i], sn[i + half]) = (s, s);
             }
         }
         let scale = (1.0 / (hd as f64).sqrt()) as f32;
