@@ -119,8 +119,7 @@ pub fn gemm(a: Lhs<'_>, b: Panels<'_>, out: &mut [f32], ldc: usize, add: bool) {
     #[cfg(target_arch = "x86_64")]
     let fast =
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(target_arch = "x86_64")]
-    if fast && m == 1 {
+    if m == 1 {
         // One row: a tile of one row and one panel has a single chain of
         // dependent multiply-adds per vector; up to 4 panels side by side
         // keep 8 chains in flight (the same sums, in the same order).
@@ -140,9 +139,14 @@ pub fn gemm(a: Lhs<'_>, b: Panels<'_>, out: &mut [f32], ldc: usize, add: bool) {
                 cols: PANEL.min(n - (p + group - 1) * PANEL),
                 add,
             };
-            // SAFETY: AVX2 and FMA are present (checked above); the tile
-            // stays inside the extents asserted above.
-            unsafe { avx2::tile(t, 1) };
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                // SAFETY: AVX2 and FMA are present (checked above); the tile
+                // stays inside the extents asserted above.
+                unsafe { avx2::tile(t, 1) };
+                continue;
+            }
+            plain_tile(t, 1);
         }
         return;
     }
@@ -199,20 +203,23 @@ struct Tile<'a> {
 }
 
 fn plain_tile(t: Tile<'_>, rows: usize) {
-    let mut acc = [[0f32; PANEL]; ROWS];
-    for i in 0..t.k {
-        let b = &t.b[i * t.brs..][..PANEL];
-        for (r, acc) in acc.iter_mut().enumerate().take(rows) {
-            let a = t.a[r * t.ars + i * t.acs];
-            for (c, v) in acc.iter_mut().enumerate() {
-                *v += a * b[c];
+    for q in 0..t.panels {
+        let mut acc = [[0f32; PANEL]; ROWS];
+        for i in 0..t.k {
+            let b = &t.b[q * t.bps + i * t.brs..][..PANEL];
+            for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+                let a = t.a[r * t.ars + i * t.acs];
+                for (c, v) in acc.iter_mut().enumerate() {
+                    *v += a * b[c];
+                }
             }
         }
-    }
-    for (r, acc) in acc.iter().enumerate().take(rows) {
-        let out = &mut t.out[r * t.ldc..][..t.cols];
-        for (o, v) in out.iter_mut().zip(acc) {
-            *o = if t.add { *o + v } else { *v };
+        let cols = if q + 1 == t.panels { t.cols } else { PANEL };
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let out = &mut t.out[r * t.ldc + q * PANEL..][..cols];
+            for (o, v) in out.iter_mut().zip(acc) {
+                *o = if t.add { *o + v } else { *v };
+            }
         }
     }
 }
@@ -708,6 +715,40 @@ mod tests {
                     "({r},{c}): {g} vs {w}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_plain_one_row_tile_spans_panels() {
+        // The fallback kernel's one-row tile over 3 panels, the last ragged.
+        let (k, n) = (11, 40);
+        let (a, b) = (seeded(k, 10), seeded(k * n, 11));
+        let want = naive(&a, &b, 1, k, n);
+        let packed = Packed::new(&b, k, n);
+        let p = packed.panels();
+        let mut out = vec![0f32; n];
+        plain_tile(
+            Tile {
+                a: &a,
+                ars: k,
+                acs: 1,
+                b: p.data,
+                brs: PANEL,
+                bps: p.panel_stride,
+                panels: 3,
+                k,
+                out: &mut out,
+                ldc: n,
+                cols: n - 2 * PANEL,
+                add: false,
+            },
+            1,
+        );
+        for (c, (g, w)) in out.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "column {c}: {g} vs {w}"
+            );
         }
     }
 
