@@ -394,74 +394,58 @@ mod avx2 {
         lanes.iter().sum()
     }
 
-    /// Dispatches a tile of `rows` (1..=6) rows to its unrolled kernel.
+    /// Dispatches a tile of `rows` (1..=6) rows by one panel, or of one row
+    /// by `t.panels` (2..=4) panels, to its unrolled kernel.
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn tile(t: Tile<'_>, rows: usize) {
-        match t.panels {
-            2 => return row_panels::<2>(t),
-            3 => return row_panels::<3>(t),
-            4 => return row_panels::<4>(t),
-            _ => {}
-        }
-        match rows {
-            1 => tile_rows::<1>(t),
-            2 => tile_rows::<2>(t),
-            3 => tile_rows::<3>(t),
-            4 => tile_rows::<4>(t),
-            5 => tile_rows::<5>(t),
-            _ => tile_rows::<ROWS>(t),
+        match (rows, t.panels) {
+            (1, 2) => tile_rows::<1, 2>(t),
+            (1, 3) => tile_rows::<1, 3>(t),
+            (1, 4) => tile_rows::<1, 4>(t),
+            (1, _) => tile_rows::<1, 1>(t),
+            (2, _) => tile_rows::<2, 1>(t),
+            (3, _) => tile_rows::<3, 1>(t),
+            (4, _) => tile_rows::<4, 1>(t),
+            (5, _) => tile_rows::<5, 1>(t),
+            _ => tile_rows::<ROWS, 1>(t),
         }
     }
 
+    /// `R` rows by `P` panels (the last `cols` wide).
     #[target_feature(enable = "avx2,fma")]
-    fn tile_rows<const R: usize>(t: Tile<'_>) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    fn tile_rows<const R: usize, const P: usize>(t: Tile<'_>) {
+        let mut acc = [[[_mm256_setzero_ps(); 2]; P]; R];
         let (a, b) = (t.a.as_ptr(), t.b.as_ptr());
         for i in 0..t.k {
             // SAFETY: `gemm` asserted that row `R - 1`, column `k - 1` of
             // the left operand and row `k - 1` of every panel (16 values)
             // lie inside their slices.
             unsafe {
-                let bp = b.add(i * t.brs);
-                // Fetch the panel 8 rows ahead: a weight panel streams from
-                // the outer caches once per call, and a strided panel (the
-                // value cache's rows) defeats the hardware prefetcher.
-                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(8 * t.brs) as *const i8);
-                let b0 = _mm256_loadu_ps(bp);
-                let b1 = _mm256_loadu_ps(bp.add(8));
                 let ap = a.add(i * t.acs);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm256_broadcast_ss(&*ap.add(r * t.ars));
-                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                for q in 0..P {
+                    let bp = b.add(q * t.bps + i * t.brs);
+                    if P == 1 {
+                        // Fetch the panel 8 rows ahead: a weight panel
+                        // streams from the outer caches once per call, and
+                        // a strided panel (the value cache's rows) defeats
+                        // the hardware prefetcher.
+                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(8 * t.brs) as *const i8);
+                    }
+                    let b0 = _mm256_loadu_ps(bp);
+                    let b1 = _mm256_loadu_ps(bp.add(8));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let av = _mm256_broadcast_ss(&*ap.add(r * t.ars));
+                        acc[q][0] = _mm256_fmadd_ps(av, b0, acc[q][0]);
+                        acc[q][1] = _mm256_fmadd_ps(av, b1, acc[q][1]);
+                    }
                 }
             }
         }
         for (r, acc) in acc.iter().enumerate() {
-            store_panel(*acc, &mut t.out[r * t.ldc..][..t.cols], t.add);
-        }
-    }
-
-    /// One row by `P` panels (`P` in 2..=4; the last `cols` wide).
-    #[target_feature(enable = "avx2,fma")]
-    fn row_panels<const P: usize>(t: Tile<'_>) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; P];
-        let (a, b) = (t.a.as_ptr(), t.b.as_ptr());
-        for i in 0..t.k {
-            // SAFETY: `gemm` asserted that column `k - 1` of the row and
-            // row `k - 1` of every panel (16 values) lie inside their slices.
-            unsafe {
-                let av = _mm256_broadcast_ss(&*a.add(i * t.acs));
-                for (q, acc) in acc.iter_mut().enumerate() {
-                    let bp = b.add(q * t.bps + i * t.brs);
-                    acc[0] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp), acc[0]);
-                    acc[1] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp.add(8)), acc[1]);
-                }
+            for (q, acc) in acc.iter().enumerate() {
+                let cols = if q + 1 == P { t.cols } else { PANEL };
+                store_panel(*acc, &mut t.out[r * t.ldc + q * PANEL..][..cols], t.add);
             }
-        }
-        for (q, acc) in acc.iter().enumerate() {
-            let cols = if q + 1 == P { t.cols } else { PANEL };
-            store_panel(*acc, &mut t.out[q * PANEL..][..cols], t.add);
         }
     }
 
