@@ -175,11 +175,12 @@ impl CpuDecoder {
         // last layer, where only each stream's last row reaches the heads.
         // There the other rows still give their keys and values, but skip
         // their queries, attention, output projection and MLP.
-        let mut q_first = 0;
         for (layer, lw) in self.layers.iter().enumerate() {
-            if layer + 1 == self.layers.len() {
-                q_first = l - 1;
-            }
+            let q_first = if layer + 1 == self.layers.len() {
+                l - 1
+            } else {
+                0
+            };
             let lq = l - q_first;
             rms_norm(&x, &lw.input_norm, self.eps, &mut hn);
             if q_first == 0 || !d.is_multiple_of(PANEL) {
