@@ -13,7 +13,7 @@
 //!   `/host-selection` and `/device-selection` run the same lane with the
 //!   other `Selection` (paired with the backend's default); `/burn-ops`
 //!   runs it through Burn ops instead of the fused CPU kernels
-//!   (`AutoGaze::set_cpu_kernels(false)`; paired with the
+//!   (`AutoGaze::set_engine(engines::BURN_OPS)`; paired with the
 //!   ndarray default);
 //!
 //! - `tiled-448/<backend>/0.5`: one 448x448 frame through the reference's
@@ -71,6 +71,7 @@ fn model_lanes<Bk: Backend>(
             let mut state = model.new_stream();
             model
                 .encode(&mut state, input.clone().unsqueeze::<4>())
+                .expect("encode")
                 .into_data()
         })
     });
@@ -83,7 +84,9 @@ fn model_lanes<Bk: Backend>(
             }
             Variant::BurnOps => {
                 other = model.clone();
-                other.set_cpu_kernels(false);
+                other
+                    .set_engine(burn_autogaze::model::engines::BURN_OPS)
+                    .expect("the Burn-ops engine");
                 &other
             }
             Variant::Default => &model,

@@ -83,6 +83,12 @@ pub enum AutoGazeError {
     /// A safetensors file could not be read or holds an unexpected dtype.
     #[error("safetensors {path}: {reason}")]
     SafeTensors { path: PathBuf, reason: String },
+
+    /// A model engine cannot run what it was given (a stream started on
+    /// another engine, a shape its kernels were not built for, an engine
+    /// name not registered).
+    #[error("model engine {engine}: {reason}")]
+    Engine { engine: String, reason: String },
 }
 
 /// Result alias used across the crate.
@@ -93,6 +99,13 @@ impl AutoGazeError {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn engine(engine: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Engine {
+            engine: engine.into(),
+            reason: reason.into(),
         }
     }
 

@@ -61,6 +61,10 @@ pub struct GazeArgs {
     /// ndarray and with a task-loss requirement, device otherwise).
     #[arg(long, value_enum)]
     pub selection: Option<SelectionArg>,
+    /// The model engine (`burn-ops`, `host`, ...). Default: the backend's
+    /// (`host` on ndarray, `burn-ops` elsewhere).
+    #[arg(long)]
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -136,6 +140,9 @@ fn video_frames<B: Backend>(
 
 fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, String> {
     let mut model = AutoGaze::<B>::load(&args.model_dir, device).map_err(err)?;
+    if let Some(engine) = &args.engine {
+        model.set_engine(engine).map_err(err)?;
+    }
     match args.selection {
         Some(SelectionArg::Host) => model.set_selection(Selection::Host),
         Some(SelectionArg::Device) => model.set_selection(Selection::Device),

@@ -17,8 +17,9 @@
 
 use burn::tensor::backend::Backend;
 
-use super::AutoGaze;
-use super::generate::{FrameGaze, GenerateOptions, StreamState};
+use super::autogaze::AutoGaze;
+use super::options::{FrameGaze, GenerateOptions};
+use super::stream::StreamState;
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FramePool, FrameSize};
 use crate::mask::Rect;

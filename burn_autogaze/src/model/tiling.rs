@@ -7,8 +7,9 @@
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::generate::{FrameGaze, GenerateOptions};
-use super::{AutoGaze, host_values};
+use super::autogaze::AutoGaze;
+use super::options::{FrameGaze, GenerateOptions};
+use super::values::host_values;
 use crate::error::{AutoGazeError, Result};
 use crate::preprocess::TorchBicubic;
 use crate::tokens::TokenLayout;

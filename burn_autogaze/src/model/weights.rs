@@ -68,7 +68,8 @@ pub struct ModelWeights<B: Backend> {
 
 const PREFIX: &str = "gazing_model.";
 
-/// Every tensor name and shape the config implies (HF/PyTorch layout).
+/// Every tensor name and shape the config implies (HF/PyTorch layout), in
+/// the order [`build`] reads them.
 pub fn expected_tensors(c: &AutoGazeConfig) -> Vec<(String, Vec<usize>)> {
     let (cv, d, p) = (c.vision_hidden, c.hidden, c.patch);
     let (kt, ks) = (c.trunk_temporal, c.trunk_spatial);
@@ -220,27 +221,53 @@ fn linear_t<B: Backend>(
     tensor::<B, 2>(t, [in_dim, out_dim], device)
 }
 
-fn build<B: Backend>(
+/// Hands out the tensors of [`expected_tensors`]'s table, in its order,
+/// with their shapes: the table is the one place that names them.
+struct Pull<'a> {
+    table: std::vec::IntoIter<(String, Vec<usize>)>,
+    src: &'a mut dyn HostSource,
+}
+
+impl Pull<'_> {
+    /// The next tensor's values and shape.
+    fn next(&mut self) -> Result<(Vec<f32>, Vec<usize>)> {
+        let (name, shape) = self
+            .table
+            .next()
+            .expect("build reads exactly the table's tensors");
+        Ok((self.src.get(&name, &shape)?, shape))
+    }
+
+    /// The next tensor, a vector.
+    fn vector<B: Backend>(&mut self, device: &B::Device) -> Result<Tensor<B, 1>> {
+        let (values, shape) = self.next()?;
+        Ok(tensor::<B, 1>(values, [shape[0]], device))
+    }
+
+    /// The next tensor, a `[rows, cols]` matrix.
+    fn matrix<B: Backend>(&mut self, device: &B::Device) -> Result<Tensor<B, 2>> {
+        let (values, shape) = self.next()?;
+        Ok(tensor::<B, 2>(values, [shape[0], shape[1]], device))
+    }
+
+    /// The next tensor, a PyTorch `[out, in, ...]` weight, as `[in..., out]`.
+    fn linear<B: Backend>(&mut self, device: &B::Device) -> Result<Tensor<B, 2>> {
+        let (values, shape) = self.next()?;
+        let inputs = shape[1..].iter().product();
+        Ok(linear_t::<B>(values, shape[0], inputs, device))
+    }
+}
+
+/// The trunk convolution's weight `[o, i, kt, s, s]` as one matrix per
+/// temporal tap `k`: row `(dy * s + dx) * C + i`, column `o`.
+fn trunk_taps<B: Backend>(
+    trunk: &[f32],
     c: &AutoGazeConfig,
-    src: &mut dyn HostSource,
     device: &B::Device,
-) -> Result<ModelWeights<B>> {
-    let (cv, d, p) = (c.vision_hidden, c.hidden, c.patch);
-    let (kt, ks) = (c.trunk_temporal, c.trunk_spatial);
-    let mut get = |name: &str, shape: &[usize]| src.get(&format!("{PREFIX}{name}"), shape);
-    let patch_w = linear_t::<B>(
-        get("vision_model.temporal_conv.weight", &[cv, 3, 1, p, p])?,
-        cv,
-        3 * p * p,
-        device,
-    );
-    let patch_b = tensor::<B, 1>(get("vision_model.temporal_conv.bias", &[cv])?, [cv], device);
-    let norm_w = tensor::<B, 1>(get("vision_model.norm.weight", &[cv])?, [cv], device);
-    let norm_b = tensor::<B, 1>(get("vision_model.norm.bias", &[cv])?, [cv], device);
-    let trunk = get("vision_model.blocks.0.conv3d.weight", &[cv, cv, kt, ks, ks])?;
-    let trunk_w = (0..kt)
+) -> Vec<Tensor<B, 2>> {
+    let (cv, kt, ks) = (c.vision_hidden, c.trunk_temporal, c.trunk_spatial);
+    (0..kt)
         .map(|k| {
-            // [o, i, kt, dy, dx] -> tap k: [(dy * s + dx) * C + i, o].
             let mut tap = vec![0f32; ks * ks * cv * cv];
             for o in 0..cv {
                 for i in 0..cv {
@@ -254,82 +281,46 @@ fn build<B: Backend>(
             }
             tensor::<B, 2>(tap, [ks * ks * cv, cv], device)
         })
-        .collect();
-    let trunk_b = tensor::<B, 1>(
-        get("vision_model.blocks.0.conv3d.bias", &[cv])?,
-        [cv],
-        device,
-    );
-    let out_w = linear_t::<B>(
-        get("vision_model.out_proj.weight", &[c.vision_out, cv, 1, 1, 1])?,
-        c.vision_out,
-        cv,
-        device,
-    );
-    let out_b = tensor::<B, 1>(
-        get("vision_model.out_proj.bias", &[c.vision_out])?,
-        [c.vision_out],
-        device,
-    );
-    let nv = c.vision_tokens();
-    let pos_embed = tensor::<B, 2>(get("connector.pos_embed", &[nv, d])?, [nv, d], device);
-    let vocab = c.vocab();
-    let embed = tensor::<B, 2>(
-        get("gaze_decoder.model.embed_tokens.weight", &[vocab, d])?,
-        [vocab, d],
-        device,
-    );
+        .collect()
+}
+
+/// The model's tensors from `src`, in [`expected_tensors`]'s order and
+/// layout (linear weights transposed once, q/k/v and gate/up joined).
+fn build<B: Backend>(
+    c: &AutoGazeConfig,
+    src: &mut dyn HostSource,
+    device: &B::Device,
+) -> Result<ModelWeights<B>> {
+    let mut t = Pull {
+        table: expected_tensors(c).into_iter(),
+        src,
+    };
+    let patch_w = t.linear::<B>(device)?;
+    let patch_b = t.vector::<B>(device)?;
+    let norm_w = t.vector::<B>(device)?;
+    let norm_b = t.vector::<B>(device)?;
+    let trunk_w = trunk_taps::<B>(&t.next()?.0, c, device);
+    let trunk_b = t.vector::<B>(device)?;
+    let out_w = t.linear::<B>(device)?;
+    let out_b = t.vector::<B>(device)?;
+    let pos_embed = t.matrix::<B>(device)?;
+    let embed = t.matrix::<B>(device)?;
+    let norm = t.vector::<B>(device)?;
+    let lm_head = t.linear::<B>(device)?;
+    let task_loss = t.linear::<B>(device)?;
     let mut layers = Vec::with_capacity(c.layers);
-    for l in 0..c.layers {
-        let pre = format!("gaze_decoder.model.layers.{l}.");
-        let mut lin = |name: &str, o: usize, i: usize| -> Result<Tensor<B, 2>> {
-            Ok(linear_t::<B>(
-                get(&format!("{pre}{name}"), &[o, i])?,
-                o,
-                i,
-                device,
-            ))
-        };
-        let q = lin("self_attn.q_proj.weight", d, d)?;
-        let k = lin("self_attn.k_proj.weight", d, d)?;
-        let v = lin("self_attn.v_proj.weight", d, d)?;
-        let o = lin("self_attn.o_proj.weight", d, d)?;
-        let gate = lin("mlp.gate_proj.weight", c.intermediate, d)?;
-        let up = lin("mlp.up_proj.weight", c.intermediate, d)?;
-        let down = lin("mlp.down_proj.weight", d, c.intermediate)?;
-        let input_norm = tensor::<B, 1>(
-            get(&format!("{pre}input_layernorm.weight"), &[d])?,
-            [d],
-            device,
-        );
-        let post_norm = tensor::<B, 1>(
-            get(&format!("{pre}post_attention_layernorm.weight"), &[d])?,
-            [d],
-            device,
-        );
+    for _ in 0..c.layers {
+        let [q, k, v, o, gate, up, down] = [(); 7].map(|_| t.linear::<B>(device));
         layers.push(LayerWeights {
-            input_norm,
-            qkv: Tensor::cat(vec![q, k, v], 1),
-            o,
-            post_norm,
-            gate_up: Tensor::cat(vec![gate, up], 1),
-            down,
+            qkv: Tensor::cat(vec![q?, k?, v?], 1),
+            o: o?,
+            gate_up: Tensor::cat(vec![gate?, up?], 1),
+            down: down?,
+            input_norm: t.vector::<B>(device)?,
+            post_norm: t.vector::<B>(device)?,
         });
     }
-    let norm = tensor::<B, 1>(get("gaze_decoder.model.norm.weight", &[d])?, [d], device);
-    let km = c.multi_token;
-    let lm_head = linear_t::<B>(
-        get("gaze_decoder.lm_head.weight", &[vocab * km, d])?,
-        vocab * km,
-        d,
-        device,
-    );
-    let task_loss = linear_t::<B>(
-        get("gaze_decoder.task_loss_prediction_head.weight", &[km, d])?,
-        km,
-        d,
-        device,
-    );
+    debug_assert!(t.table.next().is_none(), "build reads every tensor");
     Ok(ModelWeights {
         vision: VisionWeights {
             patch_w,

@@ -155,7 +155,7 @@ fn check_case(model_name: &str, name: &str, input: &str) {
     // Embeddings.
     let mut state = model.new_stream();
     let frames = video.clone().reshape([t, 3, 224, 224]);
-    let emb = model.encode(&mut state, frames);
+    let emb = model.encode(&mut state, frames).expect("encode");
     let emb_host = emb.into_data().into_vec::<f32>().expect("f32");
     let reference = file.f32("embeddings", None).expect("embeddings").values;
     let emb_err = max_abs(&emb_host, &reference);
@@ -561,7 +561,9 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
         let video = Tensor::<Wgpu, 5>::from_data(TensorData::new(video.values, shape), &device);
         let started = std::time::Instant::now();
         let mut state = model.new_stream();
-        let tokens = model.encode(&mut state, video.reshape([t, 3, 224, 224]));
+        let tokens = model
+            .encode(&mut state, video.reshape([t, 3, 224, 224]))
+            .expect("encode on wgpu");
         let [_, n, d] = tokens.dims();
         let out: Vec<FrameGaze> = (0..t)
             .map(|i| {

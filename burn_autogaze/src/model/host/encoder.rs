@@ -1,8 +1,8 @@
 //! The vision encoder and connector on the host CPU: the same computation
-//! as [`super::vision::encode_streams`] (patch embedding, LayerNorm, the
+//! as the reference engine's encoder (patch embedding, LayerNorm, the
 //! causal 3D trunk convolution with its streaming cache, ReLU, the output
 //! projection, the position embedding), with every product in the packed
-//! GEMM of [`super::cpu_kernels`] over weights packed once at load.
+//! GEMM of the host kernels over weights packed once at load.
 //!
 //! Layouts are channels last throughout: a frame's features are
 //! `[grid, grid, C]`, the trunk's input is unfolded into `[grid * grid,
@@ -10,9 +10,11 @@
 
 use burn::tensor::backend::Backend;
 
-use super::config::AutoGazeConfig;
-use super::cpu_kernels::{Lhs, Packed, gemm};
-use super::weights::ModelWeights;
+use super::super::config::AutoGazeConfig;
+use super::super::values::host_values;
+use super::super::weights::ModelWeights;
+use super::decoder::pack;
+use super::kernels::{Lhs, Packed, gemm};
 
 const LAYER_NORM_EPS: f32 = 1e-5;
 
@@ -36,16 +38,6 @@ pub struct CpuEncoder {
     pos_embed: Vec<f32>,
 }
 
-/// A row-major `[m, k]` left operand.
-fn rows(data: &[f32], m: usize, k: usize) -> Lhs<'_> {
-    Lhs {
-        data: &data[..m * k],
-        m,
-        row_stride: k,
-        col_stride: 1,
-    }
-}
-
 /// Adds `bias` to every row of `x`.
 fn add_rows(x: &mut [f32], bias: &[f32]) {
     for row in x.chunks_exact_mut(bias.len()) {
@@ -58,8 +50,6 @@ fn add_rows(x: &mut [f32], bias: &[f32]) {
 impl CpuEncoder {
     /// Copies and packs the encoder and connector weights of `w`.
     pub fn new<B: Backend>(w: &ModelWeights<B>, c: &AutoGazeConfig) -> Self {
-        use super::cpu_decoder::pack;
-        use super::host_values;
         let v = &w.vision;
         Self {
             ch: c.vision_hidden,
@@ -90,7 +80,7 @@ impl CpuEncoder {
     /// `kt - 1` feature frames, `[kt - 1, grid, grid, C]`; zeros before the
     /// first frame), which it updates.
     pub fn encode(&self, video: &[f32], t: usize, context: &mut Vec<f32>) -> Vec<f32> {
-        let (ch, g, p, s) = (self.ch, self.grid, self.patch, self.spatial);
+        let (ch, g, p) = (self.ch, self.grid, self.patch);
         let side = g * p;
         let cells = g * g;
         let frame_len = 3 * side * side;
@@ -103,6 +93,39 @@ impl CpuEncoder {
         if context.len() != self.context_len() {
             *context = vec![0.0; self.context_len()];
         }
+        let x = self.patch_embed(video, t);
+        // The causal context: cached frames (or zeros), then these.
+        let frame_feats = cells * ch;
+        let mut padded = std::mem::take(context);
+        padded.extend_from_slice(&x);
+        let total = ctx + t;
+        context.extend_from_slice(&padded[(total - ctx) * frame_feats..]);
+        let y = self.trunk(&padded, t);
+        // Output projection, then the connector's position embedding.
+        let d = self.out;
+        let mut out = vec![0f32; t * cells * d];
+        gemm(
+            Lhs::rows(&y, t * cells, ch),
+            self.out_w.panels(),
+            &mut out,
+            d,
+            false,
+        );
+        add_rows(&mut out, &self.out_b);
+        for frame in out.chunks_exact_mut(cells * d) {
+            for (v, e) in frame.iter_mut().zip(&self.pos_embed) {
+                *v += e;
+            }
+        }
+        out
+    }
+
+    /// The patch embedding and its LayerNorm of `t` frames: `[t * cells, C]`.
+    fn patch_embed(&self, video: &[f32], t: usize) -> Vec<f32> {
+        let (ch, g, p) = (self.ch, self.grid, self.patch);
+        let side = g * p;
+        let cells = g * g;
+        let frame_len = 3 * side * side;
         // Patch embedding: unfold each p x p patch (row `c * p * p + y * p + x`).
         let kp = 3 * p * p;
         let mut patches = vec![0f32; t * cells * kp];
@@ -121,7 +144,7 @@ impl CpuEncoder {
         }
         let mut x = vec![0f32; t * cells * ch];
         gemm(
-            rows(&patches, t * cells, kp),
+            Lhs::rows(&patches, t * cells, kp),
             self.patch_w.panels(),
             &mut x,
             ch,
@@ -140,12 +163,15 @@ impl CpuEncoder {
                 *v = *v / sd * w + b;
             }
         }
-        // The causal context: cached frames (or zeros), then these.
+        x
+    }
+
+    /// The trunk convolution and its ReLU over `padded` (the `kt - 1`
+    /// context frames, then `t` frames' features): `[t * cells, C]`.
+    fn trunk(&self, padded: &[f32], t: usize) -> Vec<f32> {
+        let (ch, g, s) = (self.ch, self.grid, self.spatial);
+        let cells = g * g;
         let frame_feats = cells * ch;
-        let mut padded = std::mem::take(context);
-        padded.extend_from_slice(&x);
-        let total = ctx + t;
-        context.extend_from_slice(&padded[(total - ctx) * frame_feats..]);
         // Trunk: unfold each s x s neighbourhood (zero padding s / 2), one
         // product per temporal tap, summed tap by tap.
         let pad = s / 2;
@@ -176,29 +202,19 @@ impl CpuEncoder {
                         }
                     }
                 }
-                gemm(rows(&unfolded, cells, ks), tap.panels(), out, ch, k > 0);
+                gemm(
+                    Lhs::rows(&unfolded, cells, ks),
+                    tap.panels(),
+                    out,
+                    ch,
+                    k > 0,
+                );
             }
         }
         add_rows(&mut y, &self.trunk_b);
         for v in &mut y {
             *v = v.max(0.0);
         }
-        // Output projection, then the connector's position embedding.
-        let d = self.out;
-        let mut out = vec![0f32; t * cells * d];
-        gemm(
-            rows(&y, t * cells, ch),
-            self.out_w.panels(),
-            &mut out,
-            d,
-            false,
-        );
-        add_rows(&mut out, &self.out_b);
-        for frame in out.chunks_exact_mut(cells * d) {
-            for (v, e) in frame.iter_mut().zip(&self.pos_embed) {
-                *v += e;
-            }
-        }
-        out
+        y
     }
 }

@@ -4,7 +4,7 @@
 //! step's few queries are the product's rows and nothing is padded to 16
 //! queries.
 
-use super::cpu_kernels::{PANEL, Panels};
+use super::kernels::{PANEL, Panels};
 
 /// A head's keys as `K^T` panels.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,11 +41,6 @@ impl KeyPanels {
     /// Keys held.
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// True when no key is held.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     fn panel_len(&self) -> usize {
@@ -181,6 +176,6 @@ mod tests {
         }
         let mut q = KeyPanels::from_rows(&r, 3);
         q.drain_front(99);
-        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
     }
 }

@@ -8,79 +8,29 @@
 //! tap. On the CPU backend this is ~4x faster than its convolution kernels.
 
 use burn::tensor::activation::relu;
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 
-use super::config::AutoGazeConfig;
-use super::host_values;
-use super::weights::ModelWeights;
+use super::super::config::AutoGazeConfig;
+use super::super::weights::ModelWeights;
 
 const LAYER_NORM_EPS: f64 = 1e-5;
 
-/// The trunk convolution's temporal context: the last `kt - 1` normalised
-/// feature frames, channels last (zeros before the first frame: the
-/// reference pads in feature space, not pixel space).
-///
-/// The frames live where the encoder that wrote them runs: a Burn tensor
-/// `[kt - 1, grid, grid, C]` ([`encode_streams`]) or the same values on the
-/// host (the CPU encoder); a cache written by one and read by the other is
-/// converted once.
-#[derive(Debug, Clone)]
-pub struct ConvCache<B: Backend> {
-    frames: Option<Tensor<B, 4>>,
-    rows: Option<Vec<f32>>,
-}
-
-impl<B: Backend> Default for ConvCache<B> {
-    fn default() -> Self {
-        Self {
-            frames: None,
-            rows: None,
-        }
-    }
-}
-
-impl<B: Backend> ConvCache<B> {
-    /// True before any frame was encoded.
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_none() && self.rows.is_none()
-    }
-
-    /// The cached frames as a tensor of `shape` (None: nothing cached).
-    fn take_tensor(&mut self, shape: [usize; 4], device: &B::Device) -> Option<Tensor<B, 4>> {
-        match self.rows.take() {
-            Some(rows) => Some(Tensor::from_data(TensorData::new(rows, shape), device)),
-            None => self.frames.take(),
-        }
-    }
-
-    /// The cached frames as host values (empty: nothing cached).
-    pub(super) fn take_rows(&mut self) -> Vec<f32> {
-        match self.frames.take() {
-            Some(t) => host_values(t),
-            None => self.rows.take().unwrap_or_default(),
-        }
-    }
-
-    /// Caches host values (the CPU encoder's).
-    pub(super) fn set_rows(&mut self, rows: Vec<f32>) {
-        self.frames = None;
-        self.rows = Some(rows);
-    }
-}
-
 /// Encodes `N` independent streams at once (`[N, T, 3, S, S]`, e.g. the
-/// AnyRes tiles of one frame), stream `i` continuing from `caches[i]`:
+/// AnyRes tiles of one frame), stream `i` continuing from `contexts[i]`
+/// (the trunk convolution's temporal context: the last `kt - 1` normalised
+/// feature frames `[kt - 1, grid, grid, C]`, channels last; None before the
+/// first frame, read as zeros: the reference pads in feature space):
 /// `[N, T, vision_tokens, D]`. Every matrix product runs over all streams'
 /// rows together; each stream's temporal context stays its own.
 pub fn encode_streams<B: Backend>(
     w: &ModelWeights<B>,
     c: &AutoGazeConfig,
     video: Tensor<B, 5>,
-    caches: &mut [ConvCache<B>],
+    contexts: &mut [&mut Option<Tensor<B, 4>>],
 ) -> Tensor<B, 4> {
     let v = &w.vision;
     let [n, t, ch_in, _, _] = video.dims();
-    debug_assert_eq!(n, caches.len(), "one cache per stream");
+    debug_assert_eq!(n, contexts.len(), "one context per stream");
     let (ch, g, p) = (c.vision_hidden, c.grid(), c.patch);
     let device = video.device();
     // Patch embedding: unfold non-overlapping p x p patches, one matmul.
@@ -103,16 +53,16 @@ pub fn encode_streams<B: Backend>(
         x
     } else {
         let total = t + context;
-        let streams = caches
+        let streams = contexts
             .iter_mut()
             .enumerate()
             .map(|(i, cache)| {
                 let past = cache
-                    .take_tensor([context, g, g, ch], &device)
+                    .take()
                     .unwrap_or_else(|| Tensor::zeros([context, g, g, ch], &device));
                 let own = x.clone().narrow(0, i, 1).reshape([t, g, g, ch]);
                 let padded = Tensor::cat(vec![past, own], 0);
-                cache.frames = Some(padded.clone().narrow(0, total - context, context));
+                **cache = Some(padded.clone().narrow(0, total - context, context));
                 padded.unsqueeze::<5>()
             })
             .collect();

@@ -1,0 +1,196 @@
+//! A loaded model on one device, and the engine that runs it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+
+use super::config::AutoGazeConfig;
+use super::engine::{Engine, is_cpu_device};
+use super::options::{GenerateOptions, Selection};
+use super::registry::{engine_names, registry};
+use super::stream::StreamState;
+use super::weights::{ModelWeights, load_weights, random_weights};
+use crate::error::{AutoGazeError, Result};
+
+/// A loaded model on one device.
+#[derive(Debug, Clone)]
+pub struct AutoGaze<B: Backend> {
+    pub(super) config: AutoGazeConfig,
+    pub(super) weights: ModelWeights<B>,
+    /// What runs the model (chosen when it is built; see
+    /// [`AutoGaze::set_engine`]).
+    pub(super) engine: Arc<dyn Engine<B>>,
+    /// Why a higher-ranked engine was passed over when the default was
+    /// chosen, if one was.
+    fallback: Option<String>,
+    /// Where selection runs (None: [`AutoGaze::selection_for`]'s rule).
+    selection: Option<Selection>,
+    /// Burn's CPU backend (`ndarray`): its "readback" is a copy.
+    cpu: bool,
+    /// Share decoder calls between streams in lockstep (None: on a GPU
+    /// backend only).
+    batch_streams: Option<bool>,
+}
+
+impl<B: Backend> AutoGaze<B> {
+    /// Loads a Hugging Face model directory (`config.json` + `model.safetensors`).
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        let config = AutoGazeConfig::from_file(&dir.join("config.json"))?;
+        let weights = load_weights(&config, &dir.join("model.safetensors"), device)?;
+        Ok(Self::from_parts(config, weights))
+    }
+
+    /// A seeded random model of `config`'s size (no weights file needed).
+    pub fn random(config: AutoGazeConfig, seed: u64, device: &B::Device) -> Self {
+        let weights = random_weights(&config, seed, device);
+        Self::from_parts(config, weights)
+    }
+
+    /// The model on its device's default engine: the registered engine
+    /// with the highest priority there that builds (one that refuses the
+    /// model, e.g. for a shape its kernels do not support, is passed over
+    /// and the reason kept: [`AutoGaze::engine_fallback`]).
+    fn from_parts(config: AutoGazeConfig, weights: ModelWeights<B>) -> Self {
+        let device = weights.decoder.embed.device();
+        let mut entries: Vec<_> = registry::<B>()
+            .into_iter()
+            .filter_map(|e| (e.priority)(&device).map(|p| (p, e)))
+            .collect();
+        entries.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
+        let mut passed_over = Vec::new();
+        let mut engine = None;
+        for (_, entry) in entries {
+            match (entry.build)(&weights, &config) {
+                Ok(built) => {
+                    engine = Some(built);
+                    break;
+                }
+                Err(e) => passed_over.push(format!("{}: {e}", entry.name)),
+            }
+        }
+        let engine = engine.unwrap_or_else(|| {
+            Arc::new(super::burn_ops::BurnOps::new(&weights, &config)) as Arc<dyn Engine<B>>
+        });
+        Self {
+            cpu: is_cpu_device::<B>(&device),
+            config,
+            weights,
+            engine,
+            fallback: (!passed_over.is_empty()).then(|| passed_over.join("; ")),
+            selection: None,
+            batch_streams: None,
+        }
+    }
+
+    /// Runs the model on the registered engine `name` (see
+    /// [`AutoGaze::engines`]); an unknown name, or an engine that cannot
+    /// run this model on this device, is a typed error naming why. Streams
+    /// started before keep the old engine's caches: move them over with
+    /// [`AutoGaze::convert_stream`].
+    pub fn set_engine(&mut self, name: &str) -> Result<()> {
+        let entry = registry::<B>()
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| {
+                AutoGazeError::setting(
+                    "model engine",
+                    name,
+                    format!("one of {}", engine_names::<B>().join(", ")),
+                )
+            })?;
+        self.engine = (entry.build)(&self.weights, &self.config)?;
+        self.fallback = None;
+        Ok(())
+    }
+
+    /// Runs the model on an engine built outside the registry.
+    pub fn set_engine_instance(&mut self, engine: Arc<dyn Engine<B>>) {
+        self.engine = engine;
+        self.fallback = None;
+    }
+
+    /// The engine that runs the model.
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// Why the default engine is not the highest-ranked one on this device,
+    /// when that engine refused the model.
+    pub fn engine_fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// The registered engines: name, and what each is.
+    pub fn engines() -> Vec<(&'static str, &'static str)> {
+        registry::<B>().iter().map(|e| (e.name, e.about)).collect()
+    }
+
+    /// A fresh stream on the model's engine.
+    pub fn new_stream(&self) -> StreamState<B> {
+        StreamState::new(self.engine.new_cache())
+    }
+
+    /// `state` with its caches moved to the model's engine (values equal;
+    /// a stream already on it is cloned as it is): how a stream started on
+    /// one engine continues on another.
+    pub fn convert_stream(&self, state: &StreamState<B>) -> Result<StreamState<B>> {
+        let mut moved = state.clone();
+        if state.engine() != self.engine.name() {
+            moved.cache = self.engine.import(&state.cache.export())?;
+        }
+        Ok(moved)
+    }
+
+    /// The selection set with [`AutoGaze::set_selection`], if any.
+    pub fn selection(&self) -> Option<Selection> {
+        self.selection
+    }
+
+    /// Chooses where untraced decoding selects tokens, overriding
+    /// [`AutoGaze::selection_for`]'s rule; both give the same tokens.
+    pub fn set_selection(&mut self, selection: Selection) {
+        self.selection = Some(selection);
+    }
+
+    /// Where untraced decoding with `options` selects tokens: the one set
+    /// with [`AutoGaze::set_selection`], else
+    /// - `Host` on Burn's CPU backend (`ndarray`), where a readback is a copy;
+    /// - `Host` with a task-loss requirement: the gate ends frames early, and
+    ///   a readback per decoder call costs less than the calls `Device`
+    ///   would decode past the stop (on an H100, 6-8 ms against 81-139 ms for
+    ///   a frame stopped after its first chunk: PERF_LOOP, 2026-11-23);
+    /// - `Device` otherwise (the whole budget is decoded anyway: one
+    ///   readback per frame instead of one per call).
+    pub fn selection_for(&self, options: &GenerateOptions) -> Selection {
+        match self.selection {
+            Some(s) => s,
+            None if self.cpu || options.task_loss_requirement.is_some() => Selection::Host,
+            None => Selection::Device,
+        }
+    }
+
+    /// Whether [`AutoGaze::decode_frames`] shares decoder calls between
+    /// streams in lockstep (which excludes a task-loss gate). By default it
+    /// does on a GPU backend (one chain of kernels for all tiles: 2.5-4x
+    /// faster than one tile after another on an H100) and not on burn-ndarray
+    /// (15-35 % slower there; PERF_LOOP, 2026-11-23). Same tokens either way.
+    pub fn batches_streams(&self) -> bool {
+        self.batch_streams.unwrap_or(!self.cpu)
+    }
+
+    /// Overrides [`AutoGaze::batches_streams`].
+    pub fn set_batch_streams(&mut self, on: bool) {
+        self.batch_streams = Some(on);
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AutoGazeConfig {
+        &self.config
+    }
+
+    /// The device the model's weights live on.
+    pub fn device(&self) -> B::Device {
+        self.weights.decoder.embed.device()
+    }
+}

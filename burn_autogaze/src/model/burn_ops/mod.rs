@@ -1,0 +1,240 @@
+//! The reference engine: the model in Burn tensor ops, generic over the
+//! backend (burn-ndarray, wgpu, any other). Every other engine is tested
+//! against it.
+
+mod decoder;
+mod encoder;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+
+use super::config::AutoGazeConfig;
+use super::engine::{
+    DecoderCall, Engine, EngineCache, EngineEntry, Heads, PortableCache, own_caches,
+};
+use super::values::host_values;
+use super::weights::ModelWeights;
+use crate::error::Result;
+
+use decoder::{LayerKv, Rope};
+
+/// The engine's registered name.
+pub const NAME: &str = "burn-ops";
+
+/// The registry's entry: the default wherever no other engine ranks.
+pub fn entry<B: Backend>() -> EngineEntry<B> {
+    EngineEntry {
+        name: NAME,
+        about: "the model in Burn tensor ops on any backend (the reference)",
+        priority: |_| Some(0),
+        build: |w, c| Ok(Arc::new(BurnOps::new(w, c))),
+    }
+}
+
+/// The model in Burn ops over the model's own weights.
+#[derive(Debug, Clone)]
+pub struct BurnOps<B: Backend> {
+    weights: ModelWeights<B>,
+    config: AutoGazeConfig,
+    rope: Rope<B>,
+}
+
+impl<B: Backend> BurnOps<B> {
+    /// The engine over `w` (tensors shared, not copied).
+    pub fn new(w: &ModelWeights<B>, c: &AutoGazeConfig) -> Self {
+        let device = w.decoder.embed.device();
+        Self {
+            weights: w.clone(),
+            config: c.clone(),
+            rope: Rope::new(c, &device),
+        }
+    }
+}
+
+/// A stream's caches as Burn tensors.
+#[derive(Debug, Clone)]
+pub struct BurnOpsCache<B: Backend> {
+    /// The trunk's temporal context `[kt - 1, grid, grid, C]`.
+    conv: Option<Tensor<B, 4>>,
+    /// Per layer: keys and values `[1, heads, keys, head_dim]`.
+    layers: Vec<Option<LayerKv<B>>>,
+    keys: usize,
+}
+
+/// The keys `range` of a cached `[1, heads, keys, head_dim]` tensor.
+fn keys_range<B: Backend>(t: &Tensor<B, 4>, range: std::ops::Range<usize>) -> Tensor<B, 4> {
+    let [b, h, _, hd] = t.dims();
+    t.clone().slice([0..b, 0..h, range, 0..hd])
+}
+
+impl<B: Backend> EngineCache<B> for BurnOpsCache<B> {
+    fn engine(&self) -> &'static str {
+        NAME
+    }
+
+    fn keys(&self) -> usize {
+        self.keys
+    }
+
+    fn truncate(&mut self, keep: usize) {
+        if keep >= self.keys {
+            return;
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = keys_range(k, 0..keep);
+            *v = keys_range(v, 0..keep);
+        }
+        self.keys = keep;
+    }
+
+    fn evict_front(&mut self, n: usize) {
+        let n = n.min(self.keys);
+        if n == 0 {
+            return;
+        }
+        let total = self.keys;
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = keys_range(k, n..total);
+            *v = keys_range(v, n..total);
+        }
+        self.keys -= n;
+    }
+
+    fn conv_is_empty(&self) -> bool {
+        self.conv.is_none()
+    }
+
+    fn export(&self) -> PortableCache {
+        PortableCache {
+            conv: self.conv.clone().map(host_values).unwrap_or_default(),
+            keys: self.keys,
+            layers: self
+                .layers
+                .iter()
+                .map(|layer| match layer {
+                    Some((k, v)) => (host_values(k.clone()), host_values(v.clone())),
+                    None => (Vec::new(), Vec::new()),
+                })
+                .collect(),
+        }
+    }
+
+    fn clone_box(&self) -> Box<dyn EngineCache<B>> {
+        Box::new(self.clone())
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl<B: Backend> Engine<B> for BurnOps<B> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn new_cache(&self) -> Box<dyn EngineCache<B>> {
+        Box::new(BurnOpsCache::<B> {
+            conv: None,
+            layers: vec![None; self.config.layers],
+            keys: 0,
+        })
+    }
+
+    fn import(&self, portable: &PortableCache) -> Result<Box<dyn EngineCache<B>>> {
+        let c = &self.config;
+        let device = self.weights.decoder.embed.device();
+        let conv_shape = [c.trunk_temporal - 1, c.grid(), c.grid(), c.vision_hidden];
+        let kv_shape = [1, c.heads, portable.keys, c.head_dim];
+        let tensor = |values: &[f32], shape: [usize; 4]| -> Result<Tensor<B, 4>> {
+            if values.len() != shape.iter().product::<usize>() {
+                return Err(crate::AutoGazeError::engine(
+                    NAME,
+                    format!("a cache of {} values does not fill {shape:?}", values.len()),
+                ));
+            }
+            Ok(Tensor::from_data(
+                TensorData::new(values.to_vec(), shape),
+                &device,
+            ))
+        };
+        let conv = if portable.conv.is_empty() {
+            None
+        } else {
+            Some(tensor(&portable.conv, conv_shape)?)
+        };
+        let mut layers = vec![None; c.layers];
+        for (slot, (k, v)) in layers.iter_mut().zip(&portable.layers) {
+            if portable.keys > 0 && !k.is_empty() {
+                *slot = Some((tensor(k, kv_shape)?, tensor(v, kv_shape)?));
+            }
+        }
+        Ok(Box::new(BurnOpsCache {
+            conv,
+            layers,
+            keys: portable.keys,
+        }))
+    }
+
+    fn encode(
+        &self,
+        video: Tensor<B, 5>,
+        caches: &mut [&mut dyn EngineCache<B>],
+    ) -> Result<Tensor<B, 4>> {
+        let own = own_caches::<B, BurnOpsCache<B>>(NAME, caches)?;
+        let mut contexts: Vec<&mut Option<Tensor<B, 4>>> =
+            own.into_iter().map(|c| &mut c.conv).collect();
+        Ok(encoder::encode_streams(
+            &self.weights,
+            &self.config,
+            video,
+            &mut contexts,
+        ))
+    }
+
+    fn decode(
+        &self,
+        call: DecoderCall<'_, B>,
+        caches: &mut [&mut dyn EngineCache<B>],
+    ) -> Result<Heads<B>> {
+        let own = own_caches::<B, BurnOpsCache<B>>(NAME, caches)?;
+        let rows = call.rows();
+        let (n, d) = (call.streams, self.config.hidden);
+        let mut parts = Vec::with_capacity(2);
+        if let Some(ids) = call.ids {
+            let device = self.weights.decoder.embed.device();
+            let ids = ids.into_device(&device);
+            let m = ids.dims()[0] / n.max(1);
+            parts.push(decoder::embed_index(&self.weights, ids).reshape([n, m, d]));
+        }
+        parts.extend(call.vision);
+        let x = match parts.len() {
+            0 => {
+                return Err(crate::AutoGazeError::engine(
+                    NAME,
+                    "a decoder call without rows",
+                ));
+            }
+            1 => parts.remove(0),
+            _ => Tensor::cat(parts, 1),
+        };
+        let mut layers: Vec<&mut [Option<LayerKv<B>>]> = Vec::with_capacity(own.len());
+        for cache in own {
+            cache.keys += rows;
+            layers.push(&mut cache.layers);
+        }
+        let hidden = decoder::forward(
+            &self.weights,
+            &self.config,
+            x,
+            call.positions,
+            call.key_mask,
+            &mut layers,
+            &self.rope,
+        );
+        let (logits, task_loss) = decoder::heads(&self.weights, hidden);
+        Ok(Heads::Device { logits, task_loss })
+    }
+}
