@@ -31,8 +31,11 @@ pub const DEFAULT_MAX_TILES: usize = 8;
 /// The tile grid of one frame size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnyResGrid {
+    /// The frame the grid covers.
     pub frame: FrameSize,
+    /// Tile rows.
     pub rows: u32,
+    /// Tile columns.
     pub cols: u32,
     /// Tile side in source pixels.
     pub side: u32,

@@ -170,7 +170,7 @@ impl<B: Backend> AutoGaze<B> {
         }
     }
 
-    /// Whether [`AutoGaze::decode_frames`] shares decoder calls between
+    /// Whether [`AutoGaze::step_streams_input`] shares decoder calls between
     /// streams in lockstep (which excludes a task-loss gate). By default it
     /// does on a GPU backend (one chain of kernels for all tiles: 2.5-4x
     /// faster than one tile after another on an H100) and not on burn-ndarray

@@ -73,9 +73,13 @@ struct RawConfig {
 /// llama3 RoPE scaling.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RopeScaling {
+    /// Divisor of the low frequencies.
     pub factor: f64,
+    /// Wavelengths above `original / low_freq_factor` are divided by `factor`.
     pub low_freq_factor: f64,
+    /// Wavelengths below `original / high_freq_factor` are kept.
     pub high_freq_factor: f64,
+    /// The context length the frequencies were trained for.
     pub original_max_position_embeddings: f64,
 }
 
@@ -86,8 +90,9 @@ pub struct AutoGazeConfig {
     pub layout: TokenLayout,
     /// Side of the model input (224).
     pub input_size: usize,
-    /// Vision encoder width and output width.
+    /// Vision encoder width.
     pub vision_hidden: usize,
+    /// Vision encoder output width (the decoder's, `hidden`).
     pub vision_out: usize,
     /// Patch side (16): `input_size / patch` vision tokens per side.
     pub patch: usize,
@@ -95,14 +100,21 @@ pub struct AutoGazeConfig {
     pub trunk_temporal: usize,
     /// Spatial kernel of the trunk block (3).
     pub trunk_spatial: usize,
-    /// Decoder width, MLP width, layers, heads, head size.
+    /// Decoder width.
     pub hidden: usize,
+    /// MLP width.
     pub intermediate: usize,
+    /// Decoder layers.
     pub layers: usize,
+    /// Attention heads.
     pub heads: usize,
+    /// Head size (`hidden / heads`).
     pub head_dim: usize,
+    /// RMSNorm's epsilon.
     pub rms_eps: f64,
+    /// RoPE's base.
     pub rope_theta: f64,
+    /// llama3 RoPE scaling, when the config sets it.
     pub rope_scaling: Option<RopeScaling>,
     /// Tokens predicted per decoder step (K), read from the file.
     pub multi_token: usize,

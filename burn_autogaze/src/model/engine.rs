@@ -146,8 +146,9 @@ pub struct PortableCache {
 }
 
 /// One stream's state inside an engine: its KV cache and the encoder's
-/// temporal context, in the engine's own layout.
-pub trait EngineCache<B: Backend>: Debug + Send + Sync + 'static {
+/// temporal context, in the engine's own layout. (Copying and downcasting
+/// come with any `Clone` type: [`CacheObject`].)
+pub trait EngineCache<B: Backend>: CacheObject<B> + Debug + Send + Sync + 'static {
     /// The engine that made it ([`Engine::name`]).
     fn engine(&self) -> &'static str;
     /// Keys held in every layer.
@@ -160,10 +161,26 @@ pub trait EngineCache<B: Backend>: Debug + Send + Sync + 'static {
     fn conv_is_empty(&self) -> bool;
     /// The caches as host values.
     fn export(&self) -> PortableCache;
-    /// A copy (streams are cloneable).
+}
+
+/// What every [`EngineCache`] can do as an object: be copied (streams are
+/// cloneable) and be reached as its own type by its engine. Implemented
+/// for every `Clone` cache.
+pub trait CacheObject<B: Backend> {
+    /// A copy.
     fn clone_box(&self) -> Box<dyn EngineCache<B>>;
     /// For the engine to reach its own type.
     fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<B: Backend, T: EngineCache<B> + Clone> CacheObject<B> for T {
+    fn clone_box(&self) -> Box<dyn EngineCache<B>> {
+        Box::new(self.clone())
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
 }
 
 impl<B: Backend> Clone for Box<dyn EngineCache<B>> {

@@ -103,9 +103,11 @@ impl<B: Backend> AutoGaze<B> {
         Ok((logits, tl))
     }
 
-    /// Decodes one frame from its vision tokens `[196, D]`.
+    /// Decodes one frame from its vision tokens `[196, D]` (with
+    /// [`AutoGaze::encode`], the two halves of [`AutoGaze::step`], for
+    /// diagnostics: a trace records every decoder call).
     ///
-    /// Selection runs where [`AutoGaze::selection`] says; a traced call
+    /// Selection runs where [`AutoGaze::selection_for`] says; a traced call
     /// always selects on the host (it reads every decoder call back).
     pub fn decode_frame(
         &self,
@@ -125,7 +127,7 @@ impl<B: Backend> AutoGaze<B> {
     /// the projections together, their attention is batched); otherwise they
     /// are decoded one after another. The result equals decoding each
     /// stream on its own.
-    pub fn decode_frames(
+    pub(super) fn decode_frames(
         &self,
         states: &mut [StreamState<B>],
         vision_tokens: Tensor<B, 3>,
@@ -240,7 +242,7 @@ impl<B: Backend> AutoGaze<B> {
     /// One frame for each of `states` (frame `i` of a preprocessed `input`
     /// `[1, N, 3, S, S]` goes to stream `i`, e.g. the AnyRes tiles of one
     /// frame): the encoder runs once over all of them, then the streams
-    /// decode their frames together ([`AutoGaze::decode_frames`]). Equal to
+    /// decode their frames together (`decode_frames`). Equal to
     /// stepping each stream on its own.
     pub fn step_streams_input(
         &self,

@@ -31,7 +31,8 @@ pub use anyres::{AnyResGrid, AnyResStream, DEFAULT_MAX_TILES};
 pub use autogaze::AutoGaze;
 pub use config::{AutoGazeConfig, RopeScaling};
 pub use engine::{
-    ChunkIds, DecoderCall, Engine, EngineBuilder, EngineCache, EngineEntry, Heads, PortableCache,
+    CacheObject, ChunkIds, DecoderCall, Engine, EngineBuilder, EngineCache, EngineEntry, Heads,
+    PortableCache,
     is_cpu_device, own_caches,
 };
 pub use options::{DecodeStep, FrameGaze, GenerateOptions, Selection, max_tokens};

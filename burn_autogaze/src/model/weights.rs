@@ -17,30 +17,38 @@ pub struct VisionWeights<B: Backend> {
     /// Patch embedding as a matrix `[3 * p * p, C]` (the `(1, p, p)` Conv3d
     /// with stride p is a matmul over unfolded patches; row `c*p*p + y*p + x`).
     pub patch_w: Tensor<B, 2>,
+    /// Patch embedding bias `[C]`.
     pub patch_b: Tensor<B, 1>,
     /// LayerNorm over channels.
     pub norm_w: Tensor<B, 1>,
+    /// LayerNorm bias.
     pub norm_b: Tensor<B, 1>,
     /// Trunk Conv3d split by temporal tap, as matrices over unfolded 3x3
     /// neighbourhoods: `trunk_w[k]` is `[s * s * C, C]` (row
     /// `(dy * s + dx) * C + c_in`) applied to frame `t - (kt - 1) + k`.
     pub trunk_w: Vec<Tensor<B, 2>>,
+    /// Trunk bias `[C]`.
     pub trunk_b: Tensor<B, 1>,
     /// 1x1x1 output projection as a matrix `[C_in, C_out]`.
     pub out_w: Tensor<B, 2>,
+    /// Output projection bias `[C_out]`.
     pub out_b: Tensor<B, 1>,
 }
 
 /// One decoder layer; linear weights are `[in, out]` (transposed from PyTorch).
 #[derive(Debug, Clone)]
 pub struct LayerWeights<B: Backend> {
+    /// RMSNorm weight before attention.
     pub input_norm: Tensor<B, 1>,
     /// q, k and v projections side by side: `[D, 3D]` (one matmul).
     pub qkv: Tensor<B, 2>,
+    /// Attention output projection `[D, D]`.
     pub o: Tensor<B, 2>,
+    /// RMSNorm weight before the MLP.
     pub post_norm: Tensor<B, 1>,
     /// gate and up projections side by side: `[D, 2I]` (one matmul).
     pub gate_up: Tensor<B, 2>,
+    /// MLP down projection `[I, D]`.
     pub down: Tensor<B, 2>,
 }
 
@@ -49,7 +57,9 @@ pub struct LayerWeights<B: Backend> {
 pub struct DecoderWeights<B: Backend> {
     /// `[vocab, D]`.
     pub embed: Tensor<B, 2>,
+    /// The layers, first to last.
     pub layers: Vec<LayerWeights<B>>,
+    /// Final RMSNorm weight.
     pub norm: Tensor<B, 1>,
     /// `[D, vocab * K]`: head k uses columns `k*vocab .. (k+1)*vocab`.
     pub lm_head: Tensor<B, 2>,
@@ -60,9 +70,11 @@ pub struct DecoderWeights<B: Backend> {
 /// All weights of a model.
 #[derive(Debug, Clone)]
 pub struct ModelWeights<B: Backend> {
+    /// The vision encoder's.
     pub vision: VisionWeights<B>,
     /// Connector `[vision_tokens, D]`.
     pub pos_embed: Tensor<B, 2>,
+    /// The gaze decoder's.
     pub decoder: DecoderWeights<B>,
 }
 

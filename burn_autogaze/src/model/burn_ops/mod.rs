@@ -5,7 +5,6 @@
 mod decoder;
 mod encoder;
 
-use std::any::Any;
 use std::sync::Arc;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -119,14 +118,6 @@ impl<B: Backend> EngineCache<B> for BurnOpsCache<B> {
                 })
                 .collect(),
         }
-    }
-
-    fn clone_box(&self) -> Box<dyn EngineCache<B>> {
-        Box::new(self.clone())
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 

@@ -12,7 +12,6 @@ mod encoder;
 mod kernels;
 mod key_panels;
 
-use std::any::Any;
 use std::sync::Arc;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -135,14 +134,6 @@ impl<B: Backend> EngineCache<B> for HostCache {
                 })
                 .collect(),
         }
-    }
-
-    fn clone_box(&self) -> Box<dyn EngineCache<B>> {
-        Box::new(self.clone())
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 
