@@ -1,6 +1,7 @@
-//! The compositor's cost model: per-path costs measured by
-//! `cargo xtask crossover` and stored as data (`data/crossover.json`,
-//! embedded; a file of the same schema can replace it at runtime).
+//! The measured cost models: the compositor's per-path costs and the
+//! display's texture-write costs, measured by `cargo xtask crossover` and
+//! stored as data (`data/crossover.json`, embedded; a file of the same schema
+//! can replace it at runtime).
 
 use std::path::Path;
 
@@ -67,6 +68,50 @@ pub struct CrossoverPoint {
     pub upload_full_us: Option<f64>,
 }
 
+/// Predicted cost of texture writes: per call and per byte.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UploadCost {
+    /// Fixed cost of one texture write call, ns.
+    pub per_call_ns: f64,
+    /// Cost per byte written, ns.
+    pub per_byte_ns: f64,
+}
+
+impl Default for UploadCost {
+    /// The costs `cargo xtask crossover` measured (the embedded table's
+    /// `upload`), or, in a table without them, lavapipe's
+    /// `queue.write_texture` figures (16 KiB 0.019 ms, 256 KiB 0.042 ms,
+    /// 4 MiB 0.44 ms: ~17 us a call, ~0.1 ns a byte). The display's online
+    /// fit (`upload::UploadFit`) replaces it with the running machine's
+    /// figures.
+    fn default() -> Self {
+        CrossoverTable::embedded().upload.unwrap_or(Self {
+            per_call_ns: 17_000.0,
+            per_byte_ns: 0.1,
+        })
+    }
+}
+
+impl UploadCost {
+    /// Predicted time of `calls` writes moving `bytes` in all.
+    pub fn predict_ns(&self, calls: u64, bytes: u64) -> f64 {
+        self.per_call_ns * calls as f64 + self.per_byte_ns * bytes as f64
+    }
+
+    /// The cheaper way to upload `regions` writes of `region_bytes` in all
+    /// on a frame of `frame_bytes`: true when one whole-frame write is, and
+    /// the predicted cost of the way chosen.
+    pub fn cheaper(&self, regions: u64, region_bytes: u64, frame_bytes: u64) -> (bool, f64) {
+        let whole = self.predict_ns(1, frame_bytes);
+        let parts = self.predict_ns(regions, region_bytes);
+        if region_bytes >= frame_bytes || whole <= parts {
+            (true, whole)
+        } else {
+            (false, parts)
+        }
+    }
+}
+
 /// The table the compositor reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossoverTable {
@@ -78,9 +123,9 @@ pub struct CrossoverTable {
     #[serde(default)]
     pub points: Vec<CrossoverPoint>,
     /// Texture-write costs on the measuring machine's adapter (the prior of
-    /// the display's online fit, [`crate::upload::UploadFit`]).
+    /// the display's online fit, `upload::UploadFit`).
     #[serde(default)]
-    pub upload: Option<crate::upload::UploadCost>,
+    pub upload: Option<UploadCost>,
     /// The adapter the upload costs were measured on.
     #[serde(default)]
     pub upload_adapter: Option<String>,

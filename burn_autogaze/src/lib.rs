@@ -6,7 +6,7 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod config;
+mod config;
 pub mod crossover;
 pub mod error;
 pub mod frame;
@@ -30,9 +30,8 @@ pub mod tokens;
 pub mod upload;
 pub mod worker;
 
-pub use config::PreprocessorConfig;
 pub use error::{AutoGazeError, Result};
 pub use frame::{Frame, FramePool, FrameSize};
-pub use preprocess::{ModelInput, Preprocessor};
+pub use preprocess::{ModelInput, Preprocessor, PreprocessorConfig};
 pub use ring::{Admission, FrameRing, RingCounters};
 pub use source::{FrameSource, SourceKind, SourceOptions, open_source};
