@@ -14,7 +14,8 @@ use burn_autogaze::perf::PerfSummary;
 use burn_autogaze::timing::Stage;
 use serde::{Deserialize, Serialize};
 
-use crate::matrix_report::interval;
+use crate::matrix_data::interval;
+use crate::stats::{median, spread};
 
 /// Schema tag of a saved baseline.
 pub const BASELINE_SCHEMA: &str = "burn_autogaze.baseline/1";
@@ -106,29 +107,6 @@ pub fn load(path: &Path) -> Result<Baseline, String> {
         ));
     }
     Ok(baseline)
-}
-
-/// Run-to-run spread of `values`: `(max - min) / median` (0 for fewer than
-/// two values).
-pub fn spread(values: &[f64]) -> f64 {
-    if values.len() < 2 {
-        return 0.0;
-    }
-    let max = values.iter().copied().fold(f64::MIN, f64::max);
-    let min = values.iter().copied().fold(f64::MAX, f64::min);
-    let m = median(values);
-    if m > 0.0 { (max - min) / m } else { 0.0 }
-}
-
-/// The median (mean of the middle two for an even count; 0 when empty).
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// How a metric moved.

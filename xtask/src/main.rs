@@ -16,10 +16,12 @@ mod crossover;
 mod gate;
 mod gaze;
 mod matrix;
+mod matrix_data;
 mod matrix_report;
 mod perf;
 mod preflight;
 mod process;
+mod stats;
 mod upload_bench;
 mod wasm_smoke;
 
