@@ -13,7 +13,11 @@ pub enum Stage {
     Source,
     Buffer,
     Preprocess,
-    Model,
+    /// The mask source: patch-diff, or the model (its encode and decode
+    /// together). Summaries written before the rename call it `model`.
+    #[serde(alias = "model")]
+    MaskSource,
+    /// Tokens to rectangles and the union's row spans.
     MaskPlan,
     Interframe,
     DisplayTransfer,
@@ -30,7 +34,7 @@ impl Stage {
         Stage::Source,
         Stage::Buffer,
         Stage::Preprocess,
-        Stage::Model,
+        Stage::MaskSource,
         Stage::MaskPlan,
         Stage::Interframe,
         Stage::DisplayTransfer,
@@ -45,7 +49,7 @@ impl Stage {
             Stage::Source => "source",
             Stage::Buffer => "buffer",
             Stage::Preprocess => "preprocess",
-            Stage::Model => "model",
+            Stage::MaskSource => "mask_source",
             Stage::MaskPlan => "mask_plan",
             Stage::Interframe => "interframe",
             Stage::DisplayTransfer => "display_transfer",
@@ -216,5 +220,22 @@ mod tests {
         assert_eq!(stage, Stage::Preprocess);
         assert!((share - 0.75).abs() < 1e-9);
         assert_eq!(rec.total().max_ms, 16.0);
+    }
+
+    #[test]
+    fn the_mask_source_stage_is_named_for_what_it_times_and_reads_the_old_name() {
+        assert_eq!(Stage::MaskSource.as_str(), "mask_source");
+        let written = serde_json::to_string(&Stage::MaskSource).unwrap();
+        assert_eq!(written, "\"mask_source\"");
+        // Summaries written before the rename name the stage `model`, as a
+        // map key and as a value.
+        let old: BTreeMap<Stage, u32> = serde_json::from_str(r#"{"model": 1}"#).unwrap();
+        assert_eq!(old.get(&Stage::MaskSource), Some(&1));
+        let stage: Stage = serde_json::from_str("\"model\"").unwrap();
+        assert_eq!(stage, Stage::MaskSource);
+        for stage in Stage::ALL {
+            let name = format!("\"{}\"", stage.as_str());
+            assert_eq!(serde_json::from_str::<Stage>(&name).unwrap(), stage);
+        }
     }
 }

@@ -396,4 +396,35 @@ mod tests {
         assert!(err.contains("missing.json"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_baseline_saved_before_the_mask_source_rename_still_compares() {
+        // The stage that runs the mask source was called `model`.
+        let dir = std::env::temp_dir().join(format!("autogaze-gate-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old-baseline.json");
+        std::fs::write(
+            &old,
+            r#"{"schema": "burn_autogaze.baseline/1", "revision": "r", "date": "d",
+                "machine": "m", "adapter": "a", "rounds": 2,
+                "cases": [{"case": "a", "p50_ms": [40.0, 41.0], "p95_ms": [50.0, 51.0],
+                           "stage_ms": {"model": [10.0, 10.1]}, "dominant_stage": "model"}]}"#,
+        )
+        .unwrap();
+        let base = load(&old).unwrap();
+        assert_eq!(base.cases[0].dominant_stage, Some(Stage::MaskSource));
+        let now = [CaseRounds {
+            case: "a".into(),
+            p50_ms: vec![40.0, 41.0],
+            p95_ms: vec![50.0, 51.0],
+            stage_ms: [(Stage::MaskSource, vec![14.0, 14.1])]
+                .into_iter()
+                .collect(),
+            dominant_stage: Some(Stage::MaskSource),
+        }];
+        let d = &compare(&base, &now)[0];
+        let (stage, change) = d.dominant.unwrap();
+        assert_eq!((stage, change.verdict), (Stage::MaskSource, Verdict::Worse));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
