@@ -9,12 +9,12 @@
 
 mod image_file;
 mod image_sequence;
+mod sequence;
 mod synthetic_local;
 mod synthetic_pan;
 mod texture;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub use image_file::{IMAGE_EXTENSIONS, StaticImage, load_rgba};
 pub use image_sequence::{
@@ -65,15 +65,6 @@ pub trait FrameSource: Send {
     /// Decode counters, for sources that decode files.
     fn decode_stats(&self) -> Option<DecodeStats> {
         None
-    }
-}
-
-/// Timestamp of frame `n` at `fps` frames a second (zero when `fps` <= 0).
-pub(crate) fn frame_time(n: u64, fps: f64) -> Duration {
-    if fps > 0.0 && fps.is_finite() {
-        Duration::from_secs_f64(n as f64 / fps)
-    } else {
-        Duration::ZERO
     }
 }
 
