@@ -17,13 +17,17 @@ pub const CROSSOVER_SCHEMA: &str = "burn_autogaze.crossover/1";
 /// Measured cost coefficients for one frame size (nanoseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CostCoefficients {
+    /// Frame width the coefficients were measured at.
     pub width: u32,
+    /// Frame height the coefficients were measured at.
     pub height: u32,
-    /// Sparse: fixed cost per row copy, and per byte copied.
+    /// Sparse: fixed cost per row copy.
     pub sparse_ns_per_row: f64,
+    /// Sparse: cost per byte copied.
     pub sparse_ns_per_byte: f64,
-    /// Dense: per frame pixel (the masked pass), and per union pixel (mask raster).
+    /// Dense: cost per frame pixel (the masked pass).
     pub dense_ns_per_pixel: f64,
+    /// Dense: cost per pixel of the mask union (its raster).
     pub dense_ns_per_union_pixel: f64,
     /// Full: per frame byte (one memcpy).
     pub full_ns_per_byte: f64,
@@ -51,19 +55,28 @@ impl CostCoefficients {
 /// One measured point of the crossover sweep (kept for the record and charts).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CrossoverPoint {
+    /// Frame width.
     pub width: u32,
+    /// Frame height.
     pub height: u32,
+    /// Fraction of the frame the plan updates, in [0, 1].
     pub coverage: f64,
+    /// Median compose time on the sparse path, µs.
     pub sparse_us: f64,
+    /// Median compose time on the dense path, µs.
     pub dense_us: f64,
+    /// Median compose time of the full-frame copy, µs.
     pub full_us: f64,
+    /// Median compose time of adaptive dispatch (the path the table picks), µs.
     pub adaptive_us: f64,
-    /// Texture upload of the composed frame's dirty regions (one write per
-    /// region) and of the whole frame, through the submit (when measured).
+    /// Dirty regions the upload lane wrote, one texture write each (when
+    /// measured).
     #[serde(default)]
     pub upload_regions: Option<u32>,
+    /// Median time of writing those regions, through the submit, µs.
     #[serde(default)]
     pub upload_regions_us: Option<f64>,
+    /// Median time of one whole-frame write, through the submit, µs.
     #[serde(default)]
     pub upload_full_us: Option<f64>,
 }
@@ -115,11 +128,17 @@ impl UploadCost {
 /// The table the compositor reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossoverTable {
+    /// Schema tag, [`CROSSOVER_SCHEMA`].
     pub schema: String,
+    /// Commit the table was measured at.
     pub revision: String,
+    /// When it was measured (UTC).
     pub date: String,
+    /// The measuring machine (CPU, cores, memory).
     pub machine: String,
+    /// Fitted coefficients, one entry per measured frame size.
     pub sizes: Vec<CostCoefficients>,
+    /// Every measured point of the sweep.
     #[serde(default)]
     pub points: Vec<CrossoverPoint>,
     /// Texture-write costs on the measuring machine's adapter (the prior of

@@ -3,6 +3,37 @@
 //! The frame's way: [`source`] -> [`ring`] -> [`preprocess`] -> model ->
 //! mask plan -> interframe composition -> display. This crate holds every
 //! computation; the Bevy plugin only wraps it.
+//!
+//! A pipeline over a synthetic pan with the weights-free patch-diff mask
+//! source (the defaults), stepped a few frames:
+//!
+//! ```
+//! use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
+//! use burn_autogaze::timing::Stage;
+//! use burn_autogaze::{FrameSize, SourceOptions};
+//!
+//! let options = PipelineOptions {
+//!     source: SourceOptions {
+//!         size: FrameSize::new(160, 96)?,
+//!         ..SourceOptions::default()
+//!     },
+//!     ..PipelineOptions::default()
+//! };
+//! let mut pipeline = FramePipeline::new(&options)?;
+//! // The first frame is a keyframe: copied whole.
+//! assert!(pipeline.step()?.compose.keyframe);
+//! for seq in 1..4 {
+//!     let report = pipeline.step()?;
+//!     assert_eq!(report.seq, seq);
+//!     assert!(report.times.get(Stage::MaskSource) > std::time::Duration::ZERO);
+//!     // A pan moves every pixel: the mask covers the whole frame.
+//!     assert_eq!(report.compose.coverage, 1.0);
+//! }
+//! assert_eq!(pipeline.output(), pipeline.current_frame().unwrap().rgba());
+//! # Ok::<(), burn_autogaze::AutoGazeError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -12,13 +43,16 @@ pub mod error;
 pub mod frame;
 pub mod interframe;
 pub mod mask;
+#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod mask_source;
 pub mod memory;
+#[allow(missing_docs)] // documented with the engine seam
 pub mod model;
 mod names;
 pub mod pacing;
 pub mod patch_diff;
 pub mod perf;
+#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod pipeline;
 pub mod preprocess;
 pub mod quality;
@@ -28,6 +62,7 @@ pub mod tensor_file;
 pub mod timing;
 pub mod tokens;
 pub mod upload;
+#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod worker;
 
 pub use error::{AutoGazeError, Result};

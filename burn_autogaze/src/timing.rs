@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Producing the frame (render, decode or copy).
     Source,
+    /// The frame ring: admission and taking the newest frame.
     Buffer,
+    /// Resizing and normalising the frame into the model input.
     Preprocess,
     /// The mask source: patch-diff, or the model (its encode and decode
     /// together). Summaries written before the rename call it `model`.
@@ -19,9 +22,13 @@ pub enum Stage {
     MaskSource,
     /// Tokens to rectangles and the union's row spans.
     MaskPlan,
+    /// The compositor: the planned regions into the output frame.
     Interframe,
+    /// A viewer's staging of the display uploads (and the mask panel).
     DisplayTransfer,
+    /// A viewer's texture writes (its render world).
     TextureUpload,
+    /// A viewer's overlay.
     Ui,
     /// The renderer's frame (a viewer's render world: draw, submit, present;
     /// on a software adapter this is where rasterization runs).
@@ -90,11 +97,17 @@ impl StageTimes {
 /// method on the sorted samples (p-th: the `ceil(p * n)`-th smallest).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
+    /// Samples.
     pub count: usize,
+    /// Mean, ms.
     pub mean_ms: f64,
+    /// Median (nearest rank), ms.
     pub p50_ms: f64,
+    /// 95th percentile, ms.
     pub p95_ms: f64,
+    /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// Largest sample, ms.
     pub max_ms: f64,
 }
 

@@ -102,7 +102,9 @@ impl UploadFit {
 /// the staging buffer (tightly packed, `width * 4` bytes a row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadRegion {
+    /// Where the region goes in the texture.
     pub rect: Rect,
+    /// Byte offset of its first row in the staging buffer.
     pub offset: usize,
 }
 

@@ -29,7 +29,9 @@ pub enum ResizeTarget {
 /// Centre-crop size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CropSize {
+    /// Crop height in pixels.
     pub height: u32,
+    /// Crop width in pixels.
     pub width: u32,
 }
 
@@ -57,28 +59,37 @@ fn default_std() -> [f64; 3] {
 /// bilinear, `x/127.5 - 1`, ImageNet mean/std, no centre crop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreprocessorConfig {
+    /// Resize before anything else.
     #[serde(default = "yes")]
     pub do_resize: bool,
+    /// What the resize aims at.
     #[serde(default = "default_resize")]
     pub size: ResizeTarget,
     /// Pillow filter code (2 = bilinear).
     #[serde(default = "default_resample")]
     pub resample: i64,
+    /// Multiply the 8-bit values by `rescale_factor`.
     #[serde(default = "yes")]
     pub do_rescale: bool,
+    /// The rescale factor (`1/127.5` in the release).
     #[serde(default = "default_rescale")]
     pub rescale_factor: f64,
     /// Subtract 1 after rescaling (maps [0, 255] to [-1, 1]).
     #[serde(default = "yes")]
     pub offset: bool,
+    /// Subtract `image_mean` and divide by `image_std`, per channel.
     #[serde(default = "yes")]
     pub do_normalize: bool,
+    /// Per-channel mean (RGB).
     #[serde(default = "default_mean")]
     pub image_mean: [f64; 3],
+    /// Per-channel standard deviation (RGB).
     #[serde(default = "default_std")]
     pub image_std: [f64; 3],
+    /// Crop the centre after resizing.
     #[serde(default)]
     pub do_center_crop: bool,
+    /// Size of the centre crop.
     #[serde(default)]
     pub crop_size: Option<CropSize>,
 }

@@ -14,10 +14,15 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 /// Pillow resampling filters (the `resample` field of a preprocessor config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PilFilter {
+    /// Lanczos, 3 lobes (code 1).
     Lanczos,
+    /// Triangle (code 2, the release processor's).
     Bilinear,
+    /// Cubic convolution, `a = -0.5` (code 3).
     Bicubic,
+    /// Box (code 4).
     Box,
+    /// Hamming-windowed sinc, 1 lobe (code 5).
     Hamming,
 }
 

@@ -41,8 +41,9 @@ pub struct DecodeStats {
     pub time_to_first_frame_ms: f64,
     /// Files in the sequence.
     pub files: u64,
-    /// Frames decoded, on any thread, and their total decode time.
+    /// Frames decoded, on any thread.
     pub decoded: u64,
+    /// Their total decode time, ms.
     pub decode_ms_total: f64,
     /// Frames served from the cache (prefetched or kept).
     pub hits: u64,
@@ -52,8 +53,9 @@ pub struct DecodeStats {
     pub misses: u64,
     /// Frames evicted to respect the cap.
     pub evicted: u64,
-    /// Bytes cached now and the cap.
+    /// Bytes cached now.
     pub cached_bytes: u64,
+    /// The cache's byte cap.
     pub cap_bytes: u64,
 }
 

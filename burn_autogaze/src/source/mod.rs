@@ -73,9 +73,13 @@ crate::names::named_enum! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     #[serde(rename_all = "kebab-case")]
     pub enum SourceKind ("source") {
+        /// [`SyntheticPan`]: every pixel moves every frame.
         SyntheticPan => "synthetic-pan",
+        /// [`SyntheticLocal`]: a still background with moving squares.
         SyntheticLocal => "synthetic-local",
+        /// [`StaticImage`]: one image repeated.
         Static => "static",
+        /// [`ImageSequence`]: a directory of frames, looping.
         Images => "images",
     }
 }
@@ -84,6 +88,7 @@ crate::names::named_enum! {
 /// (CLI flags, the perf harness, later URL parameters).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceOptions {
+    /// Which source.
     pub kind: SourceKind,
     /// Frame size of the synthetic sources (and of the procedural `static`).
     pub size: FrameSize,

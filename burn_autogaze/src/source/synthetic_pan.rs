@@ -13,7 +13,9 @@ use crate::frame::{Frame, FramePool, FrameSize};
 /// pixel of every frame; `(0, 0)` is rejected (use the `static` source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PanSpeed {
+    /// Pixels per frame along x (positive: content moves left).
     pub dx: i32,
+    /// Pixels per frame along y (positive: content moves up).
     pub dy: i32,
 }
 
