@@ -421,7 +421,9 @@ mod tests {
             mask_seq: None,
             mask_times: None,
         };
-        report.times.add(Stage::Model, Duration::from_millis(2));
+        report
+            .times
+            .add(Stage::MaskSource, Duration::from_millis(2));
         for i in 0..(LONG_WINDOW as u64 + 20) {
             m.add_stage(Stage::Ui, Duration::from_millis(5));
             m.record(report, start + Duration::from_millis(10 * i));

@@ -1,6 +1,7 @@
-//! The compositor's cost model: per-path costs measured by
-//! `cargo xtask crossover` and stored as data (`data/crossover.json`,
-//! embedded; a file of the same schema can replace it at runtime).
+//! The measured cost models: the compositor's per-path costs and the
+//! display's texture-write costs, measured by `cargo xtask crossover` and
+//! stored as data (`data/crossover.json`, embedded; a file of the same schema
+//! can replace it at runtime).
 
 use std::path::Path;
 
@@ -16,13 +17,17 @@ pub const CROSSOVER_SCHEMA: &str = "burn_autogaze.crossover/1";
 /// Measured cost coefficients for one frame size (nanoseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CostCoefficients {
+    /// Frame width the coefficients were measured at.
     pub width: u32,
+    /// Frame height the coefficients were measured at.
     pub height: u32,
-    /// Sparse: fixed cost per row copy, and per byte copied.
+    /// Sparse: fixed cost per row copy.
     pub sparse_ns_per_row: f64,
+    /// Sparse: cost per byte copied.
     pub sparse_ns_per_byte: f64,
-    /// Dense: per frame pixel (the masked pass), and per union pixel (mask raster).
+    /// Dense: cost per frame pixel (the masked pass).
     pub dense_ns_per_pixel: f64,
+    /// Dense: cost per pixel of the mask union (its raster).
     pub dense_ns_per_union_pixel: f64,
     /// Full: per frame byte (one memcpy).
     pub full_ns_per_byte: f64,
@@ -50,37 +55,96 @@ impl CostCoefficients {
 /// One measured point of the crossover sweep (kept for the record and charts).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CrossoverPoint {
+    /// Frame width.
     pub width: u32,
+    /// Frame height.
     pub height: u32,
+    /// Fraction of the frame the plan updates, in [0, 1].
     pub coverage: f64,
+    /// Median compose time on the sparse path, µs.
     pub sparse_us: f64,
+    /// Median compose time on the dense path, µs.
     pub dense_us: f64,
+    /// Median compose time of the full-frame copy, µs.
     pub full_us: f64,
+    /// Median compose time of adaptive dispatch (the path the table picks), µs.
     pub adaptive_us: f64,
-    /// Texture upload of the composed frame's dirty regions (one write per
-    /// region) and of the whole frame, through the submit (when measured).
+    /// Dirty regions the upload lane wrote, one texture write each (when
+    /// measured).
     #[serde(default)]
     pub upload_regions: Option<u32>,
+    /// Median time of writing those regions, through the submit, µs.
     #[serde(default)]
     pub upload_regions_us: Option<f64>,
+    /// Median time of one whole-frame write, through the submit, µs.
     #[serde(default)]
     pub upload_full_us: Option<f64>,
+}
+
+/// Predicted cost of texture writes: per call and per byte.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UploadCost {
+    /// Fixed cost of one texture write call, ns.
+    pub per_call_ns: f64,
+    /// Cost per byte written, ns.
+    pub per_byte_ns: f64,
+}
+
+impl Default for UploadCost {
+    /// The costs `cargo xtask crossover` measured (the embedded table's
+    /// `upload`), or, in a table without them, lavapipe's
+    /// `queue.write_texture` figures (16 KiB 0.019 ms, 256 KiB 0.042 ms,
+    /// 4 MiB 0.44 ms: ~17 us a call, ~0.1 ns a byte). The display's online
+    /// fit (`upload::UploadFit`) replaces it with the running machine's
+    /// figures.
+    fn default() -> Self {
+        CrossoverTable::embedded().upload.unwrap_or(Self {
+            per_call_ns: 17_000.0,
+            per_byte_ns: 0.1,
+        })
+    }
+}
+
+impl UploadCost {
+    /// Predicted time of `calls` writes moving `bytes` in all.
+    pub fn predict_ns(&self, calls: u64, bytes: u64) -> f64 {
+        self.per_call_ns * calls as f64 + self.per_byte_ns * bytes as f64
+    }
+
+    /// The cheaper way to upload `regions` writes of `region_bytes` in all
+    /// on a frame of `frame_bytes`: true when one whole-frame write is, and
+    /// the predicted cost of the way chosen.
+    pub fn cheaper(&self, regions: u64, region_bytes: u64, frame_bytes: u64) -> (bool, f64) {
+        let whole = self.predict_ns(1, frame_bytes);
+        let parts = self.predict_ns(regions, region_bytes);
+        if region_bytes >= frame_bytes || whole <= parts {
+            (true, whole)
+        } else {
+            (false, parts)
+        }
+    }
 }
 
 /// The table the compositor reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossoverTable {
+    /// Schema tag, [`CROSSOVER_SCHEMA`].
     pub schema: String,
+    /// Commit the table was measured at.
     pub revision: String,
+    /// When it was measured (UTC).
     pub date: String,
+    /// The measuring machine (CPU, cores, memory).
     pub machine: String,
+    /// Fitted coefficients, one entry per measured frame size.
     pub sizes: Vec<CostCoefficients>,
+    /// Every measured point of the sweep.
     #[serde(default)]
     pub points: Vec<CrossoverPoint>,
     /// Texture-write costs on the measuring machine's adapter (the prior of
-    /// the display's online fit, [`crate::upload::UploadFit`]).
+    /// the display's online fit, `upload::UploadFit`).
     #[serde(default)]
-    pub upload: Option<crate::upload::UploadCost>,
+    pub upload: Option<UploadCost>,
     /// The adapter the upload costs were measured on.
     #[serde(default)]
     pub upload_adapter: Option<String>,

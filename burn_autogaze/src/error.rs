@@ -10,16 +10,25 @@ use std::path::PathBuf;
 pub enum AutoGazeError {
     /// A frame's width or height is zero.
     #[error("frame size {width}x{height} is invalid: width and height must be at least 1")]
-    ZeroSize { width: u32, height: u32 },
+    ZeroSize {
+        /// The width given.
+        width: u32,
+        /// The height given.
+        height: u32,
+    },
 
     /// RGBA8 byte length does not match `width * height * 4`.
     #[error(
         "RGBA8 buffer for a {width}x{height} frame must hold {expected} bytes (width*height*4), got {actual}"
     )]
     PixelLength {
+        /// Frame width.
         width: u32,
+        /// Frame height.
         height: u32,
+        /// Bytes the frame needs.
         expected: usize,
+        /// Bytes the buffer holds.
         actual: usize,
     },
 
@@ -28,11 +37,17 @@ pub enum AutoGazeError {
         "frame {index} of {context} is {actual_w}x{actual_h}, but the clip is {expected_w}x{expected_h}"
     )]
     MismatchedFrameSize {
+        /// The clip or sequence (a name or a path).
         context: String,
+        /// Index of the odd frame in the clip.
         index: usize,
+        /// The clip's width (its first frame's).
         expected_w: u32,
+        /// The clip's height (its first frame's).
         expected_h: u32,
+        /// The odd frame's width.
         actual_w: u32,
+        /// The odd frame's height.
         actual_h: u32,
     },
 
@@ -42,53 +57,91 @@ pub enum AutoGazeError {
 
     /// An image file could not be opened or decoded.
     #[error("cannot read image {path}: {reason}")]
-    Image { path: PathBuf, reason: String },
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
 
     /// A directory that should hold frames holds none.
     #[error("directory {path} holds no frames (looked for {extensions})")]
-    EmptyDirectory { path: PathBuf, extensions: String },
+    EmptyDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// The file extensions looked for.
+        extensions: String,
+    },
 
     /// Any other I/O failure, with the path it concerns.
     #[error("I/O error on {path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 
     /// A JSON file (config.json, preprocessor_config.json, ...) is malformed.
     #[error("cannot parse {path}: {reason}")]
-    Config { path: PathBuf, reason: String },
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A setting is outside what this crate supports, with the allowed values.
     #[error("invalid {what}: {value} ({expected})")]
     InvalidSetting {
+        /// The setting's name.
         what: &'static str,
+        /// The value given.
         value: String,
+        /// The values allowed.
         expected: String,
     },
 
     /// A tensor has the wrong shape.
     #[error("tensor {name}: expected shape {expected:?}, got {actual:?}")]
     TensorShape {
+        /// The tensor's name.
         name: String,
+        /// The shape it must have.
         expected: Vec<usize>,
+        /// The shape it has.
         actual: Vec<usize>,
     },
 
     /// A tensor is missing from a safetensors file.
     #[error("tensor {name} is missing from {path}")]
-    MissingTensor { name: String, path: PathBuf },
+    MissingTensor {
+        /// The tensor's name.
+        name: String,
+        /// The safetensors file.
+        path: PathBuf,
+    },
 
     /// A safetensors file could not be read or holds an unexpected dtype.
     #[error("safetensors {path}: {reason}")]
-    SafeTensors { path: PathBuf, reason: String },
+    SafeTensors {
+        /// The safetensors file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A model engine cannot run what it was given (a stream started on
     /// another engine, a shape its kernels were not built for, an engine
     /// name not registered).
     #[error("model engine {engine}: {reason}")]
-    Engine { engine: String, reason: String },
+    Engine {
+        /// The engine's name.
+        engine: String,
+        /// What it cannot run, and why.
+        reason: String,
+    },
 }
 
 /// Result alias used across the crate.

@@ -9,7 +9,9 @@ use crate::error::{AutoGazeError, Result};
 /// Width and height of a frame in pixels (both at least 1 once validated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FrameSize {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
 }
 

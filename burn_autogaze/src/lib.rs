@@ -3,15 +3,47 @@
 //! The frame's way: [`source`] -> [`ring`] -> [`preprocess`] -> model ->
 //! mask plan -> interframe composition -> display. This crate holds every
 //! computation; the Bevy plugin only wraps it.
+//!
+//! A pipeline over a synthetic pan with the weights-free patch-diff mask
+//! source (the defaults), stepped a few frames:
+//!
+//! ```
+//! use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
+//! use burn_autogaze::timing::Stage;
+//! use burn_autogaze::{FrameSize, SourceOptions};
+//!
+//! let options = PipelineOptions {
+//!     source: SourceOptions {
+//!         size: FrameSize::new(160, 96)?,
+//!         ..SourceOptions::default()
+//!     },
+//!     ..PipelineOptions::default()
+//! };
+//! let mut pipeline = FramePipeline::new(&options)?;
+//! // The first frame is a keyframe: copied whole.
+//! assert!(pipeline.step()?.compose.keyframe);
+//! for seq in 1..4 {
+//!     let report = pipeline.step()?;
+//!     assert_eq!(report.seq, seq);
+//!     assert!(report.times.get(Stage::MaskSource) > std::time::Duration::ZERO);
+//!     // A pan moves every pixel: the mask covers the whole frame.
+//!     assert_eq!(report.compose.coverage, 1.0);
+//! }
+//! assert_eq!(pipeline.output(), pipeline.current_frame().unwrap().rgba());
+//! # Ok::<(), burn_autogaze::AutoGazeError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod config;
+mod config;
 pub mod crossover;
 pub mod error;
 pub mod frame;
 pub mod interframe;
 pub mod mask;
+#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod mask_source;
 pub mod memory;
 pub mod model;
@@ -19,6 +51,7 @@ mod names;
 pub mod pacing;
 pub mod patch_diff;
 pub mod perf;
+#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod pipeline;
 pub mod preprocess;
 pub mod quality;
@@ -28,11 +61,11 @@ pub mod tensor_file;
 pub mod timing;
 pub mod tokens;
 pub mod upload;
+#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod worker;
 
-pub use config::PreprocessorConfig;
 pub use error::{AutoGazeError, Result};
 pub use frame::{Frame, FramePool, FrameSize};
-pub use preprocess::{ModelInput, Preprocessor};
+pub use preprocess::{ModelInput, Preprocessor, PreprocessorConfig};
 pub use ring::{Admission, FrameRing, RingCounters};
 pub use source::{FrameSource, SourceKind, SourceOptions, open_source};

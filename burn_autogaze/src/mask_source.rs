@@ -173,7 +173,7 @@ mod model {
                     }
                 }
                 // Each tile's preprocessing runs inside this stage.
-                times.add(Stage::Model, t.elapsed());
+                times.add(Stage::MaskSource, t.elapsed());
                 return Ok(());
             }
             let t = Instant::now();
@@ -188,7 +188,7 @@ mod model {
             for id in gaze.valid() {
                 out.push(id);
             }
-            times.add(Stage::Model, t.elapsed());
+            times.add(Stage::MaskSource, t.elapsed());
             Ok(())
         }
     }
@@ -265,7 +265,7 @@ impl MaskSource {
                 tiles.clear();
                 let t = Instant::now();
                 pd.tokens_into(frame, reference, out);
-                times.add(Stage::Model, t.elapsed());
+                times.add(Stage::MaskSource, t.elapsed());
                 Ok(())
             }
             Self::Autogaze(m) => m.tokens_into(frame, out, tiles, times),

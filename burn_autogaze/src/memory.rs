@@ -40,9 +40,13 @@ pub struct MemorySample {
 /// Memory over a run: the latest sample and the peaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryStats {
+    /// The newest sample.
     pub latest: MemorySample,
+    /// Highest process RSS seen (none where the platform does not report it).
     pub peak_rss_bytes: Option<u64>,
+    /// Most bytes held by pooled buffers at once.
     pub peak_pooled_bytes: usize,
+    /// Most bytes in display staging buffers at once.
     pub peak_staging_bytes: usize,
     /// Samples taken.
     pub samples: u64,
@@ -64,6 +68,7 @@ impl Default for MemorySampler {
 }
 
 impl MemorySampler {
+    /// A sampler that takes at most one sample per `every`.
     pub fn new(every: Duration) -> Self {
         Self {
             every,
@@ -109,6 +114,7 @@ impl MemorySampler {
         s.samples += 1;
     }
 
+    /// The samples so far: the latest and the peaks.
     pub fn stats(&self) -> MemoryStats {
         self.stats
     }

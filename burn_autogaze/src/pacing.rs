@@ -12,7 +12,9 @@ use web_time::Instant;
 /// source's own rate (`native`: an image sequence's `meta.json`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SourceRate {
+    /// This many frames a second.
     Fps(f64),
+    /// The source's own rate ([`crate::FrameSource::native_fps`]).
     Native,
 }
 
@@ -81,6 +83,7 @@ pub struct PaceDecision {
 /// Pacing counters and the realtime factor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PaceStats {
+    /// Source frames shown.
     pub shown: u64,
     /// Source frames skipped because their time had passed.
     pub dropped: u64,

@@ -21,14 +21,19 @@ pub const PERF_SCHEMA: &str = "burn_autogaze.perf/1";
 /// Results of one harness run (one case).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerfSummary {
+    /// Schema tag, [`PERF_SCHEMA`].
     pub schema: String,
     /// Case name, encoding its parameters (e.g. `core-720p-synthetic-pan`).
     pub case: String,
+    /// Source kind (`synthetic-pan`, `static`, ...).
     pub source: String,
+    /// Frame width.
     pub width: u32,
+    /// Frame height.
     pub height: u32,
     /// Frames measured (after warm-up).
     pub frames: usize,
+    /// Frames run before the measured ones (not in the figures).
     pub warmup_frames: usize,
     /// Wall time of the measured frames, seconds.
     pub wall_s: f64,
@@ -38,27 +43,33 @@ pub struct PerfSummary {
     pub frame_ms: LatencySummary,
     /// Per-stage latency, for the stages that ran.
     pub stages: BTreeMap<Stage, LatencySummary>,
-    /// Stage with the largest mean time, and its share of the frame.
+    /// Stage with the largest mean time.
     pub dominant_stage: Option<Stage>,
+    /// The dominant stage's share of the frame time, in [0, 1].
     pub dominant_share: f64,
     /// Plain memcpy of one frame, measured in the same run (the yardstick).
     pub frame_memcpy_ms: LatencySummary,
-    /// Mask source (`patch-diff`, later `autogaze`), geometry and dispatch mode.
+    /// Mask source (`patch-diff` or `autogaze`).
     pub mask_source: String,
+    /// Mask geometry (`native`, `deduplicated`, `effective`).
     pub geometry: String,
+    /// Dispatch mode of the compositor (`adaptive` or a forced path).
     pub dispatch: String,
-    /// Mean and EMA of the per-frame union coverage (keyframes excluded).
+    /// Mean of the per-frame union coverage (keyframes excluded).
     pub gaze_ratio_mean: f64,
+    /// EMA of the per-frame union coverage (keyframes excluded).
     pub gaze_ratio_ema: f64,
     /// Keyframes among the measured frames.
     pub keyframes: u64,
     /// Compose path taken, per measured frame.
     pub dispatch_histogram: BTreeMap<String, u64>,
-    /// Output pixels written and bytes copied, per measured frame.
+    /// Output pixels written, per measured frame.
     pub updated_pixels_per_frame: f64,
+    /// Bytes copied into the output, per measured frame.
     pub copied_bytes_per_frame: f64,
-    /// Output-vs-input PSNR (dB, finite frames only) when measured.
+    /// Mean output-vs-input PSNR (dB, finite frames only) when measured.
     pub psnr_db_mean: Option<f64>,
+    /// Lowest output-vs-input PSNR (dB, finite frames only) when measured.
     pub psnr_db_min: Option<f64>,
     /// Decoupled mode: the mask source ran on a worker thread.
     #[serde(default)]
@@ -69,13 +80,16 @@ pub struct PerfSummary {
     /// Mask latency on the worker (decoupled mode), per update.
     #[serde(default)]
     pub mask_latency_ms: Option<LatencySummary>,
+    /// The inference worker's counters (decoupled mode).
     #[serde(default)]
     pub worker: Option<WorkerCounters>,
-    /// Paced playback: source fps, frames shown / dropped / late, realtime factor.
+    /// Paced playback: the source's frame rate.
     #[serde(default)]
     pub source_fps: Option<crate::pacing::SourceRate>,
+    /// Paced playback: frames shown / dropped / late, realtime factor.
     #[serde(default)]
     pub pace: Option<PaceStats>,
+    /// The frame ring's counters.
     pub ring: RingCounters,
     /// RGBA bytes that entered the pipeline, per measured frame.
     pub bytes_in_per_frame: f64,
@@ -91,9 +105,13 @@ pub struct PerfSummary {
     pub decode: Option<crate::source::DecodeStats>,
     /// Build profile of the harness (`release` for figures that count).
     pub profile: String,
+    /// Commit the harness ran at.
     pub revision: String,
+    /// When the case ran (UTC).
     pub date: String,
+    /// The machine (CPU, cores, memory).
     pub machine: String,
+    /// The graphics adapter (or `none`).
     pub adapter: String,
     /// The display side (headless Bevy viewer runs only).
     #[serde(default)]
@@ -109,15 +127,16 @@ pub struct DisplaySummary {
     /// Wall-clock time between consecutive displayed frames (what a user
     /// sees; with pipelined rendering it overlaps main and render work).
     pub frame_interval_ms: LatencySummary,
-    /// Bytes written into textures, and texture-write calls, per frame.
+    /// Bytes written into textures, per frame.
     pub bytes_uploaded_per_frame: f64,
+    /// Texture-write calls, per frame.
     pub upload_calls_per_frame: f64,
     /// Frames whose output went up as one whole-texture write.
     pub full_uploads: u64,
-    /// Device-side copies (GPU transfer) per frame, and the bytes they moved
-    /// on the device.
+    /// Device-side copies (GPU transfer) per frame.
     #[serde(default)]
     pub device_copies_per_frame: f64,
+    /// Bytes those copies moved on the device, per frame.
     #[serde(default)]
     pub device_copy_bytes_per_frame: f64,
     /// The transfer each measured frame took (`auto` picks per frame).
@@ -128,7 +147,9 @@ pub struct DisplaySummary {
     /// Where the data lives at each handoff, in order (e.g.
     /// `source: host rgba`, `output: bevy texture`).
     pub residency: Vec<String>,
+    /// The adapter's backend, lower case (`vulkan`, `gl`, ...).
     pub adapter_backend: String,
+    /// The adapter's device type, lower case (`discretegpu`, `cpu`, ...).
     pub adapter_type: String,
     /// The full settings the run used.
     pub config: serde_json::Value,
@@ -331,12 +352,19 @@ pub fn utc_now() -> String {
 /// Who ran a case, where and when.
 #[derive(Debug, Clone, Default)]
 pub struct RunMeta {
+    /// Case name.
     pub case: String,
+    /// Frames run before the measured ones.
     pub warmup_frames: usize,
+    /// Build profile of the harness.
     pub profile: String,
+    /// Commit the harness ran at.
     pub revision: String,
+    /// When the case ran (UTC).
     pub date: String,
+    /// The machine (CPU, cores, memory).
     pub machine: String,
+    /// The graphics adapter (or `none`).
     pub adapter: String,
 }
 

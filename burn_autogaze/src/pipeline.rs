@@ -552,7 +552,7 @@ mod tests {
             for stage in [
                 Stage::Source,
                 Stage::Preprocess,
-                Stage::Model,
+                Stage::MaskSource,
                 Stage::MaskPlan,
                 Stage::Interframe,
             ] {
@@ -581,7 +581,7 @@ mod tests {
         for _ in 0..3 {
             let r = pipeline.step().unwrap();
             assert!(r.times.get(Stage::Preprocess) > Duration::ZERO);
-            assert!(r.times.get(Stage::Model) > Duration::ZERO);
+            assert!(r.times.get(Stage::MaskSource) > Duration::ZERO);
             // 13 tokens a frame at ratio 0.05.
             assert_eq!(r.plan.tokens, 13);
         }
@@ -612,7 +612,7 @@ mod tests {
         for _ in 0..2 {
             let (a, b) = (cpu.step().unwrap(), gpu.step().unwrap());
             assert_eq!((a.plan.tokens, b.plan.tokens), (13, 13));
-            assert!(b.times.get(Stage::Model) > Duration::ZERO);
+            assert!(b.times.get(Stage::MaskSource) > Duration::ZERO);
             assert_eq!(cpu.plan().rects(), gpu.plan().rects());
         }
     }
@@ -631,7 +631,7 @@ mod tests {
         while applied.is_none() && web_time::Instant::now() < deadline {
             let r = pipeline.step().unwrap();
             // The display path never runs the model itself.
-            assert_eq!(r.times.get(Stage::Model), Duration::ZERO);
+            assert_eq!(r.times.get(Stage::MaskSource), Duration::ZERO);
             if r.mask_times.is_some() {
                 applied = r.mask_seq;
                 assert_eq!(r.plan.tokens, 13);
@@ -656,7 +656,7 @@ mod tests {
         let mut sparse = 0;
         while sparse < 3 && web_time::Instant::now() < deadline {
             let r = pipeline.step().unwrap();
-            assert_eq!(r.times.get(Stage::Model), Duration::ZERO);
+            assert_eq!(r.times.get(Stage::MaskSource), Duration::ZERO);
             // After the first mask, only the moving part is active.
             if r.mask_times.is_some() && r.compose.coverage > 0.0 && r.compose.coverage < 0.8 {
                 sparse += 1;

@@ -83,12 +83,15 @@ impl Ema {
 /// Gaze ratio over a run: per-frame union coverage, keyframes counted apart.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GazeStats {
+    /// Frames recorded.
     pub frames: u64,
+    /// Keyframes among them (left out of the mean and the EMA).
     pub keyframes: u64,
     /// EMA of the coverage of non-keyframes.
     pub ema: Ema,
     /// Mean coverage of non-keyframes.
     pub mean: f64,
+    /// Coverage of the newest frame (keyframe or not).
     pub last: f64,
     sum: f64,
 }

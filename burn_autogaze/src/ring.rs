@@ -30,7 +30,10 @@ pub enum Admission {
     /// Admitted; the frame with this sequence number was evicted to make room.
     AdmittedEvicting(u64),
     /// Rejected: its sequence number is not above `last`.
-    Stale { last: u64 },
+    Stale {
+        /// The newest sequence number the ring has taken.
+        last: u64,
+    },
 }
 
 /// Fixed-capacity, latest-wins frame window.

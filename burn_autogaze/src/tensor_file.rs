@@ -17,7 +17,9 @@ pub struct TensorFile {
 /// One tensor's shape and values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostTensor<T> {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Values, row-major.
     pub values: Vec<T>,
 }
 

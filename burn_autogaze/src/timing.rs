@@ -10,14 +10,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Producing the frame (render, decode or copy).
     Source,
+    /// The frame ring: admission and taking the newest frame.
     Buffer,
+    /// Resizing and normalising the frame into the model input.
     Preprocess,
-    Model,
+    /// The mask source: patch-diff, or the model (its encode and decode
+    /// together). Summaries written before the rename call it `model`.
+    #[serde(alias = "model")]
+    MaskSource,
+    /// Tokens to rectangles and the union's row spans.
     MaskPlan,
+    /// The compositor: the planned regions into the output frame.
     Interframe,
+    /// A viewer's staging of the display uploads (and the mask panel).
     DisplayTransfer,
+    /// A viewer's texture writes (its render world).
     TextureUpload,
+    /// A viewer's overlay.
     Ui,
     /// The renderer's frame (a viewer's render world: draw, submit, present;
     /// on a software adapter this is where rasterization runs).
@@ -30,7 +41,7 @@ impl Stage {
         Stage::Source,
         Stage::Buffer,
         Stage::Preprocess,
-        Stage::Model,
+        Stage::MaskSource,
         Stage::MaskPlan,
         Stage::Interframe,
         Stage::DisplayTransfer,
@@ -45,7 +56,7 @@ impl Stage {
             Stage::Source => "source",
             Stage::Buffer => "buffer",
             Stage::Preprocess => "preprocess",
-            Stage::Model => "model",
+            Stage::MaskSource => "mask_source",
             Stage::MaskPlan => "mask_plan",
             Stage::Interframe => "interframe",
             Stage::DisplayTransfer => "display_transfer",
@@ -86,11 +97,17 @@ impl StageTimes {
 /// method on the sorted samples (p-th: the `ceil(p * n)`-th smallest).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
+    /// Samples.
     pub count: usize,
+    /// Mean, ms.
     pub mean_ms: f64,
+    /// Median (nearest rank), ms.
     pub p50_ms: f64,
+    /// 95th percentile, ms.
     pub p95_ms: f64,
+    /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// Largest sample, ms.
     pub max_ms: f64,
 }
 
@@ -216,5 +233,22 @@ mod tests {
         assert_eq!(stage, Stage::Preprocess);
         assert!((share - 0.75).abs() < 1e-9);
         assert_eq!(rec.total().max_ms, 16.0);
+    }
+
+    #[test]
+    fn the_mask_source_stage_is_named_for_what_it_times_and_reads_the_old_name() {
+        assert_eq!(Stage::MaskSource.as_str(), "mask_source");
+        let written = serde_json::to_string(&Stage::MaskSource).unwrap();
+        assert_eq!(written, "\"mask_source\"");
+        // Summaries written before the rename name the stage `model`, as a
+        // map key and as a value.
+        let old: BTreeMap<Stage, u32> = serde_json::from_str(r#"{"model": 1}"#).unwrap();
+        assert_eq!(old.get(&Stage::MaskSource), Some(&1));
+        let stage: Stage = serde_json::from_str("\"model\"").unwrap();
+        assert_eq!(stage, Stage::MaskSource);
+        for stage in Stage::ALL {
+            let name = format!("\"{}\"", stage.as_str());
+            assert_eq!(serde_json::from_str::<Stage>(&name).unwrap(), stage);
+        }
     }
 }

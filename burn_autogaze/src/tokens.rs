@@ -21,9 +21,13 @@ pub struct ScaleGrid {
 /// A decoded token: scale index (0 = coarsest), grid, row, column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cell {
+    /// Scale index (0 = coarsest).
     pub scale: u8,
+    /// Cells per side at this scale.
     pub grid: u16,
+    /// Row of the cell, from the top.
     pub row: u16,
+    /// Column of the cell, from the left.
     pub col: u16,
 }
 
@@ -184,7 +188,9 @@ impl TokenLayout {
 /// them (use `padded`, not the id, to tell pads apart).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GazeTokens {
+    /// Token ids, in the order the model emitted them.
     pub ids: Vec<u32>,
+    /// Per token: true where it is a pad.
     pub padded: Vec<bool>,
 }
 

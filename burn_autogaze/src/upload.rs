@@ -12,51 +12,9 @@
 
 use std::time::Duration;
 
+pub use crate::crossover::UploadCost;
 use crate::frame::FrameSize;
 use crate::mask::Rect;
-
-/// Predicted cost of texture writes: per call and per byte.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct UploadCost {
-    pub per_call_ns: f64,
-    pub per_byte_ns: f64,
-}
-
-impl Default for UploadCost {
-    /// The costs `cargo xtask crossover` measured (the embedded table's
-    /// `upload`), or, in a table without them, lavapipe's
-    /// `queue.write_texture` figures (16 KiB 0.019 ms, 256 KiB 0.042 ms,
-    /// 4 MiB 0.44 ms: ~17 us a call, ~0.1 ns a byte). [`UploadFit`] replaces
-    /// it with the running machine's figures.
-    fn default() -> Self {
-        crate::crossover::CrossoverTable::embedded()
-            .upload
-            .unwrap_or(Self {
-                per_call_ns: 17_000.0,
-                per_byte_ns: 0.1,
-            })
-    }
-}
-
-impl UploadCost {
-    /// Predicted time of `calls` writes moving `bytes` in all.
-    pub fn predict_ns(&self, calls: u64, bytes: u64) -> f64 {
-        self.per_call_ns * calls as f64 + self.per_byte_ns * bytes as f64
-    }
-
-    /// The cheaper way to upload `regions` writes of `region_bytes` in all
-    /// on a frame of `frame_bytes`: true when one whole-frame write is, and
-    /// the predicted cost of the way chosen.
-    pub fn cheaper(&self, regions: u64, region_bytes: u64, frame_bytes: u64) -> (bool, f64) {
-        let whole = self.predict_ns(1, frame_bytes);
-        let parts = self.predict_ns(regions, region_bytes);
-        if region_bytes >= frame_bytes || whole <= parts {
-            (true, whole)
-        } else {
-            (false, parts)
-        }
-    }
-}
 
 /// Online least-squares fit of `time = a * calls + b * bytes` over observed
 /// upload batches, with exponential forgetting so it follows the machine.
@@ -144,7 +102,9 @@ impl UploadFit {
 /// the staging buffer (tightly packed, `width * 4` bytes a row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadRegion {
+    /// Where the region goes in the texture.
     pub rect: Rect,
+    /// Byte offset of its first row in the staging buffer.
     pub offset: usize,
 }
 

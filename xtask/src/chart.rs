@@ -7,8 +7,7 @@ use burn_autogaze::perf::PerfSummary;
 use burn_autogaze::timing::Stage;
 use plotters::prelude::*;
 
-use crate::matrix::Case;
-use crate::matrix_report::interval;
+use crate::matrix_data::{Case, interval};
 
 fn colour(stage: Stage) -> RGBColor {
     const PALETTE: [RGBColor; 10] = [

@@ -18,6 +18,8 @@ use burn_autogaze::{Frame, FrameSize};
 
 use burn_autogaze::perf::{machine, revision, utc_now};
 
+use crate::stats::median;
+
 /// What to measure.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CrossoverArgs {
@@ -46,11 +48,6 @@ pub struct CrossoverArgs {
 fn scattered_fine_tokens(k: usize) -> Vec<u32> {
     let n = 196u32;
     (0..n).map(|i| 69 + (i * 73) % n).take(k).collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Median compose time (µs) of `plan` under each dispatch mode, measured
@@ -85,7 +82,7 @@ fn time_paths(
             }
         }
     }
-    Ok(samples.into_iter().map(median).collect())
+    Ok(samples.iter().map(|s| median(s)).collect())
 }
 
 /// One point of the upload lane.
@@ -145,8 +142,8 @@ fn time_uploads(
         regions: if staged { regions.regions().len() } else { 0 },
         region_bytes: if staged { regions.bytes().len() } else { 0 },
         frame_bytes: size.rgba_len(),
-        regions_us: if a.is_empty() { 0.0 } else { median(a) },
-        full_us: median(b),
+        regions_us: median(&a),
+        full_us: median(&b),
     })
 }
 
@@ -247,7 +244,7 @@ pub fn run(args: &CrossoverArgs) -> Result<CrossoverTable, String> {
             sparse_ns_per_byte: byte,
             dense_ns_per_pixel: fixed / size.pixels() as f64,
             dense_ns_per_union_pixel: per_union,
-            full_ns_per_byte: median(full_rows),
+            full_ns_per_byte: median(&full_rows),
         };
         sizes.push(coefficients);
         plans_by_size.push((size, frames, measured));

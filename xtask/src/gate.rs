@@ -14,7 +14,8 @@ use burn_autogaze::perf::PerfSummary;
 use burn_autogaze::timing::Stage;
 use serde::{Deserialize, Serialize};
 
-use crate::matrix_report::interval;
+use crate::matrix_data::interval;
+use crate::stats::{median, spread};
 
 /// Schema tag of a saved baseline.
 pub const BASELINE_SCHEMA: &str = "burn_autogaze.baseline/1";
@@ -106,29 +107,6 @@ pub fn load(path: &Path) -> Result<Baseline, String> {
         ));
     }
     Ok(baseline)
-}
-
-/// Run-to-run spread of `values`: `(max - min) / median` (0 for fewer than
-/// two values).
-pub fn spread(values: &[f64]) -> f64 {
-    if values.len() < 2 {
-        return 0.0;
-    }
-    let max = values.iter().copied().fold(f64::MIN, f64::max);
-    let min = values.iter().copied().fold(f64::MAX, f64::min);
-    let m = median(values);
-    if m > 0.0 { (max - min) / m } else { 0.0 }
-}
-
-/// The median (mean of the middle two for an even count; 0 when empty).
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// How a metric moved.
@@ -416,6 +394,37 @@ mod tests {
         assert!(err.contains("bad.json"), "{err}");
         let err = load(&dir.join("missing.json")).unwrap_err();
         assert!(err.contains("missing.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_baseline_saved_before_the_mask_source_rename_still_compares() {
+        // The stage that runs the mask source was called `model`.
+        let dir = std::env::temp_dir().join(format!("autogaze-gate-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old-baseline.json");
+        std::fs::write(
+            &old,
+            r#"{"schema": "burn_autogaze.baseline/1", "revision": "r", "date": "d",
+                "machine": "m", "adapter": "a", "rounds": 2,
+                "cases": [{"case": "a", "p50_ms": [40.0, 41.0], "p95_ms": [50.0, 51.0],
+                           "stage_ms": {"model": [10.0, 10.1]}, "dominant_stage": "model"}]}"#,
+        )
+        .unwrap();
+        let base = load(&old).unwrap();
+        assert_eq!(base.cases[0].dominant_stage, Some(Stage::MaskSource));
+        let now = [CaseRounds {
+            case: "a".into(),
+            p50_ms: vec![40.0, 41.0],
+            p95_ms: vec![50.0, 51.0],
+            stage_ms: [(Stage::MaskSource, vec![14.0, 14.1])]
+                .into_iter()
+                .collect(),
+            dominant_stage: Some(Stage::MaskSource),
+        }];
+        let d = &compare(&base, &now)[0];
+        let (stage, change) = d.dominant.unwrap();
+        assert_eq!((stage, change.verdict), (Stage::MaskSource, Verdict::Worse));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -15,11 +15,14 @@ mod chart;
 mod crossover;
 mod gate;
 mod gaze;
+mod imports;
 mod matrix;
+mod matrix_data;
 mod matrix_report;
 mod perf;
 mod preflight;
 mod process;
+mod stats;
 mod upload_bench;
 mod wasm_smoke;
 
@@ -83,6 +86,9 @@ enum Task {
     },
     /// Find a wgpu adapter (installing lavapipe when possible and needed).
     Preflight,
+    /// List the import loops between the modules of each crate (the house
+    /// rule: none); fails when there is one.
+    Imports,
     /// Internal: the crossover body in a release build.
     #[command(hide = true)]
     CrossoverRun {
@@ -265,6 +271,7 @@ fn main() -> ExitCode {
             }
             Err(e) => report(Err(e), "gaze"),
         },
+        Task::Imports => report(imports::check(&workspace_root()), "imports"),
         Task::WasmSmoke { args } => report(wasm_smoke::run_smoke(&args), "wasm-smoke"),
         Task::CrossoverRun { args } => report(crossover::run(&args).map(|_| ()), "crossover"),
         Task::PerfRun { args, adapter } => {

@@ -13,7 +13,8 @@ use burn_autogaze::timing::Stage;
 use serde::Serialize;
 
 use crate::gate::{self, Baseline, CaseRounds};
-use crate::matrix_report::{DropRatio, RatioVerdict, drop_ratios, interval, summary_md};
+use crate::matrix_data::{Case, CaseRun, interval};
+use crate::matrix_report::{DropRatio, RatioVerdict, drop_ratios, summary_md};
 use crate::process::{Outcome, run_captured};
 
 /// What to run.
@@ -72,22 +73,6 @@ pub struct MatrixArgs {
     /// built elsewhere).
     #[arg(long)]
     pub viewer_bin: Option<PathBuf>,
-}
-
-/// One case: its name and the viewer flags that make it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Case {
-    pub name: String,
-    pub size: String,
-    pub source: String,
-    pub mask_source: String,
-    pub transfer: String,
-    pub geometry: String,
-    pub dispatch: String,
-    pub args: Vec<String>,
-    /// Cases of one group run consecutively (index of the group's first
-    /// case in the plan).
-    pub group: usize,
 }
 
 fn case(
@@ -265,18 +250,6 @@ fn build_viewer(release: bool) -> Result<PathBuf, String> {
     } else {
         Err(format!("the viewer is not at {}", bin.display()))
     }
-}
-
-/// How one case ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct CaseRun {
-    pub case: Case,
-    pub ok: bool,
-    pub error: Option<String>,
-    pub wall_s: f64,
-    pub log: String,
-    /// Frame-interval p95 of each successful round, in round order, ms.
-    pub p95_rounds: Vec<f64>,
 }
 
 fn run_one(

@@ -7,21 +7,13 @@ use burn_autogaze::perf::PerfSummary;
 use burn_autogaze::timing::Stage;
 use serde::Serialize;
 
-use crate::gate::{CaseDelta, cell, median};
-use crate::matrix::{Case, CaseRun};
+use crate::gate::{CaseDelta, cell};
+use crate::matrix_data::{Case, CaseRun, interval};
+use crate::stats::median;
 
 /// Pan/static p95 limit and adaptive/best-forced limit.
 pub const PAN_LIMIT: f64 = 1.25;
 pub const FORCED_LIMIT: f64 = 1.05;
-
-/// The interval (what a user sees) of a viewer summary, the stage sum
-/// otherwise.
-pub fn interval(s: &PerfSummary) -> burn_autogaze::timing::LatencySummary {
-    s.display
-        .as_ref()
-        .map(|d| d.frame_interval_ms)
-        .unwrap_or(s.frame_ms)
-}
 
 /// A disproportionate-drop ratio, paired per round: round r of one case
 /// against round r of the other (they ran minutes apart at most, under the

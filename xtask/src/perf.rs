@@ -150,7 +150,7 @@ pub fn summary_table(summaries: &[PerfSummary]) -> String {
             s.dominant_share * 100.0,
             memcpy,
             stage_p50(s, Stage::Source),
-            stage_p50(s, Stage::Model),
+            stage_p50(s, Stage::MaskSource),
             stage_p50(s, Stage::MaskPlan),
             inter,
             ratio,

@@ -27,10 +27,14 @@ crate::names::named_enum! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
     #[serde(rename_all = "kebab-case")]
     pub enum Dispatch ("dispatch") {
+        /// Per frame, the path the cost table predicts cheapest.
         #[default]
         Adaptive => "adaptive",
+        /// Always copy the plan's row spans.
         Sparse => "sparse",
+        /// Always run the masked pass over the whole frame.
         Dense => "dense",
+        /// Always copy the whole frame.
         Full => "full",
     }
 }
@@ -40,11 +44,15 @@ crate::names::named_enum! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
     #[serde(rename_all = "kebab-case")]
     pub enum ComposePath ("compose path") {
+        /// A keyframe: the whole frame, whatever the plan.
         Keyframe => "keyframe",
         /// Empty plan: nothing to copy.
         Skip => "skip",
+        /// The plan's row spans, copied.
         Sparse => "sparse",
+        /// The masked pass over the whole frame.
         Dense => "dense",
+        /// The whole frame, copied.
         Full => "full",
     }
 }
@@ -52,6 +60,7 @@ crate::names::named_enum! {
 /// Compositor settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CompositorOptions {
+    /// How the path is picked.
     pub dispatch: Dispatch,
     /// A keyframe every `period` frames (0: never).
     pub keyframe_period: u64,
@@ -78,13 +87,17 @@ impl Default for CompositorOptions {
 /// What one compose did.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ComposeReport {
+    /// Sequence number of the composed frame.
     pub seq: u64,
+    /// The path the frame took.
     pub path: ComposePath,
+    /// True when the frame was a keyframe.
     pub keyframe: bool,
     /// The plan's union / frame pixels (the gaze ratio of the frame).
     pub coverage: f64,
     /// Output pixels written.
     pub updated_pixels: u64,
+    /// Bytes copied into the output.
     pub copied_bytes: u64,
     /// Predicted costs (ns) of sparse, dense, full.
     pub predicted_ns: [f64; 3],

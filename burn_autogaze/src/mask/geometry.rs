@@ -8,9 +8,13 @@ use crate::frame::FrameSize;
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
 pub struct Rect {
+    /// Left edge (inclusive).
     pub x0: u32,
+    /// Top edge (inclusive).
     pub y0: u32,
+    /// Right edge (exclusive).
     pub x1: u32,
+    /// Bottom edge (exclusive).
     pub y1: u32,
 }
 
@@ -80,9 +84,13 @@ pub fn cell_rect(size: FrameSize, grid: u32, row: u32, col: u32) -> Rect {
 /// union. Spans of a union are disjoint and sorted by `(y0, x0)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Span {
+    /// First row (inclusive).
     pub y0: u32,
+    /// Last row (exclusive).
     pub y1: u32,
+    /// First column (inclusive).
     pub x0: u32,
+    /// Last column (exclusive).
     pub x1: u32,
 }
 

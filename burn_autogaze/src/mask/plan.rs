@@ -24,7 +24,9 @@ crate::names::named_enum! {
 /// A rectangle of the plan and the scale (0 = coarsest) it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MaskRect {
+    /// The rectangle, in frame pixels.
     pub rect: Rect,
+    /// The scale it came from (0 = coarsest).
     pub scale: u8,
 }
 

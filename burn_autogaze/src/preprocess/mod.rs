@@ -13,14 +13,15 @@
 //! (tensor) path plugs in behind the same [`ModelInput`] type.
 
 mod bicubic;
+mod config;
 mod pil_resize;
 
 pub use bicubic::TorchBicubic;
+pub use config::{CropSize, PreprocessorConfig, ResizeTarget};
 pub use pil_resize::{PilFilter, PilResize};
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use crate::config::{PreprocessorConfig, ResizeTarget};
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FrameSize};
 

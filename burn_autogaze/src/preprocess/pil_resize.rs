@@ -14,10 +14,15 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 /// Pillow resampling filters (the `resample` field of a preprocessor config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PilFilter {
+    /// Lanczos, 3 lobes (code 1).
     Lanczos,
+    /// Triangle (code 2, the release processor's).
     Bilinear,
+    /// Cubic convolution, `a = -0.5` (code 3).
     Bicubic,
+    /// Box (code 4).
     Box,
+    /// Hamming-windowed sinc, 1 lobe (code 5).
     Hamming,
 }
 
@@ -171,6 +176,25 @@ fn clip8(v: i64) -> u8 {
     }
 }
 
+/// One output pixel of either pass: the three channels of the pixels at
+/// `data[offset(i)..]`, weighted by the fixed-point taps `k`, rounded
+/// (`2^21` added) and clipped to 8 bits.
+#[inline(always)]
+fn weighted_rgb(k: &[i32], data: &[u8], offset: impl Fn(usize) -> usize, px: &mut [u8]) {
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let (mut s0, mut s1, mut s2) = (half, half, half);
+    for (i, &c) in k.iter().enumerate() {
+        let p = &data[offset(i)..];
+        let c = c as i64;
+        s0 += p[0] as i64 * c;
+        s1 += p[1] as i64 * c;
+        s2 += p[2] as i64 * c;
+    }
+    px[0] = clip8(s0);
+    px[1] = clip8(s1);
+    px[2] = clip8(s2);
+}
+
 /// A precomputed Pillow resize from one size to another (RGB, 8-bit), with
 /// its own scratch so repeated calls allocate nothing.
 #[derive(Debug, Clone)]
@@ -267,23 +291,12 @@ fn horizontal(
     out: &mut [u8],
 ) {
     let out_w = taps.start.len();
-    let half = 1i64 << (PRECISION_BITS - 1);
     for r in 0..rows {
         let src = &input[(row0 + r) * in_w * stride..(row0 + r + 1) * in_w * stride];
         let dst = &mut out[r * out_w * 3..(r + 1) * out_w * 3];
         for (xx, px) in dst.chunks_exact_mut(3).enumerate() {
             let (xmin, k) = taps.taps(xx);
-            let (mut s0, mut s1, mut s2) = (half, half, half);
-            for (i, &c) in k.iter().enumerate() {
-                let p = &src[(xmin + i) * stride..];
-                let c = c as i64;
-                s0 += p[0] as i64 * c;
-                s1 += p[1] as i64 * c;
-                s2 += p[2] as i64 * c;
-            }
-            px[0] = clip8(s0);
-            px[1] = clip8(s1);
-            px[2] = clip8(s2);
+            weighted_rgb(k, src, |i| (xmin + i) * stride, px);
         }
     }
 }
@@ -298,23 +311,12 @@ fn vertical(
     row0: usize,
     out: &mut [u8],
 ) {
-    let half = 1i64 << (PRECISION_BITS - 1);
     let row_bytes = width * stride;
     for (yy, dst) in out.chunks_exact_mut(width * 3).enumerate() {
         let (ymin, k) = taps.taps(yy);
         let base = ymin - row0;
         for (x, px) in dst.chunks_exact_mut(3).enumerate() {
-            let (mut s0, mut s1, mut s2) = (half, half, half);
-            for (i, &c) in k.iter().enumerate() {
-                let p = &input[(base + i) * row_bytes + x * stride..];
-                let c = c as i64;
-                s0 += p[0] as i64 * c;
-                s1 += p[1] as i64 * c;
-                s2 += p[2] as i64 * c;
-            }
-            px[0] = clip8(s0);
-            px[1] = clip8(s1);
-            px[2] = clip8(s2);
+            weighted_rgb(k, input, |i| (base + i) * row_bytes + x * stride, px);
         }
     }
 }

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::FrameSource;
+use super::sequence::FrameSequence;
 use super::texture::Texture;
-use super::{FrameSource, frame_time};
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FrameSize};
 
@@ -36,8 +37,7 @@ pub struct StaticImage {
     size: FrameSize,
     pixels: Arc<Vec<u8>>,
     label: String,
-    seq: u64,
-    fps: f64,
+    seq: FrameSequence,
 }
 
 impl StaticImage {
@@ -48,8 +48,7 @@ impl StaticImage {
             size,
             pixels: Arc::new(pixels),
             label: path.display().to_string(),
-            seq: 0,
-            fps,
+            seq: FrameSequence::new(fps),
         })
     }
 
@@ -63,8 +62,7 @@ impl StaticImage {
             size,
             pixels: Arc::new(pixels),
             label: "procedural".into(),
-            seq: 0,
-            fps,
+            seq: FrameSequence::new(fps),
         }
     }
 
@@ -84,20 +82,12 @@ impl FrameSource for StaticImage {
     }
 
     fn skip(&mut self, n: u64) -> Result<()> {
-        self.seq += n;
+        self.seq.skip(n);
         Ok(())
     }
 
     fn next_frame(&mut self) -> Result<Frame> {
-        let n = self.seq;
-        self.seq += 1;
-        Frame::new(
-            n,
-            self.size.width,
-            self.size.height,
-            Arc::clone(&self.pixels),
-            frame_time(n, self.fps),
-        )
+        self.seq.frame(self.size, Arc::clone(&self.pixels))
     }
 
     fn pooled_bytes(&self) -> usize {

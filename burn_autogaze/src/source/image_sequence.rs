@@ -22,8 +22,9 @@ use web_time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::FrameSource;
 use super::image_file::{list_images, load_rgba};
-use super::{FrameSource, frame_time};
+use super::sequence::FrameSequence;
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FrameSize};
 
@@ -40,8 +41,9 @@ pub struct DecodeStats {
     pub time_to_first_frame_ms: f64,
     /// Files in the sequence.
     pub files: u64,
-    /// Frames decoded, on any thread, and their total decode time.
+    /// Frames decoded, on any thread.
     pub decoded: u64,
+    /// Their total decode time, ms.
     pub decode_ms_total: f64,
     /// Frames served from the cache (prefetched or kept).
     pub hits: u64,
@@ -51,8 +53,9 @@ pub struct DecodeStats {
     pub misses: u64,
     /// Frames evicted to respect the cap.
     pub evicted: u64,
-    /// Bytes cached now and the cap.
+    /// Bytes cached now.
     pub cached_bytes: u64,
+    /// The cache's byte cap.
     pub cap_bytes: u64,
 }
 
@@ -162,8 +165,7 @@ pub struct ImageSequence {
     prefetch: usize,
     requests: Option<Sender<usize>>,
     thread: Option<JoinHandle<()>>,
-    seq: u64,
-    fps: f64,
+    seq: FrameSequence,
     native_fps: Option<f64>,
 }
 
@@ -267,8 +269,7 @@ impl ImageSequence {
             prefetch,
             requests,
             thread,
-            seq: 0,
-            fps,
+            seq: FrameSequence::new(fps),
             native_fps,
         })
     }
@@ -354,21 +355,18 @@ impl FrameSource for ImageSequence {
     }
 
     fn skip(&mut self, n: u64) -> Result<()> {
-        self.seq += n;
+        self.seq.skip(n);
         // Prefetch from the new position (the frame itself included).
         let len = self.len() as u64;
-        let next = (self.seq % len) as usize;
+        let next = (self.seq.next_seq() % len) as usize;
         self.request_after((next + self.len() - 1) % self.len());
         Ok(())
     }
 
     fn next_frame(&mut self) -> Result<Frame> {
-        let n = self.seq;
-        let index = (n % self.len() as u64) as usize;
+        let index = (self.seq.next_seq() % self.len() as u64) as usize;
         let pixels = self.pixels(index)?;
-        self.seq += 1;
-        let size = self.shared.size;
-        Frame::new(n, size.width, size.height, pixels, frame_time(n, self.fps))
+        self.seq.frame(self.shared.size, pixels)
     }
 
     fn native_fps(&self) -> Option<f64> {

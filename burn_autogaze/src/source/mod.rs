@@ -9,12 +9,12 @@
 
 mod image_file;
 mod image_sequence;
+mod sequence;
 mod synthetic_local;
 mod synthetic_pan;
 mod texture;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub use image_file::{IMAGE_EXTENSIONS, StaticImage, load_rgba};
 pub use image_sequence::{
@@ -68,23 +68,18 @@ pub trait FrameSource: Send {
     }
 }
 
-/// Timestamp of frame `n` at `fps` frames a second (zero when `fps` <= 0).
-pub(crate) fn frame_time(n: u64, fps: f64) -> Duration {
-    if fps > 0.0 && fps.is_finite() {
-        Duration::from_secs_f64(n as f64 / fps)
-    } else {
-        Duration::ZERO
-    }
-}
-
 crate::names::named_enum! {
     /// The kinds of source, as named on the command line.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     #[serde(rename_all = "kebab-case")]
     pub enum SourceKind ("source") {
+        /// [`SyntheticPan`]: every pixel moves every frame.
         SyntheticPan => "synthetic-pan",
+        /// [`SyntheticLocal`]: a still background with moving squares.
         SyntheticLocal => "synthetic-local",
+        /// [`StaticImage`]: one image repeated.
         Static => "static",
+        /// [`ImageSequence`]: a directory of frames, looping.
         Images => "images",
     }
 }
@@ -93,6 +88,7 @@ crate::names::named_enum! {
 /// (CLI flags, the perf harness, later URL parameters).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceOptions {
+    /// Which source.
     pub kind: SourceKind,
     /// Frame size of the synthetic sources (and of the procedural `static`).
     pub size: FrameSize,

@@ -1,8 +1,9 @@
 //! `synthetic-local`: a static textured background with a few moving objects
 //! (sparse, local motion). Deterministic: frame `n` depends on `n` alone.
 
+use super::FrameSource;
+use super::sequence::FrameSequence;
 use super::texture::Texture;
-use super::{FrameSource, frame_time};
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FramePool, FrameSize};
 
@@ -33,8 +34,7 @@ pub struct SyntheticLocal {
     background: Vec<u8>,
     movers: Vec<Mover>,
     pool: FramePool,
-    seq: u64,
-    fps: f64,
+    seq: FrameSequence,
 }
 
 impl SyntheticLocal {
@@ -66,8 +66,7 @@ impl SyntheticLocal {
             background,
             movers,
             pool: FramePool::new(size.rgba_len(), 8),
-            seq: 0,
-            fps,
+            seq: FrameSequence::new(fps),
         })
     }
 
@@ -119,12 +118,12 @@ impl FrameSource for SyntheticLocal {
     }
 
     fn skip(&mut self, n: u64) -> Result<()> {
-        self.seq += n;
+        self.seq.skip(n);
         Ok(())
     }
 
     fn next_frame(&mut self) -> Result<Frame> {
-        let n = self.seq;
+        let n = self.seq.next_seq();
         let Self {
             background,
             movers,
@@ -133,14 +132,7 @@ impl FrameSource for SyntheticLocal {
             ..
         } = self;
         let pixels = pool.fill(|out| render(background, movers, *size, n, out));
-        self.seq += 1;
-        Frame::new(
-            n,
-            self.size.width,
-            self.size.height,
-            pixels,
-            frame_time(n, self.fps),
-        )
+        self.seq.frame(self.size, pixels)
     }
 
     fn pooled_bytes(&self) -> usize {

@@ -1,8 +1,9 @@
 //! `synthetic-pan`: full-frame motion. A detailed texture larger than the
 //! frame, panned by a fixed speed; every pixel changes every frame.
 
+use super::FrameSource;
+use super::sequence::FrameSequence;
 use super::texture::{Texture, ramp_for_speed};
-use super::{FrameSource, frame_time};
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FramePool, FrameSize};
 
@@ -12,7 +13,9 @@ use crate::frame::{Frame, FramePool, FrameSize};
 /// pixel of every frame; `(0, 0)` is rejected (use the `static` source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PanSpeed {
+    /// Pixels per frame along x (positive: content moves left).
     pub dx: i32,
+    /// Pixels per frame along y (positive: content moves up).
     pub dy: i32,
 }
 
@@ -43,8 +46,7 @@ pub struct SyntheticPan {
     speed: PanSpeed,
     texture: Texture,
     pool: FramePool,
-    seq: u64,
-    fps: f64,
+    seq: FrameSequence,
 }
 
 impl SyntheticPan {
@@ -70,8 +72,7 @@ impl SyntheticPan {
             speed,
             texture,
             pool: FramePool::new(size.rgba_len(), 8),
-            seq: 0,
-            fps,
+            seq: FrameSequence::new(fps),
         })
     }
 
@@ -105,12 +106,12 @@ impl FrameSource for SyntheticPan {
     }
 
     fn skip(&mut self, n: u64) -> Result<()> {
-        self.seq += n;
+        self.seq.skip(n);
         Ok(())
     }
 
     fn next_frame(&mut self) -> Result<Frame> {
-        let n = self.seq;
+        let n = self.seq.next_seq();
         let Self {
             texture,
             size,
@@ -119,14 +120,7 @@ impl FrameSource for SyntheticPan {
             ..
         } = self;
         let pixels = pool.fill(|out| render(texture, *size, *speed, n, out));
-        self.seq += 1;
-        Frame::new(
-            n,
-            self.size.width,
-            self.size.height,
-            pixels,
-            frame_time(n, self.fps),
-        )
+        self.seq.frame(self.size, pixels)
     }
 
     fn pooled_bytes(&self) -> usize {
