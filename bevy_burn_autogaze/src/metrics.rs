@@ -246,7 +246,9 @@ impl AutoGazeMetrics {
         self.recording
     }
 
-    pub(crate) fn set_recording(&mut self, on: bool) {
+    /// Marks a perf summary as being recorded (or no longer): PSNR is
+    /// then measured whether or not the overlay shows it.
+    pub fn set_recording(&mut self, on: bool) {
         self.recording = on;
     }
 
