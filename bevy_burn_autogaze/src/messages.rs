@@ -30,7 +30,7 @@ pub struct AutoGazeFrame {
     pub size: FrameSize,
     /// The applied mask's tokens: scale, grid, row and column, the cell's
     /// pixel rectangle in the frame, and the padded flag. Shared with
-    /// [`AutoGazeLatest`] (one allocation a frame).
+    /// [`AutoGazeLatest`] (collected once a frame, never copied).
     pub tokens: Arc<[TokenRect]>,
     /// Updated pixels / frame pixels (1 on a keyframe).
     pub gaze_ratio: f64,

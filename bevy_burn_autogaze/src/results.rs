@@ -1,7 +1,8 @@
 //! Publishes each processed frame as an [`AutoGazeFrame`] message and each
 //! failure as an [`AutoGazeFailure`], and keeps [`AutoGazeLatest`] current.
 //! Everything comes from what the pipeline and the metrics already hold:
-//! the only per-frame allocation is the message's token list.
+//! the only per-frame allocation is the message's token list (collected
+//! once, shared with the resource).
 
 use std::sync::Arc;
 
