@@ -76,7 +76,9 @@ pub enum TensorLayout {
 /// grey; missing channels read 0, and alpha 1 unless mapped.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TexelMap {
+    /// Multiplier of each channel (R, G, B, A).
     pub scale: [f32; 4],
+    /// Offset added to each channel after scaling.
     pub offset: [f32; 4],
 }
 
@@ -106,9 +108,13 @@ impl TexelMap {
 /// One tensor to copy into one image this frame.
 #[derive(Debug, Clone)]
 pub struct TensorCopy {
+    /// The target image (made by [`tensor_image`](crate::tensor_image)).
     pub image: AssetId<Image>,
+    /// The f32 tensor on Bevy's device (`[C, H, W]` or `[H, W, C]`).
     pub tensor: Tensor<BurnBackend, 3>,
+    /// How the tensor's dimensions are ordered.
     pub layout: TensorLayout,
+    /// Tensor values to display intensity.
     pub map: TexelMap,
 }
 

@@ -31,6 +31,7 @@ pub struct ViewerArgs {
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
     #[command(flatten)]
+    /// The core pipeline's flags (mask source, model, geometry, dispatch, ...).
     pub pipeline: PipelineArgs,
     /// Display transfer: cpu (dirty-region texture writes), gpu (compose on
     /// the device by region copies from the input texture), auto (per frame,

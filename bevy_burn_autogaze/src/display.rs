@@ -93,6 +93,7 @@ pub struct UploadTotals {
     /// Device-side texture-to-texture copies (GPU transfer) and the bytes
     /// they moved on the device (no host bytes).
     pub device_copies: u64,
+    /// Bytes those device copies moved.
     pub device_copy_bytes: u64,
     /// CPU time of the writes (staging allocation and copy).
     #[serde(skip)]

@@ -2,51 +2,22 @@
 //! (or take a pushed) frame through the pipeline, stage the display uploads.
 //! Every computation is the core's; this file only schedules it.
 
-use std::sync::Mutex;
 use web_time::Instant;
 
 use bevy::prelude::*;
 use burn_autogaze::mask::{panel_size, render_panel_scaled, sample_scaled};
-use burn_autogaze::pipeline::{FramePipeline, StepReport};
+use burn_autogaze::pipeline::FramePipeline;
 use burn_autogaze::timing::Stage;
 
 use crate::display::{AutoGazeImages, UploadQueue, display_image};
 use crate::feed::HostFrames;
+use crate::messages::AutoGazeFailureKind as Failure;
 use crate::metrics::AutoGazeMetrics;
+use crate::runtime::AutoGazeRuntime;
 use crate::settings::{AutoGazeSettings, DisplayTransfer, FrameFeed};
 use burn_autogaze::FrameSize;
 use burn_autogaze::mask::Rect;
 use burn_autogaze::upload::UploadCost;
-
-/// The running pipeline and what the current update produced.
-#[derive(Resource, Default)]
-pub struct AutoGazeRuntime {
-    // The pipeline is `Send` but not `Sync` (its worker's result channel);
-    // systems reach it through `get_mut`, which never locks.
-    pipeline: Mutex<Option<FramePipeline>>,
-    applied: Option<AutoGazeSettings>,
-    /// The report of a frame stepped in this update, until recorded.
-    pub(crate) report: Option<StepReport>,
-    /// A setup error that stops the pipeline until the settings change
-    /// (bad model directory, missing image file).
-    pub(crate) setup_error: Option<String>,
-}
-
-impl AutoGazeRuntime {
-    /// The pipeline, once built.
-    pub fn pipeline(&mut self) -> Option<&mut FramePipeline> {
-        self.slot().as_mut()
-    }
-
-    fn slot(&mut self) -> &mut Option<FramePipeline> {
-        self.pipeline.get_mut().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The error that keeps the pipeline from running, if any.
-    pub fn setup_error(&self) -> Option<&str> {
-        self.setup_error.as_deref()
-    }
-}
 
 /// Builds the pipeline on the first frame and after a change that needs it;
 /// applies live settings otherwise.
@@ -63,9 +34,13 @@ pub(crate) fn apply_settings(
         return;
     }
     if rebuild {
-        let built = match settings.feed {
-            FrameFeed::Source => FramePipeline::new(&settings.pipeline),
-            FrameFeed::Host => FramePipeline::fed(&settings.pipeline),
+        let options = &settings.pipeline;
+        let mask = settings.custom_mask_source.as_ref().map(|m| m.build());
+        let built = match (settings.feed, mask) {
+            (FrameFeed::Source, None) => FramePipeline::new(options),
+            (FrameFeed::Source, Some(mask)) => FramePipeline::new_with_mask(options, mask),
+            (FrameFeed::Host, None) => FramePipeline::fed(options),
+            (FrameFeed::Host, Some(mask)) => FramePipeline::fed_with_mask(options, mask),
         };
         match built {
             Ok(p) => {
@@ -75,7 +50,7 @@ pub(crate) fn apply_settings(
             Err(e) => {
                 let message = format!("pipeline setup: {e}");
                 eprintln!("bevy_burn_autogaze: {message}");
-                metrics.record_error(message.clone());
+                metrics.record_failure(Failure::Setup, None, message.clone());
                 *runtime.slot() = None;
                 runtime.setup_error = Some(message);
             }
@@ -115,7 +90,7 @@ pub(crate) fn step_pipeline(
     if let Some((seq, message)) = pipeline.take_mask_error() {
         let message = format!("mask inference on frame {seq}: {message}");
         eprintln!("bevy_burn_autogaze: {message}");
-        metrics.record_error(message);
+        metrics.record_failure(Failure::MaskInference, Some(seq), message);
     }
     match result {
         None => {}
@@ -123,7 +98,7 @@ pub(crate) fn step_pipeline(
         Some(Err(e)) => {
             let message = format!("frame: {e}");
             eprintln!("bevy_burn_autogaze: {message}");
-            metrics.record_error(message);
+            metrics.record_failure(Failure::Frame, None, message);
         }
     }
 }
@@ -185,11 +160,11 @@ pub(crate) fn stage_display(
     if handles.size != Some(size) || state.mask_scale != scale || state.input_scale != input_scale {
         let mut panel = vec![0u8; mask_size.rgba_len()];
         if let Err(e) = render_panel_scaled(&frame, pipeline.plan(), scale, &mut panel) {
-            metrics.record_error(format!("mask panel: {e}"));
+            metrics.record_failure(Failure::Display, None, format!("mask panel: {e}"));
         }
         let mut input = vec![0u8; input_size.rgba_len()];
         if let Err(e) = sample_scaled(&frame, input_scale, &mut input) {
-            metrics.record_error(format!("input panel: {e}"));
+            metrics.record_failure(Failure::Display, None, format!("input panel: {e}"));
         }
         let mut new = vec![
             (handles.input.id(), input_size, input),
@@ -201,7 +176,7 @@ pub(crate) fn stage_display(
         }
         for (id, size, data) in new {
             if let Err(e) = images.insert(id, display_image(size, data)) {
-                metrics.record_error(format!("display image: {e}"));
+                metrics.record_failure(Failure::Display, None, format!("display image: {e}"));
             }
         }
         handles.size = Some(size);
@@ -238,7 +213,7 @@ pub(crate) fn stage_display(
                     Ok(()) => queue.push_staged(handles.input.id(), staged, false),
                     Err(e) => {
                         queue.give_back(staged);
-                        metrics.record_error(format!("input panel: {e}"));
+                        metrics.record_failure(Failure::Display, None, format!("input panel: {e}"));
                     }
                 }
             } else {
@@ -283,7 +258,7 @@ pub(crate) fn stage_display(
                 }
                 Err(e) => {
                     queue.give_back(staged);
-                    metrics.record_error(format!("mask panel: {e}"));
+                    metrics.record_failure(Failure::Display, None, format!("mask panel: {e}"));
                 }
             }
         }
@@ -312,7 +287,7 @@ pub(crate) fn stage_model_input(
     }
     let Some(device) = device else {
         if metrics.last_error.as_deref() != Some(MODEL_INPUT_NO_COMPUTE) {
-            metrics.record_error(MODEL_INPUT_NO_COMPUTE.into());
+            metrics.record_failure(Failure::Display, None, MODEL_INPUT_NO_COMPUTE.into());
         }
         return;
     };
@@ -321,7 +296,7 @@ pub(crate) fn stage_model_input(
     };
     if !pipeline.preprocesses() {
         if metrics.last_error.as_deref() != Some(MODEL_INPUT_OFF) {
-            metrics.record_error(MODEL_INPUT_OFF.into());
+            metrics.record_failure(Failure::Display, None, MODEL_INPUT_OFF.into());
         }
         return;
     }
@@ -333,7 +308,7 @@ pub(crate) fn stage_model_input(
         let size = FrameSize::new(w as u32, h as u32).expect("the model input size is valid");
         let image = crate::burn_bridge::tensor_image(size);
         if let Err(e) = images.insert(handles.model_input.id(), image) {
-            metrics.record_error(format!("model input panel: {e}"));
+            metrics.record_failure(Failure::Display, None, format!("model input panel: {e}"));
             return;
         }
         *made_size = Some((w, h));

@@ -22,6 +22,7 @@ pub struct HostFrames(Arc<Mutex<Slot>>);
 /// Counters of the host feed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HostFeedCounters {
+    /// Frames pushed.
     pub pushed: u64,
     /// Pushed frames replaced by a newer one before the plugin took them.
     pub replaced: u64,
@@ -48,6 +49,7 @@ impl HostFrames {
         self.slot().latest.take()
     }
 
+    /// Counters so far.
     pub fn counters(&self) -> HostFeedCounters {
         let slot = self.slot();
         HostFeedCounters {

@@ -22,6 +22,7 @@ use crate::{AutoGazePlugin, AutoGazeSettings};
 /// What a headless run measures and where it goes.
 #[derive(Debug, Clone)]
 pub struct HeadlessOptions {
+    /// Frames measured, warm-up, case name, timeout.
     pub record: RecordOptions,
     /// Where to write the summary JSON.
     pub summary: Option<PathBuf>,

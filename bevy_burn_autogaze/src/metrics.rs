@@ -20,12 +20,14 @@ use burn_autogaze::worker::WorkerCounters;
 use serde::Serialize;
 
 use crate::display::{UploadQueue, UploadTotals};
-use crate::driver::AutoGazeRuntime;
 use crate::feed::{HostFeedCounters, HostFrames};
+use crate::messages::{AutoGazeFailure, AutoGazeFailureKind};
+use crate::runtime::AutoGazeRuntime;
 use crate::settings::{AutoGazeSettings, DisplayTransfer};
 
-/// Frames in the short and long windows.
+/// Frames in the short window.
 pub const SHORT_WINDOW: usize = 60;
+/// Frames in the long window.
 pub const LONG_WINDOW: usize = 300;
 
 /// One displayed frame, with every stage's time (the pipeline's, plus
@@ -34,6 +36,7 @@ pub const LONG_WINDOW: usize = 300;
 pub struct FrameRecord {
     /// Frames recorded before this one.
     pub index: u64,
+    /// The pipeline's report, with the plugin's stage times added.
     pub report: StepReport,
     /// Wall time since the previous displayed frame.
     pub interval: Option<Duration>,
@@ -47,38 +50,64 @@ pub struct FrameRecord {
 /// p50 / p95 of one stage over the long window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StageWindow {
+    /// Median, ms.
     pub p50_ms: f64,
+    /// 95th percentile, ms.
     pub p95_ms: f64,
 }
 
 /// What the overlay shows, and what "export JSON" writes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MetricsSnapshot {
+    /// Frames recorded.
     pub frames: u64,
+    /// Frame intervals over the short window.
     pub frame_short: LatencySummary,
+    /// Frame intervals over the long window.
     pub frame_long: LatencySummary,
+    /// Each stage that ran, over the long window.
     pub stages: BTreeMap<Stage, StageWindow>,
     /// Stage with the largest p50 over the long window.
     pub dominant: Option<Stage>,
+    /// Gaze ratio of the last frame.
     pub gaze_ratio: f64,
+    /// Its moving average (keyframes excluded).
     pub gaze_ratio_ema: f64,
+    /// Output-vs-input PSNR of the last frame, when measured.
     pub psnr_db: Option<f64>,
+    /// Its moving average.
     pub psnr_ema_db: Option<f64>,
+    /// Rectangles of the last plan.
     pub rects: u32,
+    /// Disjoint row bands of the last plan.
     pub spans: u32,
+    /// Row copies of the last plan.
     pub row_spans: u64,
+    /// Pixels the last frame updated.
     pub updated_pixels: u64,
+    /// Bytes written to textures for the last frame.
     pub bytes_uploaded: u64,
+    /// Texture writes for the last frame.
     pub upload_calls: u64,
+    /// The compositor's path for the last frame.
     pub dispatch_path: Option<ComposePath>,
+    /// Frames per compositor path.
     pub dispatch_histogram: BTreeMap<ComposePath, u64>,
+    /// The display transfer of the last frame.
     pub transfer: Option<DisplayTransfer>,
+    /// Device copies of the last frame.
     pub device_copies: u64,
+    /// Where data lives at each handoff.
     pub residency: Vec<String>,
+    /// Mask worker counters (decoupled inference).
     pub worker: Option<WorkerCounters>,
+    /// Frame ring counters.
     pub ring: RingCounters,
+    /// Host feed counters.
     pub host: HostFeedCounters,
+    /// Failures so far.
     pub errors: u64,
+    /// The last failure's message.
     pub last_error: Option<String>,
     /// Process RSS, pooled and staging bytes (sampled at most 4 times a second).
     pub memory: MemoryStats,
@@ -106,23 +135,39 @@ pub struct AutoGazeMetrics {
     pub frames: u64,
     /// The last recorded frame.
     pub last: Option<FrameRecord>,
+    /// PSNR moving average.
     pub psnr_ema: Ema,
+    /// Frames per compositor path.
     pub dispatch: BTreeMap<ComposePath, u64>,
     /// Texture writes since the start (or the last reset).
     pub uploads: UploadTotals,
+    /// Gaze-ratio statistics (the pipeline's).
     pub gaze: GazeStats,
+    /// Mask worker counters (decoupled inference).
     pub worker: Option<WorkerCounters>,
+    /// Frame ring counters.
     pub ring: RingCounters,
+    /// Host feed counters.
     pub host: HostFeedCounters,
+    /// Failures so far.
     pub errors: u64,
+    /// The last failure's message.
     pub last_error: Option<String>,
+    /// Failures not yet published as messages.
+    pub(crate) unpublished: Vec<AutoGazeFailure>,
+    /// True from recording a frame until it is published.
+    pub(crate) fresh: bool,
     /// Where data lives at each handoff.
     pub residency: Vec<String>,
     /// A snapshot to compare against ("set baseline").
     pub baseline: Option<MetricsSnapshot>,
+    /// Memory samples (RSS, pooled and staging bytes).
     pub memory: MemorySampler,
+    /// Paced playback counters.
     pub pace: Option<PaceStats>,
+    /// A file source's decode counters.
     pub decode: Option<DecodeStats>,
+    /// Tensor-to-texture copies run and refused.
     pub tensor_copies: (u64, u64),
 }
 
@@ -150,6 +195,8 @@ impl Default for AutoGazeMetrics {
             host: HostFeedCounters::default(),
             errors: 0,
             last_error: None,
+            unpublished: Vec::new(),
+            fresh: false,
             residency: Vec::new(),
             baseline: None,
             memory: MemorySampler::default(),
@@ -184,10 +231,13 @@ impl AutoGazeMetrics {
         self.pending_transfer = Some(transfer);
     }
 
-    /// Counts an error and keeps its message.
-    pub fn record_error(&mut self, message: String) {
+    /// Counts a failure, keeps its message and queues it for the
+    /// [`AutoGazeFailure`] message.
+    pub fn record_failure(&mut self, kind: AutoGazeFailureKind, seq: Option<u64>, message: String) {
         self.errors += 1;
-        self.last_error = Some(message);
+        self.last_error = Some(message.clone());
+        self.unpublished
+            .push(AutoGazeFailure { kind, seq, message });
     }
 
     /// True while a perf summary is being recorded (PSNR is then measured
@@ -196,7 +246,9 @@ impl AutoGazeMetrics {
         self.recording
     }
 
-    pub(crate) fn set_recording(&mut self, on: bool) {
+    /// Marks a perf summary as being recorded (or no longer): PSNR is
+    /// then measured whether or not the overlay shows it.
+    pub fn set_recording(&mut self, on: bool) {
         self.recording = on;
     }
 
@@ -209,7 +261,10 @@ impl AutoGazeMetrics {
         // The copy counters live in `TensorCopies`; keeping the last seen
         // ones means a refusal from before the reset is not reported again.
         let tensor_copies = self.tensor_copies;
+        // Failures still to be published are not the overlay's to drop.
+        let unpublished = std::mem::take(&mut self.unpublished);
         *self = Self::default();
+        self.unpublished = unpublished;
         self.baseline = baseline;
         self.recording = recording;
         self.residency = residency;
@@ -255,6 +310,7 @@ impl AutoGazeMetrics {
             transfer: self.pending_transfer.take(),
         });
         self.frames += 1;
+        self.fresh = true;
     }
 
     /// The snapshot of the windows and counters (sorts at most
@@ -331,7 +387,7 @@ pub fn residency(settings: &AutoGazeSettings) -> Vec<String> {
         "source frame: host RGBA (shared buffer, no copy to the worker)".into(),
         format!(
             "mask source ({}): host, {worker}",
-            settings.pipeline.mask_source
+            settings.mask_source_name()
         ),
         "composed output: host RGBA (persistent buffer)".into(),
         match settings.display_transfer {
@@ -368,7 +424,11 @@ pub(crate) fn finish_frame(
     let (copied, refused) = copies.counters();
     if refused > metrics.tensor_copies.1 {
         let why = copies.last_error().unwrap_or_default();
-        metrics.record_error(format!("tensor copy refused: {why}"));
+        metrics.record_failure(
+            AutoGazeFailureKind::Display,
+            None,
+            format!("tensor copy refused: {why}"),
+        );
     }
     metrics.tensor_copies = (copied, refused);
     metrics.uploads.add(&done);
@@ -436,7 +496,8 @@ mod tests {
         assert_eq!(s.dominant, Some(Stage::Ui));
         assert_eq!(s.dispatch_histogram[&ComposePath::Sparse], s.frames);
         assert_eq!(s.psnr_ema_db, Some(40.0));
-        m.record_error("boom".into());
+        m.record_failure(AutoGazeFailureKind::Frame, Some(3), "boom".into());
+        assert_eq!(m.unpublished.len(), 1);
         m.baseline = Some(s);
         m.reset();
         assert_eq!((m.frames, m.errors), (0, 0));

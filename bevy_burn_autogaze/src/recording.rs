@@ -17,7 +17,9 @@ use crate::{AdapterSummary, AutoGazeMetrics, AutoGazeRuntime, AutoGazeSettings, 
 /// What a recording measures.
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
+    /// Measured frames.
     pub frames: usize,
+    /// Frames shown before the measurement starts.
     pub warmup_frames: usize,
     /// Case name written into the summary.
     pub case: String,
@@ -55,7 +57,9 @@ pub(crate) fn outcome_ref(
 
 /// Records `options.frames` frames after the warm-up into `outcome`.
 pub struct SummaryRecordingPlugin {
+    /// What to measure.
     pub options: RecordOptions,
+    /// Where the summary (or the error) goes.
     pub outcome: SummaryOutcome,
 }
 

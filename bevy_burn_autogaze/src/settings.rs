@@ -1,59 +1,75 @@
 //! The plugin's settings: one resource the host app may change at runtime.
 
+use std::sync::Arc;
+
 use bevy::prelude::*;
+use burn_autogaze::mask_source::MaskSource;
 use burn_autogaze::pipeline::PipelineOptions;
 use serde::{Deserialize, Serialize};
 
-/// How composed frames reach the display texture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DisplayTransfer {
-    /// Host RGBA -> dirty-region `queue.write_texture` calls from the render
-    /// world (one whole write when the learned upload cost says so).
-    Cpu,
-    /// The output is composed on the device: the frame goes up once (into
-    /// the input texture) and each dirty region is a texture-to-texture
-    /// copy; no output bytes cross from the host.
-    Gpu,
-    /// Per frame, whichever the measured costs predict cheaper.
-    #[default]
-    Auto,
+burn_autogaze::named_enum! {
+    /// How composed frames reach the display texture.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum DisplayTransfer ("display transfer") {
+        /// Host RGBA -> dirty-region `queue.write_texture` calls from the
+        /// render world (one whole write when the learned upload cost says so).
+        Cpu => "cpu",
+        /// The output is composed on the device: the frame goes up once (into
+        /// the input texture) and each dirty region is a texture-to-texture
+        /// copy; no output bytes cross from the host.
+        Gpu => "gpu",
+        /// Per frame, whichever the measured costs predict cheaper.
+        #[default]
+        Auto => "auto",
+    }
 }
 
-impl DisplayTransfer {
-    pub const ALL: [DisplayTransfer; 3] = [
-        DisplayTransfer::Cpu,
-        DisplayTransfer::Gpu,
-        DisplayTransfer::Auto,
-    ];
+/// A host's own mask source for the plugin: a named factory the plugin calls
+/// at each pipeline (re)build, so a rebuilt pipeline starts a fresh source.
+/// It replaces `pipeline.mask_source`; decoupled or not as the pipeline
+/// options say (the source then runs on the mask worker thread).
+///
+/// Two values are equal when they are clones of one another (the same
+/// factory), so changing the settings to another source rebuilds.
+#[derive(Clone)]
+pub struct CustomMaskSource {
+    name: String,
+    factory: Arc<dyn Fn() -> Box<dyn MaskSource> + Send + Sync>,
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisplayTransfer::Cpu => "cpu",
-            DisplayTransfer::Gpu => "gpu",
-            DisplayTransfer::Auto => "auto",
+impl CustomMaskSource {
+    /// A source named `name` (shown in the metrics) made by `factory`.
+    pub fn new<S: MaskSource + 'static>(
+        name: impl Into<String>,
+        factory: impl Fn() -> S + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            factory: Arc::new(move || Box::new(factory()) as Box<dyn MaskSource>),
         }
     }
-}
 
-impl std::fmt::Display for DisplayTransfer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+    /// The name given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A fresh source from the factory.
+    pub fn build(&self) -> Box<dyn MaskSource> {
+        (self.factory)()
     }
 }
 
-impl std::str::FromStr for DisplayTransfer {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "display transfer {s:?}: expected one of {}",
-                    Self::ALL.map(|d| d.as_str()).join(", ")
-                )
-            })
+impl PartialEq for CustomMaskSource {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.factory, &other.factory)
+    }
+}
+
+impl std::fmt::Debug for CustomMaskSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CustomMaskSource").field(&self.name).finish()
     }
 }
 
@@ -74,8 +90,16 @@ pub enum FrameFeed {
 /// source, feed or mask source rebuilds the pipeline.
 #[derive(Resource, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoGazeSettings {
+    /// The core pipeline: source, mask source, geometry, compositor,
+    /// decoupled inference, pacing.
     pub pipeline: PipelineOptions,
+    /// The host's own mask source, in place of `pipeline.mask_source` (not
+    /// serialized: a summary's config names the built-in one).
+    #[serde(skip)]
+    pub custom_mask_source: Option<CustomMaskSource>,
+    /// Where frames come from.
     pub feed: FrameFeed,
+    /// How composed frames reach the display texture.
     pub display_transfer: DisplayTransfer,
     /// Output-vs-input PSNR, computed only while the overlay shows it or a
     /// perf summary is being recorded.
@@ -84,6 +108,7 @@ pub struct AutoGazeSettings {
     pub overlay: bool,
     /// Upload the input and mask panels (the output is always uploaded).
     pub show_input: bool,
+    /// Upload the mask panel.
     pub show_mask: bool,
     /// The mask panel is drawn at 1/`mask_panel_scale` of the frame size
     /// (it is shown smaller than the frame; 2 uploads a quarter of the
@@ -110,6 +135,7 @@ impl Default for AutoGazeSettings {
                 decoupled: true,
                 ..PipelineOptions::default()
             },
+            custom_mask_source: None,
             feed: FrameFeed::Source,
             display_transfer: DisplayTransfer::Auto,
             psnr: true,
@@ -133,7 +159,15 @@ impl AutoGazeSettings {
         a.geometry = b.geometry;
         a.compositor = b.compositor;
         b.geometry = a.geometry;
-        a != b || self.feed != next.feed
+        a != b || self.feed != next.feed || self.custom_mask_source != next.custom_mask_source
+    }
+
+    /// The mask source's name: the custom one's, else the built-in kind's.
+    pub fn mask_source_name(&self) -> &str {
+        match &self.custom_mask_source {
+            Some(custom) => custom.name(),
+            None => self.pipeline.mask_source.as_str(),
+        }
     }
 }
 
@@ -156,7 +190,28 @@ mod tests {
         let mut c = a.clone();
         c.feed = FrameFeed::Host;
         assert!(a.needs_rebuild(&c));
-        assert!("gpu2".parse::<DisplayTransfer>().is_err());
-        assert_eq!("cpu".parse::<DisplayTransfer>(), Ok(DisplayTransfer::Cpu));
+        let err = "gpu2".parse::<DisplayTransfer>().unwrap_err().to_string();
+        assert!(err.contains("cpu, gpu, auto"), "{err}");
+        assert_eq!(
+            "cpu".parse::<DisplayTransfer>().ok(),
+            Some(DisplayTransfer::Cpu)
+        );
+        assert_eq!(DisplayTransfer::Gpu.to_string(), "gpu");
+        // A custom mask source rebuilds when it is set or replaced, not when
+        // a clone of the same one is set again.
+        let custom = CustomMaskSource::new("none", || {
+            burn_autogaze::patch_diff::PatchDiff::new(
+                burn_autogaze::tokens::TokenLayout::release(),
+                Default::default(),
+            )
+            .unwrap()
+        });
+        let mut d = a.clone();
+        d.custom_mask_source = Some(custom.clone());
+        assert!(a.needs_rebuild(&d));
+        assert_eq!(d.mask_source_name(), "none");
+        let mut e = d.clone();
+        e.custom_mask_source = Some(custom);
+        assert!(!d.needs_rebuild(&e));
     }
 }

@@ -1,21 +1,16 @@
-//! Plugin tests: logic under `MinimalPlugins` (no GPU), and one headless
-//! render on the real renderer (lavapipe here) whose output texture must
-//! equal the core compositor's output for the same frames.
+//! Plugin tests: logic under `MinimalPlugins` (no GPU): stepping, metrics,
+//! host frames, settings, the result messages and a custom mask source.
+//! Headless renders on the real renderer are in `viewer_tests`.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bevy::asset::AssetPlugin;
 use bevy::prelude::*;
-use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 use burn_autogaze::mask::MaskGeometry;
 use burn_autogaze::mask_source::MaskSourceKind;
-use burn_autogaze::pipeline::FramePipeline;
 use burn_autogaze::source::{SourceKind, SourceOptions, open_source};
 use burn_autogaze::{Frame, FrameSize};
 
-use crate::headless::{HeadlessOptions, headless_app};
-use crate::recording::RecordOptions;
 use crate::*;
 
 fn settings(kind: SourceKind, size: FrameSize) -> AutoGazeSettings {
@@ -183,6 +178,13 @@ fn host_frames_are_latest_wins_and_stale_ones_are_refused_without_stopping() {
     );
     assert_eq!((m.frames, m.last.unwrap().report.seq), (3, 5));
     assert_eq!(m.ring.stale, 1);
+    // The refusal is also a failure message.
+    let latest = app.world().resource::<AutoGazeLatest>();
+    let failure = latest.failure().unwrap();
+    assert_eq!(latest.failures(), 1);
+    assert_eq!(failure.kind, AutoGazeFailureKind::Frame);
+    assert!(failure.message.contains("sequence"), "{failure:?}");
+    assert_eq!(latest.frame().map(|f| f.seq), Some(5));
 }
 
 #[test]
@@ -211,6 +213,9 @@ fn settings_apply_live_or_rebuild_and_bad_ones_are_reported() {
     let runtime = app.world().resource::<AutoGazeRuntime>();
     let err = runtime.setup_error().unwrap().to_string();
     assert!(err.contains("/nonexistent/autogaze"), "{err}");
+    let latest = app.world().resource::<AutoGazeLatest>();
+    assert_eq!(latest.failures(), 1, "reported once, not every frame");
+    assert_eq!(latest.failure().unwrap().kind, AutoGazeFailureKind::Setup);
     assert_eq!(app.world().resource::<AutoGazeMetrics>().frames, 4);
     // Fixing the settings rebuilds the pipeline: a new stream from frame 0.
     {
@@ -225,128 +230,6 @@ fn settings_apply_live_or_rebuild_and_bad_ones_are_reported() {
     app.world_mut().resource_mut::<AutoGazeSettings>().paused = true;
     app.update();
     assert_eq!(app.world().resource::<AutoGazeMetrics>().frames, 5);
-}
-
-/// Renders `FRAMES` frames headless with `transfer` and reads the output
-/// texture back from the GPU.
-fn render_output(
-    transfer: DisplayTransfer,
-    show_input: bool,
-) -> (Vec<u8>, AutoGazeSettings, UploadTotals) {
-    // 128 px rows are 512 bytes: the readback has no row padding.
-    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
-    s.display_transfer = transfer;
-    s.show_input = show_input;
-    let (gpu, uploads, _) = render_and_read(s.clone(), |h| h.output.clone());
-    (gpu, s, uploads)
-}
-
-const FRAMES: u64 = 6;
-
-/// Renders `FRAMES` frames headless and reads the image `pick` names back
-/// from the GPU (rows as the readback pads them).
-fn render_and_read(
-    s: AutoGazeSettings,
-    pick: fn(&AutoGazeImages) -> Handle<Image>,
-) -> (Vec<u8>, UploadTotals, MetricsSnapshot) {
-    let options = HeadlessOptions {
-        record: RecordOptions {
-            frames: 1_000,
-            warmup_frames: 0,
-            timeout: Duration::from_secs(300),
-            ..RecordOptions::default()
-        },
-        target: size(256, 128),
-        ..HeadlessOptions::default()
-    };
-    let (mut app, _outcome) = headless_app(s, options);
-    app.finish();
-    app.cleanup();
-    let mut steps = 0;
-    while app.world().resource::<AutoGazeMetrics>().frames < FRAMES {
-        app.update();
-        steps += 1;
-        assert!(steps < 200, "no progress");
-    }
-    app.world_mut().resource_mut::<AutoGazeSettings>().paused = true;
-    let output = pick(app.world().resource::<AutoGazeImages>());
-    let data: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
-    let sink = data.clone();
-    app.world_mut()
-        .spawn(Readback::texture(output))
-        .observe(move |event: On<ReadbackComplete>| {
-            *sink.lock().unwrap() = Some(event.data.clone());
-        });
-    for _ in 0..60 {
-        app.update();
-        if data.lock().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let gpu = data
-        .lock()
-        .unwrap()
-        .take()
-        .expect("a readback of the output texture");
-    assert!(!app.world().resource::<AdapterSummary>().name.is_empty());
-    let metrics = app.world().resource::<AutoGazeMetrics>();
-    (gpu, metrics.uploads, metrics.snapshot())
-}
-
-fn core_output(s: &AutoGazeSettings, frames: u64) -> Vec<u8> {
-    let mut core = FramePipeline::new(&s.pipeline).unwrap();
-    for _ in 0..frames {
-        core.step().unwrap();
-    }
-    core.output().to_vec()
-}
-
-fn assert_same(gpu: &[u8], core: &[u8]) {
-    assert_eq!(gpu.len(), core.len());
-    let differing: Vec<usize> = (0..gpu.len()).filter(|&i| gpu[i] != core[i]).collect();
-    let show: Vec<String> = differing
-        .iter()
-        .take(8)
-        .map(|&i| {
-            format!(
-                "px ({}, {}) ch {}: {} vs {}",
-                i / 4 % 128,
-                i / 4 / 128,
-                i % 4,
-                gpu[i],
-                core[i]
-            )
-        })
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "{} bytes differ: {show:?}",
-        differing.len()
-    );
-}
-
-/// The Bevy path and the core path agree: after N frames the output texture
-/// (read back from the GPU) equals the core compositor's output for the same
-/// frames and plans, whether the output went up as host dirty regions or was
-/// composed on the device.
-#[test]
-fn headless_render_matches_the_core_compositor() {
-    let (gpu, s, uploads) = render_output(DisplayTransfer::Cpu, true);
-    assert_same(&gpu, &core_output(&s, 6));
-    // Something actually went up as partial writes, and nothing was copied
-    // on the device.
-    assert!(uploads.calls > 0 && uploads.bytes > 0, "{uploads:?}");
-    assert_eq!(uploads.device_copies, 0);
-}
-
-/// Device composition, input panel hidden: the input still goes up (the
-/// copies read it), the output's regions are device copies.
-#[test]
-fn headless_device_composition_matches_the_core_compositor() {
-    let (gpu, s, uploads) = render_output(DisplayTransfer::Gpu, false);
-    assert_same(&gpu, &core_output(&s, 6));
-    assert!(uploads.device_copies > 0, "{uploads:?}");
 }
 
 #[test]
@@ -386,100 +269,154 @@ fn auto_transfer_follows_the_cost_model() {
     }
 }
 
-/// The Burn bridge: the model input becomes a Burn tensor on Bevy's own
-/// device and the tensor-to-texture pass packs it into the RGBA8 image; read
-/// back, it equals the host's mapping of the core's model input (up to the
-/// device's float-to-unorm rounding).
-#[test]
-fn headless_model_input_goes_from_a_burn_tensor_to_the_texture() {
-    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
-    s.pipeline.preprocess = true;
-    s.show_model_input = true;
-    let (gpu, _, snap) = render_and_read(s.clone(), |h| h.model_input.clone());
-    assert_eq!(snap.errors, 0, "{:?}", snap.last_error);
-    assert!(
-        snap.tensor_copies.0 >= 1 && snap.tensor_copies.1 == 0,
-        "{:?}",
-        snap.tensor_copies
-    );
-    assert!(snap.residency.iter().any(|r| r.contains("Burn tensor")));
-    let mut core = FramePipeline::new(&s.pipeline).unwrap();
-    for _ in 0..FRAMES {
-        core.step().unwrap();
-    }
-    let side = core.preprocessor().model_size();
-    let plane = side * side;
-    let input = core.model_input().frame(0);
-    let map = TexelMap::rgb(core.preprocessor().display_affine());
-    // Readback rows are padded to 256 bytes.
-    let row = (side * 4).div_ceil(256) * 256;
-    assert_eq!(gpu.len(), row * side);
-    let mut worst = 0i32;
-    for y in 0..side {
-        for x in 0..side {
-            let px = y * side + x;
-            for c in 0..4 {
-                let want = if c == 3 {
-                    255
-                } else {
-                    map.byte(c, input[c * plane + px])
-                };
-                let got = gpu[y * row + x * 4 + c];
-                worst = worst.max((got as i32 - want as i32).abs());
-            }
-        }
-    }
-    assert!(worst <= 1, "max byte difference {worst}");
+/// What a host system saw, reading the plugin's messages and resource with
+/// `MessageReader` and `Res` only.
+#[derive(Resource, Default)]
+struct Seen {
+    frames: Vec<AutoGazeFrame>,
+    failures: Vec<AutoGazeFailure>,
+    latest_seq: Option<u64>,
 }
 
-/// The web page's URL query goes through the command line's own parser.
+fn watch(
+    mut frames: MessageReader<AutoGazeFrame>,
+    mut failures: MessageReader<AutoGazeFailure>,
+    latest: Res<AutoGazeLatest>,
+    mut seen: ResMut<Seen>,
+) {
+    seen.frames.extend(frames.read().cloned());
+    seen.failures.extend(failures.read().cloned());
+    seen.latest_seq = latest.frame().map(|f| f.seq);
+}
+
+fn watched_app(settings: AutoGazeSettings) -> App {
+    let mut app = minimal_app(settings);
+    app.init_resource::<Seen>()
+        .add_systems(Last, watch.after(AutoGazeSystems::Publish));
+    app
+}
+
 #[test]
-fn url_queries_parse_as_the_command_line_does() {
-    use crate::cli::ViewerArgs;
-    use clap::Parser;
-    let query = "?source=static&frames=30&overlay=false&pan_speed=7%2C3&show-model-input";
-    let from_url = ViewerArgs::from_query(query).unwrap();
-    let from_cli = ViewerArgs::parse_from([
-        "bevy_burn_autogaze",
-        "--source",
-        "static",
-        "--frames",
-        "30",
-        "--overlay",
-        "false",
-        "--pan-speed",
-        "7,3",
-        "--show-model-input",
-    ]);
-    assert_eq!(from_url.settings(), from_cli.settings());
-    assert_eq!(from_url.frames, 30);
-    assert!(from_url.show_model_input && !from_url.overlay);
-    assert_eq!(
-        ViewerArgs::from_query("").unwrap().settings(),
-        ViewerArgs::parse_from(["bevy_burn_autogaze"]).settings()
-    );
-    // Unknown flags, bad values and bad escapes are errors naming them.
-    let unknown = ViewerArgs::from_query("bogus=1").unwrap_err();
-    assert!(unknown.contains("--bogus"), "{unknown}");
-    let bad = ViewerArgs::from_query("frames=many").unwrap_err();
-    assert!(bad.contains("many") && bad.contains("--frames"), "{bad}");
-    let escape = ViewerArgs::from_query("case=%zz").unwrap_err();
-    assert!(escape.contains("bad escape"), "{escape}");
-    // What the browser cannot do is refused by name.
-    for (query, needle) in [
-        ("headless", "headless"),
-        ("source=images&images-dir=x", "images"),
-        ("summary=s.json", "summary"),
-        ("model-dir=m", "model-dir"),
-        (
-            "mask-source=autogaze&model-backend=wgpu",
-            "model-backend=wgpu",
-        ),
-    ] {
-        let e = ViewerArgs::from_query(query).unwrap_err();
-        assert!(
-            e.contains("not available in the browser") && e.contains(needle),
-            "{e}"
+fn every_frame_is_a_message_built_from_the_frames_own_plan_and_times() {
+    let mut app = watched_app(settings(SourceKind::SyntheticLocal, size(96, 54)));
+    for _ in 0..8 {
+        app.update();
+        // The message carries what the metrics recorded for the same frame.
+        let last = app.world().resource::<AutoGazeMetrics>().last.unwrap();
+        let seen = app.world().resource::<Seen>();
+        let frame = seen.frames.last().unwrap();
+        assert_eq!(frame.seq, last.report.seq);
+        assert_eq!(frame.times, last.report.times);
+        assert_eq!(frame.path, last.report.compose.path);
+        assert_eq!(frame.gaze_ratio, last.report.compose.coverage);
+        assert_eq!(frame.keyframe, last.report.compose.keyframe);
+        assert_eq!(frame.transfer, last.transfer);
+        assert_eq!(frame.tokens.len() as u32, last.report.plan.tokens);
+        // The cells' union is the plan's: the rectangles are the core's.
+        let mut spans = Vec::new();
+        let union = burn_autogaze::mask::union_spans(
+            frame.tokens.iter().map(|t| t.rect),
+            &mut Default::default(),
+            &mut spans,
         );
+        assert_eq!(
+            union, last.report.plan.updated_pixels,
+            "frame {}",
+            frame.seq
+        );
+        assert_eq!(seen.latest_seq, Some(frame.seq));
     }
+    let seen = app.world().resource::<Seen>();
+    let seqs: Vec<u64> = seen.frames.iter().map(|f| f.seq).collect();
+    assert_eq!(seqs, (0..8).collect::<Vec<_>>());
+    assert!(seen.failures.is_empty());
+    let last = seen.frames.last().unwrap();
+    assert_eq!(last.size, size(96, 54));
+    assert!(!last.keyframe && last.gaze_ratio > 0.0 && last.gaze_ratio < 0.8);
+    assert!(!last.tokens.is_empty());
+    assert!(
+        last.tokens
+            .iter()
+            .all(|t| t.rect.x1 <= 96 && t.rect.y1 <= 54)
+    );
+    assert!(
+        !last
+            .times
+            .get(burn_autogaze::timing::Stage::DisplayTransfer)
+            .is_zero()
+    );
+    let everything = burn_autogaze::mask::Rect::full(last.size);
+    assert_eq!(last.tokens_in(everything).count(), last.tokens.len());
+    let latest = app.world().resource::<AutoGazeLatest>();
+    assert_eq!(latest.frames(), 8);
+    assert_eq!(latest.frame(), Some(last));
+}
+
+/// A host's own mask: the finest cells over a fixed region.
+struct Region(burn_autogaze::mask::Rect);
+
+impl burn_autogaze::mask_source::MaskSource for Region {
+    fn tokens_into(
+        &mut self,
+        frame: &Frame,
+        _reference: Option<&[u8]>,
+        out: &mut burn_autogaze::tokens::GazeTokens,
+        _tiles: &mut burn_autogaze::mask_source::MaskTiles,
+        _times: &mut burn_autogaze::timing::StageTimes,
+    ) -> burn_autogaze::Result<()> {
+        let layout = burn_autogaze::tokens::TokenLayout::release();
+        burn_autogaze::mask_source::push_region_tokens(&layout, frame.size(), self.0, out);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_custom_mask_source_runs_on_the_worker_and_shapes_the_messages() {
+    let region = burn_autogaze::mask::Rect {
+        x0: 48,
+        y0: 27,
+        x1: 70,
+        y1: 40,
+    };
+    let mut s = settings(SourceKind::SyntheticPan, size(96, 54));
+    s.pipeline.decoupled = true;
+    s.custom_mask_source = Some(CustomMaskSource::new("region", move || Region(region)));
+    let mut app = watched_app(s);
+    let deadline = web_time::Instant::now() + Duration::from_secs(30);
+    let applied = loop {
+        app.update();
+        let seen = app.world().resource::<Seen>();
+        if let Some(f) = seen
+            .frames
+            .last()
+            .filter(|f| f.mask_seq.is_some() && !f.keyframe)
+        {
+            break f.clone();
+        }
+        assert!(
+            web_time::Instant::now() < deadline,
+            "no mask from the worker"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    // The worker's mask is of this frame or an earlier one (a source this
+    // cheap may finish before the step takes the newest result).
+    assert!(applied.mask_seq.unwrap() <= applied.seq);
+    assert!(!applied.tokens.is_empty());
+    assert_eq!(applied.tokens_in(region).count(), applied.tokens.len());
+    assert!(applied.gaze_ratio < 0.2, "{}", applied.gaze_ratio);
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    assert!(metrics.worker.is_some_and(|w| w.completed >= 1));
+    assert!(
+        metrics
+            .residency
+            .iter()
+            .any(|r| r.contains("mask source (region)"))
+    );
+    // Back to the built-in source: a rebuild, a new stream from frame 0.
+    app.world_mut()
+        .resource_mut::<AutoGazeSettings>()
+        .custom_mask_source = None;
+    app.update();
+    assert_eq!(app.world().resource::<Seen>().frames.last().unwrap().seq, 0);
 }

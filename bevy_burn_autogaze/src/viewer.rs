@@ -15,7 +15,9 @@ use crate::{AutoGazeImages, AutoGazeSettings, AutoGazeSystems};
 /// The viewer layout. `target: Some(size)` renders into an offscreen image
 /// of that size (headless); none renders to the primary window.
 pub struct ViewerPlugin {
+    /// Offscreen target size (headless); none: the primary window.
     pub target: Option<FrameSize>,
+    /// Which panel scales to fit to their displayed width.
     pub fit: PanelFit,
 }
 
@@ -25,7 +27,9 @@ pub struct ViewerPlugin {
 /// the scale in the settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PanelFit {
+    /// Fit the mask panel's scale.
     pub mask: bool,
+    /// Fit the input panel's scale.
     pub input: bool,
 }
 

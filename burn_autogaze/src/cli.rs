@@ -59,6 +59,11 @@ pub struct PipelineArgs {
     /// adapter: a GPU where there is one).
     #[arg(long, default_value = "ndarray")]
     pub model_backend: ModelBackend,
+    /// The model engine (`burn-ops`: Burn ops, the reference; `host`: fused
+    /// CPU kernels). Default: the backend's (`host` on ndarray, `burn-ops`
+    /// on wgpu).
+    #[arg(long)]
+    pub model_engine: Option<String>,
     /// Frames of KV cache the model keeps (0: unbounded).
     #[arg(long, default_value_t = ModelOptions::default().horizon)]
     pub horizon: usize,
@@ -105,6 +110,7 @@ impl PipelineArgs {
                 horizon: self.horizon,
                 anyres_tiles: self.anyres_tiles,
                 backend: self.model_backend,
+                engine: self.model_engine.clone(),
                 ..ModelOptions::default()
             },
             patch_diff: PatchDiffOptions {

@@ -43,7 +43,6 @@ pub mod error;
 pub mod frame;
 pub mod interframe;
 pub mod mask;
-#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod mask_source;
 pub mod memory;
 pub mod model;
@@ -51,7 +50,6 @@ mod names;
 pub mod pacing;
 pub mod patch_diff;
 pub mod perf;
-#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod pipeline;
 pub mod preprocess;
 pub mod quality;
@@ -61,7 +59,6 @@ pub mod tensor_file;
 pub mod timing;
 pub mod tokens;
 pub mod upload;
-#[allow(missing_docs)] // documented with the mask-source rework (another branch owns this file)
 pub mod worker;
 
 pub use error::{AutoGazeError, Result};

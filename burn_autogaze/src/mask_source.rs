@@ -1,15 +1,145 @@
-//! Where a frame's gaze tokens come from: patch-diff (weights-free) or the
-//! AutoGaze model, streaming one frame per call. Both emit tokens of the same
+//! Where a frame's gaze tokens come from: patch-diff (weights-free), the
+//! AutoGaze model, or a host's own [`MaskSource`] (e.g. a detector's boxes as
+//! cells), streaming one frame per call. All emit tokens of the same
 //! vocabulary, so everything downstream is shared.
 
 use std::path::PathBuf;
 use web_time::Instant;
 
 use crate::error::Result;
-use crate::frame::Frame;
-use crate::patch_diff::PatchDiff;
+use crate::frame::{Frame, FrameSize};
+use crate::mask::{Rect, cell_rect};
+use crate::patch_diff::{PatchDiff, PatchDiffOptions};
 use crate::timing::{Stage, StageTimes};
-use crate::tokens::GazeTokens;
+use crate::tokens::{Cell, GazeTokens, TokenLayout};
+
+/// Tiles of a tiled (AnyRes) mask: each tile's rectangle in the frame and
+/// its frame-local token ids, planned on the tile.
+pub type MaskTiles = Vec<(Rect, Vec<u32>)>;
+
+/// One token of a mask: its cell in the layout and the pixels that cell
+/// covers in the frame (the cell itself, before any geometry policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRect {
+    /// Scale (0 = coarsest), grid, row and column.
+    pub cell: Cell,
+    /// The cell's pixels in the frame, by [`cell_rect`] (a tiled mask's cell
+    /// on its tile, moved to the tile's place and clipped to the frame:
+    /// empty for a cell of a tile's part beyond the frame).
+    pub rect: Rect,
+    /// True for a pad the source emitted (not an update of the frame).
+    pub padded: bool,
+}
+
+/// The tokens of a mask (`tiles` when the source tiled the frame, else
+/// `tokens`) with their cells and pixel rectangles in a `size` frame,
+/// decoded by `layout`. Ids that name no cell (the pad id) are left out.
+pub fn token_rects<'a>(
+    layout: &'a TokenLayout,
+    size: FrameSize,
+    tokens: &'a GazeTokens,
+    tiles: &'a [(Rect, Vec<u32>)],
+) -> impl Iterator<Item = TokenRect> + 'a {
+    let frame = Rect::full(size);
+    let whole = tokens
+        .ids
+        .iter()
+        .zip(&tokens.padded)
+        .filter(move |_| tiles.is_empty())
+        .map(move |(&id, &padded)| (frame, id, padded));
+    let tiled = tiles
+        .iter()
+        .flat_map(|(tile, ids)| ids.iter().map(move |&id| (*tile, id, false)));
+    whole.chain(tiled).filter_map(move |(tile, id, padded)| {
+        let cell = layout.decode(id)?;
+        let on_tile = FrameSize::new(tile.width(), tile.height()).ok()?;
+        let r = cell_rect(on_tile, cell.grid as u32, cell.row as u32, cell.col as u32);
+        let rect = Rect {
+            x0: r.x0 + tile.x0,
+            y0: r.y0 + tile.y0,
+            x1: r.x1 + tile.x0,
+            y1: r.y1 + tile.y0,
+        }
+        .intersect(&frame);
+        Some(TokenRect { cell, rect, padded })
+    })
+}
+
+/// Appends to `out` the finest-scale tokens of `layout` whose cells overlap
+/// `region` (pixels of a `size` frame): a box (a detector's, a region of
+/// interest) as a mask.
+pub fn push_region_tokens(
+    layout: &TokenLayout,
+    size: FrameSize,
+    region: Rect,
+    out: &mut GazeTokens,
+) {
+    let (Some(fine), g) = (layout.scales().len().checked_sub(1), layout.finest_grid()) else {
+        return;
+    };
+    for row in 0..g {
+        for col in 0..g {
+            let overlaps = !cell_rect(size, g, row, col).intersect(&region).is_empty();
+            if let Some(id) = layout.encode(fine, row, col).filter(|_| overlaps) {
+                out.push(id);
+            }
+        }
+    }
+}
+
+/// A producer of each frame's gaze tokens: patch-diff and the AutoGaze model
+/// implement it, and a host app may supply its own (a mask from its own
+/// detector). Tokens are frame-local ids of the release layout
+/// ([`TokenLayout::release`]); the pipeline plans, composes and displays
+/// whatever a source emits, exactly as for the built-in ones.
+///
+/// A decoupled pipeline runs the source on its mask worker thread, hence
+/// `Send`.
+pub trait MaskSource: Send {
+    /// Fills `out` (it arrives empty) with the tokens of `frame`, adding the
+    /// time spent to `times` (the token work under [`Stage::MaskSource`]).
+    /// `reference` is the output composed before this frame when there is
+    /// one (decoupled: only for a source that [wants it](MaskSource::wants_reference)).
+    /// A source that cuts the frame into tiles (AnyRes) puts each tile's
+    /// rectangle and tokens into `tiles` (it arrives empty; left empty, the
+    /// tokens describe the whole frame). An error is reported for this
+    /// frame; the pipeline keeps the last good mask and goes on.
+    fn tokens_into(
+        &mut self,
+        frame: &Frame,
+        reference: Option<&[u8]>,
+        out: &mut GazeTokens,
+        tiles: &mut MaskTiles,
+        times: &mut StageTimes,
+    ) -> Result<()>;
+
+    /// True when the source compares each frame with the composed output
+    /// (patch-diff): a decoupled pipeline then hands the worker a snapshot
+    /// of it (one frame copy per submission).
+    fn wants_reference(&self) -> bool {
+        false
+    }
+}
+
+impl MaskSource for PatchDiff {
+    fn tokens_into(
+        &mut self,
+        frame: &Frame,
+        reference: Option<&[u8]>,
+        out: &mut GazeTokens,
+        _tiles: &mut MaskTiles,
+        times: &mut StageTimes,
+    ) -> Result<()> {
+        let t = Instant::now();
+        PatchDiff::tokens_into(self, frame, reference, out);
+        times.add(Stage::MaskSource, t.elapsed());
+        Ok(())
+    }
+
+    fn wants_reference(&self) -> bool {
+        true
+    }
+}
 
 crate::names::named_enum! {
     /// The mask sources, as named on the command line.
@@ -42,6 +172,7 @@ pub struct ModelOptions {
     /// A Hugging Face model directory; none: seeded random weights at the
     /// released model's size (for performance work without weights).
     pub dir: Option<PathBuf>,
+    /// Fraction of the tokens a frame may use, in (0, 1].
     pub gazing_ratio: f32,
     /// Task-loss stop; none decodes the full budget every frame (the worst
     /// case, and the only meaningful setting with random weights, whose task
@@ -57,6 +188,11 @@ pub struct ModelOptions {
     /// Where the model runs.
     #[serde(default)]
     pub backend: ModelBackend,
+    /// The model engine by name (`burn-ops`, `host`, ...; see
+    /// [`AutoGaze::engines`](crate::model::AutoGaze::engines)); none: the
+    /// backend's default.
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 impl Default for ModelOptions {
@@ -69,6 +205,7 @@ impl Default for ModelOptions {
             anyres_tiles: 0,
             seed: 1,
             backend: ModelBackend::Ndarray,
+            engine: None,
         }
     }
 }
@@ -78,7 +215,6 @@ mod model {
     use burn::tensor::backend::Backend;
 
     use super::*;
-    use crate::mask::Rect;
     use crate::model::{AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, StreamState};
     use crate::preprocess::{ModelInput, Preprocessor};
 
@@ -97,6 +233,8 @@ mod model {
     }
 
     impl<B: Backend> ModelSource<B> {
+        /// The model `options` describe on `device` (loaded, or seeded
+        /// random weights), on the engine they name.
         pub fn new(options: &ModelOptions, device: &B::Device) -> Result<Self> {
             let (model, preprocessor) = match &options.dir {
                 Some(dir) => {
@@ -115,6 +253,10 @@ mod model {
                     Preprocessor::release(),
                 ),
             };
+            let mut model = model;
+            if let Some(engine) = &options.engine {
+                model.set_engine(engine)?;
+            }
             crate::model::max_tokens(options.gazing_ratio, model.config().layout.tokens())?;
             let mut state = model.new_stream();
             state.set_horizon(options.horizon);
@@ -135,12 +277,13 @@ mod model {
         }
     }
 
-    impl<B: Backend> ModelTokens for ModelSource<B> {
+    impl<B: Backend> MaskSource for ModelSource<B> {
         fn tokens_into(
             &mut self,
             frame: &Frame,
+            _reference: Option<&[u8]>,
             out: &mut GazeTokens,
-            tiles: &mut Vec<(Rect, Vec<u32>)>,
+            tiles: &mut MaskTiles,
             times: &mut StageTimes,
         ) -> Result<()> {
             tiles.clear();
@@ -194,21 +337,9 @@ mod model {
     }
 }
 
-/// The model mask source on one backend: a frame's tokens (AnyRes also
-/// fills each tile's rectangle and tokens).
-pub trait ModelTokens: Send {
-    fn tokens_into(
-        &mut self,
-        frame: &Frame,
-        out: &mut GazeTokens,
-        tiles: &mut Vec<(crate::mask::Rect, Vec<u32>)>,
-        times: &mut StageTimes,
-    ) -> Result<()>;
-}
-
 /// The model on the backend `options` names, or an error naming the build
 /// feature it needs.
-fn model_source(options: &ModelOptions) -> Result<Box<dyn ModelTokens>> {
+fn model_source(options: &ModelOptions) -> Result<Box<dyn MaskSource>> {
     #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
     let missing = |feature: &str| {
         crate::error::AutoGazeError::setting(
@@ -234,41 +365,19 @@ fn model_source(options: &ModelOptions) -> Result<Box<dyn ModelTokens>> {
     }
 }
 
-/// A mask source, ready to run.
-pub enum MaskSource {
-    PatchDiff(PatchDiff),
-    Autogaze(Box<dyn ModelTokens>),
-}
-
-impl MaskSource {
-    /// Builds the source `kind` names.
-    pub fn new(kind: MaskSourceKind, patch_diff: PatchDiff, model: &ModelOptions) -> Result<Self> {
-        match kind {
-            MaskSourceKind::PatchDiff => Ok(Self::PatchDiff(patch_diff)),
-            MaskSourceKind::Autogaze => Ok(Self::Autogaze(model_source(model)?)),
-        }
-    }
-
-    /// Tokens for `frame`; `reference` is the last composed output. AnyRes
-    /// also fills `tiles` (each tile's source rectangle and tokens); it is
-    /// left empty when the tokens describe the whole frame.
-    pub fn tokens_into(
-        &mut self,
-        frame: &Frame,
-        reference: Option<&[u8]>,
-        out: &mut GazeTokens,
-        tiles: &mut Vec<(crate::mask::Rect, Vec<u32>)>,
-        times: &mut StageTimes,
-    ) -> Result<()> {
+impl MaskSourceKind {
+    /// Builds the source this kind names, ready to run.
+    pub fn build(
+        self,
+        patch_diff: PatchDiffOptions,
+        model: &ModelOptions,
+    ) -> Result<Box<dyn MaskSource>> {
         match self {
-            Self::PatchDiff(pd) => {
-                tiles.clear();
-                let t = Instant::now();
-                pd.tokens_into(frame, reference, out);
-                times.add(Stage::MaskSource, t.elapsed());
-                Ok(())
-            }
-            Self::Autogaze(m) => m.tokens_into(frame, out, tiles, times),
+            Self::PatchDiff => Ok(Box::new(PatchDiff::new(
+                TokenLayout::release(),
+                patch_diff,
+            )?)),
+            Self::Autogaze => model_source(model),
         }
     }
 }

@@ -4,6 +4,10 @@
 //! name (sources, geometry, dispatch, mask source, compose path).
 
 /// Defines a fieldless enum whose variants have command-line names.
+///
+/// Exported (hidden) for the Bevy plugin's own settings; not a stable API.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! named_enum {
     (
         $(#[$meta:meta])*
@@ -39,15 +43,15 @@ macro_rules! named_enum {
 
             fn from_str(s: &str) -> $crate::error::Result<Self> {
                 Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
-                    $crate::error::AutoGazeError::setting(
-                        $what,
-                        s,
-                        format!("one of {}", [$($text),+].join(", ")),
-                    )
+                    $crate::error::AutoGazeError::InvalidSetting {
+                        what: $what,
+                        value: s.to_string(),
+                        expected: format!("one of {}", [$($text),+].join(", ")),
+                    }
                 })
             }
         }
     };
 }
 
-pub(crate) use named_enum;
+pub(crate) use crate::named_enum;

@@ -13,9 +13,11 @@ use crate::error::Result;
 use crate::frame::Frame;
 use crate::interframe::{ComposeReport, Compositor, CompositorOptions};
 use crate::mask::{MaskGeometry, MaskPlan, MaskPlanner, PlanStats};
-use crate::mask_source::{MaskSource, MaskSourceKind, ModelOptions};
+use crate::mask_source::{
+    MaskSource, MaskSourceKind, MaskTiles, ModelOptions, TokenRect, token_rects,
+};
 use crate::pacing::{Clock, PaceStats, Pacer, SourceRate, SystemClock};
-use crate::patch_diff::{PatchDiff, PatchDiffOptions};
+use crate::patch_diff::PatchDiffOptions;
 use crate::preprocess::{ModelInput, Preprocessor};
 use crate::quality::GazeStats;
 use crate::ring::{FrameRing, RingCounters};
@@ -27,16 +29,23 @@ use crate::worker::{InferenceWorker, WorkerCounters, WorkerResult};
 /// What a pipeline is built from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineOptions {
+    /// Where frames come from.
     pub source: SourceOptions,
     /// Frames the ring between source and consumer holds.
     pub ring_capacity: usize,
     /// Produce the model input every frame even for patch-diff (to measure
     /// it); the model source always preprocesses.
     pub preprocess: bool,
+    /// Which built-in mask source runs (a host's own replaces it: see
+    /// [`FramePipeline::new_with_mask`]).
     pub mask_source: MaskSourceKind,
+    /// Settings of patch-diff.
     pub patch_diff: PatchDiffOptions,
+    /// Settings of the model mask source.
     pub model: ModelOptions,
+    /// How tokens become the update mask.
     pub geometry: MaskGeometry,
+    /// Settings of the interframe compositor.
     pub compositor: CompositorOptions,
     /// Run the mask source on a worker thread (latest wins): every frame is
     /// composed at once with the newest mask available, and the display path
@@ -82,6 +91,7 @@ pub struct StepReport {
     /// Decoupled mode: the frame whose mask is applied (None before the first
     /// result), and the worker's stage times when a new mask arrived this step.
     pub mask_seq: Option<u64>,
+    /// Decoupled mode: the worker's stage times, when a new mask arrived.
     pub mask_times: Option<StageTimes>,
 }
 
@@ -95,7 +105,7 @@ struct MaskJob {
 /// A mask computed off the display thread.
 struct MaskUpdate {
     tokens: GazeTokens,
-    tiles: Vec<(crate::mask::Rect, Vec<u32>)>,
+    tiles: MaskTiles,
     times: StageTimes,
 }
 
@@ -107,7 +117,7 @@ pub struct FramePipeline {
     preprocess: bool,
     preprocessor: Preprocessor,
     input: ModelInput,
-    mask_source: Option<MaskSource>,
+    mask_source: Option<Box<dyn MaskSource>>,
     worker: Option<InferenceWorker<MaskJob, MaskUpdate>>,
     /// Decoupled patch-diff: output snapshots handed to the worker.
     snapshots: Option<crate::frame::FramePool>,
@@ -116,7 +126,7 @@ pub struct FramePipeline {
     mask_error: Option<(u64, String)>,
     pacer: Option<(Pacer, SystemClock)>,
     tokens: GazeTokens,
-    tiles: Vec<(crate::mask::Rect, Vec<u32>)>,
+    tiles: MaskTiles,
     tile_plan: MaskPlan,
     planner: MaskPlanner,
     plan: MaskPlan,
@@ -129,6 +139,17 @@ pub struct FramePipeline {
 impl FramePipeline {
     /// Opens the source and plans the stages.
     pub fn new(options: &PipelineOptions) -> Result<Self> {
+        Self::open(options, None)
+    }
+
+    /// As [`FramePipeline::new`], with `mask` as the mask source in place of
+    /// the one `options.mask_source` names (decoupled or not as the options
+    /// say).
+    pub fn new_with_mask(options: &PipelineOptions, mask: Box<dyn MaskSource>) -> Result<Self> {
+        Self::open(options, Some(mask))
+    }
+
+    fn open(options: &PipelineOptions, mask: Option<Box<dyn MaskSource>>) -> Result<Self> {
         let source = open_source(&options.source)?;
         let pace_fps = match options.source_fps {
             None => None,
@@ -144,13 +165,23 @@ impl FramePipeline {
                 )
             })?),
         };
-        Self::build(Some(source), pace_fps, options)
+        Self::build(Some(source), pace_fps, options, mask)
     }
 
     /// A pipeline without a source: the host pushes each frame
     /// ([`FramePipeline::push`]), e.g. from a camera. `options.source` is
     /// ignored; pacing is the host's business, so `source_fps` must be unset.
     pub fn fed(options: &PipelineOptions) -> Result<Self> {
+        Self::fed_from(options, None)
+    }
+
+    /// As [`FramePipeline::fed`], with `mask` as the mask source in place of
+    /// the one `options.mask_source` names.
+    pub fn fed_with_mask(options: &PipelineOptions, mask: Box<dyn MaskSource>) -> Result<Self> {
+        Self::fed_from(options, Some(mask))
+    }
+
+    fn fed_from(options: &PipelineOptions, mask: Option<Box<dyn MaskSource>>) -> Result<Self> {
         if let Some(rate) = options.source_fps {
             return Err(crate::error::AutoGazeError::setting(
                 "source fps",
@@ -158,13 +189,14 @@ impl FramePipeline {
                 "none for host-fed frames (the host paces them)",
             ));
         }
-        Self::build(None, None, options)
+        Self::build(None, None, options, mask)
     }
 
     fn build(
         source: Option<Box<dyn FrameSource>>,
         pace_fps: Option<f64>,
         options: &PipelineOptions,
+        mask: Option<Box<dyn MaskSource>>,
     ) -> Result<Self> {
         let preprocessor = Preprocessor::release();
         let layout = TokenLayout::release();
@@ -193,20 +225,25 @@ impl FramePipeline {
             gaze: GazeStats::default(),
             current: None,
         }
-        .with_mask_source(options)
+        .start_mask_source(options, mask)
     }
 
-    fn with_mask_source(mut self, options: &PipelineOptions) -> Result<Self> {
-        let source = MaskSource::new(
-            options.mask_source,
-            PatchDiff::new(TokenLayout::release(), options.patch_diff)?,
-            &options.model,
-        )?;
+    fn start_mask_source(
+        mut self,
+        options: &PipelineOptions,
+        mask: Option<Box<dyn MaskSource>>,
+    ) -> Result<Self> {
+        let source = match mask {
+            Some(source) => source,
+            None => options
+                .mask_source
+                .build(options.patch_diff, &options.model)?,
+        };
         if !options.decoupled {
             self.mask_source = Some(source);
             return Ok(self);
         }
-        if options.mask_source == MaskSourceKind::PatchDiff {
+        if source.wants_reference() {
             // Sized on the first frame; two buffers: one with the worker,
             // one being filled.
             self.snapshots = Some(crate::frame::FramePool::new(0, 2));
@@ -329,6 +366,8 @@ impl FramePipeline {
         let mut mask_times = None;
         if let Some(source) = self.mask_source.as_mut() {
             let reference = Some(self.compositor.output()).filter(|o| !o.is_empty());
+            self.tokens.clear();
+            self.tiles.clear();
             source.tokens_into(
                 &frame,
                 reference,
@@ -434,6 +473,16 @@ impl FramePipeline {
         &self.plan
     }
 
+    /// The tokens of the mask applied to the last frame, with their cells
+    /// and pixel rectangles in it ([`token_rects`]).
+    pub fn token_rects(&self) -> impl Iterator<Item = TokenRect> + '_ {
+        let layout = self.planner.layout();
+        self.plan
+            .size()
+            .into_iter()
+            .flat_map(move |size| token_rects(layout, size, &self.tokens, &self.tiles))
+    }
+
     /// The model input of the last step, when preprocessing is on.
     pub fn model_input(&self) -> &ModelInput {
         &self.input
@@ -520,253 +569,4 @@ pub fn time_frame_memcpy(frame: &Frame, scratch: &mut Vec<u8>) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::FrameSize;
-    use crate::interframe::ComposePath;
-    use crate::source::SourceKind;
-
-    fn options(kind: SourceKind, preprocess: bool) -> PipelineOptions {
-        PipelineOptions {
-            source: SourceOptions {
-                kind,
-                size: FrameSize::new(96, 54).unwrap(),
-                ..SourceOptions::default()
-            },
-            preprocess,
-            ..PipelineOptions::default()
-        }
-    }
-
-    #[test]
-    fn steps_run_every_stage_and_reuse_buffers() {
-        let mut pipeline = FramePipeline::new(&options(SourceKind::SyntheticPan, true)).unwrap();
-        let first = pipeline.step().unwrap();
-        assert!(first.compose.keyframe);
-        let pooled = pipeline.pooled_bytes();
-        let input_ptr = pipeline.model_input().data().as_ptr();
-        for i in 1..10 {
-            let report = pipeline.step().unwrap();
-            assert_eq!(report.seq, i);
-            assert_eq!(report.bytes_in, 96 * 54 * 4);
-            for stage in [
-                Stage::Source,
-                Stage::Preprocess,
-                Stage::MaskSource,
-                Stage::MaskPlan,
-                Stage::Interframe,
-            ] {
-                assert!(report.times.get(stage) > Duration::ZERO, "{stage:?}");
-            }
-            // Full-frame motion: every cell is active.
-            assert_eq!(report.compose.coverage, 1.0);
-        }
-        assert_eq!(pipeline.output(), pipeline.current_frame().unwrap().rgba());
-        assert_eq!(
-            pipeline.pooled_bytes(),
-            pooled,
-            "no pool growth in steady state"
-        );
-        assert_eq!(pipeline.model_input().data().as_ptr(), input_ptr);
-        let c = pipeline.ring_counters();
-        assert_eq!((c.admitted, c.dropped, c.stale), (10, 0, 0));
-    }
-
-    #[test]
-    fn the_model_mask_source_runs_in_the_pipeline() {
-        let mut options = options(SourceKind::SyntheticLocal, false);
-        options.mask_source = MaskSourceKind::Autogaze;
-        options.model.gazing_ratio = 0.05;
-        let mut pipeline = FramePipeline::new(&options).unwrap();
-        for _ in 0..3 {
-            let r = pipeline.step().unwrap();
-            assert!(r.times.get(Stage::Preprocess) > Duration::ZERO);
-            assert!(r.times.get(Stage::MaskSource) > Duration::ZERO);
-            // 13 tokens a frame at ratio 0.05.
-            assert_eq!(r.plan.tokens, 13);
-        }
-        // AnyRes: a 96x54 frame in 2 square tiles of 54 px; every tile's
-        // cells land inside the frame.
-        options.model.anyres_tiles = 2;
-        let mut pipeline = FramePipeline::new(&options).unwrap();
-        let r = pipeline.step().unwrap();
-        assert_eq!(r.plan.tokens, 26);
-        for rect in pipeline.plan().rects() {
-            assert!(rect.rect.x1 <= 96 && rect.rect.y1 <= 54 && !rect.rect.is_empty());
-        }
-        options.model.gazing_ratio = 1.5;
-        assert!(FramePipeline::new(&options).is_err());
-    }
-
-    /// The model source on wgpu (lavapipe here) plans what it plans on
-    /// ndarray: the same seeded weights, the same tokens.
-    #[cfg(feature = "wgpu")]
-    #[test]
-    fn the_model_source_on_wgpu_plans_what_ndarray_plans() {
-        let mut options = options(SourceKind::SyntheticLocal, false);
-        options.mask_source = MaskSourceKind::Autogaze;
-        options.model.gazing_ratio = 0.05;
-        let mut cpu = FramePipeline::new(&options).unwrap();
-        options.model.backend = crate::mask_source::ModelBackend::Wgpu;
-        let mut gpu = FramePipeline::new(&options).unwrap();
-        for _ in 0..2 {
-            let (a, b) = (cpu.step().unwrap(), gpu.step().unwrap());
-            assert_eq!((a.plan.tokens, b.plan.tokens), (13, 13));
-            assert!(b.times.get(Stage::MaskSource) > Duration::ZERO);
-            assert_eq!(cpu.plan().rects(), gpu.plan().rects());
-        }
-    }
-
-    #[test]
-    fn decoupled_mode_never_waits_and_applies_the_newest_mask() {
-        let mut options = options(SourceKind::SyntheticLocal, false);
-        options.mask_source = MaskSourceKind::Autogaze;
-        options.model.gazing_ratio = 0.05;
-        options.decoupled = true;
-        let mut pipeline = FramePipeline::new(&options).unwrap();
-        let first = pipeline.step().unwrap();
-        assert!(first.compose.keyframe);
-        let deadline = web_time::Instant::now() + Duration::from_secs(60);
-        let mut applied = None;
-        while applied.is_none() && web_time::Instant::now() < deadline {
-            let r = pipeline.step().unwrap();
-            // The display path never runs the model itself.
-            assert_eq!(r.times.get(Stage::MaskSource), Duration::ZERO);
-            if r.mask_times.is_some() {
-                applied = r.mask_seq;
-                assert_eq!(r.plan.tokens, 13);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let seq = applied.expect("a mask arrives");
-        assert!(
-            seq < pipeline.current_frame().unwrap().seq,
-            "the mask is from an earlier frame"
-        );
-        let c = pipeline.worker_counters().unwrap();
-        assert!(c.admitted >= 2 && c.completed >= 1, "{c:?}");
-    }
-
-    #[test]
-    fn decoupled_patch_diff_compares_with_an_output_snapshot() {
-        let mut options = options(SourceKind::SyntheticLocal, false);
-        options.decoupled = true;
-        let mut pipeline = FramePipeline::new(&options).unwrap();
-        let deadline = web_time::Instant::now() + Duration::from_secs(30);
-        let mut sparse = 0;
-        while sparse < 3 && web_time::Instant::now() < deadline {
-            let r = pipeline.step().unwrap();
-            assert_eq!(r.times.get(Stage::MaskSource), Duration::ZERO);
-            // After the first mask, only the moving part is active.
-            if r.mask_times.is_some() && r.compose.coverage > 0.0 && r.compose.coverage < 0.8 {
-                sparse += 1;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        assert_eq!(sparse, 3, "sparse masks from the worker");
-        // Bounded memory whatever the timing: the snapshot pool keeps at most
-        // two frames and the source's pool at most eight.
-        let held = pipeline.pooled_bytes();
-        let frame = 96 * 54 * 4;
-        for _ in 0..40 {
-            pipeline.step().unwrap();
-            let now = pipeline.pooled_bytes();
-            assert!(now <= held + 10 * frame, "{now} > {held} + 10 frames");
-        }
-    }
-
-    #[test]
-    fn host_fed_frames_run_every_stage_after_the_source() {
-        let options = options(SourceKind::SyntheticPan, false);
-        let mut fed = FramePipeline::fed(&options).unwrap();
-        let mut pulled = FramePipeline::new(&options).unwrap();
-        let mut source = open_source(&options.source).unwrap();
-        assert!(fed.step().is_err(), "a fed pipeline has no source");
-        for _ in 0..4 {
-            let a = fed.push(source.next_frame().unwrap()).unwrap();
-            let b = pulled.step().unwrap();
-            assert_eq!((a.seq, a.plan.tokens), (b.seq, b.plan.tokens));
-            assert_eq!(a.times.get(Stage::Source), Duration::ZERO);
-        }
-        assert_eq!(fed.output(), pulled.output());
-        assert_eq!(fed.source_name(), "host");
-        // A repeated sequence number is refused with a clear error.
-        let again = fed.current_frame().unwrap().clone();
-        let err = fed.push(again).unwrap_err().to_string();
-        assert!(err.contains("increasing sequence numbers"), "{err}");
-        let mut paced = options.clone();
-        paced.source_fps = Some(SourceRate::Fps(30.0));
-        assert!(FramePipeline::fed(&paced).is_err());
-    }
-
-    #[test]
-    fn paced_playback_keeps_real_time() {
-        let mut options = options(SourceKind::SyntheticPan, false);
-        options.source_fps = Some(SourceRate::Fps(200.0));
-        let mut pipeline = FramePipeline::new(&options).unwrap();
-        let start = web_time::Instant::now();
-        for _ in 0..20 {
-            pipeline.step().unwrap();
-        }
-        // 20 frames at 200 fps take ~95 ms of waiting, not 1 ms.
-        assert!(start.elapsed() >= Duration::from_millis(90));
-        let s = pipeline.pace_stats().unwrap();
-        assert_eq!(s.shown, 20);
-        assert!(
-            s.realtime_factor > 0.5 && s.realtime_factor <= 1.05,
-            "{s:?}"
-        );
-        // A display loop asks without waiting: at 2 fps the frame after
-        // the first is not due for 500 ms, so nothing happens.
-        options.source_fps = Some(SourceRate::Fps(2.0));
-        let mut display = FramePipeline::new(&options).unwrap();
-        assert!(display.is_paced() && pipeline.is_paced());
-        assert_eq!(display.step_when_due().unwrap().unwrap().seq, 0);
-        assert!(display.step_when_due().unwrap().is_none());
-        assert_eq!(display.pace_stats().unwrap().shown, 1);
-        assert_eq!(display.current_frame().unwrap().seq, 0);
-        options.source_fps = None;
-        let mut free = FramePipeline::new(&options).unwrap();
-        assert!(!free.is_paced());
-        assert!(free.step_when_due().unwrap().is_some() && free.step_when_due().unwrap().is_some());
-        options.source_fps = Some(SourceRate::Native);
-        let err = FramePipeline::new(&options)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("synthetic-pan has none"), "{err}");
-    }
-
-    #[test]
-    fn a_still_source_updates_nothing_after_the_keyframe() {
-        let mut pipeline = FramePipeline::new(&options(SourceKind::Static, false)).unwrap();
-        assert!(pipeline.step().unwrap().compose.keyframe);
-        for _ in 0..5 {
-            let r = pipeline.step().unwrap();
-            assert_eq!(r.compose.path, ComposePath::Skip);
-            assert_eq!(r.plan.updated_pixels, 0);
-            assert_eq!(r.times.get(Stage::Preprocess), Duration::ZERO);
-        }
-        assert_eq!(pipeline.gaze().keyframes, 1);
-        assert_eq!(pipeline.gaze().mean, 0.0);
-    }
-
-    #[test]
-    fn local_motion_updates_a_small_part_and_tracks_the_input() {
-        let mut pipeline = FramePipeline::new(&options(SourceKind::SyntheticLocal, false)).unwrap();
-        pipeline.step().unwrap();
-        for _ in 0..10 {
-            let r = pipeline.step().unwrap();
-            assert!(
-                r.compose.coverage > 0.0 && r.compose.coverage < 0.8,
-                "{}",
-                r.compose.coverage
-            );
-        }
-        // Patch-diff against the output keeps the reconstruction close to the input.
-        let psnr =
-            crate::quality::psnr_rgb(pipeline.output(), pipeline.current_frame().unwrap().rgba())
-                .unwrap();
-        assert!(psnr > 30.0, "{psnr}");
-    }
-}
+mod tests;

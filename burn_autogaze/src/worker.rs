@@ -34,9 +34,19 @@ pub struct WorkerCounters {
 #[derive(Debug)]
 pub enum WorkerResult<Out> {
     /// The job's output for frame `seq`.
-    Done { seq: u64, output: Out },
+    Done {
+        /// The frame.
+        seq: u64,
+        /// What the job gave.
+        output: Out,
+    },
     /// The job failed (an error message, or a panic's payload) on frame `seq`.
-    Failed { seq: u64, message: String },
+    Failed {
+        /// The frame.
+        seq: u64,
+        /// Why.
+        message: String,
+    },
 }
 
 struct Slot<In> {

@@ -1,0 +1,40 @@
+//! The running pipeline, as a resource: built and stepped by the driver's
+//! systems, read by metrics, results and recording.
+
+use std::sync::Mutex;
+
+use bevy::prelude::*;
+use burn_autogaze::pipeline::{FramePipeline, StepReport};
+
+use crate::settings::AutoGazeSettings;
+
+/// The running pipeline and what the current update produced.
+#[derive(Resource, Default)]
+pub struct AutoGazeRuntime {
+    // The pipeline is `Send` but not `Sync` (its worker's result channel);
+    // systems reach it through `get_mut`, which never locks.
+    pipeline: Mutex<Option<FramePipeline>>,
+    /// The settings the pipeline was last built or updated with.
+    pub(crate) applied: Option<AutoGazeSettings>,
+    /// The report of a frame stepped in this update, until recorded.
+    pub(crate) report: Option<StepReport>,
+    /// A setup error that stops the pipeline until the settings change
+    /// (bad model directory, missing image file).
+    pub(crate) setup_error: Option<String>,
+}
+
+impl AutoGazeRuntime {
+    /// The pipeline, once built.
+    pub fn pipeline(&mut self) -> Option<&mut FramePipeline> {
+        self.slot().as_mut()
+    }
+
+    pub(crate) fn slot(&mut self) -> &mut Option<FramePipeline> {
+        self.pipeline.get_mut().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The error that keeps the pipeline from running, if any.
+    pub fn setup_error(&self) -> Option<&str> {
+        self.setup_error.as_deref()
+    }
+}

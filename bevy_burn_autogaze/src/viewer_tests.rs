@@ -1,0 +1,253 @@
+//! Viewer-feature tests: headless renders on the real renderer (lavapipe
+//! here) whose textures must equal the core's output for the same frames,
+//! and the web page's URL query.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::render::gpu_readback::{Readback, ReadbackComplete};
+use burn_autogaze::FrameSize;
+use burn_autogaze::pipeline::FramePipeline;
+use burn_autogaze::source::{SourceKind, SourceOptions};
+
+use crate::headless::{HeadlessOptions, headless_app};
+use crate::recording::RecordOptions;
+use crate::*;
+
+fn settings(kind: SourceKind, size: FrameSize) -> AutoGazeSettings {
+    let mut s = AutoGazeSettings::default();
+    s.pipeline.source = SourceOptions {
+        kind,
+        size,
+        ..SourceOptions::default()
+    };
+    // Deterministic for comparisons: the mask of a frame is applied to it.
+    s.pipeline.decoupled = false;
+    s.overlay = false;
+    s
+}
+
+fn size(w: u32, h: u32) -> FrameSize {
+    FrameSize::new(w, h).unwrap()
+}
+
+/// Renders `FRAMES` frames headless with `transfer` and reads the output
+/// texture back from the GPU.
+fn render_output(
+    transfer: DisplayTransfer,
+    show_input: bool,
+) -> (Vec<u8>, AutoGazeSettings, UploadTotals) {
+    // 128 px rows are 512 bytes: the readback has no row padding.
+    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
+    s.display_transfer = transfer;
+    s.show_input = show_input;
+    let (gpu, uploads, _) = render_and_read(s.clone(), |h| h.output.clone());
+    (gpu, s, uploads)
+}
+
+const FRAMES: u64 = 6;
+
+/// Renders `FRAMES` frames headless and reads the image `pick` names back
+/// from the GPU (rows as the readback pads them).
+fn render_and_read(
+    s: AutoGazeSettings,
+    pick: fn(&AutoGazeImages) -> Handle<Image>,
+) -> (Vec<u8>, UploadTotals, MetricsSnapshot) {
+    let options = HeadlessOptions {
+        record: RecordOptions {
+            frames: 1_000,
+            warmup_frames: 0,
+            timeout: Duration::from_secs(300),
+            ..RecordOptions::default()
+        },
+        target: size(256, 128),
+        ..HeadlessOptions::default()
+    };
+    let (mut app, _outcome) = headless_app(s, options);
+    app.finish();
+    app.cleanup();
+    let mut steps = 0;
+    while app.world().resource::<AutoGazeMetrics>().frames < FRAMES {
+        app.update();
+        steps += 1;
+        assert!(steps < 200, "no progress");
+    }
+    app.world_mut().resource_mut::<AutoGazeSettings>().paused = true;
+    let output = pick(app.world().resource::<AutoGazeImages>());
+    let data: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let sink = data.clone();
+    app.world_mut()
+        .spawn(Readback::texture(output))
+        .observe(move |event: On<ReadbackComplete>| {
+            *sink.lock().unwrap() = Some(event.data.clone());
+        });
+    for _ in 0..60 {
+        app.update();
+        if data.lock().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gpu = data
+        .lock()
+        .unwrap()
+        .take()
+        .expect("a readback of the output texture");
+    assert!(!app.world().resource::<AdapterSummary>().name.is_empty());
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    (gpu, metrics.uploads, metrics.snapshot())
+}
+
+fn core_output(s: &AutoGazeSettings, frames: u64) -> Vec<u8> {
+    let mut core = FramePipeline::new(&s.pipeline).unwrap();
+    for _ in 0..frames {
+        core.step().unwrap();
+    }
+    core.output().to_vec()
+}
+
+fn assert_same(gpu: &[u8], core: &[u8]) {
+    assert_eq!(gpu.len(), core.len());
+    let differing: Vec<usize> = (0..gpu.len()).filter(|&i| gpu[i] != core[i]).collect();
+    let show: Vec<String> = differing
+        .iter()
+        .take(8)
+        .map(|&i| {
+            format!(
+                "px ({}, {}) ch {}: {} vs {}",
+                i / 4 % 128,
+                i / 4 / 128,
+                i % 4,
+                gpu[i],
+                core[i]
+            )
+        })
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{} bytes differ: {show:?}",
+        differing.len()
+    );
+}
+
+/// The Bevy path and the core path agree: after N frames the output texture
+/// (read back from the GPU) equals the core compositor's output for the same
+/// frames and plans, whether the output went up as host dirty regions or was
+/// composed on the device.
+#[test]
+fn headless_render_matches_the_core_compositor() {
+    let (gpu, s, uploads) = render_output(DisplayTransfer::Cpu, true);
+    assert_same(&gpu, &core_output(&s, 6));
+    // Something actually went up as partial writes, and nothing was copied
+    // on the device.
+    assert!(uploads.calls > 0 && uploads.bytes > 0, "{uploads:?}");
+    assert_eq!(uploads.device_copies, 0);
+}
+
+/// Device composition, input panel hidden: the input still goes up (the
+/// copies read it), the output's regions are device copies.
+#[test]
+fn headless_device_composition_matches_the_core_compositor() {
+    let (gpu, s, uploads) = render_output(DisplayTransfer::Gpu, false);
+    assert_same(&gpu, &core_output(&s, 6));
+    assert!(uploads.device_copies > 0, "{uploads:?}");
+}
+
+/// The Burn bridge: the model input becomes a Burn tensor on Bevy's own
+/// device and the tensor-to-texture pass packs it into the RGBA8 image; read
+/// back, it equals the host's mapping of the core's model input (up to the
+/// device's float-to-unorm rounding).
+#[test]
+fn headless_model_input_goes_from_a_burn_tensor_to_the_texture() {
+    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
+    s.pipeline.preprocess = true;
+    s.show_model_input = true;
+    let (gpu, _, snap) = render_and_read(s.clone(), |h| h.model_input.clone());
+    assert_eq!(snap.errors, 0, "{:?}", snap.last_error);
+    assert!(
+        snap.tensor_copies.0 >= 1 && snap.tensor_copies.1 == 0,
+        "{:?}",
+        snap.tensor_copies
+    );
+    assert!(snap.residency.iter().any(|r| r.contains("Burn tensor")));
+    let mut core = FramePipeline::new(&s.pipeline).unwrap();
+    for _ in 0..FRAMES {
+        core.step().unwrap();
+    }
+    let side = core.preprocessor().model_size();
+    let plane = side * side;
+    let input = core.model_input().frame(0);
+    let map = TexelMap::rgb(core.preprocessor().display_affine());
+    // Readback rows are padded to 256 bytes.
+    let row = (side * 4).div_ceil(256) * 256;
+    assert_eq!(gpu.len(), row * side);
+    let mut worst = 0i32;
+    for y in 0..side {
+        for x in 0..side {
+            let px = y * side + x;
+            for c in 0..4 {
+                let want = if c == 3 {
+                    255
+                } else {
+                    map.byte(c, input[c * plane + px])
+                };
+                let got = gpu[y * row + x * 4 + c];
+                worst = worst.max((got as i32 - want as i32).abs());
+            }
+        }
+    }
+    assert!(worst <= 1, "max byte difference {worst}");
+}
+
+/// The web page's URL query goes through the command line's own parser.
+#[test]
+fn url_queries_parse_as_the_command_line_does() {
+    use crate::cli::ViewerArgs;
+    use clap::Parser;
+    let query = "?source=static&frames=30&overlay=false&pan_speed=7%2C3&show-model-input";
+    let from_url = ViewerArgs::from_query(query).unwrap();
+    let from_cli = ViewerArgs::parse_from([
+        "bevy_burn_autogaze",
+        "--source",
+        "static",
+        "--frames",
+        "30",
+        "--overlay",
+        "false",
+        "--pan-speed",
+        "7,3",
+        "--show-model-input",
+    ]);
+    assert_eq!(from_url.settings(), from_cli.settings());
+    assert_eq!(from_url.frames, 30);
+    assert!(from_url.show_model_input && !from_url.overlay);
+    assert_eq!(
+        ViewerArgs::from_query("").unwrap().settings(),
+        ViewerArgs::parse_from(["bevy_burn_autogaze"]).settings()
+    );
+    // Unknown flags, bad values and bad escapes are errors naming them.
+    let unknown = ViewerArgs::from_query("bogus=1").unwrap_err();
+    assert!(unknown.contains("--bogus"), "{unknown}");
+    let bad = ViewerArgs::from_query("frames=many").unwrap_err();
+    assert!(bad.contains("many") && bad.contains("--frames"), "{bad}");
+    let escape = ViewerArgs::from_query("case=%zz").unwrap_err();
+    assert!(escape.contains("bad escape"), "{escape}");
+    // What the browser cannot do is refused by name.
+    for (query, needle) in [
+        ("headless", "headless"),
+        ("source=images&images-dir=x", "images"),
+        ("summary=s.json", "summary"),
+        ("model-dir=m", "model-dir"),
+        (
+            "mask-source=autogaze&model-backend=wgpu",
+            "model-backend=wgpu",
+        ),
+    ] {
+        let e = ViewerArgs::from_query(query).unwrap_err();
+        assert!(
+            e.contains("not available in the browser") && e.contains(needle),
+            "{e}"
+        );
+    }
+}
