@@ -146,8 +146,10 @@ crate::names::named_enum! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
     #[serde(rename_all = "kebab-case")]
     pub enum MaskSourceKind ("mask source") {
+        /// Weights-free: the cells whose pixels changed since the output.
         #[default]
         PatchDiff => "patch-diff",
+        /// The AutoGaze model.
         Autogaze => "autogaze",
     }
 }

@@ -346,7 +346,9 @@ fn the_model_options_name_the_engine() {
     }
     assert_eq!(plans[0], plans[1]);
     options.model.engine = Some("no-such-engine".into());
-    let err = FramePipeline::new(&options).err().expect("an unknown engine");
+    let err = FramePipeline::new(&options)
+        .err()
+        .expect("an unknown engine");
     let message = err.to_string();
     assert!(
         message.contains("no-such-engine") && message.contains("burn-ops"),
