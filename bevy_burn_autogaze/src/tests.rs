@@ -13,7 +13,8 @@ use burn_autogaze::{Frame, FrameSize};
 
 use crate::*;
 
-fn settings(kind: SourceKind, size: FrameSize) -> AutoGazeSettings {
+/// Settings of a deterministic test app (inline mask, no overlay).
+pub(crate) fn settings(kind: SourceKind, size: FrameSize) -> AutoGazeSettings {
     let mut s = AutoGazeSettings::default();
     s.pipeline.source = SourceOptions {
         kind,

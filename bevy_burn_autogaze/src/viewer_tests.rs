@@ -9,24 +9,12 @@ use bevy::prelude::*;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 use burn_autogaze::FrameSize;
 use burn_autogaze::pipeline::FramePipeline;
-use burn_autogaze::source::{SourceKind, SourceOptions};
+use burn_autogaze::source::SourceKind;
 
 use crate::headless::{HeadlessOptions, headless_app};
 use crate::recording::RecordOptions;
+use crate::tests::settings;
 use crate::*;
-
-fn settings(kind: SourceKind, size: FrameSize) -> AutoGazeSettings {
-    let mut s = AutoGazeSettings::default();
-    s.pipeline.source = SourceOptions {
-        kind,
-        size,
-        ..SourceOptions::default()
-    };
-    // Deterministic for comparisons: the mask of a frame is applied to it.
-    s.pipeline.decoupled = false;
-    s.overlay = false;
-    s
-}
 
 fn size(w: u32, h: u32) -> FrameSize {
     FrameSize::new(w, h).unwrap()

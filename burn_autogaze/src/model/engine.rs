@@ -151,11 +151,11 @@ pub struct PortableCache {
 pub trait EngineCache<B: Backend>: CacheObject<B> + Debug + Send + Sync + 'static {
     /// The engine that made it ([`Engine::name`]).
     fn engine(&self) -> &'static str;
-    /// Keys held in every layer.
-    fn keys(&self) -> usize;
-    /// Keeps the first `keep` keys of every layer.
+    /// Keeps the first `keep` keys of every layer (fewer than it holds:
+    /// the stream tracks the count).
     fn truncate(&mut self, keep: usize);
-    /// Drops the oldest `n` keys of every layer.
+    /// Drops the oldest `n` keys of every layer (at least one, at most
+    /// all it holds).
     fn evict_front(&mut self, n: usize);
     /// True before any frame was encoded.
     fn conv_is_empty(&self) -> bool;

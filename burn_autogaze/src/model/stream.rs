@@ -84,16 +84,20 @@ impl<B: Backend> StreamState<B> {
                 .pop_front()
                 .unwrap_or(0)
                 .min(self.key_mask.len());
-            self.cache.evict_front(n);
-            self.key_mask.drain(..n);
+            if n > 0 {
+                self.cache.evict_front(n);
+                self.key_mask.drain(..n);
+            }
         }
     }
 
     /// Keeps the first `keep` cached keys (drops keys appended by decoder
     /// calls that turned out to be past a frame's stop).
     pub(super) fn truncate_keys(&mut self, keep: usize) {
-        self.cache.truncate(keep);
-        self.key_mask.truncate(keep);
+        if keep < self.key_mask.len() {
+            self.cache.truncate(keep);
+            self.key_mask.truncate(keep);
+        }
     }
 }
 

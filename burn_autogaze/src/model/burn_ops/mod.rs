@@ -59,13 +59,14 @@ pub struct BurnOpsCache<B: Backend> {
     conv: Option<Tensor<B, 4>>,
     /// Per layer: keys and values `[1, heads, keys, head_dim]`.
     layers: Vec<Option<LayerKv<B>>>,
-    keys: usize,
 }
 
-/// The keys `range` of a cached `[1, heads, keys, head_dim]` tensor.
-fn keys_range<B: Backend>(t: &Tensor<B, 4>, range: std::ops::Range<usize>) -> Tensor<B, 4> {
-    let [b, h, _, hd] = t.dims();
-    t.clone().slice([0..b, 0..h, range, 0..hd])
+/// The keys `from..to` of a cached `[1, heads, keys, head_dim]` tensor
+/// (`to`: None for all the rest).
+fn keys_range<B: Backend>(t: &Tensor<B, 4>, from: usize, to: Option<usize>) -> Tensor<B, 4> {
+    let [b, h, keys, hd] = t.dims();
+    t.clone()
+        .slice([0..b, 0..h, from..to.unwrap_or(keys), 0..hd])
 }
 
 impl<B: Backend> EngineCache<B> for BurnOpsCache<B> {
@@ -73,32 +74,18 @@ impl<B: Backend> EngineCache<B> for BurnOpsCache<B> {
         NAME
     }
 
-    fn keys(&self) -> usize {
-        self.keys
-    }
-
     fn truncate(&mut self, keep: usize) {
-        if keep >= self.keys {
-            return;
-        }
         for (k, v) in self.layers.iter_mut().flatten() {
-            *k = keys_range(k, 0..keep);
-            *v = keys_range(v, 0..keep);
+            *k = keys_range(k, 0, Some(keep));
+            *v = keys_range(v, 0, Some(keep));
         }
-        self.keys = keep;
     }
 
     fn evict_front(&mut self, n: usize) {
-        let n = n.min(self.keys);
-        if n == 0 {
-            return;
-        }
-        let total = self.keys;
         for (k, v) in self.layers.iter_mut().flatten() {
-            *k = keys_range(k, n..total);
-            *v = keys_range(v, n..total);
+            *k = keys_range(k, n, None);
+            *v = keys_range(v, n, None);
         }
-        self.keys -= n;
     }
 
     fn conv_is_empty(&self) -> bool {
@@ -108,7 +95,12 @@ impl<B: Backend> EngineCache<B> for BurnOpsCache<B> {
     fn export(&self) -> PortableCache {
         PortableCache {
             conv: self.conv.clone().map(host_values).unwrap_or_default(),
-            keys: self.keys,
+            keys: self
+                .layers
+                .iter()
+                .flatten()
+                .next()
+                .map_or(0, |(k, _)| k.dims()[2]),
             layers: self
                 .layers
                 .iter()
@@ -130,7 +122,6 @@ impl<B: Backend> Engine<B> for BurnOps<B> {
         Box::new(BurnOpsCache::<B> {
             conv: None,
             layers: vec![None; self.config.layers],
-            keys: 0,
         })
     }
 
@@ -162,11 +153,7 @@ impl<B: Backend> Engine<B> for BurnOps<B> {
                 *slot = Some((tensor(k, kv_shape)?, tensor(v, kv_shape)?));
             }
         }
-        Ok(Box::new(BurnOpsCache {
-            conv,
-            layers,
-            keys: portable.keys,
-        }))
+        Ok(Box::new(BurnOpsCache { conv, layers }))
     }
 
     fn encode(
@@ -191,7 +178,6 @@ impl<B: Backend> Engine<B> for BurnOps<B> {
         caches: &mut [&mut dyn EngineCache<B>],
     ) -> Result<Heads<B>> {
         let own = own_caches::<B, BurnOpsCache<B>>(NAME, caches)?;
-        let rows = call.rows();
         let (n, d) = (call.streams, self.config.hidden);
         let mut parts = Vec::with_capacity(2);
         if let Some(ids) = call.ids {
@@ -213,7 +199,6 @@ impl<B: Backend> Engine<B> for BurnOps<B> {
         };
         let mut layers: Vec<&mut [Option<LayerKv<B>>]> = Vec::with_capacity(own.len());
         for cache in own {
-            cache.keys += rows;
             layers.push(&mut cache.layers);
         }
         let hidden = decoder::forward(

@@ -84,7 +84,6 @@ pub struct HostCache {
     conv: Vec<f32>,
     /// Per layer: keys and values head by head.
     layers: Vec<HeadRows>,
-    keys: usize,
 }
 
 impl<B: Backend> EngineCache<B> for HostCache {
@@ -92,29 +91,16 @@ impl<B: Backend> EngineCache<B> for HostCache {
         NAME
     }
 
-    fn keys(&self) -> usize {
-        self.keys
-    }
-
     fn truncate(&mut self, keep: usize) {
-        if keep >= self.keys {
-            return;
-        }
         for layer in &mut self.layers {
             layer.truncate(keep);
         }
-        self.keys = keep;
     }
 
     fn evict_front(&mut self, n: usize) {
-        let n = n.min(self.keys);
-        if n == 0 {
-            return;
-        }
         for layer in &mut self.layers {
             layer.evict_front(n);
         }
-        self.keys -= n;
     }
 
     fn conv_is_empty(&self) -> bool {
@@ -124,7 +110,11 @@ impl<B: Backend> EngineCache<B> for HostCache {
     fn export(&self) -> PortableCache {
         PortableCache {
             conv: self.conv.clone(),
-            keys: self.keys,
+            keys: self
+                .layers
+                .first()
+                .and_then(|layer| layer.keys.first())
+                .map_or(0, KeyPanels::len),
             layers: self
                 .layers
                 .iter()
@@ -181,7 +171,6 @@ impl<B: Backend> Engine<B> for Host {
         Ok(Box::new(HostCache {
             conv: portable.conv.clone(),
             layers,
-            keys: portable.keys,
         }))
     }
 
@@ -234,7 +223,6 @@ impl<B: Backend> Engine<B> for Host {
         }
         let mut layers: Vec<&mut Vec<HeadRows>> = Vec::with_capacity(n);
         for cache in own.iter_mut() {
-            cache.keys += rows;
             layers.push(&mut cache.layers);
         }
         let (logits, task_loss) =
