@@ -122,6 +122,61 @@ pub struct AutoGazeConfig {
     pub max_num_frames: Option<usize>,
 }
 
+/// The vision encoder's settings this crate supports: one trunk block,
+/// frames one at a time, square patches dividing the input, odd spatial
+/// trunk kernels, and one width from the encoder's output to the decoder.
+fn check_vision(
+    input: usize,
+    connector: usize,
+    v: &RawVision,
+    hidden: usize,
+) -> std::result::Result<(), String> {
+    if v.temporal_patch_size != 1 {
+        return Err(format!(
+            "temporal_patch_size {} is not supported (only 1)",
+            v.temporal_patch_size
+        ));
+    }
+    if v.depth != 1 {
+        return Err(format!(
+            "vision depth {} is not supported (only 1)",
+            v.depth
+        ));
+    }
+    if v.kernel_size == 0 || !input.is_multiple_of(v.kernel_size) {
+        return Err(format!(
+            "input_img_size {input} is not a multiple of kernel_size {}",
+            v.kernel_size
+        ));
+    }
+    if v.trunk_spatial_kernel_size.is_multiple_of(2) || v.trunk_temporal_kernel_size == 0 {
+        return Err("trunk kernels must be odd (spatial) and >= 1 (temporal)".into());
+    }
+    if v.out_dim != connector || v.out_dim != hidden {
+        return Err(format!(
+            "vision out_dim {}, connector hidden_dim {connector} and decoder hidden_size {hidden} must agree",
+            v.out_dim
+        ));
+    }
+    Ok(())
+}
+
+/// llama3 RoPE scaling from its config entry (no other kind is supported).
+fn llama3_scaling(s: RawRopeScaling) -> std::result::Result<RopeScaling, String> {
+    let kind = s.rope_type.or(s.kind).unwrap_or_default();
+    if kind != "llama3" {
+        return Err(format!(
+            "rope_scaling type {kind:?} is not supported (only llama3)"
+        ));
+    }
+    Ok(RopeScaling {
+        factor: s.factor,
+        low_freq_factor: s.low_freq_factor,
+        high_freq_factor: s.high_freq_factor,
+        original_max_position_embeddings: s.original_max_position_embeddings,
+    })
+}
+
 impl AutoGazeConfig {
     /// Reads `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -162,35 +217,13 @@ impl AutoGazeConfig {
         if multi_token == 0 {
             return Err(bad("num_multi_token_pred must be at least 1".into()));
         }
-        if v.temporal_patch_size != 1 {
-            return Err(bad(format!(
-                "temporal_patch_size {} is not supported (only 1)",
-                v.temporal_patch_size
-            )));
-        }
-        if v.depth != 1 {
-            return Err(bad(format!(
-                "vision depth {} is not supported (only 1)",
-                v.depth
-            )));
-        }
-        if v.kernel_size == 0 || !g.input_img_size.is_multiple_of(v.kernel_size) {
-            return Err(bad(format!(
-                "input_img_size {} is not a multiple of kernel_size {}",
-                g.input_img_size, v.kernel_size
-            )));
-        }
-        if v.trunk_spatial_kernel_size.is_multiple_of(2) || v.trunk_temporal_kernel_size == 0 {
-            return Err(bad(
-                "trunk kernels must be odd (spatial) and >= 1 (temporal)".into(),
-            ));
-        }
-        if v.out_dim != g.connector_config.hidden_dim || v.out_dim != d.hidden_size {
-            return Err(bad(format!(
-                "vision out_dim {}, connector hidden_dim {} and decoder hidden_size {} must agree",
-                v.out_dim, g.connector_config.hidden_dim, d.hidden_size
-            )));
-        }
+        check_vision(
+            g.input_img_size,
+            g.connector_config.hidden_dim,
+            &v,
+            d.hidden_size,
+        )
+        .map_err(bad)?;
         if d.attention_bias || d.mlp_bias {
             return Err(bad("attention_bias / mlp_bias are not supported".into()));
         }
@@ -200,23 +233,11 @@ impl AutoGazeConfig {
                 d.hidden_act
             )));
         }
-        let rope_scaling = match d.rope_scaling {
-            None => None,
-            Some(s) => {
-                let kind = s.rope_type.or(s.kind).unwrap_or_default();
-                if kind != "llama3" {
-                    return Err(bad(format!(
-                        "rope_scaling type {kind:?} is not supported (only llama3)"
-                    )));
-                }
-                Some(RopeScaling {
-                    factor: s.factor,
-                    low_freq_factor: s.low_freq_factor,
-                    high_freq_factor: s.high_freq_factor,
-                    original_max_position_embeddings: s.original_max_position_embeddings,
-                })
-            }
-        };
+        let rope_scaling = d
+            .rope_scaling
+            .map(llama3_scaling)
+            .transpose()
+            .map_err(bad)?;
         Ok(Self {
             layout,
             input_size: g.input_img_size,

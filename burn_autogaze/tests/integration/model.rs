@@ -2,6 +2,7 @@
 //! task-loss values within float tolerance; position ids, token ids, pad
 //! flags, counts and per-scale masks exactly.
 
+use serde_json::json;
 use std::path::PathBuf;
 
 use burn::backend::NdArray;
@@ -383,6 +384,41 @@ fn bad_model_input_is_a_clear_error() {
         err.to_string().contains("scales") || err.to_string().contains("config"),
         "{err}"
     );
+    // Settings the model cannot run are named: the vision encoder's and the
+    // RoPE scaling's.
+    let text = std::fs::read_to_string(model_dir("autogaze-tiny").join("config.json"))
+        .expect("tiny config");
+    let tiny: serde_json::Value = serde_json::from_str(&text).expect("json");
+    for (path, value, named) in [
+        (
+            "/gaze_model_config/vision_model_config/depth",
+            json!(2),
+            "depth",
+        ),
+        (
+            "/gaze_model_config/vision_model_config/kernel_size",
+            json!(0),
+            "kernel_size",
+        ),
+        (
+            "/gaze_model_config/vision_model_config/out_dim",
+            json!(7),
+            "out_dim",
+        ),
+        (
+            "/gaze_model_config/gaze_decoder_config/rope_scaling",
+            json!({"rope_type": "yarn", "factor": 2.0, "low_freq_factor": 1.0,
+                   "high_freq_factor": 4.0, "original_max_position_embeddings": 64.0}),
+            "yarn",
+        ),
+    ] {
+        let mut bad = tiny.clone();
+        *bad.pointer_mut(path).expect(path) = value;
+        let err = AutoGazeConfig::from_json(&bad.to_string())
+            .expect_err(path)
+            .to_string();
+        assert!(err.contains(named), "{path}: {err}");
+    }
     // A weights file for another config names the first mismatched tensor.
     let tiny_cfg = AutoGazeConfig::from_file(&model_dir("autogaze-tiny").join("config.json"))
         .expect("tiny cfg");
