@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use super::config::AutoGazeConfig;
 use super::engine::{Engine, is_cpu_device};
 use super::options::{GenerateOptions, Selection};
-use super::registry::{engine_names, registry};
+use super::registry::registry;
 use super::stream::StreamState;
 use super::weights::{ModelWeights, load_weights, random_weights};
 use crate::error::{AutoGazeError, Result};
@@ -96,7 +96,7 @@ impl<B: Backend> AutoGaze<B> {
                 AutoGazeError::setting(
                     "model engine",
                     name,
-                    format!("one of {}", engine_names::<B>().join(", ")),
+                    format!("one of {}", Self::engine_list()),
                 )
             })?;
         self.engine = (entry.build)(&self.weights, &self.config)?;
@@ -124,6 +124,12 @@ impl<B: Backend> AutoGaze<B> {
     /// The registered engines: name, and what each is.
     pub fn engines() -> Vec<(&'static str, &'static str)> {
         registry::<B>().iter().map(|e| (e.name, e.about)).collect()
+    }
+
+    /// The registered engines' names, for a message.
+    fn engine_list() -> String {
+        let names: Vec<&str> = Self::engines().into_iter().map(|(n, _)| n).collect();
+        names.join(", ")
     }
 
     /// A fresh stream on the model's engine.

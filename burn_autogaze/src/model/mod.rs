@@ -35,7 +35,7 @@ pub use engine::{
     PortableCache, is_cpu_device, own_caches,
 };
 pub use options::{DecodeStep, FrameGaze, GenerateOptions, Selection, max_tokens};
-pub use registry::{engine_names, registry};
+pub use registry::registry;
 pub use rope::inv_freq;
 pub use stream::{StreamState, lockstep};
 pub use tiling::{TileGrid, TiledGaze};

@@ -11,8 +11,3 @@ use super::{burn_ops, host};
 pub fn registry<B: Backend>() -> Vec<EngineEntry<B>> {
     vec![burn_ops::entry(), host::entry()]
 }
-
-/// The registered engines' names.
-pub fn engine_names<B: Backend>() -> Vec<&'static str> {
-    registry::<B>().iter().map(|e| e.name).collect()
-}
