@@ -196,6 +196,12 @@ pub trait Engine<B: Backend>: Debug + Send + Sync {
     /// The engine's name (as registered).
     fn name(&self) -> &'static str;
 
+    /// Kernel dispatches the engine launched so far (None: it does not
+    /// count them, e.g. it runs Burn ops).
+    fn dispatches(&self) -> Option<u64> {
+        None
+    }
+
     /// An empty cache for a new stream.
     fn new_cache(&self) -> Box<dyn EngineCache<B>>;
 

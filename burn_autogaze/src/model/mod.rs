@@ -5,14 +5,18 @@
 //! batch of streams' frames, one decoder call over a batch of streams);
 //! streams, selection, the task-loss gate, horizons and tiling sit above
 //! it, written once. Registered engines: `burn-ops` (Burn tensor ops on any
-//! backend, the reference) and `host` (fused CPU kernels, the ndarray
-//! default); see `docs/architecture.md` for adding one.
+//! backend, the reference), `host` (fused CPU kernels, the ndarray
+//! default) and, with the `wgpu` feature, `fused-gpu` (the decoder in one
+//! CubeCL kernel a call, the wgpu default); see `docs/architecture.md` for
+//! adding one.
 
 mod anyres;
 mod autogaze;
 mod burn_ops;
 mod config;
 mod engine;
+#[cfg(feature = "wgpu")]
+mod fused_gpu;
 mod generate;
 mod host;
 mod options;
@@ -45,5 +49,7 @@ pub use weights::{ModelWeights, expected_tensors, load_weights, random_weights};
 /// The registered engines' names, as [`AutoGaze::set_engine`] takes them.
 pub mod engines {
     pub use super::burn_ops::NAME as BURN_OPS;
+    #[cfg(feature = "wgpu")]
+    pub use super::fused_gpu::NAME as FUSED_GPU;
     pub use super::host::NAME as HOST;
 }

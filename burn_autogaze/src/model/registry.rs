@@ -9,5 +9,10 @@ use super::{burn_ops, host};
 
 /// Every engine, in the order they are listed.
 pub fn registry<B: Backend>() -> Vec<EngineEntry<B>> {
-    vec![burn_ops::entry(), host::entry()]
+    vec![
+        burn_ops::entry(),
+        host::entry(),
+        #[cfg(feature = "wgpu")]
+        super::fused_gpu::entry(),
+    ]
 }

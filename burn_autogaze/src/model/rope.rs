@@ -32,3 +32,24 @@ pub fn inv_freq(c: &AutoGazeConfig) -> Vec<f32> {
     }
     inv
 }
+
+/// The cos and sin tables `[positions, head_dim]` of `positions`: each row
+/// is `cat(freqs, freqs)` with `freqs = position * inv_freq` in f32, as
+/// the reference computes them.
+pub fn rope_tables(inv_freq: &[f32], positions: &[i64]) -> (Vec<f32>, Vec<f32>) {
+    let half = inv_freq.len();
+    let mut cos = vec![0f32; positions.len() * 2 * half];
+    let mut sin = vec![0f32; positions.len() * 2 * half];
+    for ((&p, cs), sn) in positions
+        .iter()
+        .zip(cos.chunks_exact_mut(2 * half))
+        .zip(sin.chunks_exact_mut(2 * half))
+    {
+        for (i, f) in inv_freq.iter().enumerate() {
+            let (s, c) = (p as f32 * f).sin_cos();
+            (cs[i], cs[i + half]) = (c, c);
+            (sn[i], sn[i + half]) = (s, s);
+        }
+    }
+    (cos, sin)
+}

@@ -6,7 +6,7 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::super::config::AutoGazeConfig;
-use super::super::rope::inv_freq;
+use super::super::rope::{inv_freq, rope_tables};
 use super::super::weights::ModelWeights;
 
 /// Keys and values of one layer, `[1, heads, keys, head_dim]` each (the
@@ -72,18 +72,7 @@ pub fn forward<B: Backend>(
     let (h, hd) = (c.heads, c.head_dim);
     let keys = key_mask.len();
     let past = keys - l;
-    // Cos/sin tables: emb = cat(freqs, freqs), freqs = pos * inv_freq (f32).
-    let mut cos = Vec::with_capacity(l * hd);
-    let mut sin = Vec::with_capacity(l * hd);
-    for &p in positions {
-        for _ in 0..2 {
-            for f in inv_freq {
-                let a = p as f32 * f;
-                cos.push(a.cos());
-                sin.push(a.sin());
-            }
-        }
-    }
+    let (cos, sin) = rope_tables(inv_freq, positions);
     let cos = Tensor::<B, 4>::from_data(TensorData::new(cos, [1, l, 1, hd]), &device);
     let sin = Tensor::<B, 4>::from_data(TensorData::new(sin, [1, l, 1, hd]), &device);
     let rotate = rotate.clone().unsqueeze::<4>();

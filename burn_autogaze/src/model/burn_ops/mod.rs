@@ -3,7 +3,7 @@
 //! against it.
 
 mod decoder;
-mod encoder;
+pub(super) mod encoder;
 
 use std::sync::Arc;
 

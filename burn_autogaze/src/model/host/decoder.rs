@@ -16,7 +16,7 @@
 use burn::tensor::backend::Backend;
 
 use super::super::config::AutoGazeConfig;
-use super::super::rope::inv_freq;
+use super::super::rope::{inv_freq, rope_tables};
 use super::super::values::host_values;
 use super::super::weights::ModelWeights;
 use super::kernels::{Lhs, PANEL, Packed, Panels, gemm, silu_mul, softmax_rows};
@@ -195,7 +195,7 @@ impl CpuDecoder {
                 .collect(),
             ..Scratch::default()
         };
-        self.rope_tables(positions, &mut buf);
+        (buf.cos, buf.sin) = rope_tables(&self.inv_freq, positions);
         // Rows whose output the next layer reads: all of them, except in the
         // last layer, where only each stream's last row reaches the heads.
         // There the other rows still give their keys and values, but skip
@@ -226,26 +226,6 @@ impl CpuDecoder {
             self.output_and_mlp(lw, n * shape.lq(), &mut x, &mut buf);
         }
         self.heads(&x, n)
-    }
-
-    /// cos/sin per position: emb = cat(freqs, freqs), freqs = pos *
-    /// inv_freq; each angle once, its halves are copies.
-    fn rope_tables(&self, positions: &[i64], buf: &mut Scratch) {
-        let hd = self.head_dim;
-        let half = hd / 2;
-        buf.cos = vec![0f32; positions.len() * hd];
-        buf.sin = vec![0f32; positions.len() * hd];
-        for ((&p, cs), sn) in positions
-            .iter()
-            .zip(buf.cos.chunks_exact_mut(hd))
-            .zip(buf.sin.chunks_exact_mut(hd))
-        {
-            for (i, f) in self.inv_freq.iter().enumerate() {
-                let (s, c) = (p as f32 * f).sin_cos();
-                (cs[i], cs[i + half]) = (c, c);
-                (sn[i], sn[i + half]) = (s, s);
-            }
-        }
     }
 
     /// RMSNorm, then q, k, v of every row (q only of the rows read).

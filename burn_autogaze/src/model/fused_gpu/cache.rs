@@ -1,0 +1,262 @@
+//! A stream's caches in the fused engine: the encoder's temporal context
+//! (a Burn tensor, as the reference engine keeps it) and the KV cache in one
+//! device buffer `[layer][k|v][head][cap][head_dim]` that the decoder
+//! kernel appends to in place. Growing, evicting and copying move the kept
+//! keys into a new buffer in one dispatch ([`move_keys`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use burn::backend::wgpu::WgpuRuntime;
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+use super::super::config::AutoGazeConfig;
+use super::super::engine::{EngineCache, PortableCache};
+use super::super::values::host_values;
+use super::NAME;
+use super::kernels::move_keys;
+use crate::error::{AutoGazeError, Result};
+
+/// Keys a new KV buffer holds at least; it grows to twice what it held.
+const MIN_KEYS: usize = 512;
+
+/// The KV cache's dimensions.
+#[derive(Debug, Clone, Copy)]
+pub struct KvShape {
+    /// Decoder layers.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Values a head's key.
+    pub head_dim: usize,
+}
+
+impl KvShape {
+    /// `[cap, head_dim]` blocks: one per layer, keys or values, head.
+    fn blocks(&self) -> usize {
+        self.layers * 2 * self.heads
+    }
+
+    /// Values of a buffer of `cap` keys.
+    fn len(&self, cap: usize) -> usize {
+        self.blocks() * cap * self.head_dim
+    }
+}
+
+/// A stream's caches (see the module's notes).
+pub struct FusedCache<B: Backend> {
+    /// The trunk's temporal context `[kt - 1, grid, grid, C]`.
+    pub conv: Option<Tensor<B, 4>>,
+    kv: Option<Handle>,
+    cap: usize,
+    keys: usize,
+    shape: KvShape,
+    client: ComputeClient<WgpuRuntime>,
+    dispatches: Arc<AtomicU64>,
+}
+
+impl<B: Backend> std::fmt::Debug for FusedCache<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FusedCache")
+            .field("keys", &self.keys)
+            .field("cap", &self.cap)
+            .field("conv", &self.conv.as_ref().map(Tensor::dims))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> FusedCache<B> {
+    /// An empty cache.
+    pub fn new(
+        client: ComputeClient<WgpuRuntime>,
+        shape: KvShape,
+        dispatches: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            conv: None,
+            kv: None,
+            cap: 0,
+            keys: 0,
+            shape,
+            client,
+            dispatches,
+        }
+    }
+
+    /// Keys held.
+    pub fn keys(&self) -> usize {
+        self.keys
+    }
+
+    /// Makes room for `keys` keys; returns the capacity.
+    pub fn reserve(&mut self, keys: usize) -> usize {
+        if keys > self.cap || self.kv.is_none() {
+            let cap = keys.max(2 * self.cap).max(MIN_KEYS);
+            self.kv = Some(self.moved(0, cap));
+            self.cap = cap;
+        }
+        self.cap
+    }
+
+    /// The KV buffer and its length in values (after [`FusedCache::reserve`]).
+    pub fn kv_handle(&self) -> (Handle, usize) {
+        let handle = self.kv.clone().expect("the KV buffer exists after reserve");
+        (handle, self.shape.len(self.cap))
+    }
+
+    /// Records `rows` keys the decoder kernel appended.
+    pub fn appended(&mut self, rows: usize) {
+        self.keys += rows;
+    }
+
+    /// A new buffer of `cap` keys holding keys `from..` of this one.
+    fn moved(&self, from: usize, cap: usize) -> Handle {
+        let s = self.shape;
+        let dst = self.client.empty(4 * s.len(cap));
+        let count = self.keys - from;
+        let Some(src) = self.kv.clone() else {
+            return dst;
+        };
+        if count == 0 {
+            return dst;
+        }
+        let total = s.blocks() * count * s.head_dim;
+        let units = 256u32;
+        let cubes = total.div_ceil(units as usize) as u32;
+        // SAFETY: the kernel reads keys from..from + count of each block of
+        // `src` and writes keys 0..count of `dst`, both within their lengths.
+        unsafe {
+            move_keys::launch(
+                &self.client,
+                CubeCount::Static(cubes, 1, 1),
+                CubeDim::new_1d(units),
+                ArrayArg::from_raw_parts(src, s.len(self.cap)),
+                ArrayArg::from_raw_parts(dst.clone(), s.len(cap)),
+                from as u32,
+                count as u32,
+                self.cap as u32,
+                cap as u32,
+                s.blocks(),
+                s.head_dim,
+            );
+        }
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        dst
+    }
+
+    /// Fills the cache from `portable` (see [`PortableCache`]).
+    pub fn import(
+        &mut self,
+        portable: &PortableCache,
+        c: &AutoGazeConfig,
+        device: &B::Device,
+    ) -> Result<()> {
+        let s = self.shape;
+        let bad = |what: String| AutoGazeError::engine(NAME, what);
+        if !portable.conv.is_empty() {
+            let shape = [c.trunk_temporal - 1, c.grid(), c.grid(), c.vision_hidden];
+            if portable.conv.len() != shape.iter().product::<usize>() {
+                return Err(bad(format!(
+                    "a temporal context of {} values",
+                    portable.conv.len()
+                )));
+            }
+            let data = TensorData::new(portable.conv.clone(), shape);
+            self.conv = Some(Tensor::from_data(data, device));
+        }
+        let keys = portable.keys;
+        if keys == 0 {
+            return Ok(());
+        }
+        let per = s.heads * keys * s.head_dim;
+        if portable.layers.len() != s.layers
+            || portable
+                .layers
+                .iter()
+                .any(|(k, v)| k.len() != per || v.len() != per)
+        {
+            return Err(bad(format!(
+                "a KV cache that does not hold {keys} keys in every layer"
+            )));
+        }
+        let cap = keys.max(MIN_KEYS);
+        let mut values = vec![0f32; s.len(cap)];
+        let block = cap * s.head_dim;
+        for (layer, (k, v)) in portable.layers.iter().enumerate() {
+            for (part, src) in [k, v].into_iter().enumerate() {
+                for (h, rows) in src.chunks_exact(keys * s.head_dim).enumerate() {
+                    let at = ((layer * 2 + part) * s.heads + h) * block;
+                    values[at..at + rows.len()].copy_from_slice(rows);
+                }
+            }
+        }
+        self.kv = Some(self.client.create_from_slice(f32::as_bytes(&values)));
+        self.cap = cap;
+        self.keys = keys;
+        Ok(())
+    }
+}
+
+impl<B: Backend> Clone for FusedCache<B> {
+    /// A copy with its own KV buffer (the kernels write a stream's buffer in
+    /// place, so two streams never share one).
+    fn clone(&self) -> Self {
+        let kv = self.kv.as_ref().map(|_| self.moved(0, self.cap));
+        Self {
+            conv: self.conv.clone(),
+            kv,
+            cap: self.cap,
+            keys: self.keys,
+            shape: self.shape,
+            client: self.client.clone(),
+            dispatches: self.dispatches.clone(),
+        }
+    }
+}
+
+impl<B: Backend> EngineCache<B> for FusedCache<B> {
+    fn engine(&self) -> &'static str {
+        NAME
+    }
+
+    fn truncate(&mut self, keep: usize) {
+        self.keys = keep.min(self.keys);
+    }
+
+    fn evict_front(&mut self, n: usize) {
+        let n = n.min(self.keys);
+        if self.kv.is_some() {
+            self.kv = Some(self.moved(n, self.cap));
+        }
+        self.keys -= n;
+    }
+
+    fn conv_is_empty(&self) -> bool {
+        self.conv.is_none()
+    }
+
+    fn export(&self) -> PortableCache {
+        let s = self.shape;
+        let mut layers = vec![(Vec::new(), Vec::new()); s.layers];
+        if let (Some(kv), true) = (&self.kv, self.keys > 0) {
+            let bytes = self.client.read_one_unchecked(kv.clone());
+            let values = f32::from_bytes(&bytes);
+            let block = self.cap * s.head_dim;
+            for (layer, (k, v)) in layers.iter_mut().enumerate() {
+                for (part, out) in [k, v].into_iter().enumerate() {
+                    for h in 0..s.heads {
+                        let at = ((layer * 2 + part) * s.heads + h) * block;
+                        out.extend_from_slice(&values[at..at + self.keys * s.head_dim]);
+                    }
+                }
+            }
+        }
+        PortableCache {
+            conv: self.conv.clone().map(host_values).unwrap_or_default(),
+            keys: self.keys,
+            layers,
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The fused GPU engine: a decoder call is a few CubeCL dispatches a stream
+//! (five fused passes a layer and one for the heads: `kernels`) over
+//! weights packed once into one buffer and a KV cache that grows in place
+//! on the device, launched on Burn's own wgpu runtime: it takes the
+//! encoder's vision tokens and the device-picked ids as Burn tensors and
+//! gives the heads as Burn tensors, with no copy and no readback. The
+//! encoder runs in Burn ops (the reference engine's). The default engine on
+//! Burn's wgpu backend; same tokens as the host engine (tested).
+//!
+//! It counts its dispatches ([`Engine::dispatches`]).
+
+mod bridge;
+mod cache;
+mod kernels;
+mod launch;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use burn::backend::wgpu::{WgpuDevice, WgpuRuntime};
+use burn::tensor::{DType, Tensor, backend::Backend};
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+use super::burn_ops::encoder::encode_streams;
+use super::config::AutoGazeConfig;
+use super::engine::{
+    ChunkIds, DecoderCall, Engine, EngineCache, EngineEntry, Heads, PortableCache, own_caches,
+};
+use super::rope::{inv_freq, rope_tables};
+use super::values::host_values;
+use super::weights::ModelWeights;
+use crate::error::{AutoGazeError, Result};
+
+use bridge::{GpuTensor, float_buffer, float_tensor, int_buffer, wgpu_device};
+use cache::{FusedCache, KvShape};
+use kernels::WeightLayout;
+use launch::{Buffer, MAX_CUBES, Offsets, StreamCall, UNITS};
+
+/// The engine's registered name.
+pub const NAME: &str = "fused-gpu";
+
+/// Bytes a storage binding's offset is a multiple of (wgpu's default
+/// `min_storage_buffer_offset_alignment`).
+const BINDING_ALIGN: usize = 256;
+
+/// The registry's entry: the default on Burn's wgpu backend.
+pub fn entry<B: Backend>() -> EngineEntry<B> {
+    EngineEntry {
+        name: NAME,
+        about: "the decoder in one fused CubeCL kernel a call on Burn's wgpu runtime (the wgpu default)",
+        priority: |device| wgpu_device::<B>(device).map(|_| 20),
+        build: |w, c| Ok(Arc::new(FusedGpu::new(w, c)?)),
+    }
+}
+
+/// The engine: the model's weights, its packed decoder buffer, the client
+/// that launches its kernels.
+pub struct FusedGpu<B: Backend> {
+    weights: ModelWeights<B>,
+    config: AutoGazeConfig,
+    layout: WeightLayout,
+    packed: Handle,
+    client: ComputeClient<WgpuRuntime>,
+    device: WgpuDevice,
+    inv_freq: Vec<f32>,
+    dispatches: Arc<AtomicU64>,
+}
+
+impl<B: Backend> std::fmt::Debug for FusedGpu<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FusedGpu")
+            .field("layout", &self.layout)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the kernels cannot run `c` (None: they can).
+fn unsupported(c: &AutoGazeConfig) -> Option<String> {
+    if !c.head_dim.is_multiple_of(2) {
+        return Some(format!(
+            "head_dim {} is odd (RoPE pairs columns)",
+            c.head_dim
+        ));
+    }
+    if c.heads * c.head_dim != c.hidden {
+        return Some(format!(
+            "{} heads of {} do not make the hidden size {}",
+            c.heads, c.head_dim, c.hidden
+        ));
+    }
+    None
+}
+
+impl<B: Backend> FusedGpu<B> {
+    /// Packs `w`'s decoder into one device buffer (a typed error when the
+    /// model is not on Burn's wgpu backend or its shapes are not ones the
+    /// kernels run).
+    pub fn new(w: &ModelWeights<B>, c: &AutoGazeConfig) -> Result<Self> {
+        let device = wgpu_device::<B>(&w.decoder.embed.device())
+            .ok_or_else(|| AutoGazeError::engine(NAME, "the model is not on a wgpu device"))?;
+        if let Some(why) = unsupported(c) {
+            return Err(AutoGazeError::engine(NAME, why));
+        }
+        let dec = &w.decoder;
+        let layout = WeightLayout {
+            d: c.hidden,
+            inter: c.intermediate,
+            layers: c.layers,
+            n_logits: dec.lm_head.dims()[1],
+            n_tl: dec.task_loss.dims()[1],
+        };
+        let mut values =
+            Vec::with_capacity(layout.embed() + dec.embed.dims().iter().product::<usize>());
+        for l in &dec.layers {
+            values.extend(host_values(l.input_norm.clone()));
+            for t in [&l.qkv, &l.o] {
+                values.extend(host_values(t.clone()));
+            }
+            values.extend(host_values(l.post_norm.clone()));
+            for t in [&l.gate_up, &l.down] {
+                values.extend(host_values(t.clone()));
+            }
+        }
+        values.extend(host_values(dec.norm.clone()));
+        values.extend(host_values(dec.lm_head.clone()));
+        values.extend(host_values(dec.task_loss.clone()));
+        if values.len() != layout.embed() {
+            return Err(AutoGazeError::engine(
+                NAME,
+                format!(
+                    "the decoder's weights hold {} values, the kernels' layout {}",
+                    values.len(),
+                    layout.embed()
+                ),
+            ));
+        }
+        values.extend(host_values(dec.embed.clone()));
+        let client = WgpuRuntime::client(&device);
+        let packed = client.create_from_slice(f32::as_bytes(&values));
+        Ok(Self {
+            weights: w.clone(),
+            config: c.clone(),
+            layout,
+            packed,
+            client,
+            device,
+            inv_freq: inv_freq(c),
+            dispatches: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn kv_shape(&self) -> KvShape {
+        KvShape {
+            layers: self.config.layers,
+            heads: self.config.heads,
+            head_dim: self.config.head_dim,
+        }
+    }
+
+    /// A device buffer holding `values`.
+    fn upload<T: CubeElement>(&self, values: &[T]) -> Handle {
+        self.client.create_from_slice(T::as_bytes(values))
+    }
+
+    /// The call's ids on the device (`i32`) and their number.
+    fn ids(&self, ids: Option<ChunkIds<B>>) -> Result<(Handle, usize)> {
+        match ids {
+            None => Ok((self.upload(&[0i32]), 0)),
+            Some(ChunkIds::Host(ids)) => {
+                let values: Vec<i32> = ids.iter().map(|&id| id as i32).collect();
+                Ok((self.upload(&values), ids.len()))
+            }
+            Some(ChunkIds::Device(ids)) => {
+                let t = int_buffer(ids)?;
+                if t.dtype != DType::I32 || !t.is_contiguous() {
+                    return Err(AutoGazeError::engine(
+                        NAME,
+                        format!(
+                            "device ids of {:?} (the kernels read contiguous i32)",
+                            t.dtype
+                        ),
+                    ));
+                }
+                let n = t.meta.num_elements();
+                Ok((t.handle, n))
+            }
+        }
+    }
+}
+
+/// A call's vision tokens as the kernels read them: the buffer, the
+/// tokens a stream, and the strides of a stream, a row and a column.
+struct Vision {
+    handle: Handle,
+    tokens: usize,
+    strides: [usize; 3],
+}
+
+fn vision_of(
+    t: Option<GpuTensor>,
+    n: usize,
+    d: usize,
+    dummy: impl Fn() -> Handle,
+) -> Result<Vision> {
+    let Some(t) = t else {
+        return Ok(Vision {
+            handle: dummy(),
+            tokens: 0,
+            strides: [0; 3],
+        });
+    };
+    let shape = t.meta.shape();
+    let strides = t.meta.strides();
+    if t.dtype != DType::F32 || shape.num_dims() != 3 || shape[0] != n || shape[2] != d {
+        return Err(AutoGazeError::engine(
+            NAME,
+            format!(
+                "vision tokens {:?} of {:?}, not [{n}, _, {d}] f32",
+                shape, t.dtype
+            ),
+        ));
+    }
+    Ok(Vision {
+        tokens: shape[1],
+        strides: [strides[0], strides[1], strides[2]],
+        handle: t.handle,
+    })
+}
+
+impl<B: Backend> Engine<B> for FusedGpu<B> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn dispatches(&self) -> Option<u64> {
+        Some(self.dispatches.load(Ordering::Relaxed))
+    }
+
+    fn new_cache(&self) -> Box<dyn EngineCache<B>> {
+        Box::new(FusedCache::<B>::new(
+            self.client.clone(),
+            self.kv_shape(),
+            self.dispatches.clone(),
+        ))
+    }
+
+    fn import(&self, portable: &PortableCache) -> Result<Box<dyn EngineCache<B>>> {
+        let mut cache = FusedCache::<B>::new(
+            self.client.clone(),
+            self.kv_shape(),
+            self.dispatches.clone(),
+        );
+        cache.import(portable, &self.config, &self.weights.decoder.embed.device())?;
+        Ok(Box::new(cache))
+    }
+
+    fn encode(
+        &self,
+        video: Tensor<B, 5>,
+        caches: &mut [&mut dyn EngineCache<B>],
+    ) -> Result<Tensor<B, 4>> {
+        let own = own_caches::<B, FusedCache<B>>(NAME, caches)?;
+        let mut contexts: Vec<&mut Option<Tensor<B, 4>>> =
+            own.into_iter().map(|c| &mut c.conv).collect();
+        Ok(encode_streams(
+            &self.weights,
+            &self.config,
+            video,
+            &mut contexts,
+        ))
+    }
+
+    fn decode(
+        &self,
+        call: DecoderCall<'_, B>,
+        caches: &mut [&mut dyn EngineCache<B>],
+    ) -> Result<Heads<B>> {
+        let mut own = own_caches::<B, FusedCache<B>>(NAME, caches)?;
+        let c = &self.config;
+        let (n, d, rows) = (call.streams, c.hidden, call.rows());
+        let (ids, id_count) = self.ids(call.ids)?;
+        let vision = call.vision.map(float_buffer).transpose()?;
+        let vision = vision_of(vision, n, d, || self.upload(&[0f32]))?;
+        let m = id_count / n.max(1);
+        let keys = call.key_mask.len();
+        if n == 0 || own.len() != n || id_count != n * m || m + vision.tokens != rows || keys < rows
+        {
+            return Err(AutoGazeError::engine(
+                NAME,
+                format!(
+                    "a call of {n} streams with {id_count} ids and {} vision tokens a stream \
+                     does not give {rows} rows a stream",
+                    vision.tokens
+                ),
+            ));
+        }
+        let past = keys - rows;
+        if let Some(other) = own.iter().find(|cache| cache.keys() != past) {
+            return Err(AutoGazeError::engine(
+                NAME,
+                format!("a stream holds {} keys, the key mask {past}", other.keys()),
+            ));
+        }
+        let (cos, sin) = rope_tables(&self.inv_freq, call.positions);
+        let mut call_values = cos;
+        call_values.extend(sin);
+        call_values.extend(call.key_mask.iter().map(|&m| if m { 1f32 } else { 0f32 }));
+        let call_data = self.upload(&call_values);
+        let lay = self.layout;
+        let scratch_len = 3 * rows * d + rows * lay.inter;
+        if (rows * 3 * c.heads * c.head_dim / 2).div_ceil(UNITS as usize) > MAX_CUBES {
+            return Err(AutoGazeError::engine(
+                NAME,
+                format!("a call of {rows} rows is more than one dispatch can spread"),
+            ));
+        }
+        let scratch = Buffer {
+            handle: self.client.empty(4 * scratch_len),
+            len: scratch_len,
+        };
+        let tl_at = (n * lay.n_logits).next_multiple_of(BINDING_ALIGN / 4);
+        let out_len = tl_at + n * lay.n_tl;
+        let out = Buffer {
+            handle: self.client.empty(4 * out_len),
+            len: out_len,
+        };
+        let weights = Buffer {
+            handle: self.packed.clone(),
+            len: self.packed_len(),
+        };
+        let call_data = Buffer {
+            len: call_values.len(),
+            handle: call_data,
+        };
+        let ids = Buffer {
+            handle: ids,
+            len: id_count.max(1),
+        };
+        let vision_buffer = Buffer {
+            len: vision_len(&vision, n, d),
+            handle: vision.handle.clone(),
+        };
+        for (s, cache) in own.iter_mut().enumerate() {
+            let cap = cache.reserve(past + rows);
+            let (handle, len) = cache.kv_handle();
+            let stream = StreamCall {
+                client: &self.client,
+                weights: &weights,
+                kv: Buffer { handle, len },
+                scratch: &scratch,
+                call: &call_data,
+                ids: &ids,
+                vision: &vision_buffer,
+                out: &out,
+                rows,
+                m,
+                past,
+                cap,
+                at: Offsets {
+                    ids: (m * s) as u32,
+                    vision: (s * vision.strides[0]) as u32,
+                    v_row: vision.strides[1] as u32,
+                    v_col: vision.strides[2] as u32,
+                    stream: s as u32,
+                    task_loss: tl_at as u32,
+                },
+                eps: c.rms_eps as f32,
+                lay,
+                heads: c.heads,
+                head_dim: c.head_dim,
+            };
+            self.dispatches.fetch_add(stream.run(), Ordering::Relaxed);
+            cache.appended(rows);
+        }
+        let out = out.handle;
+        let logits_bytes = 4 * n * lay.n_logits;
+        let logits = GpuTensor::new_contiguous(
+            self.client.clone(),
+            self.device.clone(),
+            [n, lay.n_logits].into(),
+            out.clone().offset_end((4 * out_len - logits_bytes) as u64),
+            DType::F32,
+        );
+        let task_loss = GpuTensor::new_contiguous(
+            self.client.clone(),
+            self.device.clone(),
+            [n, lay.n_tl].into(),
+            out.offset_start((4 * tl_at) as u64),
+            DType::F32,
+        );
+        Ok(Heads::Device {
+            logits: float_tensor(logits)?,
+            task_loss: float_tensor(task_loss)?,
+        })
+    }
+}
+
+impl<B: Backend> FusedGpu<B> {
+    /// Values in the packed weight buffer.
+    fn packed_len(&self) -> usize {
+        self.layout.embed() + self.config.vocab() * self.config.hidden
+    }
+}
+
+/// Values the kernels may read of a call's vision buffer.
+fn vision_len(v: &Vision, n: usize, d: usize) -> usize {
+    if v.tokens == 0 {
+        return 1;
+    }
+    (n - 1) * v.strides[0] + (v.tokens - 1) * v.strides[1] + (d - 1) * v.strides[2] + 1
+}
+
+#[cfg(test)]
+mod tests;

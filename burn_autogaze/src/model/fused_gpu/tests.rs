@@ -1,0 +1,174 @@
+//! The fused engine against the host engine, both on Burn's wgpu backend
+//! (lavapipe here): same tokens, heads within 1e-4.
+
+use burn::backend::Wgpu;
+use burn::tensor::{Distribution, Tensor};
+
+use super::super::engine::{ChunkIds, DecoderCall, EngineCache};
+use super::super::{AutoGaze, AutoGazeConfig, GenerateOptions, Selection, StreamState, engines};
+use super::NAME;
+
+type Bk = Wgpu;
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max)
+}
+
+/// The release-size model on wgpu with the fused engine (the default) and
+/// a copy on the host engine.
+fn models(layers: usize, seed: u64) -> (AutoGaze<Bk>, AutoGaze<Bk>) {
+    let mut config = AutoGazeConfig::release();
+    config.layers = layers;
+    let fused = AutoGaze::<Bk>::random(config, seed, &Default::default());
+    assert_eq!(fused.engine_name(), engines::FUSED_GPU, "the wgpu default");
+    assert_eq!(fused.engine_fallback(), None);
+    let mut host = fused.clone();
+    host.set_engine(engines::HOST).unwrap();
+    (fused, host)
+}
+
+/// Single decoder calls straight through each engine (a prefill of
+/// vision rows, some keys masked, then a chunk of ids): heads within 1e-4,
+/// and the dispatches counted.
+#[test]
+fn decoder_calls_agree() {
+    let device = Default::default();
+    let (fused, host) = models(2, 5);
+    let d = fused.config.hidden;
+    for (rows, hidden) in [(196, 0), (100, 30)] {
+        let vision = Tensor::<Bk, 3>::random([1, rows, d], Distribution::Default, &device);
+        let positions: Vec<i64> = (0..rows as i64).collect();
+        let mask: Vec<bool> = (0..rows).map(|j| j >= hidden).collect();
+        let ids = vec![3u32, 7, 11];
+        let later: Vec<i64> = (rows as i64 - 3..rows as i64).collect();
+        let mask2 = [mask.clone(), vec![true; 3]].concat();
+        let mut heads = Vec::new();
+        for model in [&fused, &host] {
+            let before = model.engine.dispatches();
+            let mut state = model.new_stream();
+            let mut caches: Vec<&mut dyn EngineCache<Bk>> = vec![state.cache.as_mut()];
+            for (ids, vision, positions, mask) in [
+                (None, Some(vision.clone()), &positions, &mask),
+                (Some(ChunkIds::Host(ids.clone())), None, &later, &mask2),
+            ] {
+                let call = DecoderCall {
+                    streams: 1,
+                    ids,
+                    vision,
+                    positions,
+                    key_mask: mask,
+                };
+                heads.push(model.engine.decode(call, &mut caches).unwrap().into_host());
+            }
+            if model.engine_name() == NAME {
+                let calls = model.engine.dispatches().unwrap() - before.unwrap();
+                // Two calls of 2 layers: 1 + 5 a layer + 1 each, and the KV
+                // buffer's first allocation copies nothing.
+                assert_eq!(calls, 2 * (1 + 5 * 2 + 1), "dispatches");
+            }
+        }
+        for call in 0..2 {
+            let (f, h) = (&heads[call], &heads[2 + call]);
+            let what = format!("{rows} rows, {hidden} hidden, call {call}");
+            assert!(max_diff(&f.0, &h.0) <= 1e-4, "{what}: logits");
+            assert!(max_diff(&f.1, &h.1) <= 1e-4, "{what}: task losses");
+        }
+    }
+}
+
+/// One stream on each engine over a few frames: full budget, a horizon
+/// that evicts, a task-loss gate; every decoder call's heads compared.
+#[test]
+fn the_fused_engine_equals_the_host_engine() {
+    let device = Default::default();
+    let (fused, host) = models(4, 5);
+    let frames: Vec<Tensor<Bk, 3>> = (0..3)
+        .map(|_| Tensor::random([3, 224, 224], Distribution::Default, &device))
+        .collect();
+    for (requirement, horizon) in [(None, 0), (None, 1), (Some(0.05), 2)] {
+        let options = GenerateOptions {
+            gazing_ratio: 0.75,
+            task_loss_requirement: requirement,
+        };
+        let mut streams = [fused.new_stream(), host.new_stream()];
+        for s in &mut streams {
+            s.set_horizon(horizon);
+        }
+        for (t, frame) in frames.iter().enumerate() {
+            let what = format!("requirement {requirement:?}, horizon {horizon}, frame {t}");
+            let mut out = Vec::new();
+            let mut traces = Vec::new();
+            for (model, state) in [&fused, &host].into_iter().zip(streams.iter_mut()) {
+                let tokens = model.encode(state, frame.clone().unsqueeze::<4>()).unwrap();
+                let ft = tokens.reshape([196, model.config.hidden]);
+                let mut trace = Vec::new();
+                out.push(
+                    model
+                        .decode_frame(state, ft, &options, Some(&mut trace))
+                        .unwrap(),
+                );
+                traces.push(trace);
+            }
+            assert_eq!(traces[0].len(), traces[1].len(), "{what}");
+            for (a, b) in traces[0].iter().zip(&traces[1]) {
+                assert!(max_diff(&a.logits, &b.logits) <= 1e-4, "{what}: logits");
+                assert!(max_diff(&a.task_loss, &b.task_loss) <= 1e-4, "{what}");
+            }
+            assert_eq!(out[0], out[1], "{what}");
+            assert_eq!(streams[0].cached_keys(), streams[1].cached_keys(), "{what}");
+        }
+    }
+}
+
+/// The default path on wgpu: selection on the device (the picked ids go
+/// back into the next call as a device tensor), three streams in lockstep
+/// sharing calls, a copied stream, and a stream moved to the host engine
+/// and back: all give the host engine's frames.
+#[test]
+fn device_selection_and_batched_streams_equal_the_host_engine() {
+    use crate::preprocess::ModelInput;
+    let device = Default::default();
+    let (fused, host) = models(4, 9);
+    let options = GenerateOptions {
+        gazing_ratio: 0.3,
+        task_loss_requirement: None,
+    };
+    assert_eq!(fused.selection_for(&options), Selection::Device);
+    assert!(fused.batches_streams());
+    let streams = 3;
+    let mut batched: Vec<StreamState<Bk>> = (0..streams).map(|_| fused.new_stream()).collect();
+    let mut alone: Vec<StreamState<Bk>> = (0..streams).map(|_| host.new_stream()).collect();
+    let mut moved = fused.new_stream();
+    for t in 0..3 {
+        let video = Tensor::<Bk, 4>::random([streams, 3, 224, 224], Distribution::Default, &device);
+        let values = video.clone().into_data().into_vec::<f32>().unwrap();
+        let input = ModelInput::from_vec(streams, 224, values).unwrap();
+        let copy = batched[0].clone();
+        let together = fused
+            .step_streams_input(&mut batched, &input, &options)
+            .unwrap();
+        for (i, state) in alone.iter_mut().enumerate() {
+            let frame = video.clone().narrow(0, i, 1).reshape([3, 224, 224]);
+            let own = host.step(state, frame, &options).unwrap();
+            assert_eq!(together[i], own, "frame {t}, stream {i}");
+        }
+        // The copy made before the frame decodes it again on its own buffer.
+        let mut copy = copy;
+        let frame0 = video.clone().narrow(0, 0, 1).reshape([3, 224, 224]);
+        assert_eq!(
+            fused.step(&mut copy, frame0.clone(), &options).unwrap(),
+            together[0]
+        );
+        // A stream moved between the engines every frame.
+        let model = if t % 2 == 0 { &host } else { &fused };
+        moved = model.convert_stream(&moved).unwrap();
+        assert_eq!(
+            model.step(&mut moved, frame0, &options).unwrap(),
+            together[0]
+        );
+    }
+}
