@@ -40,6 +40,7 @@ pub mod cli;
 mod config;
 pub mod crossover;
 pub mod error;
+pub mod export;
 pub mod frame;
 pub mod interframe;
 pub mod mask;

@@ -1,6 +1,7 @@
 //! The project's chores: `cargo xtask <command>`.
 //!
-//! - `test`: preflight, then the whole workspace test suite.
+//! - `test`: preflight (a wgpu adapter, FFmpeg), then the whole workspace
+//!   test suite.
 //! - `perf`: preflight, then the headless harness in release (`--dev` runs it
 //!   in this build instead, for quick checks and CI).
 //! - `bevy-perf-matrix`: preflight, then the headless Bevy viewer over the
@@ -9,7 +10,7 @@
 //!   (`--serve`: build and serve the web demo).
 //! - `gaze`: run the model on one case and print the reference's outputs
 //!   as JSON.
-//! - `preflight`: only find (or install) a wgpu adapter.
+//! - `preflight`: only find (or install) a wgpu adapter and FFmpeg.
 
 mod chart;
 mod crossover;
@@ -197,15 +198,15 @@ fn main() -> ExitCode {
             println!("{}", preflight::probe_adapters_json());
             ExitCode::SUCCESS
         }
-        Task::Preflight => match preflight::preflight() {
-            Ok(_) => ExitCode::SUCCESS,
+        Task::Preflight => match preflight::preflight().and_then(|_| preflight::ffmpeg()) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("preflight: {e}");
                 ExitCode::FAILURE
             }
         },
         Task::Test { cargo_args } => {
-            if let Err(e) = preflight::preflight() {
+            if let Err(e) = preflight::preflight().and_then(|_| preflight::ffmpeg()) {
                 eprintln!("preflight: {e}");
                 return ExitCode::FAILURE;
             }
