@@ -4,10 +4,12 @@
 //!   frames, image sources on bad input;
 //! - `alloc`: the steady state of the frame pipeline allocates nothing,
 //!   checked with a counting global allocator;
-//! - `video`: the `video` source on small files made with FFmpeg (`videos`).
+//! - `video`: the `video` source on small files made with FFmpeg (`videos`);
+//! - `gaze`: `autogaze gaze` on such files.
 
 mod alloc;
 mod fixtures;
+mod gaze;
 mod model;
 mod video;
 mod videos;
