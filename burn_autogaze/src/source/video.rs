@@ -3,8 +3,10 @@
 //!
 //! `ffprobe` reads the container's size, frame rate and frame count at
 //! open; an `ffmpeg` child decodes on its own process and a thread queues
-//! its frames, up to `prefetch` ahead of the reader (memory: that many
-//! frames, plus one being read). Frames keep their presentation
+//! its frames, up to `prefetch` ahead of the reader. Memory is bounded: the
+//! frames are read into a pool of `prefetch + 4` buffers, reused once the
+//! frames handed out are dropped (a consumer that keeps more frames makes
+//! the pool allocate, and keep no more than that many). Frames keep their presentation
 //! timestamps. At the end the clip loops (a new pass from the start time,
 //! its timestamps continuing after the last frame's) or, not looping,
 //! [`AutoGazeError::EndOfStream`]. A file that ends early gives the frames
@@ -63,7 +65,7 @@ pub struct VideoSource {
     size: FrameSize,
     decoder: Option<Decoder>,
     /// The first frame of a pass, read at open (or at a loop's start).
-    pending: Option<(Vec<u8>, FrameInfo)>,
+    pending: Option<(Arc<Vec<u8>>, FrameInfo)>,
     seq: FrameSequence,
     /// Frames given in this pass.
     pass_frames: u64,
@@ -179,7 +181,7 @@ impl VideoSource {
     }
 
     /// The decoder's next frame, or `None` at a clean end of the pass.
-    fn receive(&mut self) -> Result<Option<(Vec<u8>, FrameInfo)>> {
+    fn receive(&mut self) -> Result<Option<(Arc<Vec<u8>>, FrameInfo)>> {
         let Some(decoder) = self.decoder.as_mut() else {
             return Ok(None);
         };
@@ -261,7 +263,7 @@ impl VideoSource {
     }
 
     /// The next frame's pixels and log line, across passes.
-    fn next_pixels(&mut self) -> Result<(Vec<u8>, FrameInfo)> {
+    fn next_pixels(&mut self) -> Result<(Arc<Vec<u8>>, FrameInfo)> {
         if let Some(first) = self.pending.take() {
             return Ok(first);
         }
@@ -342,7 +344,7 @@ impl FrameSource for VideoSource {
             });
         }
         let timestamp = self.timestamp(&info);
-        self.seq.frame_at(size, Arc::new(pixels), timestamp)
+        self.seq.frame_at(size, pixels, timestamp)
     }
 
     fn native_fps(&self) -> Option<f64> {

@@ -21,11 +21,19 @@ use web_time::Instant;
 
 use super::ffmpeg::{FfmpegTools, MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE};
 use crate::error::{AutoGazeError, Result};
+use crate::frame::FramePool;
 
 /// FFmpeg error lines kept (the last ones).
 const ERROR_LINES: usize = 8;
 /// Longest log line read whole (longer ones are cut).
 const LINE_CAP: u64 = 64 << 10;
+/// Pooled frame buffers beyond the queue's depth: the one being read and
+/// the frames a consumer holds (its current frame, a ring of two).
+const POOL_SPARE: usize = 4;
+/// Pipe buffer asked for FFmpeg's output (Linux; fewer wake-ups a frame
+/// than the default 64 KiB).
+#[cfg(target_os = "linux")]
+const PIPE_BYTES: libc::c_int = 1 << 20;
 
 /// What the log says about one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,7 +53,7 @@ pub(crate) enum Msg {
     /// waited for its bytes (FFmpeg's decode time when it is the
     /// bottleneck).
     Frame {
-        pixels: Vec<u8>,
+        pixels: Arc<Vec<u8>>,
         info: FrameInfo,
         took: Duration,
     },
@@ -115,8 +123,11 @@ fn read_frames(
     mut stdout: impl Read,
     infos: Receiver<FrameInfo>,
     frames: SyncSender<Msg>,
+    depth: usize,
     queued: Arc<AtomicUsize>,
 ) {
+    // Buffers come back once the frames handed out are dropped.
+    let mut pool: Option<FramePool> = None;
     let mut decoded = 0u64;
     let mut first: Option<(u32, u32)> = None;
     let problem = loop {
@@ -144,8 +155,11 @@ fn read_frames(
             break Some(format!("FFmpeg gives {w}x{h} frames, beyond the limits"));
         }
         let t = Instant::now();
-        let mut pixels = vec![0u8; w as usize * h as usize * 4];
-        if let Err(e) = stdout.read_exact(&mut pixels) {
+        let len = w as usize * h as usize * 4;
+        let pool = pool.get_or_insert_with(|| FramePool::new(len, depth + POOL_SPARE));
+        let mut read = Ok(());
+        let pixels = pool.fill(|buf| read = stdout.read_exact(buf));
+        if let Err(e) = read {
             break Some(format!("FFmpeg's output ended inside frame {decoded}: {e}"));
         }
         let took = t.elapsed();
@@ -195,6 +209,13 @@ impl Decoder {
                 std::io::Error::other("no pipes to the child"),
             ));
         };
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: F_SETPIPE_SZ on a pipe this process owns; a refusal
+            // (a lower system limit) leaves the default size.
+            unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
+        }
         let errors = Arc::new(Mutex::new(VecDeque::new()));
         let queued = Arc::new(AtomicUsize::new(0));
         let (info_tx, info_rx) = channel();
@@ -211,7 +232,7 @@ impl Decoder {
             threads.push(
                 std::thread::Builder::new()
                     .name("autogaze-video-decode".into())
-                    .spawn(move || read_frames(stdout, info_rx, frame_tx, q))?,
+                    .spawn(move || read_frames(stdout, info_rx, frame_tx, depth, q))?,
             );
             Ok::<_, std::io::Error>(())
         })();
