@@ -114,8 +114,8 @@ pub struct PipelineArgs {
     /// decoded again when the clip loops).
     #[arg(long, default_value_t = crate::source::DEFAULT_SEQUENCE_CACHE_BYTES >> 20)]
     pub cache_mib: usize,
-    /// Frames of the `images` source decoded ahead on a thread (0: decode
-    /// on the reading thread).
+    /// Frames of the `images` and `video` sources decoded ahead on a
+    /// thread (0: decode on demand).
     #[arg(long, default_value_t = crate::source::DEFAULT_PREFETCH)]
     pub prefetch: usize,
 }

@@ -212,6 +212,16 @@ fn main() -> ExitCode {
             }
             let limit = Duration::from_secs(80 * 60);
             let mut cmd = cargo();
+            // Without a Wayland session, keep Mesa's Vulkan device-select
+            // layer from asking for one (a spurious `XDG_RUNTIME_DIR` error
+            // per wgpu instance); the viewer binary does the same
+            // (`bevy_burn_autogaze::headless::no_wayland_session`).
+            let absolute = |name: &str| {
+                std::env::var_os(name).is_some_and(|v| v.to_string_lossy().starts_with('/'))
+            };
+            if !absolute("XDG_RUNTIME_DIR") && !absolute("WAYLAND_DISPLAY") {
+                cmd.env("NODEVICE_SELECT", "1");
+            }
             cmd.args(["test", "--workspace"])
                 .args(&cargo_args)
                 .args(["--", "--show-output"]);

@@ -114,7 +114,9 @@ pub struct SourceOptions {
     pub fps: f64,
     /// Byte cap of the `images` decode cache.
     pub cache_bytes: usize,
-    /// Frames of `images` decoded ahead on a thread (0: none).
+    /// Frames of `images` and `video` decoded ahead on a thread (0: none
+    /// for `images`; for `video`, FFmpeg then decodes while the reader
+    /// waits).
     #[serde(default = "default_prefetch")]
     pub prefetch: usize,
     /// Where `video` starts (and each of its loops), seconds.
