@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use burn_autogaze::export::{GazeJob, Progress, format_progress, run_gaze};
@@ -110,7 +110,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 
 #[cfg(target_os = "linux")]
 extern "C" fn on_interrupt(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Ctrl-C sets [`STOP`] instead of killing the process, so the files are
