@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burn_autogaze::FrameSize;
-use burn_autogaze::cli::PipelineArgs;
+use burn_autogaze::cli::{PipelineArgs, VideoArgs};
 use burn_autogaze::source::{PanSpeed, SourceKind, SourceOptions};
 
 use crate::headless::HeadlessOptions;
@@ -15,7 +15,7 @@ use crate::{AutoGazeSettings, DisplayTransfer, FrameFeed};
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "bevy_burn_autogaze", version)]
 pub struct ViewerArgs {
-    /// Frame source: synthetic-pan, synthetic-local, static, images.
+    /// Frame source: synthetic-pan, synthetic-local, static, images, video.
     #[arg(long, default_value = "synthetic-pan")]
     pub source: SourceKind,
     /// Frame size of the synthetic sources (WIDTHxHEIGHT, 720p, 1080p).
@@ -30,6 +30,9 @@ pub struct ViewerArgs {
     /// Directory of frames of the images source.
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
+    #[command(flatten)]
+    /// The video source's flags (`--video FILE`, start, looping).
+    pub video: VideoArgs,
     #[command(flatten)]
     /// The core pipeline's flags (mask source, model, geometry, dispatch, ...).
     pub pipeline: PipelineArgs,
@@ -94,12 +97,12 @@ pub struct ViewerArgs {
 impl ViewerArgs {
     /// The plugin settings these flags describe.
     pub fn settings(&self) -> AutoGazeSettings {
-        let mut source = SourceOptions {
+        let mut source = self.video.apply(SourceOptions {
             kind: self.source,
             size: self.size,
             path: self.image.clone().or_else(|| self.images_dir.clone()),
             ..SourceOptions::default()
-        };
+        });
         if let Some(speed) = self.pan_speed {
             source.pan_speed = speed;
         }
@@ -201,6 +204,9 @@ impl ViewerArgs {
         }
         if self.source == SourceKind::Images {
             refused.push("source=images (no file system)");
+        }
+        if self.source == SourceKind::Video || self.video.video.is_some() {
+            refused.push("source=video / video (no file system, no FFmpeg)");
         }
         if self.summary.is_some() {
             refused.push("summary (the page publishes it as window.__AUTOGAZE_SUMMARY__)");

@@ -57,6 +57,23 @@ struct SummaryFile {
     exiting: bool,
 }
 
+/// Whether no Wayland session can exist here: `XDG_RUNTIME_DIR` unset (or
+/// not an absolute path) and `WAYLAND_DISPLAY` not an absolute socket path.
+/// Mesa's Vulkan device-select layer then still asks libwayland for a
+/// display, which prints `error: XDG_RUNTIME_DIR is invalid or not set in
+/// the environment.` on every instance; [`QUIET_DEVICE_SELECT`] turns that
+/// layer off (wgpu chooses the adapter itself either way).
+pub fn no_wayland_session() -> bool {
+    let absolute =
+        |name: &str| std::env::var_os(name).is_some_and(|v| v.to_string_lossy().starts_with('/'));
+    !absolute("XDG_RUNTIME_DIR") && !absolute("WAYLAND_DISPLAY")
+}
+
+/// The environment variable (and value) that turns Mesa's Vulkan
+/// device-select layer off; set before the first wgpu instance where
+/// [`no_wayland_session`].
+pub const QUIET_DEVICE_SELECT: (&str, &str) = ("NODEVICE_SELECT", "1");
+
 /// The headless app: Bevy without winit, rendering the viewer layout into
 /// an offscreen image, recording the measured frames.
 pub fn headless_app(

@@ -26,6 +26,11 @@ mod native {
     use clap::Parser;
 
     pub fn main() -> ExitCode {
+        if bevy_burn_autogaze::headless::no_wayland_session() {
+            let (name, value) = bevy_burn_autogaze::headless::QUIET_DEVICE_SELECT;
+            // SAFETY: first thing in main, before any thread exists.
+            unsafe { std::env::set_var(name, value) };
+        }
         let args = ViewerArgs::parse();
         let settings = args.settings();
         if args.headless {

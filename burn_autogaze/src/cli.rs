@@ -1,7 +1,8 @@
 //! The pipeline's command-line flags, shared by every front end (the perf
 //! harness, the Bevy viewer) so that a flag means the same everywhere.
 //! Frame-source flags stay with each front end (a matrix of sizes in the
-//! harness, one `--source` in the viewer).
+//! harness, one `--source` in the viewer), except the `video` source's
+//! ([`VideoArgs`]), which every front end takes alike.
 
 use std::path::PathBuf;
 
@@ -11,7 +12,40 @@ use crate::mask_source::{MaskSourceKind, ModelBackend, ModelOptions};
 use crate::pacing::SourceRate;
 use crate::patch_diff::PatchDiffOptions;
 use crate::pipeline::PipelineOptions;
-use crate::source::SourceOptions;
+use crate::source::{SourceKind, SourceOptions};
+
+/// The `video` source's flags: `--source video --video FILE`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VideoArgs {
+    /// Video file of the `video` source (anything the system's FFmpeg
+    /// decodes: mp4, webm, mkv, mov, ...).
+    #[arg(long)]
+    pub video: Option<PathBuf>,
+    /// Where the video starts (and each of its loops), seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub video_start: f64,
+    /// Start the video again at its end (false: the source ends with it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub video_loop: bool,
+}
+
+impl VideoArgs {
+    /// `source` with these flags applied: the file when the source is
+    /// `video`, the start time and looping.
+    pub fn apply(&self, source: SourceOptions) -> SourceOptions {
+        let path = if source.kind == SourceKind::Video {
+            self.video.clone()
+        } else {
+            source.path
+        };
+        SourceOptions {
+            path,
+            start: self.video_start,
+            looping: self.video_loop,
+            ..source
+        }
+    }
+}
 
 /// Mask source, model, geometry, dispatch and pacing flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -71,8 +105,8 @@ pub struct PipelineArgs {
     /// whole frame to 224 x 224, as the reference).
     #[arg(long, default_value_t = 0)]
     pub anyres_tiles: usize,
-    /// Paced playback at this rate: frames a second, or `native` (an image
-    /// sequence's meta.json). Frames that cannot be shown in time are dropped
+    /// Paced playback at this rate: frames a second, or `native` (a video's
+    /// container rate, an image sequence's meta.json). Frames that cannot be shown in time are dropped
     /// and counted; the summary gets the realtime factor.
     #[arg(long)]
     pub source_fps: Option<SourceRate>,
@@ -80,8 +114,8 @@ pub struct PipelineArgs {
     /// decoded again when the clip loops).
     #[arg(long, default_value_t = crate::source::DEFAULT_SEQUENCE_CACHE_BYTES >> 20)]
     pub cache_mib: usize,
-    /// Frames of the `images` source decoded ahead on a thread (0: decode
-    /// on the reading thread).
+    /// Frames of the `images` and `video` sources decoded ahead on a
+    /// thread (0: decode on demand).
     #[arg(long, default_value_t = crate::source::DEFAULT_PREFETCH)]
     pub prefetch: usize,
 }

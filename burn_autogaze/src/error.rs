@@ -142,6 +142,91 @@ pub enum AutoGazeError {
         /// What it cannot run, and why.
         reason: String,
     },
+
+    /// A video file cannot be used (missing, not a video, no frames,
+    /// truncated, too large, ...).
+    #[error("video {path}: {problem}")]
+    Video {
+        /// The video file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: VideoProblem,
+    },
+
+    /// An external program the crate drives (`ffmpeg`, `ffprobe`) cannot be
+    /// started.
+    #[error(
+        "cannot run {program} ({reason}): install FFmpeg (Debian/Ubuntu: `apt-get install -y ffmpeg`), or name the program with {env}"
+    )]
+    ToolMissing {
+        /// The program as it was looked for (a name on `PATH`, or a path).
+        program: String,
+        /// Why it could not be started.
+        reason: String,
+        /// The environment variable that names it.
+        env: &'static str,
+    },
+
+    /// A source that does not loop has given all its frames.
+    #[error("{source_name} ended after {frames} frames")]
+    EndOfStream {
+        /// The source (a name or a path).
+        source_name: String,
+        /// Frames it gave.
+        frames: u64,
+    },
+}
+
+/// What is wrong with a video file ([`AutoGazeError::Video`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VideoProblem {
+    /// The file does not exist.
+    #[error("no such file")]
+    Missing,
+    /// The path is not a file FFmpeg can read as a video container.
+    #[error("not a video FFmpeg can read ({reason})")]
+    NotAVideo {
+        /// What FFmpeg (or the file system) said.
+        reason: String,
+    },
+    /// The file holds streams, none of them video (an audio-only file).
+    #[error("holds no video stream (streams: {streams})")]
+    NoVideoStream {
+        /// The kinds of stream it holds (`audio`, ...; `none`).
+        streams: String,
+    },
+    /// The video stream gives no frames (from the start time on).
+    #[error("holds no frames{detail}")]
+    NoFrames {
+        /// More about it (the start time, what FFmpeg said), or empty.
+        detail: String,
+    },
+    /// The file ends early: the frames before the damage were given.
+    #[error("truncated or damaged after {decoded} of {expected} frames ({reason})")]
+    Truncated {
+        /// Frames decoded (and given) before the damage.
+        decoded: u64,
+        /// Frames the container announces (or its duration implies).
+        expected: String,
+        /// What FFmpeg said.
+        reason: String,
+    },
+    /// The frames are larger than the source accepts.
+    #[error("frames of {width}x{height} are beyond the limit ({limit})")]
+    TooLarge {
+        /// The video's width.
+        width: u32,
+        /// The video's height.
+        height: u32,
+        /// The limit, in words.
+        limit: String,
+    },
+    /// FFmpeg failed while decoding, or gave output it should not.
+    #[error("decoding failed: {reason}")]
+    Decoder {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Result alias used across the crate.
@@ -152,6 +237,13 @@ impl AutoGazeError {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn video(path: impl Into<PathBuf>, problem: VideoProblem) -> Self {
+        Self::Video {
+            path: path.into(),
+            problem,
         }
     }
 

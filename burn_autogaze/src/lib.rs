@@ -40,6 +40,7 @@ pub mod cli;
 mod config;
 pub mod crossover;
 pub mod error;
+pub mod export;
 pub mod frame;
 pub mod interframe;
 pub mod mask;
@@ -61,7 +62,7 @@ pub mod tokens;
 pub mod upload;
 pub mod worker;
 
-pub use error::{AutoGazeError, Result};
+pub use error::{AutoGazeError, Result, VideoProblem};
 pub use frame::{Frame, FramePool, FrameSize};
 pub use preprocess::{ModelInput, Preprocessor, PreprocessorConfig};
 pub use ring::{Admission, FrameRing, RingCounters};

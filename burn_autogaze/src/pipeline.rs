@@ -483,6 +483,27 @@ impl FramePipeline {
             .flat_map(move |size| token_rects(layout, size, &self.tokens, &self.tiles))
     }
 
+    /// The token layout the tokens of [`FramePipeline::token_rects`] are
+    /// cells of.
+    pub fn token_layout(&self) -> &TokenLayout {
+        self.planner.layout()
+    }
+
+    /// Size of the source's frames (none when frames are pushed).
+    pub fn source_size(&self) -> Option<crate::frame::FrameSize> {
+        self.source.as_ref().map(|s| s.size())
+    }
+
+    /// The source's own frame rate, when it has one (a video file).
+    pub fn native_fps(&self) -> Option<f64> {
+        self.source.as_ref().and_then(|s| s.native_fps())
+    }
+
+    /// Frames in one loop of a source that repeats a finite clip.
+    pub fn loop_len(&self) -> Option<u64> {
+        self.source.as_ref().and_then(|s| s.loop_len())
+    }
+
     /// The model input of the last step, when preprocessing is on.
     pub fn model_input(&self) -> &ModelInput {
         &self.input

@@ -1,6 +1,7 @@
 //! The project's chores: `cargo xtask <command>`.
 //!
-//! - `test`: preflight, then the whole workspace test suite.
+//! - `test`: preflight (a wgpu adapter, FFmpeg), then the whole workspace
+//!   test suite.
 //! - `perf`: preflight, then the headless harness in release (`--dev` runs it
 //!   in this build instead, for quick checks and CI).
 //! - `bevy-perf-matrix`: preflight, then the headless Bevy viewer over the
@@ -9,7 +10,7 @@
 //!   (`--serve`: build and serve the web demo).
 //! - `gaze`: run the model on one case and print the reference's outputs
 //!   as JSON.
-//! - `preflight`: only find (or install) a wgpu adapter.
+//! - `preflight`: only find (or install) a wgpu adapter and FFmpeg.
 
 mod chart;
 mod crossover;
@@ -197,20 +198,30 @@ fn main() -> ExitCode {
             println!("{}", preflight::probe_adapters_json());
             ExitCode::SUCCESS
         }
-        Task::Preflight => match preflight::preflight() {
-            Ok(_) => ExitCode::SUCCESS,
+        Task::Preflight => match preflight::preflight().and_then(|_| preflight::ffmpeg()) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("preflight: {e}");
                 ExitCode::FAILURE
             }
         },
         Task::Test { cargo_args } => {
-            if let Err(e) = preflight::preflight() {
+            if let Err(e) = preflight::preflight().and_then(|_| preflight::ffmpeg()) {
                 eprintln!("preflight: {e}");
                 return ExitCode::FAILURE;
             }
             let limit = Duration::from_secs(80 * 60);
             let mut cmd = cargo();
+            // Without a Wayland session, keep Mesa's Vulkan device-select
+            // layer from asking for one (a spurious `XDG_RUNTIME_DIR` error
+            // per wgpu instance); the viewer binary does the same
+            // (`bevy_burn_autogaze::headless::no_wayland_session`).
+            let absolute = |name: &str| {
+                std::env::var_os(name).is_some_and(|v| v.to_string_lossy().starts_with('/'))
+            };
+            if !absolute("XDG_RUNTIME_DIR") && !absolute("WAYLAND_DISPLAY") {
+                cmd.env("NODEVICE_SELECT", "1");
+            }
             cmd.args(["test", "--workspace"])
                 .args(&cargo_args)
                 .args(["--", "--show-output"]);

@@ -30,7 +30,8 @@ pub struct PerfArgs {
     /// Frame sizes (WIDTHxHEIGHT, 720p, 1080p), comma separated.
     #[arg(long, value_delimiter = ',', default_value = "720p,1080p")]
     pub sizes: Vec<FrameSize>,
-    /// Sources, comma separated (synthetic-pan, synthetic-local, static, images).
+    /// Sources, comma separated (synthetic-pan, synthetic-local, static,
+    /// images, video).
     #[arg(
         long,
         value_delimiter = ',',
@@ -40,6 +41,8 @@ pub struct PerfArgs {
     /// Directory of frames for the `images` source.
     #[arg(long)]
     pub source_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub video: burn_autogaze::cli::VideoArgs,
     /// Output directory.
     #[arg(long, default_value = "target/autogaze-perf/quick")]
     pub out: PathBuf,
@@ -80,12 +83,12 @@ fn run_case(
     case: String,
     common: &(String, String, String),
 ) -> Result<PerfSummary, String> {
-    let source = SourceOptions {
+    let source = args.video.apply(SourceOptions {
         kind,
         size,
         path: args.source_path.clone(),
         ..SourceOptions::default()
-    };
+    });
     let options = args.pipeline.options(source, args.decoupled, args.psnr);
     let mut pipeline = FramePipeline::new(&options).map_err(|e| format!("{case}: {e}"))?;
     let mut recorder = PerfRecorder::new(args.frames, &options);

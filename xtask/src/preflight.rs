@@ -1,8 +1,9 @@
-//! Preflight: find a Vulkan (or GL) adapter for wgpu. On a Debian/Ubuntu
-//! machine without one, as root, install Mesa's lavapipe
-//! (`mesa-vulkan-drivers`) and say so; otherwise stop with a message naming
-//! the package. The probe runs in a child process with a time limit, so a
-//! broken driver cannot hang the harness.
+//! Preflight: find a Vulkan (or GL) adapter for wgpu, and FFmpeg (the
+//! `video` source and the `autogaze` command drive its programs). On a
+//! Debian/Ubuntu machine without them, as root, install Mesa's lavapipe
+//! (`mesa-vulkan-drivers`) / Debian's `ffmpeg` and say so; otherwise stop
+//! with a message naming the package. The probes run in child processes
+//! with a time limit, so a broken driver cannot hang the harness.
 
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +14,9 @@ use crate::process::{Outcome, run_captured, run_checked};
 
 /// The lavapipe package.
 pub const LAVAPIPE_PACKAGE: &str = "mesa-vulkan-drivers";
+
+/// The package with the `ffmpeg` and `ffprobe` programs.
+pub const FFMPEG_PACKAGE: &str = "ffmpeg";
 
 /// One adapter wgpu can open.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,4 +166,66 @@ pub fn preflight() -> Result<AdapterInfo, String> {
         adapter.describe()
     );
     Ok(adapter)
+}
+
+/// Whether `ffmpeg` and `ffprobe` (or the programs `AUTOGAZE_FFMPEG` /
+/// `AUTOGAZE_FFPROBE` name) run.
+fn ffmpeg_found() -> Result<(), String> {
+    let tools = burn_autogaze::source::FfmpegTools::from_env();
+    for program in [&tools.ffmpeg, &tools.ffprobe] {
+        let mut cmd = Command::new(program);
+        cmd.arg("-version").stderr(std::process::Stdio::null());
+        match run_captured(&mut cmd, Duration::from_secs(30)) {
+            Ok(Outcome::Exited { status, .. }) if status.success() => {}
+            Ok(Outcome::Exited { status, .. }) => {
+                return Err(format!(
+                    "`{} -version` failed ({status})",
+                    program.display()
+                ));
+            }
+            Ok(Outcome::TimedOut) => {
+                return Err(format!("`{} -version` did not finish", program.display()));
+            }
+            Err(e) => return Err(format!("cannot run {}: {e}", program.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Finds FFmpeg, installing Debian's package when that is possible and
+/// needed; otherwise an error naming the package.
+pub fn ffmpeg() -> Result<(), String> {
+    let why = match ffmpeg_found() {
+        Ok(()) => {
+            println!("preflight: ffmpeg and ffprobe found");
+            return Ok(());
+        }
+        Err(why) => why,
+    };
+    let manual = format!(
+        "install FFmpeg: on Debian/Ubuntu `apt-get install -y {FFMPEG_PACKAGE}`, elsewhere your system's package (or name the programs with AUTOGAZE_FFMPEG / AUTOGAZE_FFPROBE)"
+    );
+    if !is_debian_like() {
+        return Err(format!(
+            "{why}; this is not a Debian/Ubuntu machine with apt-get; {manual}"
+        ));
+    }
+    if !is_root() {
+        return Err(format!("{why}; preflight is not running as root; {manual}"));
+    }
+    println!("preflight: {why}; installing {FFMPEG_PACKAGE} with apt-get");
+    apt(&["update", "-q"], Duration::from_secs(300))?;
+    apt(
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            FFMPEG_PACKAGE,
+        ],
+        Duration::from_secs(900),
+    )?;
+    ffmpeg_found().map_err(|e| format!("installed {FFMPEG_PACKAGE}, but {e}; {manual}"))?;
+    println!("preflight: installed {FFMPEG_PACKAGE}");
+    Ok(())
 }

@@ -6,22 +6,31 @@
 //! | `synthetic-local` | still background, moving squares | sparse |
 //! | `static` | one image (file, or a procedural still) repeated | none |
 //! | `images` | a directory of PNG/JPEG frames in name order, looping | real video |
+//! | `video` | a video file FFmpeg decodes (mp4, webm, mkv, mov, ...), looping or not | real video |
 
+mod ffmpeg;
 mod image_file;
 mod image_sequence;
 mod sequence;
 mod synthetic_local;
 mod synthetic_pan;
 mod texture;
+mod video;
+mod video_decoder;
 
 use std::path::PathBuf;
 
+pub use ffmpeg::{
+    FFMPEG_ENV, FFPROBE_ENV, FfmpegTools, MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE, VideoInfo, probe,
+};
+pub(crate) use image_file::is_image_path;
 pub use image_file::{IMAGE_EXTENSIONS, StaticImage, load_rgba};
 pub use image_sequence::{
     DEFAULT_PREFETCH, DEFAULT_SEQUENCE_CACHE_BYTES, DecodeStats, ImageSequence,
 };
 pub use synthetic_local::SyntheticLocal;
 pub use synthetic_pan::{PanSpeed, SyntheticPan};
+pub use video::{VideoSettings, VideoSource};
 
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FrameSize};
@@ -47,7 +56,7 @@ pub trait FrameSource: Send {
     }
 
     /// The source's own frame rate, when it has one (an image sequence with
-    /// a `meta.json`).
+    /// a `meta.json`, a video file).
     fn native_fps(&self) -> Option<f64> {
         None
     }
@@ -81,6 +90,8 @@ crate::names::named_enum! {
         Static => "static",
         /// [`ImageSequence`]: a directory of frames, looping.
         Images => "images",
+        /// [`VideoSource`]: a video file decoded by FFmpeg.
+        Video => "video",
     }
 }
 
@@ -96,15 +107,29 @@ pub struct SourceOptions {
     pub pan_speed: PanSpeed,
     /// Moving objects of `synthetic-local`.
     pub objects: u32,
-    /// Image file of `static` (none: a procedural still) or directory of `images`.
+    /// Image file of `static` (none: a procedural still), directory of
+    /// `images`, or file of `video`.
     pub path: Option<PathBuf>,
     /// Nominal frame rate used for timestamps.
     pub fps: f64,
     /// Byte cap of the `images` decode cache.
     pub cache_bytes: usize,
-    /// Frames of `images` decoded ahead on a thread (0: none).
+    /// Frames of `images` and `video` decoded ahead on a thread (0: none
+    /// for `images`; for `video`, FFmpeg then decodes while the reader
+    /// waits).
     #[serde(default = "default_prefetch")]
     pub prefetch: usize,
+    /// Where `video` starts (and each of its loops), seconds.
+    #[serde(default)]
+    pub start: f64,
+    /// Whether `video` starts again at its end (otherwise the source ends
+    /// with [`AutoGazeError::EndOfStream`]).
+    #[serde(default = "default_looping")]
+    pub looping: bool,
+}
+
+fn default_looping() -> bool {
+    true
 }
 
 fn default_prefetch() -> usize {
@@ -125,6 +150,8 @@ impl Default for SourceOptions {
             fps: 30.0,
             cache_bytes: DEFAULT_SEQUENCE_CACHE_BYTES,
             prefetch: DEFAULT_PREFETCH,
+            start: 0.0,
+            looping: true,
         }
     }
 }
@@ -156,6 +183,25 @@ pub fn open_source(options: &SourceOptions) -> Result<Box<dyn FrameSource>> {
                 options.fps,
                 options.cache_bytes,
                 options.prefetch,
+            )?)
+        }
+        SourceKind::Video => {
+            let file = options.path.as_ref().ok_or_else(|| {
+                AutoGazeError::setting(
+                    "video source",
+                    "no file",
+                    "a video file FFmpeg can decode (--video FILE)",
+                )
+            })?;
+            Box::new(VideoSource::open_with(
+                file,
+                VideoSettings {
+                    fps: options.fps,
+                    start: options.start,
+                    looping: options.looping,
+                    prefetch: options.prefetch,
+                    tools: FfmpegTools::from_env(),
+                },
             )?)
         }
     })
@@ -194,6 +240,16 @@ mod tests {
         };
         let err = open_source(&options).err().expect("must fail").to_string();
         assert!(err.contains("--source-path"), "{err}");
+    }
+
+    #[test]
+    fn video_without_a_file_is_a_clear_error() {
+        let options = SourceOptions {
+            kind: SourceKind::Video,
+            ..SourceOptions::default()
+        };
+        let err = open_source(&options).err().expect("must fail").to_string();
+        assert!(err.contains("--video FILE"), "{err}");
     }
 
     #[test]

@@ -46,6 +46,19 @@ impl FrameSequence {
         self.next += 1;
         Frame::new(n, size.width, size.height, pixels, frame_time(n, self.fps))
     }
+
+    /// The next frame, stamped `timestamp` (a source that knows each
+    /// frame's presentation time) instead of at the nominal rate.
+    pub(crate) fn frame_at(
+        &mut self,
+        size: FrameSize,
+        pixels: Arc<Vec<u8>>,
+        timestamp: Duration,
+    ) -> Result<Frame> {
+        let n = self.next;
+        self.next += 1;
+        Frame::new(n, size.width, size.height, pixels, timestamp)
+    }
 }
 
 #[cfg(test)]

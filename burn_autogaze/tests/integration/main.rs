@@ -3,11 +3,16 @@
 //! - `fixtures`: preprocessing parity against the reference, real-video
 //!   frames, image sources on bad input;
 //! - `alloc`: the steady state of the frame pipeline allocates nothing,
-//!   checked with a counting global allocator.
+//!   checked with a counting global allocator;
+//! - `video`: the `video` source on small files made with FFmpeg (`videos`);
+//! - `gaze`: `autogaze gaze` on such files.
 
 mod alloc;
 mod fixtures;
+mod gaze;
 mod model;
+mod video;
+mod videos;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

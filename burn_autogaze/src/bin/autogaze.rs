@@ -1,0 +1,183 @@
+//! `autogaze`: AutoGaze on real video, results written for research use.
+//!
+//! `autogaze gaze INPUT --out DIR` runs the model over a video file, a
+//! directory of frames or one image and writes `gaze.jsonl`,
+//! `interframe.mp4`, `summary.json` (and mask PNGs with `--masks`); see
+//! [`burn_autogaze::export`].
+
+use std::io::IsTerminal;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use burn_autogaze::export::{GazeJob, Progress, format_progress, run_gaze};
+use burn_autogaze::mask_source::{ModelBackend, ModelOptions};
+use clap::Parser;
+
+/// AutoGaze (NVIDIA's multi-scale patch selector) on real video.
+#[derive(Debug, Parser)]
+#[command(name = "autogaze", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run the model over a video file, a directory of frames or one image,
+    /// writing gaze.jsonl, interframe.mp4 and summary.json into --out.
+    Gaze(GazeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GazeArgs {
+    /// A video file (anything FFmpeg decodes), a directory of PNG/JPEG
+    /// frames (name order), or one image.
+    input: PathBuf,
+    /// Output directory (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Model directory (config.json + model.safetensors).
+    #[arg(long, conflicts_with = "random_weights")]
+    model_dir: Option<PathBuf>,
+    /// Seeded random weights at the released model's size (no download;
+    /// the outputs then show the pipeline, not a trained model's gaze).
+    #[arg(long)]
+    random_weights: bool,
+    /// Fraction of the 265 tokens a frame may use, in (0, 1].
+    #[arg(long, default_value_t = ModelOptions::default().gazing_ratio)]
+    gazing_ratio: f32,
+    /// Stop a frame once a token's predicted task loss is at or below this
+    /// (may be negative; off: the full budget).
+    #[arg(long, allow_negative_numbers = true)]
+    task_loss_requirement: Option<f32>,
+    /// AnyRes: cover the frame with up to N square model tiles (0: squash
+    /// it to 224 x 224, as the reference).
+    #[arg(long, default_value_t = 0)]
+    anyres_tiles: usize,
+    /// Burn backend: ndarray (CPU) or wgpu (needs the `wgpu` feature).
+    #[arg(long, default_value = "ndarray")]
+    backend: ModelBackend,
+    /// Frames of KV cache the model keeps (0: unbounded).
+    #[arg(long, default_value_t = ModelOptions::default().horizon)]
+    horizon: usize,
+    /// At most this many frames (default: the whole input; 1 for an image).
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Where a video starts, seconds.
+    #[arg(long, default_value_t = 0.0)]
+    start: f64,
+    /// interframe.mp4 shows input | mask | output side by side.
+    #[arg(long)]
+    side_by_side: bool,
+    /// Also write one mask PNG per frame (masks/NNNNNN.png: 255 where the
+    /// frame was updated).
+    #[arg(long)]
+    masks: bool,
+    /// Frame rate of an input without one (images), for timestamps and
+    /// the mp4.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+}
+
+impl GazeArgs {
+    fn job(&self) -> GazeJob {
+        GazeJob {
+            input: self.input.clone(),
+            out: self.out.clone(),
+            model: ModelOptions {
+                dir: self.model_dir.clone(),
+                gazing_ratio: self.gazing_ratio,
+                task_loss_requirement: self.task_loss_requirement,
+                horizon: self.horizon,
+                anyres_tiles: self.anyres_tiles,
+                backend: self.backend,
+                ..ModelOptions::default()
+            },
+            frames: self.frames,
+            start: self.start,
+            side_by_side: self.side_by_side,
+            masks: self.masks,
+            fps: self.fps,
+        }
+    }
+}
+
+/// Set by Ctrl-C: the run stops after the current frame.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+#[cfg(target_os = "linux")]
+extern "C" fn on_interrupt(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ctrl-C sets [`STOP`] instead of killing the process, so the files are
+/// closed complete. A second Ctrl-C kills as usual.
+fn catch_interrupt() {
+    #[cfg(target_os = "linux")]
+    {
+        let handler = on_interrupt as extern "C" fn(libc::c_int);
+        // SAFETY: the handler only stores to an atomic (async-signal-safe);
+        // SA_RESETHAND restores the default for a second Ctrl-C.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+fn gaze(args: &GazeArgs) -> ExitCode {
+    if args.model_dir.is_none() && !args.random_weights {
+        eprintln!(
+            "autogaze: give --model-dir DIR (a Hugging Face AutoGaze directory) or --random-weights"
+        );
+        return ExitCode::from(2);
+    }
+    catch_interrupt();
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_line = std::time::Instant::now();
+    let mut progress = |p: &Progress| {
+        if terminal {
+            eprint!("\r{}", format_progress(p, true));
+            let _ = std::io::stderr().flush();
+        } else if last_line.elapsed() >= Duration::from_secs(2) || p.total == Some(p.done) {
+            last_line = std::time::Instant::now();
+            eprintln!("{}", format_progress(p, false));
+        }
+    };
+    let result = run_gaze(&args.job(), &STOP, &mut progress);
+    if terminal {
+        eprintln!();
+    }
+    match result {
+        Ok(summary) => {
+            let how = if summary.interrupted {
+                "interrupted after"
+            } else {
+                "done:"
+            };
+            eprintln!(
+                "autogaze: {how} {} frames at {:.1} fps; wrote {}",
+                summary.frames,
+                summary.fps,
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("autogaze: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Gaze(args) => gaze(&args),
+    }
+}
