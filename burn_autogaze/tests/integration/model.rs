@@ -559,7 +559,9 @@ fn k10_tiled_448() {
 
 /// The wgpu backend (lavapipe here) gives the same integer outputs as the
 /// reference on the small model, every tiny case (with and without the
-/// task-loss gate), selecting on the device with one readback per frame.
+/// task-loss gate), selecting on the device with one readback per frame,
+/// on the fused GPU engine (the default) and on the Burn-ops engine (whose
+/// time it prints beside the fused engine's).
 /// Built whenever the `wgpu` feature is on (the workspace test run enables
 /// it through the Bevy crate).
 #[cfg(feature = "wgpu")]
@@ -585,7 +587,16 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
     assert!(model.batches_streams());
     // Both cases on the device here: one readback per frame.
     model.set_selection(Selection::Device);
-    for name in ["clip224_r020", "clip224_r030_tl"] {
+    assert_eq!(model.engine_name(), burn_autogaze::model::engines::FUSED_GPU);
+    let mut reference = model.clone();
+    reference
+        .set_engine(burn_autogaze::model::engines::BURN_OPS)
+        .expect("the reference engine");
+    let cases = ["clip224_r020", "clip224_r030_tl"];
+    for (model, name) in [&model, &reference]
+        .into_iter()
+        .flat_map(|m| cases.map(|c| (m, c)))
+    {
         let (file, meta) = case("autogaze-tiny", name);
         let options = GenerateOptions {
             gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
@@ -629,7 +640,8 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
             "{name}: one readback per frame"
         );
         println!(
-            "wgpu (tiny model, {name}): ids and pads exact, {} readbacks for {t} frames, {:.1} s including shader compilation",
+            "wgpu (tiny model, {name}, engine {}): ids and pads exact, {} readbacks for {t} frames, {:.1} s including shader compilation",
+            model.engine_name(),
             state.readbacks(),
             started.elapsed().as_secs_f64()
         );
