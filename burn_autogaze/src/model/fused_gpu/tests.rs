@@ -172,3 +172,19 @@ fn device_selection_and_batched_streams_equal_the_host_engine() {
         );
     }
 }
+
+/// A model whose shapes the kernels do not take is passed to the Burn-ops
+/// engine, with the reason kept; naming the fused engine then is a typed
+/// error that says why.
+#[test]
+fn unsupported_shapes_fall_back_to_burn_ops() {
+    let mut config = AutoGazeConfig::release();
+    config.head_dim = 31;
+    config.heads = 6;
+    let mut model = AutoGaze::<Bk>::random(config, 1, &Default::default());
+    assert_eq!(model.engine_name(), engines::BURN_OPS);
+    let why = model.engine_fallback().expect("the reason is kept");
+    assert!(why.contains("head_dim 31"), "{why}");
+    let err = model.set_engine(engines::FUSED_GPU).unwrap_err().to_string();
+    assert!(err.contains("head_dim 31"), "{err}");
+}
