@@ -42,6 +42,7 @@ pub mod crossover;
 pub mod error;
 pub mod frame;
 pub mod interframe;
+pub mod limits;
 pub mod mask;
 pub mod mask_source;
 pub mod memory;
