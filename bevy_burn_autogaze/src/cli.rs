@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use burn_autogaze::FrameSize;
 use burn_autogaze::cli::PipelineArgs;
+use burn_autogaze::limits;
 use burn_autogaze::source::{PanSpeed, SourceKind, SourceOptions};
 
 use crate::headless::HeadlessOptions;
@@ -71,11 +72,11 @@ pub struct ViewerArgs {
     /// No window: render offscreen, measure, write the summary, exit.
     #[arg(long)]
     pub headless: bool,
-    /// Measured frames (headless).
-    #[arg(long, default_value_t = 120)]
+    /// Measured frames (headless; 1 to `limits::MAX_RUN_FRAMES`).
+    #[arg(long, default_value_t = 120, value_parser = frame_count(1))]
     pub frames: usize,
     /// Warm-up frames before measuring (headless).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = frame_count(0))]
     pub warmup_frames: usize,
     /// Perf summary JSON (headless).
     #[arg(long)]
@@ -86,12 +87,28 @@ pub struct ViewerArgs {
     /// Size of the offscreen render target (headless).
     #[arg(long, default_value = "1920x1080")]
     pub target_size: FrameSize,
-    /// Give up after this many seconds (headless).
-    #[arg(long, default_value_t = 600)]
+    /// Give up after this many seconds (headless; at most
+    /// `limits::MAX_TIMEOUT_S`).
+    #[arg(long, default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_S))]
     pub timeout_s: u64,
 }
 
+/// A frame-count flag from `min` to [`limits::MAX_RUN_FRAMES`].
+fn frame_count(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=limits::MAX_RUN_FRAMES)
+}
+
 impl ViewerArgs {
+    /// Checks the settings these flags describe against the limits (the
+    /// pipeline's counts and rates), before any window or device is opened.
+    pub fn check(&self) -> Result<(), String> {
+        self.settings()
+            .pipeline
+            .check_limits()
+            .map_err(|e| e.to_string())
+    }
+
     /// The plugin settings these flags describe.
     pub fn settings(&self) -> AutoGazeSettings {
         let mut source = SourceOptions {
@@ -164,6 +181,13 @@ impl ViewerArgs {
     /// are percent-decoded (`pan-speed=7%2C3`).
     pub fn from_query(query: &str) -> Result<Self, String> {
         use clap::Parser;
+        if query.len() > limits::MAX_QUERY_BYTES {
+            return Err(format!(
+                "the URL query is {} bytes, beyond the limit: at most {} (limits::MAX_QUERY_BYTES)",
+                query.len(),
+                limits::MAX_QUERY_BYTES
+            ));
+        }
         let mut argv = vec!["bevy_burn_autogaze".to_string()];
         for pair in query.trim_start_matches('?').split('&') {
             if pair.is_empty() {
@@ -186,6 +210,7 @@ impl ViewerArgs {
         }
         let args = Self::try_parse_from(argv).map_err(|e| e.to_string())?;
         args.check_web()?;
+        args.check()?;
         Ok(args)
     }
 

@@ -27,6 +27,10 @@ mod native {
 
     pub fn main() -> ExitCode {
         let args = ViewerArgs::parse();
+        if let Err(e) = args.check() {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
         let settings = args.settings();
         if args.headless {
             let options = match args.headless_options() {

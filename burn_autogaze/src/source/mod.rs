@@ -16,7 +16,7 @@ mod texture;
 
 use std::path::PathBuf;
 
-pub use image_file::{IMAGE_EXTENSIONS, StaticImage, load_rgba};
+pub use image_file::{IMAGE_EXTENSIONS, StaticImage, decode_rgba, load_rgba};
 pub use image_sequence::{
     DEFAULT_PREFETCH, DEFAULT_SEQUENCE_CACHE_BYTES, DecodeStats, ImageSequence,
 };
