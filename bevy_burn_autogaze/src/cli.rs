@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burn_autogaze::FrameSize;
-use burn_autogaze::cli::PipelineArgs;
+use burn_autogaze::cli::{PipelineArgs, frame_count};
 use burn_autogaze::limits;
 use burn_autogaze::source::{PanSpeed, SourceKind, SourceOptions};
 
@@ -92,11 +92,6 @@ pub struct ViewerArgs {
     #[arg(long, default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_S))]
     pub timeout_s: u64,
-}
-
-/// A frame-count flag from `min` to [`limits::MAX_RUN_FRAMES`].
-fn frame_count(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=limits::MAX_RUN_FRAMES)
 }
 
 impl ViewerArgs {

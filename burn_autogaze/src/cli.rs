@@ -94,6 +94,11 @@ pub fn ranged(max: usize) -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(0..=max as u64)
 }
 
+/// A frame-count flag from `min` to [`crate::limits::MAX_RUN_FRAMES`].
+pub fn frame_count(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=crate::limits::MAX_RUN_FRAMES)
+}
+
 impl PipelineArgs {
     /// The pipeline these flags describe, reading frames from `source`.
     pub fn options(

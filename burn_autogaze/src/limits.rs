@@ -124,9 +124,15 @@ pub fn fps(what: impl Into<String>, fps: f64) -> Result<f64> {
     if fps.is_finite() && (MIN_FPS..=MAX_FPS).contains(&fps) {
         Ok(fps)
     } else {
+        // Tiny and huge rates read better in exponent form (1e-20, not 0.0…01).
+        let value = if fps != 0.0 && !(1e-3..=1e6).contains(&fps.abs()) {
+            format!("{fps:e}")
+        } else {
+            fps.to_string()
+        };
         Err(AutoGazeError::limit(
             what,
-            fps,
+            value,
             format!("between {MIN_FPS} and {MAX_FPS} frames a second (limits::MIN_FPS, MAX_FPS)"),
         ))
     }

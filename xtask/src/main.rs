@@ -342,4 +342,36 @@ mod tests {
             _ => panic!("wrong subcommands"),
         }
     }
+
+    /// Counts, sizes and rates beyond the limits are refused by the flag
+    /// parser, naming the flag and the value.
+    #[test]
+    fn harness_flags_beyond_the_limits_are_refused() {
+        for argv in [
+            &["perf", "--frames", "1000000000000"][..],
+            &["perf", "--warmup-frames", "1000000000000"],
+            &["perf", "--sizes", "100000x100000"],
+            &["perf", "--source-fps", "1e10"],
+            &["perf", "--source-fps", "1e-20"],
+            &["perf", "--anyres-tiles", "1000"],
+            &["bevy-perf-matrix", "--frames", "1000000000000"],
+            &["bevy-perf-matrix", "--rounds", "1000000000000"],
+            &[
+                "bevy-perf-matrix",
+                "--case-timeout-s",
+                "18446744073709551615",
+            ],
+            &["crossover", "--reps", "1000000000000"],
+            &["crossover", "--sizes", "100000x100000"],
+        ] {
+            let err = match Cli::try_parse_from(std::iter::once(&"xtask").chain(argv)) {
+                Ok(_) => panic!("{argv:?} must be refused"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains(argv[1]) && err.contains(argv[2]),
+                "{argv:?}: {err}"
+            );
+        }
+    }
 }

@@ -17,19 +17,23 @@ use crate::matrix_data::{Case, CaseRun, interval};
 use crate::matrix_report::{DropRatio, RatioVerdict, drop_ratios, summary_md};
 use crate::process::{Outcome, run_captured};
 
+/// Most rounds of one matrix run (each round runs every case).
+pub const MAX_ROUNDS: u64 = 1000;
+
 /// What to run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MatrixArgs {
     /// Measured frames per case and round.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = 90, value_parser = burn_autogaze::cli::frame_count(1))]
     pub frames: usize,
     /// Rounds over the whole matrix, alternating the case order; each case
     /// reports its median-p95 round (this machine's noise moves a single
     /// run's p95 by 10-20 %, more than the ratios being checked).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_ROUNDS))]
     pub rounds: usize,
     /// Warm-up frames per case.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = burn_autogaze::cli::frame_count(0))]
     pub warmup_frames: usize,
     /// Only run cases whose name contains each of these (comma separated).
     #[arg(long, value_delimiter = ',')]
@@ -49,7 +53,8 @@ pub struct MatrixArgs {
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
     /// Time limit of one case, seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=burn_autogaze::limits::MAX_TIMEOUT_S))]
     pub case_timeout_s: u64,
     /// Use the dev build of the viewer (release otherwise; `--dry-run`
     /// always uses dev, the profile the tests build).

@@ -51,7 +51,12 @@ pub fn decode_rgba(bytes: &[u8]) -> Result<(FrameSize, Vec<u8>)> {
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| image_err(e.to_string()))?;
-    reader.limits(limits_for_decode());
+    // The header only (the side limits left to the check below, which
+    // names them).
+    let mut header_limits = limits_for_decode();
+    header_limits.max_image_width = None;
+    header_limits.max_image_height = None;
+    reader.limits(header_limits);
     let (width, height) = reader
         .into_dimensions()
         .map_err(|e| image_err(e.to_string()))?;

@@ -2,10 +2,13 @@
 //!
 //! - `fixtures`: preprocessing parity against the reference, real-video
 //!   frames, image sources on bad input;
+//! - `bounds`: bad files (image headers, devices, meta.json, config.json)
+//!   are typed errors naming the limit;
 //! - `alloc`: the steady state of the frame pipeline allocates nothing,
 //!   checked with a counting global allocator.
 
 mod alloc;
+mod bounds;
 mod fixtures;
 mod model;
 
