@@ -138,25 +138,27 @@ pub fn fps(what: impl Into<String>, fps: f64) -> Result<f64> {
     }
 }
 
-/// A frame size within [`MAX_FRAME_SIDE`] and [`MAX_FRAME_PIXELS`].
+/// A frame size within [`MAX_FRAME_SIDE`] and [`MAX_FRAME_PIXELS`]. Runs
+/// for every frame: allocates only on failure.
 pub fn frame_size(what: impl Into<String>, width: u32, height: u32) -> Result<()> {
+    let side_ok = width <= MAX_FRAME_SIDE && height <= MAX_FRAME_SIDE;
+    if side_ok && width as u64 * height as u64 <= MAX_FRAME_PIXELS {
+        return Ok(());
+    }
     let what = what.into();
     let value = format!("{width}x{height}");
-    if width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE {
+    if !side_ok {
         return Err(AutoGazeError::limit(
             what,
             value,
             format!("sides at most {MAX_FRAME_SIDE} px (limits::MAX_FRAME_SIDE)"),
         ));
     }
-    if width as u64 * height as u64 > MAX_FRAME_PIXELS {
-        return Err(AutoGazeError::limit(
-            what,
-            value,
-            format!("at most {MAX_FRAME_PIXELS} pixels (limits::MAX_FRAME_PIXELS, 7680x4320)"),
-        ));
-    }
-    Ok(())
+    Err(AutoGazeError::limit(
+        what,
+        value,
+        format!("at most {MAX_FRAME_PIXELS} pixels (limits::MAX_FRAME_PIXELS, 7680x4320)"),
+    ))
 }
 
 /// A frame whose long side is at most [`MAX_MODEL_ASPECT_RATIO`] times its

@@ -187,8 +187,9 @@ impl Preprocessor {
                 "a frame whose aspect ratio keeps both sides >= 1 px after the resize",
             ));
         }
+        // Runs every frame: the name is static (no allocation unless it fails).
         crate::limits::frame_size(
-            format!("frame {input} resized by the processor to"),
+            "frame size after the processor's resize",
             resized.width,
             resized.height,
         )?;
