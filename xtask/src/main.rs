@@ -19,6 +19,8 @@ mod imports;
 mod matrix;
 mod matrix_data;
 mod matrix_report;
+mod matrix_run;
+mod paired;
 mod perf;
 mod preflight;
 mod process;
