@@ -358,7 +358,8 @@ pub fn noise_band(cases: &[CaseRounds]) -> f64 {
 
 /// A line naming the metrics whose band was capped at [`MAX_BAND`] (empty
 /// when none was): their noise was wider than the gate trusts.
-pub fn capped_note(deltas: &[CaseDelta]) -> String {
+/// `hint` says what to do about it.
+pub fn capped_note(deltas: &[CaseDelta], hint: &str) -> String {
     let capped: Vec<&str> = deltas
         .iter()
         .filter(|d| d.p50.capped || d.p95.capped || d.dominant.is_some_and(|(_, c)| c.capped))
@@ -368,7 +369,7 @@ pub fn capped_note(deltas: &[CaseDelta]) -> String {
         return String::new();
     }
     format!(
-        "⚠ Noise beyond the {:.0} % cap in {} case(s) ({}): their bands are capped; rerun on a quieter machine or with --against-bin.\n",
+        "⚠ Noise beyond the {:.0} % cap in {} case(s) ({}): their bands are capped at it; {hint}.\n",
         100.0 * MAX_BAND,
         capped.len(),
         capped.join(", ")
@@ -576,8 +577,8 @@ mod tests {
         assert_eq!((d.p95.band, d.p95.capped), (MAX_BAND, true));
         assert_eq!(d.p95.verdict, Verdict::Worse);
         assert!(cell(&d.p95).contains("capped"), "{}", cell(&d.p95));
-        assert!(capped_note(&[d.clone()]).contains("1 case(s) (a)"));
-        assert!(capped_note(&[]).is_empty());
+        assert!(capped_note(&[d.clone()], "h").contains("1 case(s) (a)"));
+        assert!(capped_note(&[], "h").is_empty());
         assert_eq!(provenance(&base, "m", "a"), None);
         let line = provenance(&base, "other box", "llvmpipe").unwrap();
         assert!(

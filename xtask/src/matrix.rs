@@ -526,11 +526,14 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         if let Some(line) = gate::provenance(b, &machine(), adapter) {
             md += &format!("{line}\n");
         }
-        md += &gate::capped_note(&deltas);
+        md += &gate::capped_note(
+            &deltas,
+            "compare with --against-bin (paired rounds cancel drift)",
+        );
     }
     if let Some(old) = against {
         md += &paired::report(&old.display().to_string(), &paired_deltas, rounds);
-        md += &gate::capped_note(&paired_deltas);
+        md += &gate::capped_note(&paired_deltas, "more rounds or a quieter machine narrow it");
     }
     let record = MatrixRecord {
         revision: revision(),
@@ -627,6 +630,54 @@ mod tests {
             viewer_bin: None,
             against_bin: None,
         }
+    }
+
+    /// The paired gate on real viewers: the same binary on both sides is
+    /// never a regression; a build slowed by 40 ms a frame
+    /// (`AUTOGAZE_TEST_SLOWDOWN_MS`, through a wrapper script) always is.
+    #[cfg(unix)]
+    #[test]
+    fn the_paired_gate_passes_the_same_viewer_and_catches_a_slowed_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let viewer = build_viewer(false).expect("viewer");
+        let dir = std::env::temp_dir().join(format!("matrix-paired-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let slow = dir.join("slow-viewer.sh");
+        std::fs::write(
+            &slow,
+            format!(
+                "#!/bin/sh\n{}=40 exec '{}' \"$@\"\n",
+                bevy_burn_autogaze_env(),
+                viewer.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let paired = |new: &Path, out: &str| MatrixArgs {
+            frames: 30,
+            warmup_frames: 5,
+            rounds: 3,
+            strict: true,
+            case_timeout_s: 120,
+            out: dir.join(out),
+            viewer_bin: Some(new.to_path_buf()),
+            against_bin: Some(viewer.clone()),
+            ..args()
+        };
+        run(&paired(&viewer, "same"), "test adapter").expect("the same viewer never regresses");
+        let record = std::fs::read_to_string(dir.join("same/matrix.json")).unwrap();
+        let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+        assert_eq!(record["paired_deltas"].as_array().map(Vec::len), Some(1));
+        let err = run(&paired(&slow, "slow"), "test adapter").expect_err("slowed");
+        assert!(err.contains("regressed against --against-bin"), "{err}");
+        let md = std::fs::read_to_string(dir.join("slow/summary.md")).unwrap();
+        assert!(md.contains("Paired against") && md.contains("🔴"), "{md}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The slowdown variable's name (kept in step with the viewer's).
+    fn bevy_burn_autogaze_env() -> &'static str {
+        "AUTOGAZE_TEST_SLOWDOWN_MS"
     }
 
     #[test]
