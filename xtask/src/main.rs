@@ -13,6 +13,7 @@
 
 mod chart;
 mod crossover;
+mod fuzz;
 mod gate;
 mod gaze;
 mod imports;
@@ -85,6 +86,13 @@ enum Task {
     Gaze {
         #[command(flatten)]
         args: gaze::GazeArgs,
+    },
+    /// Run every cargo-fuzz target of fuzz/ from its seed corpus for N
+    /// seconds each (installs cargo-fuzz when missing; RUSTC_BOOTSTRAP=1 on
+    /// the stable toolchain) and write the table of runs.
+    Fuzz {
+        #[command(flatten)]
+        args: fuzz::FuzzArgs,
     },
     /// Find a wgpu adapter (installing lavapipe when possible and needed).
     Preflight,
@@ -248,6 +256,7 @@ fn main() -> ExitCode {
             }
             run_release("crossover-run", &task_args(), "crossover")
         }
+        Task::Fuzz { args } => report(fuzz::run(&args), "fuzz"),
         Task::BevyPerfMatrix { args } => {
             let adapter = match preflight::preflight() {
                 Ok(a) => a.describe(),
