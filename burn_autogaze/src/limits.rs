@@ -33,6 +33,9 @@ pub const MAX_FPS: f64 = 1000.0;
 /// frame counts): about 19 days at 60 fps.
 pub const MAX_RUN_FRAMES: u64 = 100_000_000;
 
+/// Most frames preprocessed as one clip (a `[1, T, 3, S, S]` model input).
+pub const MAX_CLIP_FRAMES: usize = 1024;
+
 /// Per-frame records reserved up front; a longer run grows its storage as
 /// it goes.
 pub const MAX_PREALLOCATED_FRAMES: usize = 1 << 16;

@@ -268,8 +268,17 @@ impl Preprocessor {
         Ok(())
     }
 
-    /// Preprocesses a clip into `out` (reusing its buffer).
+    /// Preprocesses a clip of at most [`crate::limits::MAX_CLIP_FRAMES`]
+    /// frames into `out` (reusing its buffer).
     pub fn clip_into(&mut self, frames: &[Frame], out: &mut ModelInput) -> Result<()> {
+        if frames.len() > crate::limits::MAX_CLIP_FRAMES {
+            crate::limits::at_most(
+                "frames in one clip",
+                frames.len(),
+                crate::limits::MAX_CLIP_FRAMES,
+                "MAX_CLIP_FRAMES",
+            )?;
+        }
         let first = frames
             .first()
             .ok_or_else(|| AutoGazeError::EmptyClip("preprocess".into()))?
@@ -462,6 +471,12 @@ mod tests {
             "{err}"
         );
         assert!(Preprocessor::new(PreprocessorConfig::default(), 1 << 20).is_err());
+        // Frames share one buffer: 1025 of them cost nothing to build.
+        let err = message(p.clip(&vec![solid(2, 2, [0, 0, 0]); 1025]));
+        assert!(
+            err.contains("1025") && err.contains("MAX_CLIP_FRAMES"),
+            "{err}"
+        );
         assert!(ModelInput::from_vec(usize::MAX, 224, Vec::new()).is_err());
     }
 
