@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(dir.join("b.jpg"), image).expect("frame");
     if let Ok(mut seq) = ImageSequence::open_with(&dir, 30.0, 1 << 20, 1) {
         if let Some(fps) = seq.native_fps() {
-            assert!((burn_autogaze::limits::MIN_FPS..=burn_autogaze::limits::MAX_FPS).contains(&fps));
+            assert!(
+                (burn_autogaze::limits::MIN_FPS..=burn_autogaze::limits::MAX_FPS).contains(&fps)
+            );
         }
         for _ in 0..3 {
             if seq.next_frame().is_err() {

@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let frame = Frame::new(0, w, h, vec![128u8; size.rgba_len()], Duration::ZERO).unwrap();
     let mut out = vec![0f32; 3 * 8 * 8];
-    pre.model_frame_into(&frame, &mut out).expect("a valid size preprocesses");
+    pre.model_frame_into(&frame, &mut out)
+        .expect("a valid size preprocesses");
     assert!(processed.width >= 1 && processed.height >= 1);
 });

@@ -17,7 +17,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let grids: Vec<(u32, u32)> = rest
         .chunks_exact(4)
-        .map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32, u16::from_le_bytes([c[2], c[3]]) as u32))
+        .map(|c| {
+            (
+                u16::from_le_bytes([c[0], c[1]]) as u32,
+                u16::from_le_bytes([c[2], c[3]]) as u32,
+            )
+        })
         .collect();
     if let Ok(layout) = TokenLayout::from_grids(&grids) {
         check(&layout);

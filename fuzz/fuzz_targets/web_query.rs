@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(args) = ViewerArgs::from_query(query) {
         let settings = args.settings();
-        settings.pipeline.check_limits().expect("a parsed query is within the limits");
+        settings
+            .pipeline
+            .check_limits()
+            .expect("a parsed query is within the limits");
         let _ = args.record_options();
     }
 });
