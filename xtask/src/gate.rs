@@ -134,6 +134,12 @@ fn check(b: &Baseline) -> Result<(), String> {
     if b.cases.is_empty() {
         return Err("holds no case: it compares nothing".into());
     }
+    // A case twice would be compared with the wrong one of its entries (a
+    // crash the fuzzer found: a baseline against itself "regressed").
+    let mut names = std::collections::BTreeSet::new();
+    if let Some(twice) = b.cases.iter().find(|c| !names.insert(c.case.as_str())) {
+        return Err(format!("case {:?} appears twice", twice.case));
+    }
     for c in &b.cases {
         if c.p50_ms.is_empty() || c.p95_ms.is_empty() {
             return Err(format!("case {:?} has no rounds", c.case));
@@ -546,6 +552,13 @@ mod tests {
                 baseline(vec![rounds("a", &[50.0], &[-3.0])]),
                 "stage render",
             ),
+            (
+                baseline(vec![
+                    rounds("a", &[50.0], &[1.0]),
+                    rounds("a", &[9.0], &[1.0]),
+                ]),
+                "appears twice",
+            ),
         ] {
             let err = parse(&text(&bad)).unwrap_err();
             assert!(err.contains(needle), "{needle}: {err}");
@@ -577,7 +590,7 @@ mod tests {
         assert_eq!((d.p95.band, d.p95.capped), (MAX_BAND, true));
         assert_eq!(d.p95.verdict, Verdict::Worse);
         assert!(cell(&d.p95).contains("capped"), "{}", cell(&d.p95));
-        assert!(capped_note(&[d.clone()], "h").contains("1 case(s) (a)"));
+        assert!(capped_note(std::slice::from_ref(d), "h").contains("1 case(s) (a)"));
         assert!(capped_note(&[], "h").is_empty());
         assert_eq!(provenance(&base, "m", "a"), None);
         let line = provenance(&base, "other box", "llvmpipe").unwrap();

@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(d.p95.verdict, Verdict::Worse);
         assert_eq!(d.dominant.unwrap().1.verdict, Verdict::Worse);
         assert!(d.regressed());
-        let md = report("old-viewer", &[d.clone()], 3);
+        let md = report("old-viewer", std::slice::from_ref(d), 3);
         assert!(
             md.contains("old-viewer") && md.contains("🔴 +30.0%"),
             "{md}"
