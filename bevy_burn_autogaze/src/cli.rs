@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burn_autogaze::FrameSize;
-use burn_autogaze::cli::{PipelineArgs, VideoArgs};
+use burn_autogaze::cli::{PipelineArgs, VideoArgs, frame_count};
+use burn_autogaze::limits;
 use burn_autogaze::source::{PanSpeed, SourceKind, SourceOptions};
 
 use crate::headless::HeadlessOptions;
@@ -74,11 +75,11 @@ pub struct ViewerArgs {
     /// No window: render offscreen, measure, write the summary, exit.
     #[arg(long)]
     pub headless: bool,
-    /// Measured frames (headless).
-    #[arg(long, default_value_t = 120)]
+    /// Measured frames (headless; 1 to `limits::MAX_RUN_FRAMES`).
+    #[arg(long, default_value_t = 120, value_parser = frame_count(1))]
     pub frames: usize,
     /// Warm-up frames before measuring (headless).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = frame_count(0))]
     pub warmup_frames: usize,
     /// Perf summary JSON (headless).
     #[arg(long)]
@@ -89,12 +90,23 @@ pub struct ViewerArgs {
     /// Size of the offscreen render target (headless).
     #[arg(long, default_value = "1920x1080")]
     pub target_size: FrameSize,
-    /// Give up after this many seconds (headless).
-    #[arg(long, default_value_t = 600)]
+    /// Give up after this many seconds (headless; at most
+    /// `limits::MAX_TIMEOUT_S`).
+    #[arg(long, default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_S))]
     pub timeout_s: u64,
 }
 
 impl ViewerArgs {
+    /// Checks the settings these flags describe against the limits (the
+    /// pipeline's counts and rates), before any window or device is opened.
+    pub fn check(&self) -> Result<(), String> {
+        self.settings()
+            .pipeline
+            .check_limits()
+            .map_err(|e| e.to_string())
+    }
+
     /// The plugin settings these flags describe.
     pub fn settings(&self) -> AutoGazeSettings {
         let mut source = self.video.apply(SourceOptions {
@@ -167,6 +179,13 @@ impl ViewerArgs {
     /// are percent-decoded (`pan-speed=7%2C3`).
     pub fn from_query(query: &str) -> Result<Self, String> {
         use clap::Parser;
+        if query.len() > limits::MAX_QUERY_BYTES {
+            return Err(format!(
+                "the URL query is {} bytes, beyond the limit: at most {} (limits::MAX_QUERY_BYTES)",
+                query.len(),
+                limits::MAX_QUERY_BYTES
+            ));
+        }
         let mut argv = vec!["bevy_burn_autogaze".to_string()];
         for pair in query.trim_start_matches('?').split('&') {
             if pair.is_empty() {
@@ -189,6 +208,7 @@ impl ViewerArgs {
         }
         let args = Self::try_parse_from(argv).map_err(|e| e.to_string())?;
         args.check_web()?;
+        args.check()?;
         Ok(args)
     }
 

@@ -111,7 +111,22 @@ pub fn headless_app(
         exiting: false,
     })
     .add_systems(Last, write_and_exit.after(RecordingDone));
+    if let Some(delay) = test_slowdown() {
+        app.add_systems(Update, move || std::thread::sleep(delay));
+    }
     (app, outcome)
+}
+
+/// The environment variable of [`test_slowdown`].
+pub const TEST_SLOWDOWN_ENV: &str = "AUTOGAZE_TEST_SLOWDOWN_MS";
+
+/// Test only: `AUTOGAZE_TEST_SLOWDOWN_MS=N` (1 to 1000) makes every frame
+/// of a headless run sleep N ms, simulating a slower build for the
+/// regression gate's own tests (`cargo xtask bevy-perf-matrix
+/// --against-bin`). Never set it for a measurement.
+pub fn test_slowdown() -> Option<Duration> {
+    let ms: u64 = std::env::var(TEST_SLOWDOWN_ENV).ok()?.trim().parse().ok()?;
+    (1..=1000).contains(&ms).then(|| Duration::from_millis(ms))
 }
 
 /// Runs a headless app to completion: the summary, or why there is none.

@@ -32,6 +32,10 @@ mod native {
             unsafe { std::env::set_var(name, value) };
         }
         let args = ViewerArgs::parse();
+        if let Err(e) = args.check() {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
         let settings = args.settings();
         if args.headless {
             let options = match args.headless_options() {

@@ -67,7 +67,11 @@ impl Plugin for SummaryRecordingPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(Recording {
             recorder: None,
-            intervals: Vec::with_capacity(self.options.frames),
+            intervals: Vec::with_capacity(
+                self.options
+                    .frames
+                    .min(burn_autogaze::limits::MAX_PREALLOCATED_FRAMES),
+            ),
             uploads: UploadTotals::default(),
             transfers: Default::default(),
             seen: 0,

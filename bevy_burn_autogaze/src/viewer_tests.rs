@@ -221,6 +221,32 @@ fn url_queries_parse_as_the_command_line_does() {
     assert!(bad.contains("many") && bad.contains("--frames"), "{bad}");
     let escape = ViewerArgs::from_query("case=%zz").unwrap_err();
     assert!(escape.contains("bad escape"), "{escape}");
+    // Values beyond the limits are errors naming the value and the limit
+    // (a large size once overflowed a multiplication on wasm32).
+    for (query, needles) in [
+        ("size=100000x100000", &["100000x100000", "16384"][..]),
+        ("size=16384x16384", &["16384x16384", "MAX_FRAME_PIXELS"]),
+        ("target-size=99999x2", &["99999x2", "16384"]),
+        ("source-fps=1e10", &["1e10", "MAX_FPS"]),
+        ("source-fps=1e-20", &["1e-20", "MIN_FPS"]),
+        ("frames=1000000000000", &["1000000000000", "--frames"]),
+        (
+            "warmup-frames=1000000000",
+            &["1000000000", "--warmup-frames"],
+        ),
+        ("anyres-tiles=65", &["65", "--anyres-tiles"]),
+        ("prefetch=100000", &["100000", "--prefetch"]),
+        ("timeout-s=0", &["0", "--timeout-s"]),
+    ] {
+        let e = ViewerArgs::from_query(query).unwrap_err();
+        assert!(needles.iter().all(|n| e.contains(n)), "{query}: {e}");
+    }
+    let long = format!(
+        "case={}",
+        "a".repeat(burn_autogaze::limits::MAX_QUERY_BYTES)
+    );
+    let e = ViewerArgs::from_query(&long).unwrap_err();
+    assert!(e.contains("MAX_QUERY_BYTES"), "{e}");
     // What the browser cannot do is refused by name.
     for (query, needle) in [
         ("headless", "headless"),

@@ -103,7 +103,7 @@ pub struct PipelineArgs {
     pub horizon: usize,
     /// AnyRes: cover the frame with up to N square model tiles (0: squash the
     /// whole frame to 224 x 224, as the reference).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = ranged(crate::limits::MAX_ANYRES_TILES))]
     pub anyres_tiles: usize,
     /// Paced playback at this rate: frames a second, or `native` (a video's
     /// container rate, an image sequence's meta.json). Frames that cannot be shown in time are dropped
@@ -112,12 +112,25 @@ pub struct PipelineArgs {
     pub source_fps: Option<SourceRate>,
     /// Decode cache of the `images` source, MiB (frames beyond it are
     /// decoded again when the clip loops).
-    #[arg(long, default_value_t = crate::source::DEFAULT_SEQUENCE_CACHE_BYTES >> 20)]
+    #[arg(long, default_value_t = crate::source::DEFAULT_SEQUENCE_CACHE_BYTES >> 20,
+          value_parser = ranged(crate::limits::MAX_CACHE_MIB))]
     pub cache_mib: usize,
     /// Frames of the `images` and `video` sources decoded ahead on a
     /// thread (0: decode on demand).
-    #[arg(long, default_value_t = crate::source::DEFAULT_PREFETCH)]
+    #[arg(long, default_value_t = crate::source::DEFAULT_PREFETCH,
+          value_parser = ranged(crate::limits::MAX_PREFETCH))]
     pub prefetch: usize,
+}
+
+/// A count flag of at most `max` (a limit of [`crate::limits`]): clap
+/// refuses a larger value naming the flag and the range.
+pub fn ranged(max: usize) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(0..=max as u64)
+}
+
+/// A frame-count flag from `min` to [`crate::limits::MAX_RUN_FRAMES`].
+pub fn frame_count(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=crate::limits::MAX_RUN_FRAMES)
 }
 
 impl PipelineArgs {

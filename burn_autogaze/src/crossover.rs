@@ -162,7 +162,11 @@ impl CrossoverTable {
 
     /// Reads a table written by `cargo xtask crossover`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| AutoGazeError::io(path, e))?;
+        let text = crate::limits::read_text(
+            path,
+            crate::limits::MAX_JSON_FILE_BYTES,
+            "MAX_JSON_FILE_BYTES",
+        )?;
         Self::from_json(&text, path)
     }
 

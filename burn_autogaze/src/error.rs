@@ -132,6 +132,18 @@ pub enum AutoGazeError {
         reason: String,
     },
 
+    /// A size, count, rate or ratio is beyond its documented limit (see
+    /// [`crate::limits`]): nothing is allocated or looped over for it.
+    #[error("{what} {value} is beyond the limit: {limit}")]
+    Limit {
+        /// What the value is (a flag, a config field, a file).
+        what: String,
+        /// The value given.
+        value: String,
+        /// The limit, with its name in [`crate::limits`].
+        limit: String,
+    },
+
     /// A model engine cannot run what it was given (a stream started on
     /// another engine, a shape its kernels were not built for, an engine
     /// name not registered).
@@ -251,6 +263,20 @@ impl AutoGazeError {
         Self::Engine {
             engine: engine.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// A [`AutoGazeError::Limit`] (public: front ends check their own flags
+    /// against [`crate::limits`] with it).
+    pub fn limit(
+        what: impl Into<String>,
+        value: impl std::fmt::Display,
+        limit: impl Into<String>,
+    ) -> Self {
+        Self::Limit {
+            what: what.into(),
+            value: value.to_string(),
+            limit: limit.into(),
         }
     }
 

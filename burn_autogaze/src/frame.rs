@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use crate::error::{AutoGazeError, Result};
 
-/// Width and height of a frame in pixels (both at least 1 once validated).
+/// Width and height of a frame in pixels (both at least 1 and within
+/// [`crate::limits::MAX_FRAME_SIDE`] / [`crate::limits::MAX_FRAME_PIXELS`]
+/// once validated; deserialising validates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "RawFrameSize")]
 pub struct FrameSize {
     /// Width in pixels.
     pub width: u32,
@@ -15,12 +18,29 @@ pub struct FrameSize {
     pub height: u32,
 }
 
+#[derive(serde::Deserialize)]
+struct RawFrameSize {
+    width: u32,
+    height: u32,
+}
+
+impl TryFrom<RawFrameSize> for FrameSize {
+    type Error = AutoGazeError;
+
+    fn try_from(raw: RawFrameSize) -> Result<Self> {
+        Self::new(raw.width, raw.height)
+    }
+}
+
 impl FrameSize {
-    /// A validated size: zero width or height is an error.
+    /// A validated size: zero width or height is an error, and so is a size
+    /// beyond [`crate::limits::MAX_FRAME_SIDE`] or
+    /// [`crate::limits::MAX_FRAME_PIXELS`].
     pub fn new(width: u32, height: u32) -> Result<Self> {
         if width == 0 || height == 0 {
             return Err(AutoGazeError::ZeroSize { width, height });
         }
+        crate::limits::frame_size("frame size", width, height)?;
         Ok(Self { width, height })
     }
 

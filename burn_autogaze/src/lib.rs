@@ -43,6 +43,7 @@ pub mod error;
 pub mod export;
 pub mod frame;
 pub mod interframe;
+pub mod limits;
 pub mod mask;
 pub mod mask_source;
 pub mod memory;

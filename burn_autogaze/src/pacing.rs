@@ -26,7 +26,19 @@ impl std::str::FromStr for SourceRate {
             return Ok(Self::Native);
         }
         match s.parse::<f64>() {
-            Ok(fps) if fps.is_finite() && fps > 0.0 => Ok(Self::Fps(fps)),
+            // The error quotes the flag as given (`1e10`, not its expansion).
+            Ok(fps) => crate::limits::fps("source fps", fps)
+                .map(Self::Fps)
+                .map_err(|e| match e {
+                    crate::AutoGazeError::Limit { what, limit, .. } => {
+                        crate::AutoGazeError::Limit {
+                            what,
+                            value: s.to_string(),
+                            limit,
+                        }
+                    }
+                    other => other,
+                }),
             _ => Err(crate::AutoGazeError::setting(
                 "source fps",
                 s,
@@ -103,15 +115,11 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A pacer for a source at `fps` frames a second (> 0).
+    /// A pacer for a source at `fps` frames a second, within
+    /// [`crate::limits::MIN_FPS`] and [`crate::limits::MAX_FPS`] (so the
+    /// interval is at least a millisecond and fits a `Duration`).
     pub fn new(fps: f64) -> crate::Result<Self> {
-        if !(fps.is_finite() && fps > 0.0) {
-            return Err(crate::AutoGazeError::setting(
-                "source fps",
-                fps,
-                "a positive frame rate",
-            ));
-        }
+        let fps = crate::limits::fps("source fps", fps)?;
         Ok(Self {
             interval: Duration::from_secs_f64(1.0 / fps),
             start: None,
@@ -121,15 +129,26 @@ impl Pacer {
     }
 
     fn due(&self, n: u64) -> Duration {
-        self.start.unwrap_or_default() + self.interval.mul_f64(n as f64)
+        let offset = self.interval.as_secs_f64() * n as f64;
+        self.start
+            .unwrap_or_default()
+            .saturating_add(Duration::try_from_secs_f64(offset).unwrap_or(Duration::MAX))
     }
 
     /// Decides about the next frame at `now`: skip every frame whose
     /// successor is already due (never fall behind), then wait until the
-    /// chosen frame's time.
+    /// chosen frame's time. The skip is computed, not counted out, so a
+    /// long stall costs no more than a short one.
     pub fn decide(&mut self, now: Duration) -> PaceDecision {
-        self.start.get_or_insert(now);
-        let mut skip = 0;
+        let start = *self.start.get_or_insert(now);
+        // The last frame already due; its predecessors are skipped.
+        let elapsed = now.saturating_sub(start).as_secs_f64();
+        let last_due = (elapsed / self.interval.as_secs_f64()).floor() as u64;
+        let mut skip = last_due.saturating_sub(self.next);
+        // Floating-point rounding: settle on the exact rule either way.
+        while skip > 0 && self.due(self.next + skip) > now {
+            skip -= 1;
+        }
         while self.due(self.next + skip + 1) <= now {
             skip += 1;
         }
@@ -142,8 +161,8 @@ impl Pacer {
 
     /// Records that the frame chosen by the last decision was shown at `now`.
     pub fn shown(&mut self, decision: PaceDecision, now: Duration) {
-        let index = self.next + decision.skip;
-        if now > self.due(index) + self.interval {
+        let index = self.next.saturating_add(decision.skip);
+        if now > self.due(index).saturating_add(self.interval) {
             self.stats.late += 1;
         }
         self.stats.dropped += decision.skip;
@@ -198,6 +217,21 @@ mod tests {
     }
 
     #[test]
+    fn a_long_stall_at_the_fastest_rate_skips_in_one_step() {
+        let mut pacer = Pacer::new(crate::limits::MAX_FPS).unwrap();
+        let d = pacer.decide(ms(0));
+        pacer.shown(d, ms(0));
+        // A day-long stall at 1000 fps: 86.4 million frames skipped at once.
+        let now = Duration::from_secs(86_400);
+        let d = pacer.decide(now);
+        assert_eq!(d.skip, 86_400_000 - 1);
+        assert_eq!(d.wait, Duration::ZERO);
+        pacer.shown(d, now);
+        let d = pacer.decide(now);
+        assert_eq!((d.skip, d.wait), (0, ms(1)));
+    }
+
+    #[test]
     fn a_fast_pipeline_waits_and_keeps_real_time() {
         let s = run(25.0, ms(10), 100);
         assert_eq!((s.dropped, s.late), (0, 0));
@@ -226,6 +260,12 @@ mod tests {
         assert!((s.realtime_factor - 0.4).abs() < 0.02, "{s:?}");
         assert!(s.late > 0);
         assert!(Pacer::new(0.0).is_err() && Pacer::new(f64::NAN).is_err());
+        // Beyond the limits: an error naming them, not a hang (1e10: a zero
+        // interval) nor a panic (1e-20: an interval no Duration holds).
+        for fps in ["1e10", "1e-20", "inf"] {
+            let err = fps.parse::<SourceRate>().unwrap_err().to_string();
+            assert!(err.contains(fps) && err.contains("MAX_FPS"), "{err}");
+        }
         assert_eq!("25".parse::<SourceRate>().unwrap(), SourceRate::Fps(25.0));
         assert_eq!("native".parse::<SourceRate>().unwrap(), SourceRate::Native);
         assert!("-3".parse::<SourceRate>().is_err() && "fast".parse::<SourceRate>().is_err());

@@ -369,7 +369,9 @@ pub struct RunMeta {
 }
 
 /// Accumulates the measured frames of one case and builds its summary.
-/// Storage is reserved for `frames`: recording allocates nothing.
+/// Storage is reserved for `frames` (at most
+/// [`crate::limits::MAX_PREALLOCATED_FRAMES`]): recording those allocates
+/// nothing; a longer run grows its storage as it goes.
 pub struct PerfRecorder {
     timing: TimingRecorder,
     memcpy_ms: Vec<f64>,
@@ -390,6 +392,7 @@ impl PerfRecorder {
     /// A recorder for up to `frames` measured frames of a pipeline built
     /// from `options`.
     pub fn new(frames: usize, options: &PipelineOptions) -> Self {
+        let frames = frames.min(crate::limits::MAX_PREALLOCATED_FRAMES);
         Self {
             timing: TimingRecorder::with_capacity(frames),
             memcpy_ms: Vec::with_capacity(frames),

@@ -58,6 +58,46 @@ pub struct PipelineOptions {
     pub source_fps: Option<SourceRate>,
 }
 
+impl PipelineOptions {
+    /// The counts and rates of these options against [`crate::limits`]
+    /// (front ends parse flags into them; a library user may build them by
+    /// hand): every pipeline checks them before it opens anything.
+    pub fn check_limits(&self) -> Result<()> {
+        use crate::limits::{self as l, at_most};
+        let m = &self.model;
+        at_most(
+            "--anyres-tiles",
+            m.anyres_tiles,
+            l::MAX_ANYRES_TILES,
+            "MAX_ANYRES_TILES",
+        )?;
+        at_most(
+            "--prefetch",
+            self.source.prefetch,
+            l::MAX_PREFETCH,
+            "MAX_PREFETCH",
+        )?;
+        let cache_mib = self.source.cache_bytes >> 20;
+        at_most("--cache-mib", cache_mib, l::MAX_CACHE_MIB, "MAX_CACHE_MIB")?;
+        if let Some(SourceRate::Fps(fps)) = self.source_fps {
+            l::fps("--source-fps", fps)?;
+        }
+        if self.source.fps != 0.0 {
+            l::fps("nominal source fps", self.source.fps)?;
+        }
+        if let Some(floor) = self.compositor.psnr_floor
+            && !floor.is_finite()
+        {
+            return Err(crate::error::AutoGazeError::setting(
+                "--psnr-floor",
+                floor,
+                "a finite number of dB",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
@@ -150,6 +190,7 @@ impl FramePipeline {
     }
 
     fn open(options: &PipelineOptions, mask: Option<Box<dyn MaskSource>>) -> Result<Self> {
+        options.check_limits()?;
         let source = open_source(&options.source)?;
         let pace_fps = match options.source_fps {
             None => None,
@@ -182,6 +223,7 @@ impl FramePipeline {
     }
 
     fn fed_from(options: &PipelineOptions, mask: Option<Box<dyn MaskSource>>) -> Result<Self> {
+        options.check_limits()?;
         if let Some(rate) = options.source_fps {
             return Err(crate::error::AutoGazeError::setting(
                 "source fps",

@@ -24,9 +24,19 @@ pub struct HostTensor<T> {
 }
 
 impl TensorFile {
-    /// Reads the file and checks its header.
+    /// Reads the file (a regular file of at most
+    /// [`crate::limits::MAX_WEIGHTS_FILE_BYTES`]) and checks its header.
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| AutoGazeError::io(path, e))?;
+        let bytes = crate::limits::read_file(
+            path,
+            crate::limits::MAX_WEIGHTS_FILE_BYTES,
+            "MAX_WEIGHTS_FILE_BYTES",
+        )?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Checks the header of safetensors `bytes` (named `path` in errors).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
         SafeTensors::deserialize(&bytes).map_err(|e| AutoGazeError::SafeTensors {
             path: path.to_path_buf(),
             reason: e.to_string(),

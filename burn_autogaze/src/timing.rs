@@ -132,7 +132,9 @@ impl LatencySummary {
 }
 
 /// Collects per-frame stage times and produces summaries. Sample storage is
-/// reserved up front: recording a frame allocates nothing.
+/// reserved up front (up to [`crate::limits::MAX_PREALLOCATED_FRAMES`]
+/// frames): recording those frames allocates nothing; a longer run grows
+/// its storage as it goes.
 #[derive(Debug, Clone)]
 pub struct TimingRecorder {
     stages: Vec<Vec<f64>>,
@@ -141,8 +143,10 @@ pub struct TimingRecorder {
 }
 
 impl TimingRecorder {
-    /// A recorder for up to `frames` frames without reallocation.
+    /// A recorder for up to `frames` frames without reallocation (at most
+    /// [`crate::limits::MAX_PREALLOCATED_FRAMES`] reserved).
     pub fn with_capacity(frames: usize) -> Self {
+        let frames = frames.min(crate::limits::MAX_PREALLOCATED_FRAMES);
         Self {
             stages: (0..Stage::ALL.len())
                 .map(|_| Vec::with_capacity(frames))

@@ -66,6 +66,15 @@ impl TokenLayout {
     /// counts are not square or do not add up is an error.
     pub fn from_config(scales: &str, tokens: u32) -> Result<Self> {
         let bad = |why: String| AutoGazeError::setting("scales", scales, why);
+        crate::limits::at_most(
+            "num_vision_tokens_each_frame",
+            tokens,
+            crate::limits::MAX_LAYOUT_TOKENS,
+            "MAX_LAYOUT_TOKENS",
+        )?;
+        if scales.len() > 256 {
+            return Err(bad("1 to 8 positive scales".into()));
+        }
         let mut values: Vec<u64> = scales
             .split('+')
             .map(|s| s.trim().parse::<u64>())
@@ -74,7 +83,11 @@ impl TokenLayout {
         if values.is_empty() || values.contains(&0) || values.len() > 8 {
             return Err(bad("1 to 8 positive scales".into()));
         }
+        for &s in &values {
+            crate::limits::at_most("scale", s, crate::limits::MAX_SCALE as u64, "MAX_SCALE")?;
+        }
         values.sort_unstable();
+        // At most 8 scales of at most 2^16: the sum of squares fits in u64.
         let sum_sq: u64 = values.iter().map(|s| s * s).sum();
         let mut offset = 0u32;
         let mut grids = Vec::with_capacity(values.len());
@@ -105,30 +118,34 @@ impl TokenLayout {
 
     /// A layout from explicit `(scale, grid)` pairs, coarse to fine (the
     /// stitched vocabulary of tiled inference: 4, 8, 14, 28 for 448 px).
+    /// At most [`crate::limits::MAX_LAYOUT_TOKENS`] tokens in all.
     pub fn from_grids(grids: &[(u32, u32)]) -> Result<Self> {
-        if grids.is_empty() || grids.iter().any(|&(_, g)| g == 0) {
+        if grids.is_empty() || grids.len() > 8 || grids.iter().any(|&(_, g)| g == 0) {
             return Err(AutoGazeError::setting(
                 "grids",
                 format!("{grids:?}"),
-                "at least one grid, each >= 1",
+                "1 to 8 grids, each >= 1",
             ));
         }
-        let mut offset = 0;
-        let scales = grids
-            .iter()
-            .map(|&(scale, grid)| {
-                let s = ScaleGrid {
-                    scale,
-                    grid,
-                    offset,
-                };
-                offset += grid * grid;
-                s
-            })
-            .collect();
+        let mut offset = 0u64;
+        let mut scales = Vec::with_capacity(grids.len());
+        for &(scale, grid) in grids {
+            scales.push(ScaleGrid {
+                scale,
+                grid,
+                offset: offset as u32,
+            });
+            offset += grid as u64 * grid as u64;
+            crate::limits::at_most(
+                format!("tokens of the grids {grids:?}"),
+                offset,
+                crate::limits::MAX_LAYOUT_TOKENS as u64,
+                "MAX_LAYOUT_TOKENS",
+            )?;
+        }
         Ok(Self {
             scales,
-            tokens: offset,
+            tokens: offset as u32,
         })
     }
 
@@ -313,5 +330,18 @@ mod tests {
             let err = TokenLayout::from_config(scales, n).unwrap_err().to_string();
             assert!(err.contains("scales"), "{err}");
         }
+        // Sizes that would overflow the layout's arithmetic are limits.
+        for (scales, n, limit) in [
+            ("4294967296+1", 5, "MAX_SCALE"),
+            ("18446744073709551615", 1, "MAX_SCALE"),
+            ("224", u32::MAX, "MAX_LAYOUT_TOKENS"),
+        ] {
+            let err = TokenLayout::from_config(scales, n).unwrap_err().to_string();
+            assert!(err.contains(limit), "{scales} {n}: {err}");
+        }
+        let err = TokenLayout::from_grids(&[(1, 65_535), (2, 65_535)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MAX_LAYOUT_TOKENS"), "{err}");
     }
 }

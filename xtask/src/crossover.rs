@@ -28,7 +28,8 @@ pub struct CrossoverArgs {
     pub sizes: Vec<FrameSize>,
     /// Timed repetitions per point (the median is kept; a multiple of 24
     /// cycles every order of the four modes evenly).
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = 48,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub reps: usize,
     /// Coverage step in percent.
     #[arg(long, default_value_t = 5)]

@@ -6,6 +6,9 @@
 //! baseline's and the current run's spreads (never below [`MIN_BAND`]),
 //! widened to the between-run scatter of all compared cases' changes
 //! ([`scatter`]): a change inside that band is noise, not a regression.
+//! No band is wider than [`MAX_BAND`], so a noisy baseline cannot hide every
+//! regression. A baseline that compares nothing (empty, no case in common,
+//! a time that is not a positive number) is an error, never a pass.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +26,11 @@ pub const BASELINE_SCHEMA: &str = "burn_autogaze.baseline/1";
 /// The narrowest band a change is judged against (3 %): two rounds that
 /// happen to agree do not make a machine that quiet.
 pub const MIN_BAND: f64 = 0.03;
+
+/// The widest band a change is judged against (25 %): beyond it a noisy
+/// baseline (or run) would hide any regression. A capped band is named in
+/// the report ([`Change::capped`]).
+pub const MAX_BAND: f64 = 0.25;
 
 /// Every round of one case: frame-time p50 and p95, and each stage's mean
 /// time a frame.
@@ -72,17 +80,29 @@ pub struct Baseline {
 /// `summary.json` (one round a case: its noise then comes from the current
 /// run alone).
 pub fn load(path: &Path) -> Result<Baseline, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("baseline {}: {e}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("baseline {}: not JSON: {e}", path.display()))?;
+    let text = burn_autogaze::limits::read_text(
+        path,
+        burn_autogaze::limits::MAX_JSON_FILE_BYTES,
+        "MAX_JSON_FILE_BYTES",
+    )
+    .map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("baseline {}: {e}", path.display()))
+}
+
+/// Parses and checks baseline text (either kind of file): a baseline with
+/// no case, or a time that is not a positive finite number, is an error.
+pub fn parse(text: &str) -> Result<Baseline, String> {
+    let baseline = parse_any(text)?;
+    check(&baseline)?;
+    Ok(baseline)
+}
+
+fn parse_any(text: &str) -> Result<Baseline, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     if value.is_array() {
-        let summaries: Vec<PerfSummary> = serde_json::from_value(value).map_err(|e| {
-            format!(
-                "baseline {}: not a summary.json (a list of perf summaries): {e}",
-                path.display()
-            )
-        })?;
+        let summaries: Vec<PerfSummary> = serde_json::from_value(value)
+            .map_err(|e| format!("not a summary.json (a list of perf summaries): {e}"))?;
         let first = summaries.first();
         return Ok(Baseline {
             schema: BASELINE_SCHEMA.into(),
@@ -97,16 +117,91 @@ pub fn load(path: &Path) -> Result<Baseline, String> {
                 .collect(),
         });
     }
-    let baseline: Baseline =
-        serde_json::from_value(value).map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    let baseline: Baseline = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if baseline.schema != BASELINE_SCHEMA {
         return Err(format!(
-            "baseline {}: schema {:?}, expected {BASELINE_SCHEMA:?}",
-            path.display(),
+            "schema {:?}, expected {BASELINE_SCHEMA:?}",
             baseline.schema
         ));
     }
     Ok(baseline)
+}
+
+/// A baseline that can compare something: at least one case, each with
+/// rounds, every frame time a positive finite number (a stage's mean may be
+/// zero: a stage that did not run).
+fn check(b: &Baseline) -> Result<(), String> {
+    if b.cases.is_empty() {
+        return Err("holds no case: it compares nothing".into());
+    }
+    // A case twice would be compared with the wrong one of its entries (a
+    // crash the fuzzer found: a baseline against itself "regressed").
+    let mut names = std::collections::BTreeSet::new();
+    if let Some(twice) = b.cases.iter().find(|c| !names.insert(c.case.as_str())) {
+        return Err(format!("case {:?} appears twice", twice.case));
+    }
+    for c in &b.cases {
+        if c.p50_ms.is_empty() || c.p95_ms.is_empty() {
+            return Err(format!("case {:?} has no rounds", c.case));
+        }
+        let times = c.p50_ms.iter().chain(&c.p95_ms);
+        if let Some(bad) = times.into_iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+            return Err(format!(
+                "case {:?}: frame time {bad} is not a positive number of ms",
+                c.case
+            ));
+        }
+        for (stage, values) in &c.stage_ms {
+            if let Some(bad) = values.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                return Err(format!(
+                    "case {:?}: stage {} time {bad} is not a number of ms",
+                    c.case,
+                    stage.as_str()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The cases of a run the baseline also has; none is an error naming both
+/// sides (a baseline that compares nothing must not pass `--strict`).
+pub fn common_cases<'a>(b: &Baseline, names: &[&'a str]) -> Result<Vec<&'a str>, String> {
+    let common: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| b.cases.iter().any(|c| c.case == *n))
+        .collect();
+    if common.is_empty() {
+        let few = |v: Vec<&str>| {
+            let more = if v.len() > 3 { ", ..." } else { "" };
+            format!("{}{more}", v[..v.len().min(3)].join(", "))
+        };
+        return Err(format!(
+            "the baseline has no case in common with this run: it compares nothing (baseline: {}; run: {})",
+            few(b.cases.iter().map(|c| c.case.as_str()).collect()),
+            few(names.to_vec()),
+        ));
+    }
+    Ok(common)
+}
+
+/// A line naming a baseline measured on another machine or adapter (its
+/// times are not this machine's: a difference may be the hardware).
+pub fn provenance(b: &Baseline, machine: &str, adapter: &str) -> Option<String> {
+    let mut other = Vec::new();
+    if b.machine != machine {
+        other.push(format!("machine {:?} (this run: {machine:?})", b.machine));
+    }
+    if b.adapter != adapter {
+        other.push(format!("adapter {:?} (this run: {adapter:?})", b.adapter));
+    }
+    (!other.is_empty()).then(|| {
+        format!(
+            "⚠ The baseline comes from another {}: its times are not this machine's.",
+            other.join(" and ")
+        )
+    })
 }
 
 /// How a metric moved.
@@ -131,6 +226,19 @@ pub struct Change {
     /// The noise band the delta is judged against.
     pub band: f64,
     pub verdict: Verdict,
+    /// The noise was wider than [`MAX_BAND`]: the band is capped there.
+    pub capped: bool,
+}
+
+/// A band from a noise estimate: at least [`MIN_BAND`], at most
+/// [`MAX_BAND`] (and whether the cap applied).
+pub fn band(noise: f64) -> (f64, bool) {
+    let band = noise.max(MIN_BAND);
+    if band > MAX_BAND {
+        (MAX_BAND, true)
+    } else {
+        (band, false)
+    }
 }
 
 /// Judges the medians of `now` against those of `base`.
@@ -142,7 +250,7 @@ pub fn judge(base: &[f64], now: &[f64]) -> Option<Change> {
     if b <= 0.0 {
         return None;
     }
-    let band = spread(base).max(spread(now)).max(MIN_BAND);
+    let (band, capped) = band(spread(base).max(spread(now)));
     let delta = n / b - 1.0;
     Some(Change {
         base_ms: b,
@@ -150,10 +258,11 @@ pub fn judge(base: &[f64], now: &[f64]) -> Option<Change> {
         delta,
         band,
         verdict: verdict(delta, band),
+        capped,
     })
 }
 
-fn verdict(delta: f64, band: f64) -> Verdict {
+pub fn verdict(delta: f64, band: f64) -> Verdict {
     if delta > band {
         Verdict::Worse
     } else if delta < -band {
@@ -186,7 +295,9 @@ fn widen(mut changes: Vec<&mut Change>) {
     let deltas: Vec<f64> = changes.iter().map(|c| c.delta).collect();
     let floor = scatter(&deltas);
     for c in &mut changes {
-        c.band = c.band.max(floor);
+        let (widened, capped) = band(c.band.max(floor));
+        c.band = widened;
+        c.capped |= capped;
         c.verdict = verdict(c.delta, c.band);
     }
 }
@@ -251,6 +362,26 @@ pub fn noise_band(cases: &[CaseRounds]) -> f64 {
     median(&spreads)
 }
 
+/// A line naming the metrics whose band was capped at [`MAX_BAND`] (empty
+/// when none was): their noise was wider than the gate trusts.
+/// `hint` says what to do about it.
+pub fn capped_note(deltas: &[CaseDelta], hint: &str) -> String {
+    let capped: Vec<&str> = deltas
+        .iter()
+        .filter(|d| d.p50.capped || d.p95.capped || d.dominant.is_some_and(|(_, c)| c.capped))
+        .map(|d| d.case.as_str())
+        .collect();
+    if capped.is_empty() {
+        return String::new();
+    }
+    format!(
+        "⚠ Noise beyond the {:.0} % cap in {} case(s) ({}): their bands are capped at it; {hint}.\n",
+        100.0 * MAX_BAND,
+        capped.len(),
+        capped.join(", ")
+    )
+}
+
 /// A change as a table cell: a colour mark, the delta and its band.
 pub fn cell(c: &Change) -> String {
     let mark = match c.verdict {
@@ -258,7 +389,12 @@ pub fn cell(c: &Change) -> String {
         Verdict::Noise => "⚪",
         Verdict::Worse => "🔴",
     };
-    format!("{mark} {:+.1}% (±{:.0}%)", 100.0 * c.delta, 100.0 * c.band)
+    let cap = if c.capped { ", capped" } else { "" };
+    format!(
+        "{mark} {:+.1}% (±{:.0}%{cap})",
+        100.0 * c.delta,
+        100.0 * c.band
+    )
 }
 
 #[cfg(test)]
@@ -385,9 +521,14 @@ mod tests {
         let base = baseline(vec![rounds("a", &[50.0, 51.0], &[1.0, 1.0])]);
         std::fs::write(&saved, serde_json::to_string(&base).unwrap()).unwrap();
         assert_eq!(load(&saved).unwrap(), base);
+        // A baseline that compares nothing is refused, never a pass.
         let empty = dir.join("summary.json");
         std::fs::write(&empty, "[]").unwrap();
-        assert!(load(&empty).unwrap().cases.is_empty());
+        let err = load(&empty).unwrap_err();
+        assert!(
+            err.contains("summary.json") && err.contains("compares nothing"),
+            "{err}"
+        );
         let bad = dir.join("bad.json");
         std::fs::write(&bad, "{\"schema\": \"other\"}").unwrap();
         let err = load(&bad).unwrap_err();
@@ -395,6 +536,68 @@ mod tests {
         let err = load(&dir.join("missing.json")).unwrap_err();
         assert!(err.contains("missing.json"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn baselines_that_compare_nothing_or_hold_bad_numbers_are_refused() {
+        let good = baseline(vec![rounds("a", &[50.0, 51.0], &[1.0, 1.0])]);
+        let text = |b: &Baseline| serde_json::to_string(b).unwrap();
+        assert_eq!(parse(&text(&good)).unwrap(), good);
+        for (bad, needle) in [
+            (baseline(vec![]), "compares nothing"),
+            (baseline(vec![rounds("a", &[], &[])]), "no rounds"),
+            (baseline(vec![rounds("a", &[50.0, -1.0], &[1.0])]), "-1"),
+            (baseline(vec![rounds("a", &[0.0], &[1.0])]), "positive"),
+            (
+                baseline(vec![rounds("a", &[50.0], &[-3.0])]),
+                "stage render",
+            ),
+            (
+                baseline(vec![
+                    rounds("a", &[50.0], &[1.0]),
+                    rounds("a", &[9.0], &[1.0]),
+                ]),
+                "appears twice",
+            ),
+        ] {
+            let err = parse(&text(&bad)).unwrap_err();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        for (json, needle) in [
+            (r#"{"schema": "burn_autogaze.baseline/1"}"#, "missing field"),
+            (r#"[{"case": 3}]"#, "summary.json"),
+            ("1e999", "JSON"),
+            ("", "JSON"),
+        ] {
+            let err = parse(json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+        // No case in common with the run: an error naming both sides.
+        let err = common_cases(&good, &["b", "c"]).unwrap_err();
+        assert!(
+            err.contains("compares nothing") && err.contains("baseline: a"),
+            "{err}"
+        );
+        assert_eq!(common_cases(&good, &["b", "a"]).unwrap(), vec!["a"]);
+    }
+
+    #[test]
+    fn a_noisy_baseline_cannot_hide_a_regression_and_other_machines_are_named() {
+        // Rounds spread 80 %: the band is capped at 25 %, so +40 % shows.
+        let base = baseline(vec![rounds("a", &[30.0, 50.0, 70.0], &[10.0, 10.0, 10.0])]);
+        let now = [rounds("a", &[68.0, 70.0, 72.0], &[10.0, 10.0, 10.0])];
+        let d = &compare(&base, &now)[0];
+        assert_eq!((d.p95.band, d.p95.capped), (MAX_BAND, true));
+        assert_eq!(d.p95.verdict, Verdict::Worse);
+        assert!(cell(&d.p95).contains("capped"), "{}", cell(&d.p95));
+        assert!(capped_note(std::slice::from_ref(d), "h").contains("1 case(s) (a)"));
+        assert!(capped_note(&[], "h").is_empty());
+        assert_eq!(provenance(&base, "m", "a"), None);
+        let line = provenance(&base, "other box", "llvmpipe").unwrap();
+        assert!(
+            line.contains("\"m\"") && line.contains("other box") && line.contains("llvmpipe"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -127,6 +127,14 @@ fn video_frames<B: Backend>(
         Preprocessor::release().config().clone()
     };
     let mut source = ImageSequence::open_with(dir, 30.0, usize::MAX, 0).map_err(err)?;
+    // One clip: refused before any frame is decoded when it is too long.
+    burn_autogaze::limits::at_most(
+        format!("frames in {}", dir.display()),
+        source.len(),
+        burn_autogaze::limits::MAX_CLIP_FRAMES,
+        "MAX_CLIP_FRAMES",
+    )
+    .map_err(err)?;
     let frames: Vec<Frame> = (0..source.len())
         .map(|_| source.next_frame())
         .collect::<Result<_, _>>()

@@ -14,12 +14,15 @@
 
 mod chart;
 mod crossover;
+mod fuzz;
 mod gate;
 mod gaze;
 mod imports;
 mod matrix;
 mod matrix_data;
 mod matrix_report;
+mod matrix_run;
+mod paired;
 mod perf;
 mod preflight;
 mod process;
@@ -84,6 +87,13 @@ enum Task {
     Gaze {
         #[command(flatten)]
         args: gaze::GazeArgs,
+    },
+    /// Run every cargo-fuzz target of fuzz/ from its seed corpus for N
+    /// seconds each (installs cargo-fuzz when missing; RUSTC_BOOTSTRAP=1 on
+    /// the stable toolchain) and write the table of runs.
+    Fuzz {
+        #[command(flatten)]
+        args: fuzz::FuzzArgs,
     },
     /// Find a wgpu adapter (installing lavapipe when possible and needed).
     Preflight,
@@ -257,6 +267,7 @@ fn main() -> ExitCode {
             }
             run_release("crossover-run", &task_args(), "crossover")
         }
+        Task::Fuzz { args } => report(fuzz::run(&args), "fuzz"),
         Task::BevyPerfMatrix { args } => {
             let adapter = match preflight::preflight() {
                 Ok(a) => a.describe(),
@@ -351,6 +362,38 @@ mod tests {
                 assert_eq!(format!("{p:?}"), format!("{c:?}"));
             }
             _ => panic!("wrong subcommands"),
+        }
+    }
+
+    /// Counts, sizes and rates beyond the limits are refused by the flag
+    /// parser, naming the flag and the value.
+    #[test]
+    fn harness_flags_beyond_the_limits_are_refused() {
+        for argv in [
+            &["perf", "--frames", "1000000000000"][..],
+            &["perf", "--warmup-frames", "1000000000000"],
+            &["perf", "--sizes", "100000x100000"],
+            &["perf", "--source-fps", "1e10"],
+            &["perf", "--source-fps", "1e-20"],
+            &["perf", "--anyres-tiles", "1000"],
+            &["bevy-perf-matrix", "--frames", "1000000000000"],
+            &["bevy-perf-matrix", "--rounds", "1000000000000"],
+            &[
+                "bevy-perf-matrix",
+                "--case-timeout-s",
+                "18446744073709551615",
+            ],
+            &["crossover", "--reps", "1000000000000"],
+            &["crossover", "--sizes", "100000x100000"],
+        ] {
+            let err = match Cli::try_parse_from(std::iter::once(&"xtask").chain(argv)) {
+                Ok(_) => panic!("{argv:?} must be refused"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains(argv[1]) && err.contains(argv[2]),
+                "{argv:?}: {err}"
+            );
         }
     }
 }

@@ -5,7 +5,6 @@
 //! ratios and a chart.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use burn_autogaze::perf::{PerfSummary, machine, revision, utc_now};
@@ -15,21 +14,26 @@ use serde::Serialize;
 use crate::gate::{self, Baseline, CaseRounds};
 use crate::matrix_data::{Case, CaseRun, interval};
 use crate::matrix_report::{DropRatio, RatioVerdict, drop_ratios, summary_md};
-use crate::process::{Outcome, run_captured};
+use crate::matrix_run::{build_viewer, run_one};
+use crate::paired;
+
+/// Most rounds of one matrix run (each round runs every case).
+pub const MAX_ROUNDS: u64 = 1000;
 
 /// What to run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MatrixArgs {
     /// Measured frames per case and round.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = 90, value_parser = burn_autogaze::cli::frame_count(1))]
     pub frames: usize,
     /// Rounds over the whole matrix, alternating the case order; each case
     /// reports its median-p95 round (this machine's noise moves a single
     /// run's p95 by 10-20 %, more than the ratios being checked).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_ROUNDS))]
     pub rounds: usize,
     /// Warm-up frames per case.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = burn_autogaze::cli::frame_count(0))]
     pub warmup_frames: usize,
     /// Only run cases whose name contains each of these (comma separated).
     #[arg(long, value_delimiter = ',')]
@@ -49,7 +53,8 @@ pub struct MatrixArgs {
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
     /// Time limit of one case, seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=burn_autogaze::limits::MAX_TIMEOUT_S))]
     pub case_timeout_s: u64,
     /// Use the dev build of the viewer (release otherwise; `--dry-run`
     /// always uses dev, the profile the tests build).
@@ -73,6 +78,13 @@ pub struct MatrixArgs {
     /// built elsewhere).
     #[arg(long)]
     pub viewer_bin: Option<PathBuf>,
+    /// Paired mode: run this (old) viewer and the new one back to back for
+    /// every case in every round (which goes first alternates) and judge
+    /// each case on its per-round ratios new / old, so drift between runs
+    /// cancels. With `--strict`, a regression fails the run. A dry run then
+    /// keeps `--rounds`.
+    #[arg(long)]
+    pub against_bin: Option<PathBuf>,
 }
 
 fn case(
@@ -222,121 +234,6 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
     cases
 }
 
-/// Builds the viewer (once) and returns its path.
-fn build_viewer(release: bool) -> Result<PathBuf, String> {
-    let mut cmd = crate::cargo();
-    cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "bevy_burn_autogaze",
-        "--bin",
-        "bevy_burn_autogaze",
-    ]);
-    if release {
-        cmd.arg("--release");
-    }
-    eprintln!(
-        "bevy-perf-matrix: building the viewer ({}; a cold build takes several minutes)",
-        if release { "release" } else { "dev" }
-    );
-    let limit = Duration::from_secs(60 * 60);
-    crate::process::run_checked(&mut cmd, "building the viewer (cargo build)", limit)?;
-    let bin = crate::target_dir()
-        .join(if release { "release" } else { "debug" })
-        .join("bevy_burn_autogaze");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!("the viewer is not at {}", bin.display()))
-    }
-}
-
-fn run_one(
-    bin: &Path,
-    case: &Case,
-    common: &[String],
-    dir: &Path,
-    round: usize,
-    limit: Duration,
-) -> (CaseRun, Option<PerfSummary>) {
-    let json = dir.join(format!("{}.r{round}.json", case.name));
-    let log = dir.join(format!("{}.r{round}.log", case.name));
-    let _ = std::fs::remove_file(&json);
-    let mut cmd = Command::new(bin);
-    cmd.arg("--headless")
-        .args(&case.args)
-        .args(common)
-        .args(["--case", &case.name, "--summary"])
-        .arg(&json)
-        .arg("--timeout-s")
-        .arg(limit.as_secs().to_string());
-    if std::env::var_os("WGPU_BACKEND").is_none() {
-        cmd.env("WGPU_BACKEND", "vulkan");
-    }
-    let log_file = std::fs::File::create(&log).ok();
-    if let Some(f) = log_file.as_ref().and_then(|f| f.try_clone().ok()) {
-        cmd.stderr(f);
-    }
-    let t = Instant::now();
-    // A little over the viewer's own limit: it reports its timeout itself.
-    let outcome = run_captured(&mut cmd, limit + Duration::from_secs(30));
-    let wall_s = t.elapsed().as_secs_f64();
-    let mut error = match outcome {
-        Ok(Outcome::Exited { status, stdout }) => {
-            if let Some(mut f) = log_file {
-                use std::io::Write;
-                let _ = f.write_all(stdout.as_bytes());
-            }
-            (!status.success()).then(|| format!("exited with {status}"))
-        }
-        Ok(Outcome::TimedOut) => Some(format!("timed out after {} s", limit.as_secs())),
-        Err(e) => Some(format!("cannot start the viewer: {e}")),
-    };
-    let summary = if error.is_none() {
-        match std::fs::read_to_string(&json)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<PerfSummary>(&t).map_err(|e| e.to_string()))
-        {
-            Ok(s) => match s.validate() {
-                Ok(()) => Some(s),
-                Err(p) => {
-                    error = Some(format!("invalid summary: {}", p.join("; ")));
-                    None
-                }
-            },
-            Err(e) => {
-                error = Some(format!("no summary: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    if let Some(e) = &error {
-        // The log's last lines say why.
-        let tail: Vec<String> = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-            .map(str::to_string)
-            .collect();
-        let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
-        error = Some(format!("{e}: {tail}"));
-    }
-    (
-        CaseRun {
-            case: case.clone(),
-            ok: error.is_none(),
-            error,
-            wall_s,
-            log: log.display().to_string(),
-            p95_rounds: Vec::new(),
-        },
-        summary,
-    )
-}
-
 /// The order of round `round`: groups forward on even rounds and backward on
 /// odd ones (drift over the run hits every group alike), and inside each
 /// group the cases rotated by the round, so no case always follows the same
@@ -443,6 +340,8 @@ struct MatrixRecord<'a> {
     /// Median over cases of the p95 spread of their rounds.
     noise_band: f64,
     baseline_deltas: &'a [gate::CaseDelta],
+    /// Paired mode (`--against-bin`): each case against the old viewer.
+    paired_deltas: &'a [gate::CaseDelta],
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -469,6 +368,15 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         Some(bin) => return Err(format!("--viewer-bin {}: no such file", bin.display())),
         None => build_viewer(release)?,
     };
+    let against = args.against_bin.as_deref();
+    if let Some(old) = against.filter(|b| !b.is_file()) {
+        return Err(format!("--against-bin {}: no such file", old.display()));
+    }
+    let old_dir = dir.join("against");
+    if against.is_some() {
+        std::fs::create_dir_all(&old_dir)
+            .map_err(|e| format!("cannot create {}: {e}", old_dir.display()))?;
+    }
     let limit = Duration::from_secs(args.case_timeout_s);
     let common = vec![
         "--frames".to_string(),
@@ -498,10 +406,20 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
     } else {
         cases
     };
-    let rounds = if args.dry_run { 1 } else { args.rounds.max(1) };
+    if let Some(b) = &baseline {
+        let names: Vec<&str> = to_run.iter().map(|c| c.name.as_str()).collect();
+        gate::common_cases(b, &names)?;
+    }
+    let paired_dry_run = args.dry_run && against.is_some();
+    let rounds = if args.dry_run && !paired_dry_run {
+        1
+    } else {
+        args.rounds.max(1)
+    };
     let n = to_run.len();
     let mut results: Vec<Vec<(CaseRun, Option<PerfSummary>)>> =
         (0..n).map(|_| Vec::new()).collect();
+    let mut old_results: Vec<Vec<Option<PerfSummary>>> = (0..n).map(|_| Vec::new()).collect();
     let started = Instant::now();
     let mut done = 0;
     for round in 0..rounds {
@@ -514,7 +432,15 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
                 &format!("{} (round {}/{rounds})", c.name, round + 1),
                 started,
             );
+            let old_first = paired::old_first(round, i);
+            let old_run = || against.map(|old| run_one(old, c, &common, &old_dir, round, limit).1);
+            if old_first && let Some(s) = old_run() {
+                old_results[i].push(s);
+            }
             let (run, summary) = run_one(&bin, c, &common, &dir, round, limit);
+            if !old_first && let Some(s) = old_run() {
+                old_results[i].push(s);
+            }
             match (&summary, &run.error) {
                 (Some(s), _) => println!(
                     "{}: {:.1} fps, p95 {:.1} ms, dominant {} ({:.0}%)",
@@ -530,6 +456,21 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
             results[i].push((run, summary));
             done += 1;
         }
+    }
+    let pairs: Vec<(CaseRounds, CaseRounds)> = to_run
+        .iter()
+        .zip(&results)
+        .zip(&old_results)
+        .filter_map(|((c, new), old)| {
+            let new: Vec<Option<&PerfSummary>> = new.iter().map(|(_, s)| s.as_ref()).collect();
+            paired::pair(&c.name, old, &new)
+        })
+        .collect();
+    let paired_deltas = paired::compare(&pairs);
+    if against.is_some() && paired_deltas.is_empty() {
+        return Err(
+            "--against-bin: no case has a round where both viewers ran: it compares nothing".into(),
+        );
     }
     let mut runs = Vec::new();
     let mut summaries = Vec::new();
@@ -562,6 +503,9 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         .as_ref()
         .map(|b| gate::compare(b, &case_rounds))
         .unwrap_or_default();
+    if baseline.is_some() && deltas.is_empty() {
+        return Err("--baseline: no case in common ran: it compares nothing".into());
+    }
     let noise = gate::noise_band(&case_rounds);
     let mut md = summary_md(&runs, &summaries, &ratios, &deltas);
     if rounds > 1 {
@@ -579,6 +523,17 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
             b.rounds,
             100.0 * gate::MIN_BAND
         );
+        if let Some(line) = gate::provenance(b, &machine(), adapter) {
+            md += &format!("{line}\n");
+        }
+        md += &gate::capped_note(
+            &deltas,
+            "compare with --against-bin (paired rounds cancel drift)",
+        );
+    }
+    if let Some(old) = against {
+        md += &paired::report(&old.display().to_string(), &paired_deltas, rounds);
+        md += &gate::capped_note(&paired_deltas, "more rounds or a quieter machine narrow it");
     }
     let record = MatrixRecord {
         revision: revision(),
@@ -594,6 +549,7 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         drop_ratios: &ratios,
         noise_band: noise,
         baseline_deltas: &deltas,
+        paired_deltas: &paired_deltas,
     };
     write(&args.out.join("matrix.json"), &pretty(&record))?;
     let all: Vec<&PerfSummary> = summaries.iter().map(|(_, s)| s).collect();
@@ -632,14 +588,16 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         .filter(|r| r.verdict() == RatioVerdict::Over)
         .map(|r| format!("{} {} {} = {:.3}", r.check, r.size, r.mask_source, r.ratio))
         .collect();
-    over.extend(deltas.iter().filter(|d| d.regressed()).map(|d| {
-        format!(
-            "{} regressed against the baseline (p95 {:+.1} %, band {:.1} %)",
-            d.case,
-            100.0 * d.p95.delta,
-            100.0 * d.p95.band
-        )
-    }));
+    for (what, list) in [("the baseline", &deltas), ("--against-bin", &paired_deltas)] {
+        over.extend(list.iter().filter(|d| d.regressed()).map(|d| {
+            format!(
+                "{} regressed against {what} (p95 {:+.1} %, band {:.1} %)",
+                d.case,
+                100.0 * d.p95.delta,
+                100.0 * d.p95.band
+            )
+        }));
+    }
     if args.strict && !over.is_empty() {
         return Err(format!("--strict: {}", over.join("; ")));
     }
@@ -670,7 +628,56 @@ mod tests {
             save_baseline: None,
             model_backend: Default::default(),
             viewer_bin: None,
+            against_bin: None,
         }
+    }
+
+    /// The paired gate on real viewers: the same binary on both sides is
+    /// never a regression; a build slowed by 40 ms a frame
+    /// (`AUTOGAZE_TEST_SLOWDOWN_MS`, through a wrapper script) always is.
+    #[cfg(unix)]
+    #[test]
+    fn the_paired_gate_passes_the_same_viewer_and_catches_a_slowed_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let viewer = build_viewer(false).expect("viewer");
+        let dir = std::env::temp_dir().join(format!("matrix-paired-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let slow = dir.join("slow-viewer.sh");
+        std::fs::write(
+            &slow,
+            format!(
+                "#!/bin/sh\n{}=40 exec '{}' \"$@\"\n",
+                bevy_burn_autogaze_env(),
+                viewer.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let paired = |new: &Path, out: &str| MatrixArgs {
+            frames: 30,
+            warmup_frames: 5,
+            rounds: 3,
+            strict: true,
+            case_timeout_s: 120,
+            out: dir.join(out),
+            viewer_bin: Some(new.to_path_buf()),
+            against_bin: Some(viewer.clone()),
+            ..args()
+        };
+        run(&paired(&viewer, "same"), "test adapter").expect("the same viewer never regresses");
+        let record = std::fs::read_to_string(dir.join("same/matrix.json")).unwrap();
+        let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+        assert_eq!(record["paired_deltas"].as_array().map(Vec::len), Some(1));
+        let err = run(&paired(&slow, "slow"), "test adapter").expect_err("slowed");
+        assert!(err.contains("regressed against --against-bin"), "{err}");
+        let md = std::fs::read_to_string(dir.join("slow/summary.md")).unwrap();
+        assert!(md.contains("Paired against") && md.contains("🔴"), "{md}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The slowdown variable's name (kept in step with the viewer's).
+    fn bevy_burn_autogaze_env() -> &'static str {
+        "AUTOGAZE_TEST_SLOWDOWN_MS"
     }
 
     #[test]

@@ -22,10 +22,10 @@ use burn_autogaze::timing::Stage;
 #[derive(Debug, Clone, clap::Args)]
 pub struct PerfArgs {
     /// Measured frames per case.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = burn_autogaze::cli::frame_count(1))]
     pub frames: usize,
     /// Warm-up frames per case (not measured).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = burn_autogaze::cli::frame_count(0))]
     pub warmup_frames: usize,
     /// Frame sizes (WIDTHxHEIGHT, 720p, 1080p), comma separated.
     #[arg(long, value_delimiter = ',', default_value = "720p,1080p")]

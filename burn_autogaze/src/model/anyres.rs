@@ -42,11 +42,20 @@ pub struct AnyResGrid {
 }
 
 impl AnyResGrid {
-    /// The finest square grid of at most `max_tiles` tiles covering `frame`.
+    /// The finest square grid of at most `max_tiles` tiles covering `frame`
+    /// (`max_tiles` within [`crate::limits::MAX_ANYRES_TILES`]; a frame
+    /// needing more tiles than that, by its aspect ratio, is an error).
     pub fn new(frame: FrameSize, max_tiles: usize) -> Result<Self> {
         if max_tiles == 0 {
             return Err(AutoGazeError::setting("AnyRes tiles", 0, "at least 1"));
         }
+        crate::limits::at_most(
+            "AnyRes tiles",
+            max_tiles,
+            crate::limits::MAX_ANYRES_TILES,
+            "MAX_ANYRES_TILES",
+        )?;
+        crate::limits::model_aspect(frame.width, frame.height)?;
         let (w, h) = (frame.width, frame.height);
         let grid = |rows: u32| {
             let side = h.div_ceil(rows).max(1);
@@ -70,12 +79,19 @@ impl AnyResGrid {
             } else {
                 Self::tall(frame, n)
             };
-            if (g.rows * g.cols) as usize <= max_tiles {
+            if (g.rows as u64 * g.cols as u64) <= max_tiles as u64 {
                 best = g;
             } else {
                 break;
             }
         }
+        // One row of tiles may need more than the budget (a wide frame).
+        crate::limits::at_most(
+            format!("AnyRes tiles a {frame} frame needs"),
+            best.len(),
+            max_tiles.max(crate::limits::MAX_MODEL_ASPECT_RATIO as usize),
+            "MAX_ANYRES_TILES, MAX_MODEL_ASPECT_RATIO",
+        )?;
         Ok(best)
     }
 
@@ -236,6 +252,17 @@ mod tests {
         assert_eq!((g.rows, g.cols), (2, 2));
         let g = grid(448, 448, 1);
         assert_eq!((g.rows, g.cols, g.side), (1, 1, 448));
+        // Budgets and aspect ratios beyond the limits are errors naming them.
+        let size = |w, h| FrameSize::new(w, h).unwrap();
+        let err = AnyResGrid::new(size(1280, 720), 1_000_000_000_000)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MAX_ANYRES_TILES"), "{err}");
+        let err = AnyResGrid::new(size(16_384, 1), 8).unwrap_err().to_string();
+        assert!(
+            err.contains("16384x1") && err.contains("MAX_MODEL_ASPECT_RATIO"),
+            "{err}"
+        );
         for (w, h, n) in [(1920, 1080, 8), (641, 359, 5), (300, 1000, 6), (37, 23, 3)] {
             let g = grid(w, h, n);
             assert!(

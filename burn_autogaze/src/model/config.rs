@@ -161,6 +161,98 @@ fn check_vision(
     Ok(())
 }
 
+/// The dimensions of a config against [`crate::limits`]: each before any
+/// arithmetic or allocation uses it.
+fn check_limits(g: &RawGazeModel) -> Result<()> {
+    use crate::limits::{self as l, at_most};
+    let (v, d) = (&g.vision_model_config, &g.gaze_decoder_config);
+    for (name, value) in [
+        ("vision_model_config.hidden_dim", v.hidden_dim),
+        ("vision_model_config.out_dim", v.out_dim),
+        ("connector_config.hidden_dim", g.connector_config.hidden_dim),
+        ("gaze_decoder_config.hidden_size", d.hidden_size),
+        ("gaze_decoder_config.intermediate_size", d.intermediate_size),
+    ] {
+        at_most(
+            format!("config.json {name}"),
+            value,
+            l::MAX_MODEL_WIDTH,
+            "MAX_MODEL_WIDTH",
+        )?;
+    }
+    for (name, value) in [
+        ("vision_model_config.kernel_size", v.kernel_size),
+        (
+            "vision_model_config.trunk_temporal_kernel_size",
+            v.trunk_temporal_kernel_size,
+        ),
+        (
+            "vision_model_config.trunk_spatial_kernel_size",
+            v.trunk_spatial_kernel_size,
+        ),
+    ] {
+        at_most(
+            format!("config.json {name}"),
+            value,
+            l::MAX_KERNEL_SIZE,
+            "MAX_KERNEL_SIZE",
+        )?;
+    }
+    let input = "config.json gaze_model_config.input_img_size";
+    at_most(
+        input,
+        g.input_img_size,
+        l::MAX_MODEL_INPUT_SIZE,
+        "MAX_MODEL_INPUT_SIZE",
+    )?;
+    let layers = "config.json gaze_decoder_config.num_hidden_layers";
+    at_most(
+        layers,
+        d.num_hidden_layers,
+        l::MAX_MODEL_LAYERS,
+        "MAX_MODEL_LAYERS",
+    )?;
+    let heads = "config.json gaze_decoder_config.num_attention_heads";
+    at_most(
+        heads,
+        d.num_attention_heads,
+        l::MAX_MODEL_HEADS,
+        "MAX_MODEL_HEADS",
+    )?;
+    if let Some(head_dim) = d.head_dim {
+        let name = "config.json gaze_decoder_config.head_dim";
+        at_most(name, head_dim, l::MAX_MODEL_WIDTH, "MAX_MODEL_WIDTH")?;
+    }
+    if let Some(k) = d.num_multi_token_pred {
+        let name = "config.json gaze_decoder_config.num_multi_token_pred";
+        at_most(name, k, l::MAX_MULTI_TOKEN, "MAX_MULTI_TOKEN")?;
+    }
+    Ok(())
+}
+
+/// Finite, positive floats of the decoder (RMSNorm's epsilon, RoPE).
+fn check_floats(d: &RawDecoder) -> std::result::Result<(), String> {
+    let mut values = vec![
+        ("rms_norm_eps", d.rms_norm_eps),
+        ("rope_theta", d.rope_theta),
+    ];
+    if let Some(r) = &d.rope_scaling {
+        values.extend([
+            ("rope_scaling.factor", r.factor),
+            ("rope_scaling.low_freq_factor", r.low_freq_factor),
+            ("rope_scaling.high_freq_factor", r.high_freq_factor),
+            (
+                "rope_scaling.original_max_position_embeddings",
+                r.original_max_position_embeddings,
+            ),
+        ]);
+    }
+    match values.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        Some((name, v)) => Err(format!("{name} {v} must be a finite positive number")),
+        None => Ok(()),
+    }
+}
+
 /// llama3 RoPE scaling from its config entry (no other kind is supported).
 fn llama3_scaling(s: RawRopeScaling) -> std::result::Result<RopeScaling, String> {
     let kind = s.rope_type.or(s.kind).unwrap_or_default();
@@ -191,6 +283,7 @@ impl AutoGazeConfig {
         };
         let raw: RawConfig = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let layout = TokenLayout::from_config(&raw.scales, raw.num_vision_tokens_each_frame)?;
+        check_limits(&raw.gaze_model_config)?;
         let g = raw.gaze_model_config;
         let v = g.vision_model_config;
         let d = g.gaze_decoder_config;
@@ -202,7 +295,7 @@ impl AutoGazeConfig {
             )));
         }
         let head_dim = d.head_dim.unwrap_or(d.hidden_size / heads);
-        if head_dim * heads != d.hidden_size || !head_dim.is_multiple_of(2) {
+        if head_dim.checked_mul(heads) != Some(d.hidden_size) || !head_dim.is_multiple_of(2) {
             return Err(bad(format!(
                 "head_dim {head_dim} x {heads} heads must equal hidden_size {} (even head_dim)",
                 d.hidden_size
@@ -224,6 +317,7 @@ impl AutoGazeConfig {
             d.hidden_size,
         )
         .map_err(bad)?;
+        check_floats(&d).map_err(bad)?;
         if d.attention_bias || d.mlp_bias {
             return Err(bad("attention_bias / mlp_bias are not supported".into()));
         }
@@ -238,7 +332,7 @@ impl AutoGazeConfig {
             .map(llama3_scaling)
             .transpose()
             .map_err(bad)?;
-        Ok(Self {
+        let config = Self {
             layout,
             input_size: g.input_img_size,
             vision_hidden: v.hidden_dim,
@@ -256,7 +350,39 @@ impl AutoGazeConfig {
             rope_scaling,
             multi_token,
             max_num_frames: raw.max_num_frames,
-        })
+        };
+        crate::limits::at_most(
+            "parameters the config.json implies",
+            config.parameters(),
+            crate::limits::MAX_MODEL_PARAMETERS as u128,
+            "MAX_MODEL_PARAMETERS",
+        )?;
+        Ok(config)
+    }
+
+    /// Parameters of the model (the elements of every expected tensor),
+    /// in a width no config within the limits can overflow.
+    pub fn parameters(&self) -> u128 {
+        let [cv, vo, d, i, p] = [
+            self.vision_hidden,
+            self.vision_out,
+            self.hidden,
+            self.intermediate,
+            self.patch,
+        ]
+        .map(|x| x as u128);
+        let [kt, ks, k, l] = [
+            self.trunk_temporal,
+            self.trunk_spatial,
+            self.multi_token,
+            self.layers,
+        ]
+        .map(|x| x as u128);
+        let vocab = self.vocab() as u128;
+        let vision = cv * 3 * p * p + 3 * cv + cv * cv * kt * ks * ks + cv + vo * cv + vo;
+        let decoder = vocab * d + d + vocab * k * d + k * d;
+        let layer = 4 * d * d + 3 * i * d + 2 * d;
+        vision + self.vision_tokens() as u128 * d + decoder + l * layer
     }
 
     /// Vision tokens per side (14).
@@ -300,6 +426,124 @@ impl AutoGazeConfig {
             }),
             multi_token: 10,
             max_num_frames: Some(16),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = include_str!("../../../fixtures/autogaze-tiny/config.json");
+
+    fn with(path: &str, value: serde_json::Value) -> Result<AutoGazeConfig> {
+        let mut json: serde_json::Value = serde_json::from_str(TINY).unwrap();
+        *json.pointer_mut(path).expect(path) = value;
+        AutoGazeConfig::from_json(&json.to_string())
+    }
+
+    /// Each oversized dimension is a limit naming the field, checked before
+    /// the tensor list (or anything else) is built.
+    #[test]
+    fn oversized_dimensions_are_limits_naming_the_field() {
+        assert!(AutoGazeConfig::from_json(TINY).is_ok());
+        let decoder = "/gaze_model_config/gaze_decoder_config";
+        let vision = "/gaze_model_config/vision_model_config";
+        let huge = serde_json::json!(1_000_000_000_000u64);
+        for (path, value, named) in [
+            (
+                format!("{decoder}/num_hidden_layers"),
+                huge.clone(),
+                "MAX_MODEL_LAYERS",
+            ),
+            (
+                format!("{decoder}/num_attention_heads"),
+                huge.clone(),
+                "MAX_MODEL_HEADS",
+            ),
+            (
+                format!("{decoder}/hidden_size"),
+                huge.clone(),
+                "MAX_MODEL_WIDTH",
+            ),
+            (
+                format!("{decoder}/intermediate_size"),
+                huge.clone(),
+                "MAX_MODEL_WIDTH",
+            ),
+            (
+                format!("{decoder}/head_dim"),
+                serde_json::json!(u64::MAX),
+                "MAX_MODEL_WIDTH",
+            ),
+            (
+                format!("{decoder}/num_multi_token_pred"),
+                huge.clone(),
+                "MAX_MULTI_TOKEN",
+            ),
+            (
+                format!("{vision}/hidden_dim"),
+                huge.clone(),
+                "MAX_MODEL_WIDTH",
+            ),
+            (
+                format!("{vision}/kernel_size"),
+                huge.clone(),
+                "MAX_KERNEL_SIZE",
+            ),
+            (
+                format!("{vision}/trunk_spatial_kernel_size"),
+                huge.clone(),
+                "MAX_KERNEL_SIZE",
+            ),
+            (
+                "/gaze_model_config/input_img_size".into(),
+                huge.clone(),
+                "MAX_MODEL_INPUT_SIZE",
+            ),
+            (
+                "/num_vision_tokens_each_frame".into(),
+                serde_json::json!(u32::MAX),
+                "MAX_LAYOUT_TOKENS",
+            ),
+            (
+                "/scales".into(),
+                serde_json::json!("99999999999+1"),
+                "MAX_SCALE",
+            ),
+        ] {
+            let err = with(&path, value).expect_err(&path).to_string();
+            assert!(err.contains(named), "{path}: {err}");
+        }
+        // Each within its limit, together beyond the parameter budget.
+        let mut big: serde_json::Value = serde_json::from_str(TINY).unwrap();
+        for (field, v) in [
+            ("hidden_size", 65_536),
+            ("intermediate_size", 65_536),
+            ("head_dim", 64),
+        ] {
+            big["gaze_model_config"]["gaze_decoder_config"][field] = serde_json::json!(v);
+        }
+        for field in ["num_attention_heads", "num_key_value_heads"] {
+            big["gaze_model_config"]["gaze_decoder_config"][field] = serde_json::json!(1024);
+        }
+        for part in ["vision_model_config", "connector_config"] {
+            let key = if part == "connector_config" {
+                "hidden_dim"
+            } else {
+                "out_dim"
+            };
+            big["gaze_model_config"][part][key] = serde_json::json!(65_536);
+        }
+        let err = AutoGazeConfig::from_json(&big.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MAX_MODEL_PARAMETERS"), "{err}");
+        for (field, value) in [("rms_norm_eps", -1.0), ("rope_theta", 0.0)] {
+            let err = with(&format!("{decoder}/{field}"), serde_json::json!(value))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{err}");
         }
     }
 }

@@ -44,7 +44,9 @@ pub use rope::inv_freq;
 pub use stream::{StreamState, lockstep};
 pub use tiling::{TileGrid, TiledGaze};
 pub use values::host_values;
-pub use weights::{ModelWeights, expected_tensors, load_weights, random_weights};
+pub use weights::{
+    ModelWeights, expected_tensors, load_weights, load_weights_from, random_weights,
+};
 
 /// The registered engines' names, as [`AutoGaze::set_engine`] takes them.
 pub mod engines {

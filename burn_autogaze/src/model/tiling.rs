@@ -55,10 +55,16 @@ impl TileGrid {
         let finest = *grids.last().unwrap_or(&1);
         let side = *target_scales.last().unwrap_or(&0);
         let tiles = (side / patch).div_ceil(finest);
+        crate::limits::at_most(
+            format!("tiles of target_scales {target_scales:?}"),
+            tiles as u64 * tiles as u64,
+            crate::limits::MAX_ANYRES_TILES as u64,
+            "MAX_ANYRES_TILES",
+        )?;
         let mut stitched = Vec::with_capacity(grids.len());
         for (&s, &g) in target_scales.iter().zip(&grids) {
             let of = s / patch;
-            if of != tiles * g {
+            if of as u64 != tiles as u64 * g as u64 {
                 return Err(bad(format!(
                     "scale {s} gives a {of}-cell grid, but {tiles} tiles of {g} cells make {}: misaligned",
                     tiles * g
@@ -198,6 +204,11 @@ mod tests {
         assert!(err.contains("misaligned"), "{err}");
         assert!(TileGrid::new(&layout, &[64, 128, 448], 16).is_err());
         assert!(TileGrid::new(&layout, &[128, 64, 224, 448], 16).is_err());
+        // 2^31 / 16 px: 9.6 million tiles a side, refused by the tile limit.
+        let err = TileGrid::new(&layout, &[1 << 28, 1 << 29, 1 << 30, 1 << 31], 16)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MAX_ANYRES_TILES"), "{err}");
     }
 
     #[test]

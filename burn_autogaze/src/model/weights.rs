@@ -362,7 +362,17 @@ pub fn load_weights<B: Backend>(
     path: &Path,
     device: &B::Device,
 ) -> Result<ModelWeights<B>> {
-    let file = TensorFile::open(path)?;
+    load_weights_from(c, &TensorFile::open(path)?, device)
+}
+
+/// [`load_weights`] from a file already read (or safetensors bytes, through
+/// [`TensorFile::from_bytes`]).
+pub fn load_weights_from<B: Backend>(
+    c: &AutoGazeConfig,
+    file: &TensorFile,
+    device: &B::Device,
+) -> Result<ModelWeights<B>> {
+    let path = file.path();
     let expected = expected_tensors(c);
     let names: BTreeSet<String> = expected.iter().map(|(n, _)| n.clone()).collect();
     // Non-persistent buffers some exporters still write are tolerated.
@@ -376,7 +386,7 @@ pub fn load_weights<B: Backend>(
             reason: format!("unexpected tensor {extra} (not part of this config's model)"),
         });
     }
-    build(c, &mut FileSource(&file), device)
+    build(c, &mut FileSource(file), device)
 }
 
 /// A seeded random initialisation at the configured size.

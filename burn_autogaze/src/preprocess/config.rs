@@ -141,6 +141,33 @@ impl PreprocessorConfig {
                 "non-zero",
             ));
         }
+        let sides = match self.size {
+            ResizeTarget::ShortestEdge { shortest_edge } => {
+                vec![("size.shortest_edge", shortest_edge)]
+            }
+            ResizeTarget::Exact { height, width } => {
+                vec![("size.height", height), ("size.width", width)]
+            }
+        };
+        let crop = self
+            .crop_size
+            .map(|c| vec![("crop_size.height", c.height), ("crop_size.width", c.width)])
+            .unwrap_or_default();
+        for (name, side) in sides.into_iter().chain(crop) {
+            crate::limits::at_most(
+                format!("preprocessor_config.json {name}"),
+                side,
+                crate::limits::MAX_PREPROCESS_SIDE,
+                "MAX_PREPROCESS_SIDE",
+            )?;
+        }
+        if !self.rescale_factor.is_finite() || self.image_mean.iter().any(|m| !m.is_finite()) {
+            return Err(AutoGazeError::setting(
+                "rescale_factor / image_mean",
+                format!("{} / {:?}", self.rescale_factor, self.image_mean),
+                "finite values",
+            ));
+        }
         if self.image_std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
             return Err(AutoGazeError::setting(
                 "image_std",
@@ -148,11 +175,11 @@ impl PreprocessorConfig {
                 "finite, non-zero values",
             ));
         }
-        if self.do_center_crop && self.crop_size.is_none() {
+        if self.do_center_crop && self.crop_size.is_none_or(|c| c.width == 0 || c.height == 0) {
             return Err(AutoGazeError::setting(
                 "crop_size",
                 "missing",
-                "a {height, width} when do_center_crop is true",
+                "a non-zero {height, width} when do_center_crop is true",
             ));
         }
         Ok(())
@@ -195,6 +222,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("image_std"), "{err}");
+        for bad in [
+            r#"{"size": {"shortest_edge": 4294967295}}"#,
+            r#"{"size": {"height": 100000, "width": 20}}"#,
+            r#"{"do_center_crop": true, "crop_size": {"height": 224, "width": 5000}}"#,
+        ] {
+            let err = PreprocessorConfig::from_json(bad).unwrap_err();
+            assert!(
+                matches!(&err, AutoGazeError::Limit { limit, .. } if limit.contains("MAX_PREPROCESS_SIDE")),
+                "{err}"
+            );
+        }
+        let err = PreprocessorConfig::from_json(r#"{"rescale_factor": 1e400}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rescale_factor") || err.contains("number out of range"),
+            "{err}"
+        );
         let err = PreprocessorConfig::from_json("{not json")
             .unwrap_err()
             .to_string();

@@ -50,7 +50,9 @@ impl ModelInput {
     /// A clip of `frames` frames already at the model input (`[1, T, 3, S,
     /// S]` values, row-major), e.g. preprocessed elsewhere.
     pub fn from_vec(frames: usize, size: usize, data: Vec<f32>) -> Result<Self> {
-        let expected = frames * 3 * size * size;
+        let expected = crate::limits::mul("model input values", frames, 3)
+            .and_then(|n| crate::limits::mul("model input values", n, size))
+            .and_then(|n| crate::limits::mul("model input values", n, size))?;
         if data.len() != expected {
             return Err(AutoGazeError::setting(
                 "model input",
@@ -108,6 +110,12 @@ impl Preprocessor {
         if model_size == 0 {
             return Err(AutoGazeError::setting("model input size", 0, "at least 1"));
         }
+        crate::limits::at_most(
+            "model input size",
+            model_size,
+            crate::limits::MAX_MODEL_INPUT_SIZE,
+            "MAX_MODEL_INPUT_SIZE",
+        )?;
         let filter = PilFilter::from_code(config.resample)?;
         let lut = value_table(&config);
         Ok(Self {
@@ -167,7 +175,10 @@ impl Preprocessor {
 
     /// Size of the processor output (after resize and crop): the `video`
     /// tensor's H x W.
+    /// A frame beyond [`crate::limits::MAX_MODEL_ASPECT_RATIO`], or one that
+    /// resizes beyond the frame limits, is an error.
     pub fn processed_size(&self, input: FrameSize) -> Result<FrameSize> {
+        crate::limits::model_aspect(input.width, input.height)?;
         let resized = self.resized_size(input);
         if resized.width == 0 || resized.height == 0 {
             return Err(AutoGazeError::setting(
@@ -176,6 +187,12 @@ impl Preprocessor {
                 "a frame whose aspect ratio keeps both sides >= 1 px after the resize",
             ));
         }
+        // Runs every frame: the name is static (no allocation unless it fails).
+        crate::limits::frame_size(
+            "frame size after the processor's resize",
+            resized.width,
+            resized.height,
+        )?;
         match (self.config.do_center_crop, self.config.crop_size) {
             (true, Some(crop)) => {
                 if crop.width > resized.width || crop.height > resized.height {
@@ -195,8 +212,8 @@ impl Preprocessor {
     /// reference's `video[0, t]`) and its size.
     pub fn process_frame(&mut self, frame: &Frame) -> Result<(&[f32], FrameSize)> {
         let input = frame.size();
-        let resized = self.resized_size(input);
         let processed = self.processed_size(input)?;
+        let resized = self.resized_size(input);
         let (rw, rh) = (resized.width as usize, resized.height as usize);
         let plan_fits = self.resize.as_ref().is_some_and(|p| {
             p.input_size() == (input.width as usize, input.height as usize)
@@ -251,8 +268,17 @@ impl Preprocessor {
         Ok(())
     }
 
-    /// Preprocesses a clip into `out` (reusing its buffer).
+    /// Preprocesses a clip of at most [`crate::limits::MAX_CLIP_FRAMES`]
+    /// frames into `out` (reusing its buffer).
     pub fn clip_into(&mut self, frames: &[Frame], out: &mut ModelInput) -> Result<()> {
+        if frames.len() > crate::limits::MAX_CLIP_FRAMES {
+            crate::limits::at_most(
+                "frames in one clip",
+                frames.len(),
+                crate::limits::MAX_CLIP_FRAMES,
+                "MAX_CLIP_FRAMES",
+            )?;
+        }
         let first = frames
             .first()
             .ok_or_else(|| AutoGazeError::EmptyClip("preprocess".into()))?
@@ -437,6 +463,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[3, 224, 224]"), "{err}");
+        // A strip 1 px high would resize to 224 x 229376 px: refused by its
+        // aspect ratio before anything is allocated.
+        let err = message(p.clip(&[solid(1024, 1, [0, 0, 0])]));
+        assert!(
+            err.contains("1024x1") && err.contains("MAX_MODEL_ASPECT_RATIO"),
+            "{err}"
+        );
+        assert!(Preprocessor::new(PreprocessorConfig::default(), 1 << 20).is_err());
+        // Frames share one buffer: 1025 of them cost nothing to build.
+        let err = message(p.clip(&vec![solid(2, 2, [0, 0, 0]); 1025]));
+        assert!(
+            err.contains("1025") && err.contains("MAX_CLIP_FRAMES"),
+            "{err}"
+        );
+        assert!(ModelInput::from_vec(usize::MAX, 224, Vec::new()).is_err());
     }
 
     #[test]

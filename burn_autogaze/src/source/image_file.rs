@@ -15,19 +15,70 @@ pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 /// Decodes an image file into RGBA8. Grayscale, 16-bit and alpha inputs are
 /// converted (16-bit channels are scaled to 8 bits; alpha is kept, the model
 /// ignores it).
+///
+/// The file is read under [`crate::limits::MAX_IMAGE_FILE_BYTES`] and
+/// decoded under explicit limits (sides [`crate::limits::MAX_FRAME_SIDE`],
+/// pixels [`crate::limits::MAX_FRAME_PIXELS`], decoder memory
+/// [`crate::limits::MAX_IMAGE_DECODE_BYTES`]), checked from the header
+/// before the pixels are allocated.
 pub fn load_rgba(path: &Path) -> Result<(FrameSize, Vec<u8>)> {
+    let bytes = crate::limits::read_file(
+        path,
+        crate::limits::MAX_IMAGE_FILE_BYTES,
+        "MAX_IMAGE_FILE_BYTES",
+    )?;
+    decode_rgba(&bytes).map_err(|e| match e {
+        AutoGazeError::Image { reason, .. } => AutoGazeError::Image {
+            path: path.to_path_buf(),
+            reason,
+        },
+        AutoGazeError::Limit { what, value, limit } => AutoGazeError::Limit {
+            what: format!("{what} of {}", path.display()),
+            value,
+            limit,
+        },
+        other => other,
+    })
+}
+
+/// Decodes image bytes (PNG, JPEG, by their signature) into RGBA8 under the
+/// limits of [`load_rgba`]; errors name the image as `<bytes>`.
+pub fn decode_rgba(bytes: &[u8]) -> Result<(FrameSize, Vec<u8>)> {
     let image_err = |reason: String| AutoGazeError::Image {
-        path: path.to_path_buf(),
+        path: "<bytes>".into(),
         reason,
     };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| image_err(e.to_string()))?
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| image_err(e.to_string()))?;
+    // The header only (the side limits left to the check below, which
+    // names them).
+    let mut header_limits = limits_for_decode();
+    header_limits.max_image_width = None;
+    header_limits.max_image_height = None;
+    reader.limits(header_limits);
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| image_err(e.to_string()))?;
+    // The header's size against the frame limits before any pixel is
+    // decoded (the decoder's limits bound its own allocations).
+    crate::limits::frame_size("image size", width, height)?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| image_err(e.to_string()))?;
+    reader.limits(limits_for_decode());
     let decoded = reader.decode().map_err(|e| image_err(e.to_string()))?;
     let rgba = decoded.into_rgba8();
     let size = FrameSize::new(rgba.width(), rgba.height())?;
     Ok((size, rgba.into_raw()))
+}
+
+fn limits_for_decode() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(crate::limits::MAX_FRAME_SIDE);
+    limits.max_image_height = Some(crate::limits::MAX_FRAME_SIDE);
+    limits.max_alloc = Some(crate::limits::MAX_IMAGE_DECODE_BYTES);
+    limits
 }
 
 /// `static`: one image repeated. Every frame shares the same pixel buffer, so
@@ -119,6 +170,13 @@ pub(crate) fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
         // followed to see what it points at.
         let kind = entry.file_type().map_err(|e| AutoGazeError::io(dir, e))?;
         if kind.is_file() || (kind.is_symlink() && dir.join(&name).is_file()) {
+            if names.len() == crate::limits::MAX_SEQUENCE_FILES {
+                return Err(AutoGazeError::limit(
+                    format!("frame files in {}", dir.display()),
+                    format!("more than {}", crate::limits::MAX_SEQUENCE_FILES),
+                    "at most limits::MAX_SEQUENCE_FILES",
+                ));
+            }
             names.push(name);
         }
     }

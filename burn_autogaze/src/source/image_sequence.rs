@@ -169,13 +169,18 @@ pub struct ImageSequence {
     native_fps: Option<f64>,
 }
 
-/// Reads `fps` from a `meta.json` beside the frames, if there is one.
+/// Reads `fps` from a `meta.json` beside the frames, if there is one
+/// (within [`crate::limits::MIN_FPS`], [`crate::limits::MAX_FPS`]).
 fn meta_fps(dir: &Path) -> Result<Option<f64>> {
     let path = dir.join("meta.json");
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| AutoGazeError::io(&path, e))?;
+    let text = crate::limits::read_text(
+        &path,
+        crate::limits::MAX_JSON_FILE_BYTES,
+        "MAX_JSON_FILE_BYTES",
+    )?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| AutoGazeError::Config {
             path: path.clone(),
@@ -184,7 +189,7 @@ fn meta_fps(dir: &Path) -> Result<Option<f64>> {
     match value.get("fps") {
         None => Ok(None),
         Some(v) => match v.as_f64() {
-            Some(fps) if fps.is_finite() && fps > 0.0 => Ok(Some(fps)),
+            Some(fps) => crate::limits::fps(format!("fps of {}", path.display()), fps).map(Some),
             _ => Err(AutoGazeError::Config {
                 path,
                 reason: format!("fps must be a positive number, got {v}"),
@@ -237,7 +242,10 @@ impl ImageSequence {
         let (size, first) = load_rgba(&files[0])?;
         let took = t.elapsed();
         let frame = size.rgba_len();
-        let prefetch = prefetch.min((cache_cap / frame.max(1)).saturating_sub(1));
+        let prefetch = prefetch
+            .min((cache_cap / frame.max(1)).saturating_sub(1))
+            .min(crate::limits::MAX_PREFETCH)
+            .min(files.len().saturating_sub(1));
         let shared = Arc::new(Shared {
             files,
             size,

@@ -24,7 +24,7 @@ pub use ffmpeg::{
     FFMPEG_ENV, FFPROBE_ENV, FfmpegTools, MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE, VideoInfo, probe,
 };
 pub(crate) use image_file::is_image_path;
-pub use image_file::{IMAGE_EXTENSIONS, StaticImage, load_rgba};
+pub use image_file::{IMAGE_EXTENSIONS, StaticImage, decode_rgba, load_rgba};
 pub use image_sequence::{
     DEFAULT_PREFETCH, DEFAULT_SEQUENCE_CACHE_BYTES, DecodeStats, ImageSequence,
 };

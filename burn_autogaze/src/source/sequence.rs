@@ -7,10 +7,11 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::frame::{Frame, FrameSize};
 
-/// Timestamp of frame `n` at `fps` frames a second (zero when `fps` <= 0).
+/// Timestamp of frame `n` at `fps` frames a second (zero when `fps` <= 0;
+/// `Duration::MAX` when it would not fit one).
 pub(crate) fn frame_time(n: u64, fps: f64) -> Duration {
     if fps > 0.0 && fps.is_finite() {
-        Duration::from_secs_f64(n as f64 / fps)
+        Duration::try_from_secs_f64(n as f64 / fps).unwrap_or(Duration::MAX)
     } else {
         Duration::ZERO
     }
@@ -36,14 +37,14 @@ impl FrameSequence {
 
     /// Uses up `n` numbers without producing their frames.
     pub(crate) fn skip(&mut self, n: u64) {
-        self.next += n;
+        self.next = self.next.saturating_add(n);
     }
 
     /// The next frame: `pixels` of `size`, with the next number (used up
     /// even when the pixels do not fit `size`) and its timestamp.
     pub(crate) fn frame(&mut self, size: FrameSize, pixels: Arc<Vec<u8>>) -> Result<Frame> {
         let n = self.next;
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         Frame::new(n, size.width, size.height, pixels, frame_time(n, self.fps))
     }
 
@@ -87,6 +88,7 @@ mod tests {
         for fps in [0.0, -5.0, f64::NAN, f64::INFINITY] {
             assert_eq!(frame_time(7, fps), Duration::ZERO, "{fps}");
         }
+        assert_eq!(frame_time(7, 1e-300), Duration::MAX);
         let size = FrameSize::new(1, 1).unwrap();
         let mut seq = FrameSequence::new(0.0);
         seq.skip(9);

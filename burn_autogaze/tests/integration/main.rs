@@ -2,12 +2,15 @@
 //!
 //! - `fixtures`: preprocessing parity against the reference, real-video
 //!   frames, image sources on bad input;
+//! - `bounds`: bad files (image headers, devices, meta.json, config.json)
+//!   are typed errors naming the limit;
 //! - `alloc`: the steady state of the frame pipeline allocates nothing,
 //!   checked with a counting global allocator;
 //! - `video`: the `video` source on small files made with FFmpeg (`videos`);
 //! - `gaze`: `autogaze gaze` on such files.
 
 mod alloc;
+mod bounds;
 mod fixtures;
 mod gaze;
 mod model;
