@@ -587,7 +587,10 @@ fn wgpu_matches_the_reference_on_the_tiny_model() {
     assert!(model.batches_streams());
     // Both cases on the device here: one readback per frame.
     model.set_selection(Selection::Device);
-    assert_eq!(model.engine_name(), burn_autogaze::model::engines::FUSED_GPU);
+    assert_eq!(
+        model.engine_name(),
+        burn_autogaze::model::engines::FUSED_GPU
+    );
     let mut reference = model.clone();
     reference
         .set_engine(burn_autogaze::model::engines::BURN_OPS)

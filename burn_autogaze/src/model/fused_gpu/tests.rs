@@ -185,6 +185,9 @@ fn unsupported_shapes_fall_back_to_burn_ops() {
     assert_eq!(model.engine_name(), engines::BURN_OPS);
     let why = model.engine_fallback().expect("the reason is kept");
     assert!(why.contains("head_dim 31"), "{why}");
-    let err = model.set_engine(engines::FUSED_GPU).unwrap_err().to_string();
+    let err = model
+        .set_engine(engines::FUSED_GPU)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("head_dim 31"), "{err}");
 }
