@@ -3,7 +3,7 @@
 //! against it.
 
 mod decoder;
-pub(super) mod encoder;
+mod encoder;
 
 use std::sync::Arc;
 
@@ -113,6 +113,27 @@ impl<B: Backend> EngineCache<B> for BurnOpsCache<B> {
     }
 }
 
+/// The reference encoder over `caches` of engine `engine`'s cache type
+/// `C`, whose temporal context `conv` reaches (for engines that encode in
+/// Burn ops).
+pub(super) fn encode_with<B: Backend, C: EngineCache<B>>(
+    engine: &str,
+    weights: &ModelWeights<B>,
+    config: &AutoGazeConfig,
+    video: Tensor<B, 5>,
+    caches: &mut [&mut dyn EngineCache<B>],
+    conv: fn(&mut C) -> &mut Option<Tensor<B, 4>>,
+) -> Result<Tensor<B, 4>> {
+    let own = own_caches::<B, C>(engine, caches)?;
+    let mut contexts: Vec<&mut Option<Tensor<B, 4>>> = own.into_iter().map(conv).collect();
+    Ok(encoder::encode_streams(
+        weights,
+        config,
+        video,
+        &mut contexts,
+    ))
+}
+
 impl<B: Backend> Engine<B> for BurnOps<B> {
     fn name(&self) -> &'static str {
         NAME
@@ -161,15 +182,14 @@ impl<B: Backend> Engine<B> for BurnOps<B> {
         video: Tensor<B, 5>,
         caches: &mut [&mut dyn EngineCache<B>],
     ) -> Result<Tensor<B, 4>> {
-        let own = own_caches::<B, BurnOpsCache<B>>(NAME, caches)?;
-        let mut contexts: Vec<&mut Option<Tensor<B, 4>>> =
-            own.into_iter().map(|c| &mut c.conv).collect();
-        Ok(encoder::encode_streams(
+        encode_with(
+            NAME,
             &self.weights,
             &self.config,
             video,
-            &mut contexts,
-        ))
+            caches,
+            |c: &mut BurnOpsCache<B>| &mut c.conv,
+        )
     }
 
     fn decode(

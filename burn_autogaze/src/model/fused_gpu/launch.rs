@@ -88,6 +88,24 @@ impl StreamCall<'_> {
         CallOffsetsLaunch::new(a.ids, a.vision, a.v_row, a.v_col, a.stream, a.task_loss)
     }
 
+    /// `x[r] += a[r] @ W` for rows `q_first..` (`a` `[rows, k]` at `a_at`
+    /// in the scratch, `W` `[k, D]` at `w_at` in the weights).
+    fn add_product(&self, q_first: usize, a_at: usize, w_at: usize, k: usize) {
+        let d = self.lay.d;
+        add_product::launch(
+            self.client,
+            cubes((self.rows - q_first) * d),
+            CubeDim::new_1d(UNITS),
+            self.weights.arg(),
+            self.scratch.arg(),
+            self.shape(q_first),
+            a_at as u32,
+            w_at as u32,
+            k,
+            d,
+        );
+    }
+
     /// Launches every dispatch of the call; returns how many.
     pub fn run(&self) -> u64 {
         let (rows, lay, d) = (self.rows, self.lay, self.lay.d);
@@ -140,18 +158,7 @@ impl StreamCall<'_> {
                 self.head_dim,
             );
             let o_at = layer * lay.layer() + d + 3 * d * d;
-            add_product::launch(
-                client,
-                cubes(kept * d),
-                dim,
-                self.weights.arg(),
-                self.scratch.arg(),
-                self.shape(q_first),
-                (2 * rows * d) as u32,
-                o_at as u32,
-                d,
-                d,
-            );
+            self.add_product(q_first, 2 * rows * d, o_at, d);
             gate_up::launch(
                 client,
                 cubes(kept * lay.inter),
@@ -164,18 +171,7 @@ impl StreamCall<'_> {
                 lay,
             );
             let down_at = o_at + d * d + d + 2 * d * lay.inter;
-            add_product::launch(
-                client,
-                cubes(kept * d),
-                dim,
-                self.weights.arg(),
-                self.scratch.arg(),
-                self.shape(q_first),
-                (3 * rows * d) as u32,
-                down_at as u32,
-                lay.inter,
-                d,
-            );
+            self.add_product(q_first, 3 * rows * d, down_at, lay.inter);
             dispatches += 5;
         }
         heads_out::launch(

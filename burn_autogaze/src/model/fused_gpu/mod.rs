@@ -22,7 +22,7 @@ use burn::tensor::{DType, Tensor, backend::Backend};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::burn_ops::encoder::encode_streams;
+use super::burn_ops::encode_with;
 use super::config::AutoGazeConfig;
 use super::engine::{
     ChunkIds, DecoderCall, Engine, EngineCache, EngineEntry, Heads, PortableCache, own_caches,
@@ -261,15 +261,14 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         video: Tensor<B, 5>,
         caches: &mut [&mut dyn EngineCache<B>],
     ) -> Result<Tensor<B, 4>> {
-        let own = own_caches::<B, FusedCache<B>>(NAME, caches)?;
-        let mut contexts: Vec<&mut Option<Tensor<B, 4>>> =
-            own.into_iter().map(|c| &mut c.conv).collect();
-        Ok(encode_streams(
+        encode_with(
+            NAME,
             &self.weights,
             &self.config,
             video,
-            &mut contexts,
-        ))
+            caches,
+            |c: &mut FusedCache<B>| &mut c.conv,
+        )
     }
 
     fn decode(
