@@ -635,8 +635,13 @@ mod tests {
     /// The paired gate on real viewers: the same binary on both sides is
     /// never a regression; a build slowed by 40 ms a frame
     /// (`AUTOGAZE_TEST_SLOWDOWN_MS`, through a wrapper script) always is.
+    /// Timing-bound: on the shared 2-core machine the same viewer against
+    /// itself moved p95 by up to 9 % over 3 rounds (2026-12-07), so it runs
+    /// on request (`cargo test -p xtask -- --ignored paired_gate`), on a
+    /// quiet machine.
     #[cfg(unix)]
     #[test]
+    #[ignore = "timing-bound: run on a quiet machine with --ignored"]
     fn the_paired_gate_passes_the_same_viewer_and_catches_a_slowed_one() {
         use std::os::unix::fs::PermissionsExt;
         let viewer = build_viewer(false).expect("viewer");
