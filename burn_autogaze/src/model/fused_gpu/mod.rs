@@ -61,6 +61,10 @@ pub struct FusedGpu<B: Backend> {
     config: AutoGazeConfig,
     layout: WeightLayout,
     packed: Handle,
+    /// One-value buffers bound where a call has no ids or no vision rows
+    /// (made once, never written).
+    no_ids: Handle,
+    no_vision: Handle,
     client: ComputeClient<WgpuRuntime>,
     device: WgpuDevice,
     inv_freq: Vec<f32>,
@@ -144,6 +148,8 @@ impl<B: Backend> FusedGpu<B> {
             config: c.clone(),
             layout,
             packed,
+            no_ids: client.create_from_slice(i32::as_bytes(&[0])),
+            no_vision: client.create_from_slice(f32::as_bytes(&[0.0])),
             client,
             device,
             inv_freq: inv_freq(c),
@@ -167,7 +173,7 @@ impl<B: Backend> FusedGpu<B> {
     /// The call's ids on the device (`i32`) and their number.
     fn ids(&self, ids: Option<ChunkIds<B>>) -> Result<(Handle, usize)> {
         match ids {
-            None => Ok((self.upload(&[0i32]), 0)),
+            None => Ok((self.no_ids.clone(), 0)),
             Some(ChunkIds::Host(ids)) => {
                 let values: Vec<i32> = ids.iter().map(|&id| id as i32).collect();
                 Ok((self.upload(&values), ids.len()))
@@ -198,15 +204,10 @@ struct Vision {
     strides: [usize; 3],
 }
 
-fn vision_of(
-    t: Option<GpuTensor>,
-    n: usize,
-    d: usize,
-    dummy: impl Fn() -> Handle,
-) -> Result<Vision> {
+fn vision_of(t: Option<GpuTensor>, n: usize, d: usize, none: &Handle) -> Result<Vision> {
     let Some(t) = t else {
         return Ok(Vision {
-            handle: dummy(),
+            handle: none.clone(),
             tokens: 0,
             strides: [0; 3],
         });
@@ -281,7 +282,7 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         let (n, d, rows) = (call.streams, c.hidden, call.rows());
         let (ids, id_count) = self.ids(call.ids)?;
         let vision = call.vision.map(float_buffer).transpose()?;
-        let vision = vision_of(vision, n, d, || self.upload(&[0f32]))?;
+        let vision = vision_of(vision, n, d, &self.no_vision)?;
         let m = id_count / n.max(1);
         let keys = call.key_mask.len();
         if n == 0 || own.len() != n || id_count != n * m || m + vision.tokens != rows || keys < rows
