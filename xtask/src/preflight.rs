@@ -15,6 +15,14 @@ use crate::process::{Outcome, run_captured, run_checked};
 /// The lavapipe package.
 pub const LAVAPIPE_PACKAGE: &str = "mesa-vulkan-drivers";
 
+/// Lavapipe before this Mesa release lets a workgroup's invocations past a
+/// barrier after long work (PERF_LOOP, 2026-12-07), so the fused GPU
+/// engine, whose kernels meet at barriers, is not built on it.
+pub const LAVAPIPE_MIN_MESA: u32 = 23;
+
+/// The Debian suite with a newer Mesa for bookworm (25.0 at the time).
+const BACKPORTS: &str = "bookworm-backports";
+
 /// The package with the `ffmpeg` and `ffprobe` programs.
 pub const FFMPEG_PACKAGE: &str = "ffmpeg";
 
@@ -118,7 +126,7 @@ pub fn preflight() -> Result<AdapterInfo, String> {
     let found = first.as_ref().map(|a| a.as_slice()).unwrap_or(&[]);
     if let Some(adapter) = vulkan(found) {
         println!("preflight: wgpu adapter {}", adapter.describe());
-        return Ok(adapter);
+        return Ok(recent_lavapipe(adapter));
     }
     let gl = found.first().cloned();
     let why = match (&first, &gl) {
@@ -165,7 +173,86 @@ pub fn preflight() -> Result<AdapterInfo, String> {
         "preflight: installed {LAVAPIPE_PACKAGE}; wgpu adapter {}",
         adapter.describe()
     );
-    Ok(adapter)
+    Ok(recent_lavapipe(adapter))
+}
+
+/// Mesa's major version when `adapter` is lavapipe.
+fn lavapipe_mesa_major(adapter: &AdapterInfo) -> Option<u32> {
+    if !adapter.driver.contains("llvmpipe") {
+        return None;
+    }
+    let version = adapter.driver.split("Mesa ").nth(1)?;
+    version.split('.').next()?.parse().ok()
+}
+
+/// The `VERSION_CODENAME` of `/etc/os-release`.
+fn codename() -> Option<String> {
+    let release = std::fs::read_to_string("/etc/os-release").ok()?;
+    release
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+/// `adapter`, or lavapipe from Debian's backports where `adapter` is an
+/// older lavapipe on bookworm and preflight runs as root; elsewhere a
+/// warning that the model's wgpu engine falls back to Burn ops.
+fn recent_lavapipe(adapter: AdapterInfo) -> AdapterInfo {
+    let Some(major) = lavapipe_mesa_major(&adapter) else {
+        return adapter;
+    };
+    if major >= LAVAPIPE_MIN_MESA {
+        return adapter;
+    }
+    let warn = |why: &str| {
+        println!(
+            "preflight: warning: lavapipe from Mesa {major} does not hold workgroup barriers, so \
+             the model's fused GPU engine falls back to Burn ops ({why}; install Mesa >= \
+             {LAVAPIPE_MIN_MESA}, e.g. `apt-get install -t {BACKPORTS} {LAVAPIPE_PACKAGE}`)"
+        );
+    };
+    if !is_root() || !is_debian_like() || codename().as_deref() != Some("bookworm") {
+        warn("preflight installs a newer one only as root on Debian bookworm");
+        return adapter;
+    }
+    println!(
+        "preflight: lavapipe from Mesa {major}; installing {LAVAPIPE_PACKAGE} from {BACKPORTS}"
+    );
+    let list = "/etc/apt/sources.list.d/autogaze-backports.list";
+    let line = format!("deb http://deb.debian.org/debian {BACKPORTS} main\n");
+    let installed = std::fs::write(list, line)
+        .map_err(|e| format!("cannot write {list}: {e}"))
+        .and_then(|()| apt(&["update", "-q"], Duration::from_secs(300)))
+        .and_then(|()| {
+            apt(
+                &[
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "-t",
+                    BACKPORTS,
+                    LAVAPIPE_PACKAGE,
+                ],
+                Duration::from_secs(900),
+            )
+        })
+        .and_then(|()| probe_child())
+        .map(|adapters| vulkan(&adapters));
+    match installed {
+        Ok(Some(newer)) if lavapipe_mesa_major(&newer).is_some_and(|m| m >= LAVAPIPE_MIN_MESA) => {
+            println!("preflight: wgpu adapter {}", newer.describe());
+            newer
+        }
+        Ok(_) => {
+            warn("the backports install did not give a newer lavapipe");
+            adapter
+        }
+        Err(e) => {
+            warn(&e);
+            adapter
+        }
+    }
 }
 
 /// Whether `ffmpeg` and `ffprobe` (or the programs `AUTOGAZE_FFMPEG` /
@@ -228,4 +315,28 @@ pub fn ffmpeg() -> Result<(), String> {
     ffmpeg_found().map_err(|e| format!("installed {FFMPEG_PACKAGE}, but {e}; {manual}"))?;
     println!("preflight: installed {FFMPEG_PACKAGE}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(driver: &str) -> AdapterInfo {
+        AdapterInfo {
+            name: "llvmpipe (LLVM 15.0.6, 256 bits)".into(),
+            backend: "Vulkan".into(),
+            device_type: "Cpu".into(),
+            driver: driver.into(),
+        }
+    }
+
+    #[test]
+    fn lavapipe_versions_are_read_from_the_driver_line() {
+        let old = adapter("llvmpipe Mesa 22.3.6 (LLVM 15.0.6)");
+        let new = adapter("llvmpipe Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)");
+        assert_eq!(lavapipe_mesa_major(&old), Some(22));
+        assert_eq!(lavapipe_mesa_major(&new), Some(25));
+        assert_eq!(lavapipe_mesa_major(&adapter("NVIDIA 550.54")), None);
+        assert_eq!(lavapipe_mesa_major(&adapter("llvmpipe")), None);
+    }
 }

@@ -1,18 +1,18 @@
-//! One stream's decoder call as the kernels' dispatches: the embedding,
-//! then per layer the five passes, then the heads (see `kernels`).
+//! One stream's decoder call as the kernels' dispatches: one a layer, then
+//! one for the heads (see `kernels`).
 
 use burn::backend::wgpu::WgpuRuntime;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::kernels::{
-    CallOffsetsLaunch, CallShapeLaunch, WeightLayout, add_product, attend, embed, gate_up,
-    heads_out, project_qkv,
-};
+use super::kernels::{CallOffsetsLaunch, CallShapeLaunch, Step, WeightLayout, layer_step};
 
 /// Units of a cube: each unit computes whole outputs, so the cube's size
 /// only spreads them.
 pub const UNITS: u32 = 64;
+
+/// Rows a workgroup owns in a layer's dispatch.
+pub const BLOCK_ROWS: usize = 4;
 
 /// Workgroups a dispatch may have along x on every adapter.
 pub const MAX_CUBES: usize = 65_535;
@@ -67,19 +67,15 @@ pub struct StreamCall<'a> {
     pub head_dim: usize,
 }
 
-/// Cubes for `tasks` tasks.
-fn cubes(tasks: usize) -> CubeCount {
-    CubeCount::Static(tasks.div_ceil(UNITS as usize).max(1) as u32, 1, 1)
-}
-
 impl StreamCall<'_> {
-    fn shape(&self, q_first: usize) -> CallShapeLaunch<WgpuRuntime> {
+    fn shape(&self, q_first: usize, row0: usize) -> CallShapeLaunch<WgpuRuntime> {
         CallShapeLaunch::new(
             self.rows as u32,
             self.m as u32,
             self.past as u32,
             self.cap as u32,
             q_first as u32,
+            row0 as u32,
         )
     }
 
@@ -88,104 +84,60 @@ impl StreamCall<'_> {
         CallOffsetsLaunch::new(a.ids, a.vision, a.v_row, a.v_col, a.stream, a.task_loss)
     }
 
-    /// `x[r] += a[r] @ W` for rows `q_first..` (`a` `[rows, k]` at `a_at`
-    /// in the scratch, `W` `[k, D]` at `w_at` in the weights).
-    fn add_product(&self, q_first: usize, a_at: usize, w_at: usize, k: usize) {
-        let d = self.lay.d;
-        add_product::launch(
+    /// One [`layer_step`] dispatch over `blocks` workgroups from `row0`.
+    fn step(&self, step: Step, layer: usize, q_first: usize, row0: usize, blocks: usize) {
+        layer_step::launch(
             self.client,
-            cubes((self.rows - q_first) * d),
+            CubeCount::Static(blocks as u32, 1, 1),
             CubeDim::new_1d(UNITS),
             self.weights.arg(),
+            self.kv.arg(),
             self.scratch.arg(),
-            self.shape(q_first),
-            a_at as u32,
-            w_at as u32,
-            k,
-            d,
+            self.call.arg(),
+            self.ids.arg(),
+            self.vision.arg(),
+            self.out.arg(),
+            self.shape(q_first, row0),
+            self.offsets(),
+            layer as u32,
+            self.eps,
+            self.lay,
+            step,
         );
     }
 
-    /// Launches every dispatch of the call; returns how many.
+    /// Launches every dispatch of the call (a layer's each, then the
+    /// heads'); returns how many.
     pub fn run(&self) -> u64 {
-        let (rows, lay, d) = (self.rows, self.lay, self.lay.d);
-        let dim = CubeDim::new_1d(UNITS);
-        let client = self.client;
-        embed::launch(
-            client,
-            cubes(rows * d),
-            dim,
-            self.weights.arg(),
-            self.scratch.arg(),
-            self.ids.arg(),
-            self.vision.arg(),
-            self.shape(0),
-            self.offsets(),
-            lay,
-        );
-        let mut dispatches = 1;
-        for layer in 0..lay.layers {
-            // In the last layer only the last row's output reaches the heads.
-            let q_first = if layer + 1 == lay.layers { rows - 1 } else { 0 };
-            let kept = rows - q_first;
-            let half = self.head_dim / 2;
-            project_qkv::launch(
-                client,
-                cubes(rows * 3 * self.heads * half),
-                dim,
-                self.weights.arg(),
-                self.kv.arg(),
-                self.scratch.arg(),
-                self.call.arg(),
-                self.shape(q_first),
-                layer as u32,
-                self.eps,
-                lay,
-                self.heads,
-                self.head_dim,
-            );
-            attend::launch(
-                client,
-                cubes(kept * self.heads),
-                dim,
-                self.kv.arg(),
-                self.scratch.arg(),
-                self.call.arg(),
-                self.shape(q_first),
-                layer as u32,
-                d,
-                self.heads,
-                self.head_dim,
-            );
-            let o_at = layer * lay.layer() + d + 3 * d * d;
-            self.add_product(q_first, 2 * rows * d, o_at, d);
-            gate_up::launch(
-                client,
-                cubes(kept * lay.inter),
-                dim,
-                self.weights.arg(),
-                self.scratch.arg(),
-                self.shape(q_first),
-                layer as u32,
-                self.eps,
-                lay,
-            );
-            let down_at = o_at + d * d + d + 2 * d * lay.inter;
-            self.add_product(q_first, 3 * rows * d, down_at, lay.inter);
-            dispatches += 5;
+        let (rows, layers) = (self.rows, self.lay.layers);
+        let blocks = rows.div_ceil(BLOCK_ROWS);
+        let step = Step {
+            embed: false,
+            finish: false,
+            project: true,
+            heads: false,
+            block: BLOCK_ROWS,
+            n_heads: self.heads,
+            hd: self.head_dim,
+        };
+        for layer in 0..layers {
+            // The last layer's queries are read for the last row only.
+            let q_first = if layer + 1 == layers { rows - 1 } else { 0 };
+            let this = Step {
+                embed: layer == 0,
+                finish: layer > 0,
+                ..step
+            };
+            self.step(this, layer, q_first, 0, blocks);
         }
-        heads_out::launch(
-            client,
-            cubes(lay.n_logits + lay.n_tl),
-            dim,
-            self.weights.arg(),
-            self.scratch.arg(),
-            self.out.arg(),
-            self.shape(rows - 1),
-            self.offsets(),
-            self.eps,
-            lay,
-        );
-        dispatches + 1
+        let last = Step {
+            finish: true,
+            project: false,
+            heads: true,
+            block: 1,
+            ..step
+        };
+        self.step(last, layers, rows - 1, rows - 1, 1);
+        layers as u64 + 1
     }
 }

@@ -1,5 +1,5 @@
 //! The fused GPU engine: a decoder call is a few CubeCL dispatches a stream
-//! (five fused passes a layer and one for the heads: `kernels`) over
+//! (one a layer and one for the heads: `kernels`) over
 //! weights packed once into one buffer and a KV cache that grows in place
 //! on the device, launched on Burn's own wgpu runtime: it takes the
 //! encoder's vision tokens and the device-picked ids as Burn tensors and
@@ -7,12 +7,15 @@
 //! encoder runs in Burn ops (the reference engine's). The default engine on
 //! Burn's wgpu backend; same tokens as the host engine (tested).
 //!
-//! It counts its dispatches ([`Engine::dispatches`]).
+//! It counts its dispatches ([`Engine::dispatches`]). Its kernels meet at
+//! workgroup barriers, so it is built only on an adapter that holds them
+//! (`probe`); elsewhere the model stays on the Burn-ops engine and says why.
 
 mod bridge;
 mod cache;
 mod kernels;
 mod launch;
+mod probe;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +38,7 @@ use crate::error::{AutoGazeError, Result};
 use bridge::{GpuTensor, float_buffer, float_tensor, int_buffer, wgpu_device};
 use cache::{FusedCache, KvShape};
 use kernels::WeightLayout;
-use launch::{Buffer, MAX_CUBES, Offsets, StreamCall, UNITS};
+use launch::{BLOCK_ROWS, Buffer, MAX_CUBES, Offsets, StreamCall};
 
 /// The engine's registered name.
 pub const NAME: &str = "fused-gpu";
@@ -48,7 +51,7 @@ const BINDING_ALIGN: usize = 256;
 pub fn entry<B: Backend>() -> EngineEntry<B> {
     EngineEntry {
         name: NAME,
-        about: "the decoder in one fused CubeCL kernel a call on Burn's wgpu runtime (the wgpu default)",
+        about: "the decoder in one fused CubeCL dispatch a layer on Burn's wgpu runtime (the wgpu default)",
         priority: |device| wgpu_device::<B>(device).map(|_| 20),
         build: |w, c| Ok(Arc::new(FusedGpu::new(w, c)?)),
     }
@@ -82,6 +85,9 @@ impl<B: Backend> std::fmt::Debug for FusedGpu<B> {
 
 /// Why the kernels cannot run `c` (None: they can).
 fn unsupported(c: &AutoGazeConfig) -> Option<String> {
+    if c.layers == 0 {
+        return Some("a decoder without layers".into());
+    }
     if !c.head_dim.is_multiple_of(2) {
         return Some(format!(
             "head_dim {} is odd (RoPE pairs columns)",
@@ -107,6 +113,7 @@ impl<B: Backend> FusedGpu<B> {
         if let Some(why) = unsupported(c) {
             return Err(AutoGazeError::engine(NAME, why));
         }
+        probe::barriers_hold(&device).map_err(|why| AutoGazeError::engine(NAME, why))?;
         let dec = &w.decoder;
         let layout = WeightLayout {
             d: c.hidden,
@@ -310,7 +317,7 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         let call_data = self.upload(&call_values);
         let lay = self.layout;
         let scratch_len = 3 * rows * d + rows * lay.inter;
-        if (rows * 3 * c.heads * c.head_dim / 2).div_ceil(UNITS as usize) > MAX_CUBES {
+        if rows.div_ceil(BLOCK_ROWS) > MAX_CUBES {
             return Err(AutoGazeError::engine(
                 NAME,
                 format!("a call of {rows} rows is more than one dispatch can spread"),
