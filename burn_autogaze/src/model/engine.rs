@@ -202,6 +202,14 @@ pub trait Engine<B: Backend>: Debug + Send + Sync {
         None
     }
 
+    /// A frame's greedy picks on the device in the engine's own kernels
+    /// for `streams` streams and `budget` tokens (None: the selection's
+    /// Burn ops pick).
+    fn frame_picker(&self, streams: usize, budget: usize) -> Option<Box<dyn FramePicker<B>>> {
+        let _ = (streams, budget);
+        None
+    }
+
     /// An empty cache for a new stream.
     fn new_cache(&self) -> Box<dyn EngineCache<B>>;
 
@@ -247,6 +255,22 @@ pub fn own_caches<'a, B: Backend, C: EngineCache<B>>(
             })
         })
         .collect()
+}
+
+/// A frame's greedy picks kept on the device (the device selection): each
+/// chunk's ids are the argmax of each head in turn over the ids the frame
+/// has not emitted (never the pad; ties go to the lowest id in an engine's
+/// kernels, to the backend's `argmax` in Burn ops), recorded with the
+/// chunk's task losses for the frame's one readback.
+pub trait FramePicker<B: Backend> {
+    /// Picks chunk `j` (`m` ids a stream, at the frame's token `j * K`)
+    /// from a decoder call's heads; gives the ids `[N * m]` the next call
+    /// embeds.
+    fn pick(&mut self, heads: Heads<B>, j: usize, m: usize) -> Result<ChunkIds<B>>;
+
+    /// The frame's record, read back once: per stream, its `budget` ids
+    /// then their `budget` task losses.
+    fn read(self: Box<Self>) -> Result<Vec<f32>>;
 }
 
 /// Builds an engine for a model's weights.

@@ -8,7 +8,7 @@
 use burn::tensor::{Int, Tensor, backend::Backend};
 
 use super::autogaze::AutoGaze;
-use super::engine::{ChunkIds, Heads};
+use super::engine::{ChunkIds, FramePicker, Heads};
 use super::options::{DecodeStep, FrameGaze, GenerateOptions};
 use super::stream::StreamState;
 use super::values::host_values;
@@ -186,10 +186,11 @@ impl<B: Backend> AutoGaze<B> {
     }
 
     /// Greedy selection on the device: the whole budget is decoded without
-    /// reading anything back. Each head's pick is an `argmax` over its logits
-    /// plus a running mask (`-inf` on the pad id and every id picked in the
-    /// frame so far, earlier heads of the same chunk included); the picks are
-    /// embedded on the device and fed as the next chunk. The number of decode
+    /// reading anything back. Each head's pick is an argmax over its logits
+    /// where the pad id and every id picked in the frame so far (earlier
+    /// heads of the same chunk included) are barred, by the engine's own
+    /// kernels where it has them ([`FramePicker`]) or Burn ops; the picks
+    /// are embedded on the device and fed as the next chunk. The number of decode
     /// calls is known up front (`ceil(budget / K)` chunks); only the task-loss
     /// gate can end a frame earlier. So after the last chunk, **one readback**
     /// (the frame's picked ids and each chunk's `K` task-loss values, `2 *
@@ -197,7 +198,8 @@ impl<B: Backend> AutoGaze<B> {
     /// path; when the gate stopped a frame at chunk `j`, the keys of the
     /// chunks fed after it are dropped from the KV cache and the positions
     /// rewound, so the state is exactly the reference's. Ties between equal
-    /// logits are the backend's `argmax`'s (the host path takes the lowest id).
+    /// logits go to the lowest id (as on the host) in an engine's kernels,
+    /// to the backend's `argmax` in Burn ops.
     pub(super) fn select_on_device(
         &self,
         states: &mut [&mut StreamState<B>],
@@ -208,51 +210,26 @@ impl<B: Backend> AutoGaze<B> {
     ) -> Result<Vec<FrameGaze>> {
         let c = &self.config;
         let (k, vocab, pad, n) = (c.multi_token, c.vocab(), c.layout.pad_id(), states.len());
-        let device = self.device();
-        let (mut logits, mut tl) = heads.into_device(n, &device);
-        let iota = Tensor::<B, 1, Int>::arange(0..vocab as i64, &device)
-            .reshape([1, vocab])
-            .expand([n, vocab]);
-        let mut used = Tensor::<B, 2>::zeros([n, vocab], &device)
-            .mask_fill(iota.clone().equal_elem(pad as i64), f32::NEG_INFINITY);
+        let mut picker = match self.engine.frame_picker(n, budget) {
+            Some(picker) => picker,
+            None => Box::new(OpsPicker::new(n, k, vocab, pad, self.device())),
+        };
         let chunks = budget.div_ceil(k);
         let (keys_fed_from, pos_fed_from) = (states[0].cached_keys(), states[0].next_pos);
-        let mut picked: Vec<Tensor<B, 2>> = Vec::with_capacity(2 * chunks);
-        let mut losses: Vec<Tensor<B, 2>> = Vec::with_capacity(chunks);
+        let mut heads = heads;
         for j in 0..chunks {
             let m = k.min(budget - j * k);
-            let heads = logits.reshape([n, k, vocab]);
-            let mut chunk = Vec::with_capacity(m);
-            for i in 0..m {
-                let scores = heads
-                    .clone()
-                    .slice([0..n, i..i + 1, 0..vocab])
-                    .reshape([n, vocab])
-                    + used.clone();
-                let pick = scores.argmax(1);
-                used = used.mask_fill(
-                    iota.clone().equal(pick.clone().expand([n, vocab])),
-                    f32::NEG_INFINITY,
-                );
-                chunk.push(pick);
-            }
-            let ids = Tensor::cat(chunk, 1);
-            picked.push(ids.clone().float());
-            losses.push(tl.slice([0..n, 0..m]));
+            let ids = picker.pick(heads, j, m)?;
             if j + 1 == chunks {
                 break;
             }
             for state in states.iter_mut() {
                 state.next_pos += m as i64;
             }
-            let ids = ChunkIds::Device(ids.reshape([n * m]));
-            (logits, tl) = self
-                .call(states, Some(ids), None, &tail[..m], &vec![true; m])?
-                .into_device(n, &device);
+            heads = self.call(states, Some(ids), None, &tail[..m], &vec![true; m])?;
         }
         // The frame's one readback: per stream, its ids then its task losses.
-        picked.extend(losses);
-        let values = host_values(Tensor::cat(picked, 1));
+        let values = picker.read()?;
         let mut frames = Vec::with_capacity(n);
         for (i, state) in states.iter_mut().enumerate() {
             state.readbacks += 1;
@@ -282,5 +259,74 @@ impl<B: Backend> AutoGaze<B> {
             frames.push(frame);
         }
         Ok(frames)
+    }
+}
+
+/// The device selection in Burn ops (engines without picking kernels of
+/// their own): a few ops a pick, the frame's picks and losses kept as
+/// tensors until the frame's one readback.
+pub(super) struct OpsPicker<B: Backend> {
+    k: usize,
+    vocab: usize,
+    /// `[N, vocab]` ids `0..vocab` a row.
+    iota: Tensor<B, 2, Int>,
+    /// `[N, vocab]`: -inf where an id may not be picked, else 0.
+    used: Tensor<B, 2>,
+    /// Each chunk's ids `[N, m]` (as floats).
+    picked: Vec<Tensor<B, 2>>,
+    /// Each chunk's task losses `[N, m]`.
+    losses: Vec<Tensor<B, 2>>,
+    device: B::Device,
+}
+
+impl<B: Backend> OpsPicker<B> {
+    pub(super) fn new(n: usize, k: usize, vocab: usize, pad: u32, device: B::Device) -> Self {
+        let iota = Tensor::<B, 1, Int>::arange(0..vocab as i64, &device)
+            .reshape([1, vocab])
+            .expand([n, vocab]);
+        let used = Tensor::<B, 2>::zeros([n, vocab], &device)
+            .mask_fill(iota.clone().equal_elem(pad as i64), f32::NEG_INFINITY);
+        Self {
+            k,
+            vocab,
+            iota,
+            used,
+            picked: Vec::new(),
+            losses: Vec::new(),
+            device,
+        }
+    }
+}
+
+impl<B: Backend> FramePicker<B> for OpsPicker<B> {
+    fn pick(&mut self, heads: Heads<B>, _j: usize, m: usize) -> Result<ChunkIds<B>> {
+        let (k, vocab) = (self.k, self.vocab);
+        let n = self.iota.dims()[0];
+        let (logits, tl) = heads.into_device(n, &self.device);
+        let heads = logits.reshape([n, k, vocab]);
+        let mut chunk = Vec::with_capacity(m);
+        for i in 0..m {
+            let scores = heads
+                .clone()
+                .slice([0..n, i..i + 1, 0..vocab])
+                .reshape([n, vocab])
+                + self.used.clone();
+            let pick = scores.argmax(1);
+            self.used = self.used.clone().mask_fill(
+                self.iota.clone().equal(pick.clone().expand([n, vocab])),
+                f32::NEG_INFINITY,
+            );
+            chunk.push(pick);
+        }
+        let ids = Tensor::cat(chunk, 1);
+        self.picked.push(ids.clone().float());
+        self.losses.push(tl.slice([0..n, 0..m]));
+        Ok(ChunkIds::Device(ids.reshape([n * m])))
+    }
+
+    fn read(self: Box<Self>) -> Result<Vec<f32>> {
+        let mut all = self.picked;
+        all.extend(self.losses);
+        Ok(host_values(Tensor::cat(all, 1)))
     }
 }

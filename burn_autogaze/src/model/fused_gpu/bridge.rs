@@ -54,3 +54,9 @@ pub fn float_tensor<B: Backend, const D: usize>(t: GpuTensor) -> Result<Tensor<B
     let p = cast::<B::FloatTensorPrimitive, _>(t).ok_or_else(|| not_wgpu("the backend"))?;
     Ok(Tensor::from_primitive(TensorPrimitive::Float(p)))
 }
+
+/// An int tensor over a device buffer.
+pub fn int_tensor<B: Backend, const D: usize>(t: GpuTensor) -> Result<Tensor<B, D, Int>> {
+    let p = cast::<B::IntTensorPrimitive, _>(t).ok_or_else(|| not_wgpu("the backend"))?;
+    Ok(Tensor::from_primitive(p))
+}

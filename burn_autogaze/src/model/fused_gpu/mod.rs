@@ -15,6 +15,7 @@ mod bridge;
 mod cache;
 mod kernels;
 mod launch;
+mod pick;
 mod probe;
 
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use cubecl::server::Handle;
 use super::burn_ops::encode_with;
 use super::config::AutoGazeConfig;
 use super::engine::{
-    ChunkIds, DecoderCall, Engine, EngineCache, EngineEntry, Heads, PortableCache, own_caches,
+    ChunkIds, DecoderCall, Engine, EngineCache, EngineEntry, FramePicker, Heads, PortableCache,
+    own_caches,
 };
 use super::rope::{inv_freq, rope_tables};
 use super::values::host_values;
@@ -244,6 +246,20 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
 
     fn dispatches(&self) -> Option<u64> {
         Some(self.dispatches.load(Ordering::Relaxed))
+    }
+
+    fn frame_picker(&self, streams: usize, budget: usize) -> Option<Box<dyn FramePicker<B>>> {
+        let c = &self.config;
+        Some(Box::new(pick::FusedPicker::new(
+            self.client.clone(),
+            self.device.clone(),
+            streams,
+            budget,
+            c.multi_token,
+            c.vocab(),
+            c.layout.pad_id(),
+            self.dispatches.clone(),
+        )))
     }
 
     fn new_cache(&self) -> Box<dyn EngineCache<B>> {

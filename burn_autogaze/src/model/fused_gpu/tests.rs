@@ -196,3 +196,40 @@ fn unsupported_shapes_fall_back_to_burn_ops() {
         .to_string();
     assert!(err.contains("head_dim 31"), "{err}");
 }
+
+/// The picking kernel against the selection's Burn ops over three chunks
+/// of random heads (no ties): the same record; and on equal logits it takes
+/// the lowest unbarred id, as the host selection does.
+#[test]
+fn the_picking_kernel_equals_the_burn_ops_picks() {
+    use super::super::engine::{FramePicker, Heads};
+    use super::super::select::OpsPicker;
+    let device: burn::backend::wgpu::WgpuDevice = Default::default();
+    let (fused, _) = models(1, 3);
+    let c = &fused.config;
+    let (n, k, vocab, pad) = (2, c.multi_token, c.vocab(), c.layout.pad_id());
+    let budget = 2 * k + 3;
+    let mut kernel = fused
+        .engine
+        .frame_picker(n, budget)
+        .expect("the fused engine picks");
+    let mut ops: Box<dyn FramePicker<Bk>> =
+        Box::new(OpsPicker::new(n, k, vocab, pad, device.clone()));
+    for (j, m) in [(0, k), (1, k), (2, 3)] {
+        let logits = Tensor::<Bk, 2>::random([n, k * vocab], Distribution::Default, &device);
+        let task_loss = Tensor::<Bk, 2>::random([n, k], Distribution::Default, &device);
+        let heads = Heads::Device { logits, task_loss };
+        let a = kernel.pick(heads.clone(), j, m).unwrap().into_host();
+        let b = ops.pick(heads, j, m).unwrap().into_host();
+        assert_eq!(a, b, "chunk {j}");
+    }
+    assert_eq!(kernel.read().unwrap(), ops.read().unwrap());
+    let mut kernel = fused.engine.frame_picker(1, k).unwrap();
+    let flat = Heads::Device {
+        logits: Tensor::<Bk, 2>::zeros([1, k * vocab], &device),
+        task_loss: Tensor::<Bk, 2>::zeros([1, k], &device),
+    };
+    let ids = kernel.pick(flat, 0, k).unwrap().into_host();
+    let lowest: Vec<u32> = (0..vocab as u32).filter(|&id| id != pad).take(k).collect();
+    assert_eq!(ids, lowest);
+}
