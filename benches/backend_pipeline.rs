@@ -103,6 +103,20 @@ fn model_lanes<Bk: Backend>(
                 .step(&mut state, random_frame::<Bk>(device), &options)
                 .expect("warm-up frame");
         }
+        // What one steady-state frame costs in the engine's own counts.
+        let (dispatches, readbacks) = (model.engine_dispatches(), state.readbacks());
+        model
+            .step(&mut state, random_frame::<Bk>(device), &options)
+            .expect("counted frame");
+        let per_frame = |after: Option<u64>| match (dispatches, after) {
+            (Some(a), Some(b)) => format!("{} engine dispatches", b - a),
+            _ => "engine dispatches not counted (Burn ops)".into(),
+        };
+        let counts = format!(
+            "{}, {} readback(s) a frame",
+            per_frame(model.engine_dispatches()),
+            state.readbacks() - readbacks
+        );
         let name = format!(
             "{ratio}{}/h{horizon}{}",
             if tl.is_some() { "-tl" } else { "" },
@@ -112,6 +126,10 @@ fn model_lanes<Bk: Backend>(
                 Variant::Selection(Selection::Device) => "/device-selection",
                 Variant::BurnOps => "/burn-ops",
             }
+        );
+        println!(
+            "stream-frame/{backend}/{name}: engine {}: {counts}",
+            model.engine_name()
         );
         group.bench_function(
             BenchmarkId::new(format!("stream-frame/{backend}"), name),

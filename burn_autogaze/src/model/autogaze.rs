@@ -115,6 +115,13 @@ impl<B: Backend> AutoGaze<B> {
         self.engine.name()
     }
 
+    /// Kernel dispatches the engine launched so far (decoder calls and,
+    /// with device selection, its picks; None: the engine runs Burn ops and
+    /// does not count them).
+    pub fn engine_dispatches(&self) -> Option<u64> {
+        self.engine.dispatches()
+    }
+
     /// Why the default engine is not the highest-ranked one on this device,
     /// when that engine refused the model.
     pub fn engine_fallback(&self) -> Option<&str> {

@@ -233,3 +233,39 @@ fn the_picking_kernel_equals_the_burn_ops_picks() {
     let lowest: Vec<u32> = (0..vocab as u32).filter(|&id| id != pad).take(k).collect();
     assert_eq!(ids, lowest);
 }
+
+/// Not a check: runs `AUTOGAZE_FRAMES` (default 2) full-budget streamed
+/// frames of the release model on the default engine, for counting every
+/// kernel a frame launches (Burn ops included) from CubeCL's profiling log:
+/// `CUBECL_DEBUG_LOG=/tmp/k2.log CUBECL_DEBUG_OPTION=profile-medium
+/// AUTOGAZE_FRAMES=2 cargo test -p burn_autogaze --features wgpu --lib
+/// kernels_a_frame -- --ignored`, again with 4 frames, and the difference
+/// of the two logs' `WgpuRuntime` lines over 2 (PERF_LOOP, 2026-12-07).
+#[test]
+#[ignore]
+fn kernels_a_frame() {
+    let frames: usize = std::env::var("AUTOGAZE_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let device = Default::default();
+    let model = AutoGaze::<Bk>::random(AutoGazeConfig::release(), 1, &device);
+    let options = GenerateOptions {
+        gazing_ratio: 0.75,
+        task_loss_requirement: None,
+    };
+    let mut state = model.new_stream();
+    state.set_horizon(1);
+    let before = model.engine_dispatches();
+    for _ in 0..frames {
+        let frame = Tensor::<Bk, 3>::random([3, 224, 224], Distribution::Default, &device);
+        model.step(&mut state, frame, &options).unwrap();
+    }
+    eprintln!(
+        "{} frames on {}: {:?} engine dispatches, {} readbacks",
+        frames,
+        model.engine_name(),
+        model.engine_dispatches().zip(before).map(|(a, b)| a - b),
+        state.readbacks()
+    );
+}
