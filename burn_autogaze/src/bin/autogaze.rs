@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use burn_autogaze::cli::CameraArgs;
 use burn_autogaze::export::{GazeJob, Progress, format_progress, run_gaze};
 use burn_autogaze::mask_source::{ModelBackend, ModelOptions};
 use clap::Parser;
@@ -20,8 +21,11 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "autogaze", version)]
 struct Cli {
+    /// List the cameras and their formats (feature `camera`), then exit.
+    #[arg(long)]
+    list_cameras: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -34,7 +38,8 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct GazeArgs {
     /// A video file (anything FFmpeg decodes), a directory of PNG/JPEG
-    /// frames (name order), or one image.
+    /// frames (name order), one image, or `camera[:INDEX]` (feature
+    /// `camera`; runs until --frames or Ctrl-C).
     input: PathBuf,
     /// Output directory (created).
     #[arg(long)]
@@ -80,6 +85,8 @@ struct GazeArgs {
     /// the mp4.
     #[arg(long, default_value_t = 30.0)]
     fps: f64,
+    #[command(flatten)]
+    camera: CameraArgs,
 }
 
 impl GazeArgs {
@@ -101,6 +108,7 @@ impl GazeArgs {
             side_by_side: self.side_by_side,
             masks: self.masks,
             fps: self.fps,
+            camera: self.camera.options(None),
         }
     }
 }
@@ -177,7 +185,24 @@ fn gaze(args: &GazeArgs) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Gaze(args) => gaze(&args),
+    let cli = Cli::parse();
+    if cli.list_cameras {
+        return match burn_autogaze::cli::camera_list() {
+            Ok(list) => {
+                print!("{list}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("autogaze: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match cli.command {
+        Some(Command::Gaze(args)) => gaze(&args),
+        None => {
+            eprintln!("autogaze: give a command (autogaze gaze INPUT --out DIR) or --list-cameras");
+            ExitCode::from(2)
+        }
     }
 }
