@@ -60,8 +60,21 @@ struct GazeArgs {
     task_loss_requirement: Option<f32>,
     /// AnyRes: cover the frame with up to N square model tiles (0: squash
     /// it to 224 x 224, as the reference).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0,
+          value_parser = burn_autogaze::cli::ranged(burn_autogaze::limits::MAX_ANYRES_TILES))]
     anyres_tiles: usize,
+    /// AnyRes with the default budget (8 tiles; `--anyres-tiles N` for
+    /// another).
+    #[arg(long, conflicts_with_all = ["anyres_tiles", "target_scales"])]
+    anyres: bool,
+    /// The reference's tiled inference: resize each frame to the largest
+    /// scale, cut it into square tiles of 14 x the patch size, one stream
+    /// each (e.g. 64,128,224,448 with patch 16: 2 x 2 tiles of 224).
+    #[arg(long, value_delimiter = ',', conflicts_with = "anyres_tiles")]
+    target_scales: Vec<u32>,
+    /// The patch size of --target-scales.
+    #[arg(long, default_value_t = 16, requires = "target_scales")]
+    target_patch_size: u32,
     /// Burn backend: ndarray (CPU) or wgpu (needs the `wgpu` feature).
     #[arg(long, default_value = "ndarray")]
     backend: ModelBackend,
@@ -99,7 +112,13 @@ impl GazeArgs {
                 gazing_ratio: self.gazing_ratio,
                 task_loss_requirement: self.task_loss_requirement,
                 horizon: self.horizon,
-                anyres_tiles: self.anyres_tiles,
+                anyres_tiles: if self.anyres {
+                    burn_autogaze::model::DEFAULT_MAX_TILES
+                } else {
+                    self.anyres_tiles
+                },
+                target_scales: self.target_scales.clone(),
+                target_patch_size: self.target_patch_size,
                 backend: self.backend,
                 ..ModelOptions::default()
             },
