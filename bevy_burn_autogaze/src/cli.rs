@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burn_autogaze::FrameSize;
-use burn_autogaze::cli::{PipelineArgs, VideoArgs, frame_count};
+use burn_autogaze::cli::{CameraArgs, PipelineArgs, SourceArg, VideoArgs, frame_count};
 use burn_autogaze::limits;
 use burn_autogaze::source::{PanSpeed, SourceKind, SourceOptions};
 
@@ -16,9 +16,10 @@ use crate::{AutoGazeSettings, DisplayTransfer, FrameFeed};
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "bevy_burn_autogaze", version)]
 pub struct ViewerArgs {
-    /// Frame source: synthetic-pan, synthetic-local, static, images, video.
+    /// Frame source: synthetic-pan, synthetic-local, static, images, video,
+    /// camera[:INDEX] (feature `camera`).
     #[arg(long, default_value = "synthetic-pan")]
-    pub source: SourceKind,
+    pub source: SourceArg,
     /// Frame size of the synthetic sources (WIDTHxHEIGHT, 720p, 1080p).
     #[arg(long, default_value = "1280x720")]
     pub size: FrameSize,
@@ -34,6 +35,13 @@ pub struct ViewerArgs {
     #[command(flatten)]
     /// The video source's flags (`--video FILE`, start, looping).
     pub video: VideoArgs,
+    #[command(flatten)]
+    /// The camera source's flags (`--camera-size`, `--camera-fps`,
+    /// `--camera-format`).
+    pub camera: CameraArgs,
+    /// List the cameras and their formats, then exit.
+    #[arg(long)]
+    pub list_cameras: bool,
     #[command(flatten)]
     /// The core pipeline's flags (mask source, model, geometry, dispatch, ...).
     pub pipeline: PipelineArgs,
@@ -87,6 +95,10 @@ pub struct ViewerArgs {
     /// Case name in the summary (headless).
     #[arg(long, default_value = "viewer")]
     pub case: String,
+    /// Write a PNG of the viewer (input | mask | output with the overlay)
+    /// once the frames are measured (headless).
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
     /// Size of the offscreen render target (headless).
     #[arg(long, default_value = "1920x1080")]
     pub target_size: FrameSize,
@@ -110,9 +122,10 @@ impl ViewerArgs {
     /// The plugin settings these flags describe.
     pub fn settings(&self) -> AutoGazeSettings {
         let mut source = self.video.apply(SourceOptions {
-            kind: self.source,
+            kind: self.source.kind,
             size: self.size,
             path: self.image.clone().or_else(|| self.images_dir.clone()),
+            camera: self.camera.options(self.source.camera_index),
             ..SourceOptions::default()
         });
         if let Some(speed) = self.pan_speed {
@@ -167,6 +180,7 @@ impl ViewerArgs {
             summary: self.summary.clone(),
             target: self.target_size,
             fit: self.panel_fit(),
+            screenshot: self.screenshot.clone(),
         })
     }
 }
@@ -222,11 +236,17 @@ impl ViewerArgs {
         if self.image.is_some() || self.images_dir.is_some() {
             refused.push("image / images-dir (no file system; use a synthetic or the procedural static source)");
         }
-        if self.source == SourceKind::Images {
+        if self.source.kind == SourceKind::Images {
             refused.push("source=images (no file system)");
         }
-        if self.source == SourceKind::Video || self.video.video.is_some() {
+        if self.source.kind == SourceKind::Video || self.video.video.is_some() {
             refused.push("source=video / video (no file system, no FFmpeg)");
+        }
+        if self.source.kind == SourceKind::Camera || self.list_cameras {
+            refused.push("source=camera / list-cameras (not in the browser yet)");
+        }
+        if self.screenshot.is_some() {
+            refused.push("screenshot (the page is the screenshot)");
         }
         if self.summary.is_some() {
             refused.push("summary (the page publishes it as window.__AUTOGAZE_SUMMARY__)");

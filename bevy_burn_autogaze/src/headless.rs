@@ -30,6 +30,9 @@ pub struct HeadlessOptions {
     pub target: FrameSize,
     /// The panel scales fitted to their displayed width.
     pub fit: PanelFit,
+    /// Where to write a PNG of the render target once the run is measured
+    /// (input | mask | output with the overlay, as a window would show).
+    pub screenshot: Option<PathBuf>,
 }
 
 impl Default for HeadlessOptions {
@@ -42,6 +45,7 @@ impl Default for HeadlessOptions {
                 height: 1080,
             },
             fit: PanelFit::default(),
+            screenshot: None,
         }
     }
 }
@@ -55,7 +59,21 @@ struct SummaryFile {
     path: Option<PathBuf>,
     outcome: SummaryOutcome,
     exiting: bool,
+    /// The screenshot asked for, and the readback bringing it.
+    screenshot: Option<PathBuf>,
+    shot: Option<Shot>,
+    /// The render target's size.
+    target: FrameSize,
 }
+
+/// A readback of the render target under way.
+struct Shot {
+    data: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    updates: u32,
+}
+
+/// Frames a screenshot's readback may take before the run gives up on it.
+const SHOT_UPDATES: u32 = 240;
 
 /// Whether no Wayland session can exist here: `XDG_RUNTIME_DIR` unset (or
 /// not an absolute path) and `WAYLAND_DISPLAY` not an absolute socket path.
@@ -109,6 +127,9 @@ pub fn headless_app(
         path: options.summary,
         outcome: outcome.clone(),
         exiting: false,
+        screenshot: options.screenshot,
+        shot: None,
+        target: options.target,
     })
     .add_systems(Last, write_and_exit.after(RecordingDone));
     if let Some(delay) = test_slowdown() {
@@ -144,15 +165,37 @@ pub fn run_headless(
     }
 }
 
-/// Once the summary is recorded: write it, then exit (non-zero on error).
-fn write_and_exit(mut file: ResMut<SummaryFile>, mut exit: MessageWriter<AppExit>) {
+/// Once the summary is recorded: write it, take the screenshot when one is
+/// asked for, then exit (non-zero on error).
+fn write_and_exit(
+    mut commands: Commands,
+    mut file: ResMut<SummaryFile>,
+    target: Option<Res<crate::viewer::ViewerTarget>>,
+    mut exit: MessageWriter<AppExit>,
+) {
     if file.exiting {
         return;
     }
+    let file = &mut *file;
     let mut outcome = outcome_ref(&file.outcome);
     let Some(result) = outcome.as_mut() else {
         return;
     };
+    if result.is_ok()
+        && let Some(path) = file.screenshot.clone()
+    {
+        match screenshot_step(
+            &mut commands,
+            &mut file.shot,
+            target.as_deref(),
+            &path,
+            file.target,
+        ) {
+            Ok(false) => return, // the readback is under way
+            Ok(true) => {}
+            Err(e) => *result = Err(e),
+        }
+    }
     if let (Ok(s), Some(path)) = (&*result, &file.path) {
         let written = serde_json::to_string_pretty(s)
             .map_err(|e| e.to_string())
@@ -169,4 +212,67 @@ fn write_and_exit(mut file: ResMut<SummaryFile>, mut exit: MessageWriter<AppExit
     drop(outcome);
     file.exiting = true;
     exit.write(code);
+}
+
+/// One update of a screenshot: starts the readback of the render target,
+/// then, once its bytes are here, writes the PNG. `Ok(true)` when written.
+fn screenshot_step(
+    commands: &mut Commands,
+    shot: &mut Option<Shot>,
+    target: Option<&crate::viewer::ViewerTarget>,
+    path: &std::path::Path,
+    size: FrameSize,
+) -> Result<bool, String> {
+    use bevy::render::gpu_readback::{Readback, ReadbackComplete};
+    let Some(target) = target else {
+        return Err("screenshot: the viewer has no offscreen target".into());
+    };
+    let shot = shot.get_or_insert_with(|| {
+        let data: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>> = std::sync::Arc::default();
+        let sink = std::sync::Arc::clone(&data);
+        commands.spawn(Readback::texture(target.0.clone())).observe(
+            move |event: On<ReadbackComplete>, mut commands: Commands| {
+                *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(event.data.clone());
+                commands.entity(event.entity).despawn();
+            },
+        );
+        Shot { data, updates: 0 }
+    });
+    shot.updates += 1;
+    let Some(bytes) = shot.data.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return if shot.updates > SHOT_UPDATES {
+            Err(format!(
+                "screenshot: no readback after {SHOT_UPDATES} frames"
+            ))
+        } else {
+            Ok(false)
+        };
+    };
+    write_png(path, &bytes, size).map(|()| true)
+}
+
+/// Writes a readback of an RGBA8 texture of `size` (rows padded to 256
+/// bytes, as wgpu copies them) as a PNG.
+pub fn write_png(path: &std::path::Path, bytes: &[u8], size: FrameSize) -> Result<(), String> {
+    let (w, h) = (size.width as usize, size.height as usize);
+    let row = w * 4;
+    let stride = row.div_ceil(256) * 256;
+    if bytes.len() < stride * (h - 1) + row {
+        return Err(format!(
+            "screenshot: {} bytes read back for a {size} target",
+            bytes.len()
+        ));
+    }
+    let mut rgba = Vec::with_capacity(row * h);
+    for y in 0..h {
+        rgba.extend_from_slice(&bytes[y * stride..y * stride + row]);
+    }
+    ::image::save_buffer(
+        path,
+        &rgba,
+        size.width,
+        size.height,
+        ::image::ExtendedColorType::Rgba8,
+    )
+    .map_err(|e| format!("screenshot: cannot write {}: {e}", path.display()))
 }

@@ -32,6 +32,18 @@ mod native {
             unsafe { std::env::set_var(name, value) };
         }
         let args = ViewerArgs::parse();
+        if args.list_cameras {
+            return match burn_autogaze::cli::camera_list() {
+                Ok(list) => {
+                    print!("{list}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         if let Err(e) = args.check() {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

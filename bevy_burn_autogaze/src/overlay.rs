@@ -145,6 +145,128 @@ fn stage_bars(ui: &mut Ui, snap: &MetricsSnapshot, base: Option<&MetricsSnapshot
     });
 }
 
+/// The counter rows of the overlay, (label, value): labels short and long
+/// values split over two rows, so that each row fits [`OVERLAY_WIDTH`]
+/// (the test `counter_rows_fit_the_panel_at_720p` lays them out with
+/// egui's fonts on a worst-case snapshot).
+pub(crate) fn counter_rows(snap: &MetricsSnapshot) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        (
+            "gaze ratio",
+            format!("{:.3} (EMA {:.3})", snap.gaze_ratio, snap.gaze_ratio_ema),
+        ),
+        (
+            "PSNR dB",
+            match (snap.psnr_db, snap.psnr_ema_db) {
+                (Some(p), Some(e)) => format!("{p:.1} (EMA {e:.1})"),
+                (Some(p), None) => format!("{p:.1}"),
+                _ => "off".into(),
+            },
+        ),
+        (
+            "rects/spans",
+            format!("{} / {} ({} rows)", snap.rects, snap.spans, snap.row_spans),
+        ),
+        ("updated px", snap.updated_pixels.to_string()),
+        (
+            "uploaded",
+            format!(
+                "{:.2} MiB in {} writes",
+                mib(snap.bytes_uploaded),
+                snap.upload_calls
+            ),
+        ),
+        (
+            "transfer",
+            format!(
+                "{}, {} device copies",
+                snap.transfer.map(|t| t.as_str()).unwrap_or("-"),
+                snap.device_copies
+            ),
+        ),
+        (
+            "dispatch",
+            snap.dispatch_path
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ];
+    if let Some(w) = snap.worker {
+        rows.push((
+            "worker",
+            format!("{} in flight, {} failed", w.in_flight, w.failed),
+        ));
+        rows.push(("  dropped", format!("{}, stale {}", w.dropped, w.stale)));
+    }
+    rows.push(("frames", snap.frames.to_string()));
+    rows.push((
+        "  ring",
+        format!("{} dropped, {} stale", snap.ring.dropped, snap.ring.stale),
+    ));
+    rows.push(("  host", format!("{} replaced", snap.host.replaced)));
+    if let Some(p) = snap.pace {
+        rows.push((
+            "realtime",
+            format!("{:.2}x, {} shown", p.realtime_factor, p.shown),
+        ));
+        rows.push(("  late", format!("{}, dropped {}", p.late, p.dropped)));
+    }
+    if let Some(d) = snap.decode {
+        rows.push((
+            "decode",
+            format!(
+                "{:.2} ms/frame, 1st {:.0} ms",
+                d.decode_ms_mean(),
+                d.time_to_first_frame_ms
+            ),
+        ));
+        rows.push((
+            "  cache",
+            format!("{} hit, {} wait, {} miss", d.hits, d.waited, d.misses),
+        ));
+    }
+    let m = snap.memory;
+    let rss = |b: Option<u64>| b.map_or_else(|| "-".into(), |b| format!("{:.0}", mib(b)));
+    rows.push((
+        "RSS MiB",
+        format!(
+            "{} (peak {})",
+            rss(m.latest.rss_bytes),
+            rss(m.peak_rss_bytes)
+        ),
+    ));
+    rows.push((
+        "buffers MiB",
+        format!(
+            "pool {:.1}, staging {:.1}",
+            mib(m.latest.pooled_bytes as u64),
+            mib(m.latest.staging_bytes as u64)
+        ),
+    ));
+    if snap.tensor_copies != (0, 0) {
+        rows.push((
+            "copies",
+            format!(
+                "{} tensor ({} refused)",
+                snap.tensor_copies.0, snap.tensor_copies.1
+            ),
+        ));
+    }
+    rows.push(("errors", snap.errors.to_string()));
+    rows
+}
+
+/// The counter rows as a two-column grid.
+fn counter_grid(ui: &mut Ui, rows: &[(&'static str, String)]) {
+    egui::Grid::new("autogaze-counters").show(ui, |ui| {
+        for (k, v) in rows {
+            ui.label(*k);
+            ui.label(v);
+            ui.end_row();
+        }
+    });
+}
+
 fn overlay(
     mut contexts: EguiContexts,
     mut settings: ResMut<AutoGazeSettings>,
@@ -215,112 +337,7 @@ fn overlay(
                 ui.separator();
                 stage_bars(ui, &snap, base.as_ref());
                 ui.separator();
-                egui::Grid::new("autogaze-counters").show(ui, |ui| {
-                    let mut row = |k: &str, v: String| {
-                        ui.label(k);
-                        ui.label(v);
-                        ui.end_row();
-                    };
-                    row(
-                        "gaze ratio",
-                        format!("{:.3} (EMA {:.3})", snap.gaze_ratio, snap.gaze_ratio_ema),
-                    );
-                    row(
-                        "PSNR dB",
-                        match (snap.psnr_db, snap.psnr_ema_db) {
-                            (Some(p), Some(e)) => format!("{p:.1} (EMA {e:.1})"),
-                            (Some(p), None) => format!("{p:.1}"),
-                            _ => "off".into(),
-                        },
-                    );
-                    row(
-                        "rects / spans",
-                        format!("{} / {} ({} rows)", snap.rects, snap.spans, snap.row_spans),
-                    );
-                    row("updated px", snap.updated_pixels.to_string());
-                    row(
-                        "uploaded",
-                        format!("{} B in {} writes", snap.bytes_uploaded, snap.upload_calls),
-                    );
-                    row(
-                        "transfer",
-                        format!(
-                            "{} ({} device copies)",
-                            snap.transfer.map(|t| t.as_str()).unwrap_or("-"),
-                            snap.device_copies
-                        ),
-                    );
-                    row(
-                        "dispatch",
-                        snap.dispatch_path
-                            .map(|p| p.as_str().to_string())
-                            .unwrap_or_else(|| "-".into()),
-                    );
-                    if let Some(w) = snap.worker {
-                        row(
-                            "worker",
-                            format!(
-                                "in flight {}, dropped {}, stale {}, failed {}",
-                                w.in_flight, w.dropped, w.stale, w.failed
-                            ),
-                        );
-                    }
-                    row(
-                        "frames",
-                        format!(
-                            "{} (ring dropped {}, stale {}; host replaced {})",
-                            snap.frames, snap.ring.dropped, snap.ring.stale, snap.host.replaced
-                        ),
-                    );
-                    if let Some(p) = snap.pace {
-                        row(
-                            "realtime",
-                            format!(
-                                "{:.2}x ({} shown, {} dropped, {} late)",
-                                p.realtime_factor, p.shown, p.dropped, p.late
-                            ),
-                        );
-                    }
-                    if let Some(d) = snap.decode {
-                        row(
-                            "decode",
-                            format!(
-                                "first frame {:.1} ms; {:.2} ms/frame; {} hits, {} waited, {} misses",
-                                d.time_to_first_frame_ms,
-                                d.decode_ms_mean(),
-                                d.hits,
-                                d.waited,
-                                d.misses
-                            ),
-                        );
-                    }
-                    let m = snap.memory;
-                    row(
-                        "memory",
-                        format!(
-                            "RSS {} (peak {}); pooled {:.1} MiB, staging {:.1} MiB",
-                            m.latest
-                                .rss_bytes
-                                .map(|b| format!("{:.0} MiB", mib(b)))
-                                .unwrap_or_else(|| "-".into()),
-                            m.peak_rss_bytes
-                                .map(|b| format!("{:.0}", mib(b)))
-                                .unwrap_or_else(|| "-".into()),
-                            mib(m.latest.pooled_bytes as u64),
-                            mib(m.latest.staging_bytes as u64),
-                        ),
-                    );
-                    if snap.tensor_copies != (0, 0) {
-                        row(
-                            "tensor copies",
-                            format!(
-                                "{} on the device ({} refused)",
-                                snap.tensor_copies.0, snap.tensor_copies.1
-                            ),
-                        );
-                    }
-                    row("errors", snap.errors.to_string());
-                });
+                counter_grid(ui, &counter_rows(&snap));
                 if let Some(e) = &snap.last_error {
                     ui.colored_label(Color32::from_rgb(230, 90, 80), e);
                 }
@@ -350,4 +367,137 @@ fn overlay(
 fn export_json(path: &std::path::Path, snap: &MetricsSnapshot) -> Result<(), String> {
     let text = serde_json::to_string_pretty(snap).map_err(|e| format!("export: {e}"))?;
     std::fs::write(path, text).map_err(|e| format!("export to {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn_autogaze::interframe::ComposePath;
+    use burn_autogaze::pacing::PaceStats;
+    use burn_autogaze::source::DecodeStats;
+    use burn_autogaze::worker::WorkerCounters;
+
+    use crate::DisplayTransfer;
+
+    /// A snapshot with every optional row present and numbers as wide as
+    /// a long 1080p run gives.
+    fn worst_case() -> MetricsSnapshot {
+        let mut snap = MetricsSnapshot {
+            frames: 9_999_999,
+            gaze_ratio: 0.999,
+            gaze_ratio_ema: 0.999,
+            psnr_db: Some(99.9),
+            psnr_ema_db: Some(99.9),
+            rects: 9999,
+            spans: 9999,
+            row_spans: 999_999,
+            updated_pixels: 2_073_600,
+            bytes_uploaded: 8_294_400,
+            upload_calls: 9999,
+            dispatch_path: Some(ComposePath::Sparse),
+            transfer: Some(DisplayTransfer::Gpu),
+            device_copies: 9999,
+            worker: Some(WorkerCounters {
+                in_flight: 1,
+                dropped: 9_999_999,
+                stale: 9_999_999,
+                failed: 9999,
+                ..WorkerCounters::default()
+            }),
+            errors: 9999,
+            pace: Some(PaceStats {
+                realtime_factor: 0.99,
+                shown: 9_999_999,
+                dropped: 9_999_999,
+                late: 9_999_999,
+            }),
+            decode: Some(DecodeStats {
+                time_to_first_frame_ms: 99_999.0,
+                decoded: 1,
+                decode_ms_total: 999.99,
+                hits: 9_999_999,
+                waited: 9_999_999,
+                misses: 9_999_999,
+                ..DecodeStats::default()
+            }),
+            tensor_copies: (9_999_999, 9999),
+            ..MetricsSnapshot::default()
+        };
+        snap.ring.dropped = 9_999_999;
+        snap.ring.stale = 9_999_999;
+        snap.host.replaced = 9_999_999;
+        snap.memory.latest.rss_bytes = Some(99_999 << 20);
+        snap.memory.peak_rss_bytes = Some(99_999 << 20);
+        snap.memory.latest.pooled_bytes = 9999 << 20;
+        snap.memory.latest.staging_bytes = 9999 << 20;
+        snap
+    }
+
+    /// Lays `rows` out in the overlay's panel of a 1280x720 window with
+    /// egui's own fonts and returns how far the widest row reaches past
+    /// the panel's content (negative: room to spare).
+    fn overflow(rows: &[(&'static str, String)]) -> f32 {
+        let ctx = egui::Context::default();
+        let input = || egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(1280.0, 720.0),
+            )),
+            ..Default::default()
+        };
+        let mut worst = f32::NEG_INFINITY;
+        // Twice: the grid sizes its columns from the previous pass.
+        for _ in 0..2 {
+            let mut output = ctx.run_ui(input(), |root| {
+                egui::Panel::right("autogaze-metrics")
+                    .resizable(false)
+                    .exact_size(OVERLAY_WIDTH)
+                    .show(root, |ui| {
+                        egui::ScrollArea::vertical().show(ui, |ui| {
+                            let right = ui.max_rect().right();
+                            counter_grid(ui, rows);
+                            worst = ui.min_rect().right() - right;
+                        });
+                    });
+            });
+            // Nothing renders here: the font atlas' upload is dropped.
+            output.textures_delta.clear();
+        }
+        worst
+    }
+
+    #[test]
+    fn counter_rows_fit_the_panel_at_720p() {
+        // The check itself: the old one-row `frames` value does not fit.
+        let old = "9999999 (ring dropped 9999999, stale 9999999; host replaced 9999999)";
+        assert!(overflow(&[("frames", old.to_string())]) > 0.0);
+        let rows = counter_rows(&worst_case());
+        for (k, v) in &rows {
+            let over = overflow(&[(k, v.clone())]);
+            assert!(
+                over <= 0.0,
+                "row {k:?} = {v:?} is {over:.0} px wider than the panel"
+            );
+        }
+        let over = overflow(&rows);
+        let each: Vec<(&str, i32)> = rows
+            .iter()
+            .map(|(k, v)| (*k, overflow(&[(k, v.clone())]) as i32))
+            .collect();
+        assert!(
+            over <= 0.0,
+            "the grid is {over:.0} px wider than the panel: {each:?}"
+        );
+        let labels: Vec<_> = rows.iter().map(|(k, _)| *k).collect();
+        for want in [
+            "frames",
+            "RSS MiB",
+            "buffers MiB",
+            "decode",
+            "worker",
+            "realtime",
+        ] {
+            assert!(labels.contains(&want), "{want} missing: {labels:?}");
+        }
+    }
 }

@@ -149,3 +149,31 @@ fn meta_json_rates_beyond_the_limits_fail_the_run() {
         std::fs::remove_dir_all(&dir).expect("clean");
     }
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_camera_that_is_not_there_is_named() {
+    // The index past this machine's last video device node (none here).
+    let last = std::fs::read_dir("/dev")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("video")?.parse::<u32>().ok()
+        })
+        .max();
+    let index = last.map_or(0, |i| i + 1);
+    let source = format!("camera:{index}");
+    let want = match last {
+        None => "no camera found".to_string(),
+        Some(_) => format!("no camera with index {index}"),
+    };
+    assert_refused(
+        &["--headless", "--frames", "2", "--source", &source],
+        &[&source, &want],
+    );
+    assert_refused(
+        &["--headless", "--source", "camera", "--camera-fps", "1e10"],
+        &["camera fps", "MAX_FPS"],
+    );
+}

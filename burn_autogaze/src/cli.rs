@@ -2,17 +2,130 @@
 //! harness, the Bevy viewer) so that a flag means the same everywhere.
 //! Frame-source flags stay with each front end (a matrix of sizes in the
 //! harness, one `--source` in the viewer), except the `video` source's
-//! ([`VideoArgs`]), which every front end takes alike.
+//! ([`VideoArgs`]) and the `camera` source's ([`SourceArg`]'s
+//! `camera:INDEX`, [`CameraArgs`], [`camera_list`]), which every front end
+//! takes alike.
 
 use std::path::PathBuf;
 
+use crate::frame::FrameSize;
 use crate::interframe::{CompositorOptions, Dispatch};
 use crate::mask::MaskGeometry;
 use crate::mask_source::{MaskSourceKind, ModelBackend, ModelOptions};
 use crate::pacing::SourceRate;
 use crate::patch_diff::PatchDiffOptions;
 use crate::pipeline::PipelineOptions;
-use crate::source::{SourceKind, SourceOptions};
+use crate::source::{CameraFormat, CameraOptions, SourceKind, SourceOptions};
+
+/// `--source NAME`: a [`SourceKind`], or `camera:INDEX` (a camera by its
+/// index; `camera` alone is camera 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceArg {
+    /// The source.
+    pub kind: SourceKind,
+    /// The camera's index, when given as `camera:INDEX`.
+    pub camera_index: Option<u32>,
+}
+
+impl std::str::FromStr for SourceArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, index) = match s.split_once(':') {
+            Some((name, index)) => (name, Some(index)),
+            None => (s, None),
+        };
+        let kind: SourceKind = name
+            .parse()
+            .map_err(|e: crate::AutoGazeError| e.to_string())?;
+        let camera_index = match (kind, index) {
+            (_, None) => None,
+            (SourceKind::Camera, Some(i)) => Some(i.parse().map_err(|_| {
+                format!("camera index {i:?}: expected a number (camera:0, camera:1, ...)")
+            })?),
+            (kind, Some(_)) => {
+                return Err(format!(
+                    "source {s:?}: only camera takes an index (camera:INDEX), not {kind}"
+                ));
+            }
+        };
+        Ok(Self { kind, camera_index })
+    }
+}
+
+impl std::fmt::Display for SourceArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.camera_index {
+            Some(i) => write!(f, "{}:{i}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+/// The `camera` source's flags: what to ask the camera for.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CameraArgs {
+    /// Frame size to ask the camera for (WIDTHxHEIGHT; default: its
+    /// current size; the driver may give the nearest it has).
+    #[arg(long)]
+    pub camera_size: Option<FrameSize>,
+    /// Frame rate to ask the camera for (default: its current rate).
+    #[arg(long)]
+    pub camera_fps: Option<f64>,
+    /// Pixel format to ask the camera for: mjpeg, yuyv, nv12 (default: the
+    /// first of these it offers).
+    #[arg(long)]
+    pub camera_format: Option<CameraFormat>,
+}
+
+impl CameraArgs {
+    /// The camera request these flags and `index` describe.
+    pub fn options(&self, index: Option<u32>) -> CameraOptions {
+        CameraOptions {
+            index: index.unwrap_or(0),
+            size: self.camera_size,
+            fps: self.camera_fps,
+            format: self.camera_format,
+        }
+    }
+}
+
+/// `--list-cameras`: the cameras and their formats as text (an error
+/// without the `camera` feature).
+pub fn camera_list() -> Result<String, String> {
+    #[cfg(all(feature = "camera", not(target_arch = "wasm32")))]
+    {
+        use std::fmt::Write;
+        let tools = crate::source::FfmpegTools::from_env();
+        let cameras = crate::source::list_cameras(&tools).map_err(|e| e.to_string())?;
+        if cameras.is_empty() {
+            return Ok(format!(
+                "no camera found (no video device nodes in {})\n",
+                crate::source::DEVICE_DIR
+            ));
+        }
+        let mut out = String::new();
+        for c in cameras {
+            let _ = writeln!(
+                out,
+                "camera:{}  {}  {}",
+                c.index,
+                c.device.display(),
+                c.name
+            );
+            if c.modes.is_empty() {
+                let _ = writeln!(out, "    (no capture formats: a metadata node, or busy)");
+            }
+            for m in c.modes {
+                let note = if m.supported { "" } else { "  (not converted)" };
+                let _ = writeln!(out, "    {:<8} {}{note}", m.format, m.sizes);
+            }
+        }
+        Ok(out)
+    }
+    #[cfg(not(all(feature = "camera", not(target_arch = "wasm32"))))]
+    Err("built without the `camera` feature (build with --features camera)".into())
+}
 
 /// The `video` source's flags: `--source video --video FILE`.
 #[derive(Debug, Clone, clap::Args)]
@@ -175,5 +288,33 @@ impl PipelineArgs {
                 ..CompositorOptions::default()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_with_a_camera_index_only_for_the_camera() {
+        let arg: SourceArg = "camera:2".parse().unwrap();
+        assert_eq!((arg.kind, arg.camera_index), (SourceKind::Camera, Some(2)));
+        assert_eq!(arg.to_string(), "camera:2");
+        let arg: SourceArg = "camera".parse().unwrap();
+        assert_eq!((arg.kind, arg.camera_index), (SourceKind::Camera, None));
+        let arg: SourceArg = "video".parse().unwrap();
+        assert_eq!((arg.kind, arg.camera_index), (SourceKind::Video, None));
+        let err = "camera:x".parse::<SourceArg>().unwrap_err();
+        assert!(err.contains("camera index \"x\""), "{err}");
+        let err = "video:1".parse::<SourceArg>().unwrap_err();
+        assert!(err.contains("only camera takes an index"), "{err}");
+        let err = "webcam:1".parse::<SourceArg>().unwrap_err();
+        assert!(err.contains("webcam") && err.contains("camera"), "{err}");
+        let options = CameraArgs {
+            camera_fps: Some(15.0),
+            ..CameraArgs::default()
+        }
+        .options(Some(3));
+        assert_eq!((options.index, options.fps), (3, Some(15.0)));
     }
 }

@@ -179,6 +179,16 @@ pub enum AutoGazeError {
         env: &'static str,
     },
 
+    /// A camera cannot be used (none attached, no such index, the capture
+    /// failed or stopped).
+    #[error("camera {camera}: {problem}")]
+    Camera {
+        /// The camera as named (`camera:0`, a device path).
+        camera: String,
+        /// What is wrong.
+        problem: CameraProblem,
+    },
+
     /// A source that does not loop has given all its frames.
     #[error("{source_name} ended after {frames} frames")]
     EndOfStream {
@@ -241,6 +251,52 @@ pub enum VideoProblem {
     },
 }
 
+/// What is wrong with a camera ([`AutoGazeError::Camera`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CameraProblem {
+    /// No camera is attached (none found where the platform lists them).
+    #[error("no camera found ({looked})")]
+    NoCamera {
+        /// Where the cameras were looked for.
+        looked: String,
+    },
+    /// Cameras exist, but not one with this index.
+    #[error("no camera with index {index} (cameras: {available}; `--list-cameras` lists them)")]
+    NoSuchIndex {
+        /// The index asked for.
+        index: u32,
+        /// The indices there are.
+        available: String,
+    },
+    /// This build or platform has no camera support.
+    #[error("unsupported: {reason}")]
+    Unsupported {
+        /// Why (the feature is off, the platform has no capture input).
+        reason: String,
+    },
+    /// The capture could not start, or stopped.
+    #[error("capture failed: {reason}")]
+    Capture {
+        /// What FFmpeg (or the reader) said.
+        reason: String,
+    },
+    /// The camera gives frames in a pixel format this crate does not
+    /// convert.
+    #[error(
+        "pixel format {format} is not one of mjpeg, yuyv, nv12 (ask for one with --camera-format)"
+    )]
+    Format {
+        /// The format FFmpeg named.
+        format: String,
+    },
+    /// No frame arrived in time.
+    #[error("no frame for {seconds} s")]
+    Stalled {
+        /// Seconds waited.
+        seconds: u64,
+    },
+}
+
 /// Result alias used across the crate.
 pub type Result<T, E = AutoGazeError> = std::result::Result<T, E>;
 
@@ -255,6 +311,13 @@ impl AutoGazeError {
     pub(crate) fn video(path: impl Into<PathBuf>, problem: VideoProblem) -> Self {
         Self::Video {
             path: path.into(),
+            problem,
+        }
+    }
+
+    pub(crate) fn camera(camera: impl Into<String>, problem: CameraProblem) -> Self {
+        Self::Camera {
+            camera: camera.into(),
             problem,
         }
     }

@@ -63,7 +63,7 @@ pub mod tokens;
 pub mod upload;
 pub mod worker;
 
-pub use error::{AutoGazeError, Result, VideoProblem};
+pub use error::{AutoGazeError, CameraProblem, Result, VideoProblem};
 pub use frame::{Frame, FramePool, FrameSize};
 pub use preprocess::{ModelInput, Preprocessor, PreprocessorConfig};
 pub use ring::{Admission, FrameRing, RingCounters};

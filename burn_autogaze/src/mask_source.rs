@@ -25,7 +25,8 @@ pub struct TokenRect {
     pub cell: Cell,
     /// The cell's pixels in the frame, by [`cell_rect`] (a tiled mask's cell
     /// on its tile, moved to the tile's place and clipped to the frame:
-    /// empty for a cell of a tile's part beyond the frame).
+    /// empty, zero wide or high at the frame's edge, for a cell of a
+    /// tile's part beyond the frame).
     pub rect: Rect,
     /// True for a pad the source emitted (not an update of the frame).
     pub padded: bool,
@@ -61,6 +62,13 @@ pub fn token_rects<'a>(
             y1: r.y1 + tile.y0,
         }
         .intersect(&frame);
+        // A cell beyond the frame: empty, at the frame's edge (never
+        // inverted).
+        let rect = Rect {
+            x0: rect.x0.min(rect.x1),
+            y0: rect.y0.min(rect.y1),
+            ..rect
+        };
         Some(TokenRect { cell, rect, padded })
     })
 }
@@ -195,6 +203,19 @@ pub struct ModelOptions {
     /// backend's default.
     #[serde(default)]
     pub engine: Option<String>,
+    /// The reference's tiled inference: the target scales (e.g. 64, 128,
+    /// 224, 448; empty: off). Each frame is resized to the largest and cut
+    /// into square tiles of 14 x `target_patch_size` pixels, each its own
+    /// stream. Not with `anyres_tiles`.
+    #[serde(default)]
+    pub target_scales: Vec<u32>,
+    /// The patch size of the target scales.
+    #[serde(default = "default_patch")]
+    pub target_patch_size: u32,
+}
+
+fn default_patch() -> u32 {
+    16
 }
 
 impl Default for ModelOptions {
@@ -208,6 +229,8 @@ impl Default for ModelOptions {
             seed: 1,
             backend: ModelBackend::Ndarray,
             engine: None,
+            target_scales: Vec::new(),
+            target_patch_size: default_patch(),
         }
     }
 }
@@ -217,7 +240,10 @@ mod model {
     use burn::tensor::backend::Backend;
 
     use super::*;
-    use crate::model::{AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, StreamState};
+    use crate::error::AutoGazeError;
+    use crate::model::{
+        AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, ScaledTiles, StreamState, TileGrid,
+    };
     use crate::preprocess::{ModelInput, Preprocessor};
 
     /// The model on backend `B`, streaming.
@@ -230,6 +256,8 @@ mod model {
         horizon: usize,
         anyres_tiles: usize,
         anyres: Option<AnyResStream<B>>,
+        target_scales: (Vec<u32>, u32),
+        scaled: Option<ScaledTiles<B>>,
         /// Frame size of the running stream: a new size starts a new clip.
         size: Option<crate::frame::FrameSize>,
     }
@@ -260,6 +288,24 @@ mod model {
                 model.set_engine(engine)?;
             }
             crate::model::max_tokens(options.gazing_ratio, model.config().layout.tokens())?;
+            if !options.target_scales.is_empty() {
+                if options.anyres_tiles > 0 {
+                    return Err(AutoGazeError::setting(
+                        "target_scales",
+                        format!(
+                            "{:?} with {} AnyRes tiles",
+                            options.target_scales, options.anyres_tiles
+                        ),
+                        "either target scales or AnyRes tiles, not both",
+                    ));
+                }
+                // Checked now, not at the first frame.
+                TileGrid::new(
+                    &model.config().layout,
+                    &options.target_scales,
+                    options.target_patch_size,
+                )?;
+            }
             let mut state = model.new_stream();
             state.set_horizon(options.horizon);
             Ok(Self {
@@ -274,8 +320,20 @@ mod model {
                 horizon: options.horizon,
                 anyres_tiles: options.anyres_tiles,
                 anyres: None,
+                target_scales: (options.target_scales.clone(), options.target_patch_size),
+                scaled: None,
                 size: None,
             })
+        }
+    }
+
+    /// Every tile's tokens, in tile order, as the frame's tokens.
+    fn tile_ids(tiles: &MaskTiles, out: &mut GazeTokens) {
+        out.clear();
+        for (_, ids) in tiles.iter() {
+            for &id in ids {
+                out.push(id);
+            }
         }
     }
 
@@ -294,7 +352,27 @@ mod model {
                 self.state = self.model.new_stream();
                 self.state.set_horizon(self.horizon);
                 self.anyres = None;
+                self.scaled = None;
                 self.size = Some(frame.size());
+            }
+            if !self.target_scales.0.is_empty() {
+                if self.scaled.is_none() {
+                    self.scaled = Some(ScaledTiles::new(
+                        &self.model,
+                        self.preprocessor.clone(),
+                        frame.size(),
+                        &self.target_scales.0,
+                        self.target_scales.1,
+                        self.horizon,
+                    )?);
+                }
+                let t = Instant::now();
+                if let Some(scaled) = self.scaled.as_mut() {
+                    scaled.step(&self.model, frame, &self.options, tiles)?;
+                }
+                tile_ids(tiles, out);
+                times.add(Stage::MaskSource, t.elapsed());
+                return Ok(());
             }
             if self.anyres_tiles > 0 {
                 if self.anyres.is_none() {
@@ -311,12 +389,7 @@ mod model {
                     let gaze = anyres.step(&self.model, frame, &self.options)?;
                     anyres.tile_tokens(&gaze, tiles);
                 }
-                out.clear();
-                for (_, ids) in tiles.iter() {
-                    for &id in ids {
-                        out.push(id);
-                    }
-                }
+                tile_ids(tiles, out);
                 // Each tile's preprocessing runs inside this stage.
                 times.add(Stage::MaskSource, t.elapsed());
                 return Ok(());

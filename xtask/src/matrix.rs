@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::gate::{self, Baseline, CaseRounds};
 use crate::matrix_data::{Case, CaseRun, interval};
 use crate::matrix_report::{DropRatio, RatioVerdict, drop_ratios, summary_md};
-use crate::matrix_run::{build_viewer, run_one};
+use crate::matrix_run::{build_viewer, model_flags, rounds_given, run_one};
 use crate::paired;
 
 /// Most rounds of one matrix run (each round runs every case).
@@ -32,6 +32,12 @@ pub struct MatrixArgs {
     #[arg(long, default_value_t = 3,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_ROUNDS))]
     pub rounds: usize,
+    /// The quick lane: 720p and 1080p, static and synthetic-pan,
+    /// patch-diff and the AutoGaze model, CPU transfer, one round (unless
+    /// `--rounds` says otherwise), then a screenshot of the viewer
+    /// (`viewer.png`: input | mask | output with the overlay, 1280x720).
+    #[arg(long)]
+    pub quick: bool,
     /// Warm-up frames per case.
     #[arg(long, default_value_t = 10, value_parser = burn_autogaze::cli::frame_count(0))]
     pub warmup_frames: usize,
@@ -149,11 +155,7 @@ fn video_dir() -> Option<PathBuf> {
 
 /// Every case of the matrix, in run order.
 pub fn plan(args: &MatrixArgs) -> Vec<Case> {
-    let mut model: Vec<String> = match &args.model_dir {
-        Some(dir) => vec!["--model-dir".into(), dir.display().to_string()],
-        None => vec!["--random-weights".into()],
-    };
-    model.extend(["--model-backend".into(), args.model_backend.to_string()]);
+    let model = model_flags(args.model_dir.as_deref(), args.model_backend);
     let extra = |mask: &str| {
         if mask == "autogaze" {
             model.clone()
@@ -164,12 +166,21 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
     // Grouped by size and mask source: each group holds everything one
     // pair of drop ratios compares (static, pan adaptive, pan forced), so
     // those cases run minutes apart at most, next to each other.
+    let (sources, transfers, forced): (&[&str], &[&str], &[&str]) = if args.quick {
+        (&["static", "synthetic-pan"], &["cpu"], &[])
+    } else {
+        (
+            &["static", "synthetic-pan", "synthetic-local"],
+            &["cpu", "gpu"],
+            &["sparse", "dense", "full"],
+        )
+    };
     let mut cases = Vec::new();
     for size in ["720p", "1080p"] {
         for mask in ["patch-diff", "autogaze"] {
             let group = cases.len();
-            for source in ["static", "synthetic-pan", "synthetic-local"] {
-                for transfer in ["cpu", "gpu"] {
+            for &source in sources {
+                for &transfer in transfers {
                     cases.push(case(
                         size,
                         source,
@@ -183,7 +194,7 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
             }
             // Full-frame motion with every dispatch path forced: the
             // adaptive case above must be within 5 % of the best of these.
-            for dispatch in ["sparse", "dense", "full"] {
+            for &dispatch in forced {
                 cases.push(case(
                     size,
                     "synthetic-pan",
@@ -198,6 +209,10 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
                 c.group = group;
             }
         }
+    }
+    if args.quick {
+        cases.retain(|c| args.filter.iter().all(|f| c.name.contains(f.as_str())));
+        return cases;
     }
     for geometry in ["native", "effective"] {
         cases.push(case(
@@ -352,6 +367,7 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 /// (with `--strict`) a ratio is over its limit.
 pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
     let cases = plan(args);
+    let model = model_flags(args.model_dir.as_deref(), args.model_backend);
     if cases.is_empty() {
         return Err("no case matches the filter".into());
     }
@@ -411,11 +427,8 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         gate::common_cases(b, &names)?;
     }
     let paired_dry_run = args.dry_run && against.is_some();
-    let rounds = if args.dry_run && !paired_dry_run {
-        1
-    } else {
-        args.rounds.max(1)
-    };
+    let one_round = (args.dry_run && !paired_dry_run) || (args.quick && !rounds_given());
+    let rounds = if one_round { 1 } else { args.rounds.max(1) };
     let n = to_run.len();
     let mut results: Vec<Vec<(CaseRun, Option<PerfSummary>)>> =
         (0..n).map(|_| Vec::new()).collect();
@@ -569,6 +582,15 @@ pub fn run(args: &MatrixArgs, adapter: &str) -> Result<(), String> {
         println!("bevy-perf-matrix: baseline saved to {}", path.display());
     }
     crate::chart::write_svg(&args.out.join("summary.svg"), &summaries)?;
+    if args.quick && !args.dry_run {
+        let png = args.out.join("viewer.png");
+        crate::matrix_run::screenshot(&bin, &dir, &png, &model, limit)?;
+        md += &format!(
+            "\nThe viewer: `{}` (1280x720, synthetic-pan, AutoGaze).\n",
+            png.display()
+        );
+        write(&args.out.join("summary.md"), &md)?;
+    }
     println!("\n{md}");
     println!("bevy-perf-matrix: wrote {}", args.out.display());
     let failed: Vec<&str> = runs
@@ -616,6 +638,7 @@ mod tests {
         MatrixArgs {
             frames: 2,
             rounds: 1,
+            quick: false,
             warmup_frames: 0,
             filter: Vec::new(),
             out: PathBuf::from("unused"),
@@ -710,6 +733,16 @@ mod tests {
         // forced dispatches, 2 geometries, and the video lane when present.
         let video = if video_dir().is_some() { 2 } else { 0 };
         assert_eq!(cases.len(), 24 + 12 + 2 + video);
+        let quick = plan(&MatrixArgs {
+            quick: true,
+            ..args()
+        });
+        assert_eq!(quick.len(), 8, "2 sizes x 2 sources x 2 mask sources");
+        assert!(
+            quick
+                .iter()
+                .all(|c| c.transfer == "cpu" && c.dispatch == "adaptive")
+        );
         for name in [
             "bevy-720p-static-patch-diff-cpu",
             "bevy-1080p-synthetic-pan-autogaze-gpu",

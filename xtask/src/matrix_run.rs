@@ -124,3 +124,76 @@ pub fn run_one(
         summary,
     )
 }
+
+/// The quick lane's picture: one more headless run (1280x720, synthetic-pan,
+/// the AutoGaze model with `model` flags, the overlay on) that writes a PNG
+/// of the viewer to `png`.
+pub fn screenshot(
+    bin: &Path,
+    dir: &Path,
+    png: &Path,
+    model: &[String],
+    limit: Duration,
+) -> Result<(), String> {
+    let log = dir.join("viewer-screenshot.log");
+    let _ = std::fs::remove_file(png);
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--headless",
+        "--source",
+        "synthetic-pan",
+        "--size",
+        "1280x720",
+    ])
+    .args(["--mask-source", "autogaze"])
+    .args(model)
+    .args([
+        "--target-size",
+        "1280x720",
+        "--frames",
+        "30",
+        "--warmup-frames",
+        "5",
+    ])
+    .args(["--case", "viewer-screenshot", "--timeout-s"])
+    .arg(limit.as_secs().to_string())
+    .arg("--screenshot")
+    .arg(png);
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        cmd.env("WGPU_BACKEND", "vulkan");
+    }
+    if let Ok(f) = std::fs::File::create(&log) {
+        cmd.stderr(f);
+    }
+    match run_captured(&mut cmd, limit + Duration::from_secs(30)) {
+        Ok(Outcome::Exited { status, .. }) if status.success() && png.is_file() => Ok(()),
+        Ok(Outcome::Exited { status, .. }) => Err(format!(
+            "the viewer's screenshot run exited with {status} (log: {})",
+            log.display()
+        )),
+        Ok(Outcome::TimedOut) => Err(format!(
+            "the viewer's screenshot run timed out after {} s",
+            limit.as_secs()
+        )),
+        Err(e) => Err(format!("cannot start the viewer: {e}")),
+    }
+}
+
+/// Whether `--rounds` is on the command line (the quick lane's one round
+/// is only a default).
+pub fn rounds_given() -> bool {
+    std::env::args().any(|a| a == "--rounds" || a.starts_with("--rounds="))
+}
+
+/// The model flags of the autogaze cases.
+pub fn model_flags(
+    dir: Option<&Path>,
+    backend: burn_autogaze::mask_source::ModelBackend,
+) -> Vec<String> {
+    let mut model: Vec<String> = match dir {
+        Some(dir) => vec!["--model-dir".into(), dir.display().to_string()],
+        None => vec!["--random-weights".into()],
+    };
+    model.extend(["--model-backend".into(), backend.to_string()]);
+    model
+}

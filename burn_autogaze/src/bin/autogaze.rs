@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use burn_autogaze::cli::CameraArgs;
 use burn_autogaze::export::{GazeJob, Progress, format_progress, run_gaze};
 use burn_autogaze::mask_source::{ModelBackend, ModelOptions};
 use clap::Parser;
@@ -20,8 +21,11 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "autogaze", version)]
 struct Cli {
+    /// List the cameras and their formats (feature `camera`), then exit.
+    #[arg(long)]
+    list_cameras: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -34,7 +38,8 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct GazeArgs {
     /// A video file (anything FFmpeg decodes), a directory of PNG/JPEG
-    /// frames (name order), or one image.
+    /// frames (name order), one image, or `camera[:INDEX]` (feature
+    /// `camera`; runs until --frames or Ctrl-C).
     input: PathBuf,
     /// Output directory (created).
     #[arg(long)]
@@ -55,8 +60,21 @@ struct GazeArgs {
     task_loss_requirement: Option<f32>,
     /// AnyRes: cover the frame with up to N square model tiles (0: squash
     /// it to 224 x 224, as the reference).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0,
+          value_parser = burn_autogaze::cli::ranged(burn_autogaze::limits::MAX_ANYRES_TILES))]
     anyres_tiles: usize,
+    /// AnyRes with the default budget (8 tiles; `--anyres-tiles N` for
+    /// another).
+    #[arg(long, conflicts_with_all = ["anyres_tiles", "target_scales"])]
+    anyres: bool,
+    /// The reference's tiled inference: resize each frame to the largest
+    /// scale, cut it into square tiles of 14 x the patch size, one stream
+    /// each (e.g. 64,128,224,448 with patch 16: 2 x 2 tiles of 224).
+    #[arg(long, value_delimiter = ',', conflicts_with = "anyres_tiles")]
+    target_scales: Vec<u32>,
+    /// The patch size of --target-scales.
+    #[arg(long, default_value_t = 16, requires = "target_scales")]
+    target_patch_size: u32,
     /// Burn backend: ndarray (CPU) or wgpu (needs the `wgpu` feature).
     #[arg(long, default_value = "ndarray")]
     backend: ModelBackend,
@@ -80,6 +98,8 @@ struct GazeArgs {
     /// the mp4.
     #[arg(long, default_value_t = 30.0)]
     fps: f64,
+    #[command(flatten)]
+    camera: CameraArgs,
 }
 
 impl GazeArgs {
@@ -92,7 +112,13 @@ impl GazeArgs {
                 gazing_ratio: self.gazing_ratio,
                 task_loss_requirement: self.task_loss_requirement,
                 horizon: self.horizon,
-                anyres_tiles: self.anyres_tiles,
+                anyres_tiles: if self.anyres {
+                    burn_autogaze::model::DEFAULT_MAX_TILES
+                } else {
+                    self.anyres_tiles
+                },
+                target_scales: self.target_scales.clone(),
+                target_patch_size: self.target_patch_size,
                 backend: self.backend,
                 ..ModelOptions::default()
             },
@@ -101,6 +127,7 @@ impl GazeArgs {
             side_by_side: self.side_by_side,
             masks: self.masks,
             fps: self.fps,
+            camera: self.camera.options(None),
         }
     }
 }
@@ -177,7 +204,24 @@ fn gaze(args: &GazeArgs) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Gaze(args) => gaze(&args),
+    let cli = Cli::parse();
+    if cli.list_cameras {
+        return match burn_autogaze::cli::camera_list() {
+            Ok(list) => {
+                print!("{list}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("autogaze: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match cli.command {
+        Some(Command::Gaze(args)) => gaze(&args),
+        None => {
+            eprintln!("autogaze: give a command (autogaze gaze INPUT --out DIR) or --list-cameras");
+            ExitCode::from(2)
+        }
     }
 }

@@ -36,7 +36,7 @@ use crate::frame::FrameSize;
 use crate::mask::render_panel;
 use crate::mask_source::{MaskSourceKind, ModelOptions};
 use crate::pipeline::{FramePipeline, PipelineOptions, StepReport};
-use crate::source::{FfmpegTools, SourceKind, SourceOptions, is_image_path};
+use crate::source::{CameraOptions, FfmpegTools, SourceKind, SourceOptions, is_image_path};
 use crate::timing::Stage;
 
 /// What to run and where to write it.
@@ -59,6 +59,10 @@ pub struct GazeJob {
     pub masks: bool,
     /// Frame rate of an input without one (images; the mp4's rate).
     pub fps: f64,
+    /// What to ask of a camera (`input` `camera` or `camera:INDEX`; the
+    /// index there wins over this one's).
+    #[serde(skip)]
+    pub camera: CameraOptions,
 }
 
 impl Default for GazeJob {
@@ -72,6 +76,7 @@ impl Default for GazeJob {
             side_by_side: false,
             masks: false,
             fps: 30.0,
+            camera: CameraOptions::default(),
         }
     }
 }
@@ -144,10 +149,34 @@ pub fn revision() -> String {
     }
 }
 
+/// The camera index `input` names (`camera`, `camera:INDEX`), when it is
+/// no file.
+fn camera_input(input: &std::path::Path) -> Option<u32> {
+    if input.exists() {
+        return None;
+    }
+    match input.to_str()? {
+        "camera" => Some(0),
+        s => s.strip_prefix("camera:")?.parse().ok(),
+    }
+}
+
 /// The source options for `input`: a directory is `images`, a PNG/JPEG
-/// file `static`, any other file `video` (not looping).
+/// file `static`, `camera` / `camera:INDEX` (no such file) the camera
+/// (until `frames` or Ctrl-C), any other file `video` (not looping).
 pub fn input_source(job: &GazeJob) -> Result<SourceOptions> {
     let input = &job.input;
+    if let Some(index) = camera_input(input) {
+        return Ok(SourceOptions {
+            kind: SourceKind::Camera,
+            fps: job.camera.fps.unwrap_or(job.fps),
+            camera: CameraOptions {
+                index,
+                ..job.camera.clone()
+            },
+            ..SourceOptions::default()
+        });
+    }
     let kind = if input.is_dir() {
         SourceKind::Images
     } else if is_image_path(input) {

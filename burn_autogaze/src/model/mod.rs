@@ -22,6 +22,7 @@ mod host;
 mod options;
 mod registry;
 mod rope;
+mod scaled_tiles;
 mod select;
 mod stream;
 mod tiling;
@@ -41,6 +42,7 @@ pub use engine::{
 pub use options::{DecodeStep, FrameGaze, GenerateOptions, Selection, max_tokens};
 pub use registry::registry;
 pub use rope::inv_freq;
+pub use scaled_tiles::ScaledTiles;
 pub use stream::{StreamState, lockstep};
 pub use tiling::{TileGrid, TiledGaze};
 pub use values::host_values;

@@ -7,10 +7,16 @@
 //! | `static` | one image (file, or a procedural still) repeated | none |
 //! | `images` | a directory of PNG/JPEG frames in name order, looping | real video |
 //! | `video` | a video file FFmpeg decodes (mp4, webm, mkv, mov, ...), looping or not | real video |
+//! | `camera` | a live camera (feature `camera`; Linux, through FFmpeg's Video4Linux2 input), newest frame wins | live |
 
+#[cfg(all(feature = "camera", not(target_arch = "wasm32")))]
+mod camera;
+#[cfg(all(feature = "camera", not(target_arch = "wasm32")))]
+mod camera_device;
 mod ffmpeg;
 mod image_file;
 mod image_sequence;
+mod pixel_format;
 mod sequence;
 mod synthetic_local;
 mod synthetic_pan;
@@ -20,6 +26,12 @@ mod video_decoder;
 
 use std::path::PathBuf;
 
+#[cfg(all(feature = "camera", not(target_arch = "wasm32")))]
+pub use camera::{CameraInput, CameraSettings, CameraSource};
+#[cfg(all(feature = "camera", not(target_arch = "wasm32")))]
+pub use camera_device::{
+    CameraInfo, CameraMode, DEVICE_DIR, device_nodes, find_camera_in, list_cameras, list_modes,
+};
 pub use ffmpeg::{
     FFMPEG_ENV, FFPROBE_ENV, FfmpegTools, MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE, VideoInfo, probe,
 };
@@ -27,6 +39,9 @@ pub(crate) use image_file::is_image_path;
 pub use image_file::{IMAGE_EXTENSIONS, StaticImage, decode_rgba, load_rgba};
 pub use image_sequence::{
     DEFAULT_PREFETCH, DEFAULT_SEQUENCE_CACHE_BYTES, DecodeStats, ImageSequence,
+};
+pub use pixel_format::{
+    CameraFormat, JpegSplitter, MjpegDecoder, jpeg_size, nv12_to_rgba, yuv_to_rgba, yuyv_to_rgba,
 };
 pub use synthetic_local::SyntheticLocal;
 pub use synthetic_pan::{PanSpeed, SyntheticPan};
@@ -92,6 +107,8 @@ crate::names::named_enum! {
         Images => "images",
         /// [`VideoSource`]: a video file decoded by FFmpeg.
         Video => "video",
+        /// A live camera (`CameraSource`, feature `camera`).
+        Camera => "camera",
     }
 }
 
@@ -126,6 +143,24 @@ pub struct SourceOptions {
     /// with [`AutoGazeError::EndOfStream`]).
     #[serde(default = "default_looping")]
     pub looping: bool,
+    /// What to ask of the `camera` source.
+    #[serde(default)]
+    pub camera: CameraOptions,
+}
+
+/// The `camera` source's request: which camera, and the size, rate and
+/// pixel format to ask it for (each none: the camera's current one; the
+/// format: MJPEG, NV12 or YUYV, the first it offers).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CameraOptions {
+    /// The camera's index (`/dev/videoN` on Linux; `--source camera:N`).
+    pub index: u32,
+    /// Frame size to ask for.
+    pub size: Option<FrameSize>,
+    /// Frame rate to ask for.
+    pub fps: Option<f64>,
+    /// Pixel format to ask for.
+    pub format: Option<CameraFormat>,
 }
 
 fn default_looping() -> bool {
@@ -152,6 +187,7 @@ impl Default for SourceOptions {
             prefetch: DEFAULT_PREFETCH,
             start: 0.0,
             looping: true,
+            camera: CameraOptions::default(),
         }
     }
 }
@@ -204,6 +240,37 @@ pub fn open_source(options: &SourceOptions) -> Result<Box<dyn FrameSource>> {
                 },
             )?)
         }
+        SourceKind::Camera => open_camera(&options.camera)?,
+    })
+}
+
+/// Opens the camera the options name (feature `camera`).
+#[cfg(all(feature = "camera", not(target_arch = "wasm32")))]
+fn open_camera(options: &CameraOptions) -> Result<Box<dyn FrameSource>> {
+    if let Some(fps) = options.fps {
+        crate::limits::fps("camera fps", fps)?;
+    }
+    Ok(Box::new(CameraSource::open(&CameraSettings {
+        index: options.index,
+        size: options.size,
+        fps: options.fps,
+        format: options.format,
+        tools: FfmpegTools::from_env(),
+    })?))
+}
+
+/// Without the `camera` feature (or in the browser): a typed error.
+#[cfg(not(all(feature = "camera", not(target_arch = "wasm32"))))]
+fn open_camera(options: &CameraOptions) -> Result<Box<dyn FrameSource>> {
+    Err(AutoGazeError::Camera {
+        camera: format!("camera:{}", options.index),
+        problem: crate::error::CameraProblem::Unsupported {
+            reason: if cfg!(target_arch = "wasm32") {
+                "the browser build has no camera source".into()
+            } else {
+                "built without the `camera` feature (cargo build --features camera)".into()
+            },
+        },
     })
 }
 

@@ -223,3 +223,83 @@ fn the_autogaze_command_reads_images_and_refuses_bad_input() {
     assert_eq!(no_model.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_autogaze_command_takes_anyres_and_target_scales() {
+    if !ffmpeg_or_skip("the_autogaze_command_takes_anyres_and_target_scales") {
+        return;
+    }
+    let dir = scratch("gaze_tiles");
+    let input = dir.join("wide.mkv");
+    encode(&input, 96, 40, "10", 2, FFV1);
+    let run = |extra: &[&str], out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_autogaze"))
+            .arg("gaze")
+            .arg(&input)
+            .args(["--random-weights", "--gazing-ratio", "0.1", "--out"])
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // (flags, the model setting summary.json records).
+    let cases: [(&[&str], &str); 2] = [
+        (&["--anyres"], "anyres_tiles"),
+        (&["--target-scales", "64,128,224,448"], "target_scales"),
+    ];
+    for (flags, key) in cases {
+        let out = dir.join(key);
+        let done = run(flags, &out);
+        assert!(
+            done.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let frames = lines(&out.join("gaze.jsonl"));
+        assert_eq!(frames.len(), 2, "{flags:?}");
+        // Rectangles in the frame (a cell of a tile's overhang beyond the
+        // frame is empty, at its edge), some of them not empty.
+        let mut inside = 0;
+        for frame in &frames {
+            for token in frame["tokens"].as_array().unwrap() {
+                let r: Vec<u64> = token["rect"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect();
+                assert!(
+                    r[0] <= r[2] && r[1] <= r[3] && r[2] <= 96 && r[3] <= 40,
+                    "{flags:?}: {r:?}"
+                );
+                inside += usize::from(r[0] < r[2] && r[1] < r[3]);
+            }
+        }
+        assert!(inside > 0, "{flags:?}: no token inside the frame");
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        let model = &summary["settings"]["model"];
+        match key {
+            "anyres_tiles" => assert_eq!(model["anyres_tiles"], 8),
+            _ => assert_eq!(
+                model["target_scales"],
+                serde_json::json!([64, 128, 224, 448])
+            ),
+        }
+    }
+    // The two tiled modes exclude each other, and scales that do not tile
+    // the model's grids are refused with the reason.
+    let both = run(
+        &["--anyres", "--target-scales", "64,128,224,448"],
+        &dir.join("both"),
+    );
+    assert_eq!(both.status.code(), Some(2));
+    let bad = run(&["--target-scales", "64,128,240,480"], &dir.join("bad"));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && stderr.contains("target_scales"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,10 +7,14 @@
 //! - `alloc`: the steady state of the frame pipeline allocates nothing,
 //!   checked with a counting global allocator;
 //! - `video`: the `video` source on small files made with FFmpeg (`videos`);
-//! - `gaze`: `autogaze gaze` on such files.
+//! - `gaze`: `autogaze gaze` on such files;
+//! - `camera` (feature `camera`): the camera source on FFmpeg test
+//!   patterns, and its typed errors.
 
 mod alloc;
 mod bounds;
+#[cfg(feature = "camera")]
+mod camera;
 mod fixtures;
 mod gaze;
 mod model;

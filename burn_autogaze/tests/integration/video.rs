@@ -183,6 +183,57 @@ fn native_pacing_uses_the_container_rate() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_variable_frame_rate_file_keeps_its_presentation_times() {
+    if !ffmpeg_or_skip("a_variable_frame_rate_file_keeps_its_presentation_times") {
+        return;
+    }
+    let dir = scratch("vfr");
+    let path = dir.join("vfr.mkv");
+    // Ten frames: five at 10 fps, then five at 25 fps (millisecond time
+    // bases throughout; `-fps_mode vfr` keeps FFmpeg from evening them).
+    let setpts = "settb=1/1000,setpts='if(lt(N,5),N*0.1,0.5+(N-5)*0.04)/TB'";
+    let codec = [
+        "-vf",
+        setpts,
+        "-fps_mode",
+        "vfr",
+        "-enc_time_base",
+        "1:1000",
+        "-c:v",
+        "ffv1",
+    ];
+    encode(&path, 48, 32, "10", 10, &codec);
+    let want = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.54, 0.58, 0.62, 0.66];
+    let mut source = VideoSource::open_with(&path, settings(false)).unwrap();
+    let (order, times, end) = read_all(&mut source);
+    assert_eq!(order, (0..10).collect::<Vec<_>>(), "every frame, in order");
+    assert!(
+        matches!(end, AutoGazeError::EndOfStream { frames: 10, .. }),
+        "{end:?}"
+    );
+    for (i, (t, w)) in times.iter().zip(want).enumerate() {
+        assert!(
+            (t.as_secs_f64() - w).abs() < 1e-3,
+            "frame {i}: {:?}, want {w} s (the times: {times:?})",
+            t
+        );
+    }
+    // The count the probe estimates (duration x the container's claimed
+    // rate) gives way to the frames a pass gave.
+    assert_eq!(source.loop_len(), Some(10));
+    // Looping: the second pass continues after the first one's last
+    // frame, keeping the same gaps.
+    let mut looping = VideoSource::open_with(&path, settings(true)).unwrap();
+    let stamps: Vec<f64> = (0..12)
+        .map(|_| looping.next_frame().unwrap().timestamp.as_secs_f64())
+        .collect();
+    let pass = stamps[10] - stamps[0];
+    assert!(pass > 0.66 && pass < 0.8, "{stamps:?}");
+    assert!((stamps[11] - stamps[10] - 0.1).abs() < 1e-3, "{stamps:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Whether process `pid` still exists (a zombie counts).
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
