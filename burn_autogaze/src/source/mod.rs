@@ -20,9 +20,7 @@ mod video_decoder;
 
 use std::path::PathBuf;
 
-pub use ffmpeg::{
-    FFMPEG_ENV, FFPROBE_ENV, FfmpegTools, MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE, VideoInfo, probe,
-};
+pub use ffmpeg::{FFMPEG_ENV, FFPROBE_ENV, FfmpegTools, VideoInfo, probe};
 pub(crate) use image_file::is_image_path;
 pub use image_file::{IMAGE_EXTENSIONS, StaticImage, decode_rgba, load_rgba};
 pub use image_sequence::{
