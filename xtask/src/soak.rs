@@ -506,7 +506,8 @@ mod tests {
     #[test]
     fn each_criterion_can_fail() {
         assert!(missed(&good()).is_empty(), "{:?}", judge(&good()));
-        let cases: Vec<(fn(&mut Figures), &str)> = vec![
+        type Spoil = (fn(&mut Figures), &'static str);
+        let cases: Vec<Spoil> = vec![
             (|f| f.frames = 999, "frames shown"),
             (
                 |f| {
