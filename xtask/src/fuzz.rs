@@ -122,9 +122,12 @@ fn run_target(fuzz_dir: &Path, target_dir: &Path, target: &str, args: &FuzzArgs)
     }
     cmd.arg("--")
         .arg(format!("-max_total_time={}", args.seconds))
+        // libFuzzer's timeout is wall time: 10 s fired on an 800-byte JPEG
+        // that runs in 0.1 s of CPU while a fuzzer at `nice 19` was starved
+        // by builds (2026-12-07); a unit still running after 60 s hangs.
         .args([
             "-rss_limit_mb=2048",
-            "-timeout=10",
+            "-timeout=60",
             "-max_len=65536",
             "-print_final_stats=1",
         ]);
