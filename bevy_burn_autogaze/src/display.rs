@@ -21,6 +21,8 @@ use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, T
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 use burn_autogaze::upload::{StagedUpload, UploadCost, UploadFit};
+
+use crate::alloc_count::{AllocPath, Region};
 use burn_autogaze::{Frame, FrameSize};
 
 /// The plugin's display images. The handles never change (a new frame size
@@ -171,7 +173,13 @@ impl UploadQueue {
     }
 
     pub(crate) fn enable(&self) {
-        self.shared().enabled = true;
+        let mut shared = self.shared();
+        shared.enabled = true;
+        // Room for the lists' steady state, made once (a frame queues up to
+        // four uploads; the render world may drain two frames at once).
+        shared.pending.reserve(LIST_RESERVED);
+        shared.spare.reserve(LIST_RESERVED);
+        shared.spare_rects.reserve(LIST_RESERVED);
     }
 
     /// The upload cost model learned from the writes so far.
@@ -289,29 +297,50 @@ pub(crate) fn render_end(mut clock: ResMut<RenderClock>, queue: Res<UploadQueue>
     }
 }
 
+/// Entries the upload lists make room for at once.
+const LIST_RESERVED: usize = 32;
+
+/// The render world's reused lists: writing the uploads allocates nothing
+/// once they have grown to the steady state.
+#[derive(Default)]
+pub(crate) struct WriteScratch {
+    pending: Vec<Upload>,
+    waiting: Vec<Upload>,
+    spare: Vec<StagedUpload>,
+    samples: Vec<(u64, u64, Duration)>,
+    spare_rects: Vec<Vec<burn_autogaze::mask::Rect>>,
+}
+
 /// Render world: writes every pending upload into its texture.
 pub(crate) fn write_uploads(
     queue: Res<UploadQueue>,
     render_queue: Res<RenderQueue>,
     render_device: Res<RenderDevice>,
     gpu_images: Res<RenderAssets<GpuImage>>,
+    mut scratch: Local<WriteScratch>,
 ) {
-    let pending = std::mem::take(&mut queue.shared().pending);
-    if pending.is_empty() {
+    let _counted = Region::new(AllocPath::Upload);
+    let s = &mut *scratch;
+    if s.waiting.capacity() == 0 {
+        s.pending.reserve(LIST_RESERVED);
+        s.waiting.reserve(LIST_RESERVED);
+        s.spare.reserve(LIST_RESERVED);
+        s.samples.reserve(LIST_RESERVED);
+        s.spare_rects.reserve(LIST_RESERVED);
+    }
+    // Swapped, not taken: both lists keep their capacity.
+    std::mem::swap(&mut s.pending, &mut queue.shared().pending);
+    if s.pending.is_empty() {
         return;
     }
-    let mut waiting = Vec::new();
-    let mut spare = Vec::new();
     let mut done = UploadTotals::default();
-    let mut samples = Vec::new();
     let mut copy_time = Duration::ZERO;
-    let mut spare_rects = Vec::new();
-    for mut upload in pending {
+    for mut upload in s.pending.drain(..) {
         let Some(gpu) = gpu_images.get(upload.image) else {
             // Not prepared yet (a new image): keep it a few frames.
             upload.waited += 1;
             if upload.waited <= 3 {
-                waiting.push(upload);
+                s.waiting.push(upload);
             } else {
                 done.stale += 1;
             }
@@ -320,8 +349,8 @@ pub(crate) fn write_uploads(
         let extent = gpu.texture_descriptor.size;
         if (extent.width, extent.height) != (upload.size.width, upload.size.height) {
             done.stale += 1;
-            if let Payload::Staged(s) = upload.payload {
-                spare.push(s);
+            if let Payload::Staged(staged) = upload.payload {
+                s.spare.push(staged);
             }
             continue;
         }
@@ -353,6 +382,7 @@ pub(crate) fn write_uploads(
                     done.stale += 1;
                     continue;
                 };
+                let _wgpu = Region::new(AllocPath::Wgpu);
                 let mut encoder =
                     render_device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("autogaze-device-compose"),
@@ -377,11 +407,11 @@ pub(crate) fn write_uploads(
         done.calls += calls;
         done.bytes += bytes;
         if calls > 0 {
-            samples.push((calls, bytes, elapsed));
+            s.samples.push((calls, bytes, elapsed));
         }
         match upload.payload {
-            Payload::Staged(s) => spare.push(s),
-            Payload::Copies { rects, .. } => spare_rects.push(rects),
+            Payload::Staged(staged) => s.spare.push(staged),
+            Payload::Copies { rects, .. } => s.spare_rects.push(rects),
             Payload::Frame(_) => {}
         }
     }
@@ -393,14 +423,14 @@ pub(crate) fn write_uploads(
             None => per_copy,
         });
     }
-    shared.spare_rects.append(&mut spare_rects);
+    shared.spare_rects.append(&mut s.spare_rects);
     // Uploads staged meanwhile go after the ones still waiting.
-    waiting.append(&mut shared.pending);
-    shared.pending = waiting;
-    shared.spare.append(&mut spare);
+    s.waiting.append(&mut shared.pending);
+    std::mem::swap(&mut shared.pending, &mut s.waiting);
+    shared.spare.append(&mut s.spare);
     shared.done.add(&done);
     shared.frame_writes += done.time;
-    for (calls, bytes, elapsed) in samples {
+    for (calls, bytes, elapsed) in s.samples.drain(..) {
         shared.fit.observe(calls, bytes, elapsed);
     }
 }
@@ -442,6 +472,7 @@ fn write_rect(
     rect: burn_autogaze::mask::Rect,
     bytes: &[u8],
 ) {
+    let _wgpu = Region::new(AllocPath::Wgpu);
     queue.write_texture(
         at(texture, rect),
         bytes,

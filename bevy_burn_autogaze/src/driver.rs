@@ -9,6 +9,7 @@ use burn_autogaze::mask::{panel_size, render_panel_scaled, sample_scaled};
 use burn_autogaze::pipeline::FramePipeline;
 use burn_autogaze::timing::Stage;
 
+use crate::alloc_count::{AllocPath, Region};
 use crate::display::{AutoGazeImages, UploadQueue, display_image};
 use crate::feed::HostFrames;
 use crate::messages::AutoGazeFailureKind as Failure;
@@ -83,10 +84,12 @@ pub(crate) fn step_pipeline(
     };
     // Paced sources step only when their next frame is due: the display
     // loop never sleeps.
+    let counted = Region::new(AllocPath::FrameStep);
     let result = match settings.feed {
         FrameFeed::Source => pipeline.step_when_due().transpose(),
         FrameFeed::Host => host.take().map(|frame| pipeline.push(frame)),
     };
+    drop(counted);
     if let Some((seq, message)) = pipeline.take_mask_error() {
         let message = format!("mask inference on frame {seq}: {message}");
         eprintln!("bevy_burn_autogaze: {message}");
@@ -144,6 +147,10 @@ pub(crate) fn stage_display(
         return;
     };
     let t = Instant::now();
+    let _counted = Region::new(AllocPath::Upload);
+    if crate::alloc_count::test_allocation() {
+        std::hint::black_box(vec![0u8; 64]);
+    }
     let size = frame.size();
     let scale = settings.mask_panel_scale.max(1);
     let mask_size = panel_size(size, scale);

@@ -19,6 +19,7 @@
 //! library user with `default-features = false` gets neither.
 #![warn(missing_docs)]
 
+pub mod alloc_count;
 pub mod burn_bridge;
 #[cfg(feature = "viewer")]
 pub mod cli;

@@ -9,6 +9,13 @@ fn main() {
     bevy_burn_autogaze::web::run();
 }
 
+/// Counts allocations per thread, so a headless run reports those of its
+/// per-frame path (`bevy_burn_autogaze::alloc_count`).
+#[cfg(not(target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: bevy_burn_autogaze::alloc_count::CountingAlloc =
+    bevy_burn_autogaze::alloc_count::CountingAlloc;
+
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
     native::main()

@@ -11,6 +11,7 @@ use burn_autogaze::perf::{DisplaySummary, PerfRecorder, PerfSummary, RunMeta};
 use burn_autogaze::timing::LatencySummary;
 use web_time::Instant;
 
+use crate::alloc_count;
 use crate::display::UploadTotals;
 use crate::{AdapterSummary, AutoGazeMetrics, AutoGazeRuntime, AutoGazeSettings, AutoGazeSystems};
 
@@ -76,6 +77,7 @@ impl Plugin for SummaryRecordingPlugin {
             transfers: Default::default(),
             seen: 0,
             measured: 0,
+            allocations_at_start: None,
             started: Instant::now(),
             outcome: self.outcome.clone(),
             options: self.options.clone(),
@@ -104,6 +106,8 @@ struct Recording {
     transfers: std::collections::BTreeMap<String, u64>,
     seen: u64,
     measured: usize,
+    /// The allocation tallies when the measured window opened.
+    allocations_at_start: Option<burn_autogaze::perf::AllocationCounts>,
     started: Instant,
     outcome: SummaryOutcome,
 }
@@ -143,9 +147,13 @@ fn record(
         // The measured window opens when the last warm-up frame is shown.
         if last.index as usize + 1 == rec.options.warmup_frames {
             recorder.start();
+            rec.allocations_at_start = Some(alloc_count::totals());
         }
         return;
     }
+    // No warm-up: the window opens with the first measured frame.
+    rec.allocations_at_start
+        .get_or_insert_with(alloc_count::totals);
     let Some(pipeline) = runtime.pipeline() else {
         return;
     };
@@ -163,7 +171,7 @@ fn record(
     if rec.measured < rec.options.frames {
         return;
     }
-    let result = summary(rec, &mut runtime, &settings, &adapter);
+    let result = summary(rec, &mut runtime, &settings, &adapter, metrics.errors);
     done(rec, result);
 }
 
@@ -172,6 +180,7 @@ fn summary(
     runtime: &mut AutoGazeRuntime,
     settings: &AutoGazeSettings,
     adapter: &AdapterSummary,
+    errors: u64,
 ) -> Result<PerfSummary, String> {
     let pipeline = runtime
         .pipeline()
@@ -202,6 +211,11 @@ fn summary(
         adapter_backend: adapter.backend.clone(),
         adapter_type: adapter.device_type.clone(),
         config: serde_json::to_value(settings).map_err(|e| e.to_string())?,
+        errors,
+        allocations: rec
+            .allocations_at_start
+            .filter(|_| alloc_count::installed())
+            .map(|start| alloc_count::since(start, alloc_count::totals())),
     });
     s.validate()
         .map_err(|p| format!("{}: invalid summary: {}", s.case, p.join("; ")))?;

@@ -211,8 +211,10 @@ pub struct PipelineArgs {
     /// on wgpu).
     #[arg(long)]
     pub model_engine: Option<String>,
-    /// Frames of KV cache the model keeps (0: unbounded).
-    #[arg(long, default_value_t = ModelOptions::default().horizon)]
+    /// Frames of KV cache the model keeps (0: every frame, up to
+    /// `limits::MAX_HORIZON`; at most that).
+    #[arg(long, default_value_t = ModelOptions::default().horizon,
+          value_parser = ranged(crate::limits::MAX_HORIZON))]
     pub horizon: usize,
     /// AnyRes: cover the frame with up to N square model tiles (0: squash the
     /// whole frame to 224 x 224, as the reference).

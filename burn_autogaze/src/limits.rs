@@ -33,6 +33,12 @@ pub const MAX_FPS: f64 = 1000.0;
 /// frame counts): about 19 days at 60 fps.
 pub const MAX_RUN_FRAMES: u64 = 100_000_000;
 
+/// Most frames of KV cache a model stream keeps (`--horizon`,
+/// `ModelOptions::horizon`). Horizon 0, "every frame" (the reference),
+/// keeps at most this many as well, so an endless source cannot grow the
+/// cache without bound (its memory is proportional to the frames kept).
+pub const MAX_HORIZON: usize = 1024;
+
 /// Most frames preprocessed as one clip (a `[1, T, 3, S, S]` model input).
 pub const MAX_CLIP_FRAMES: usize = 1024;
 
@@ -42,6 +48,14 @@ pub const MAX_PREALLOCATED_FRAMES: usize = 1 << 16;
 
 /// Longest run timeout, seconds (one week).
 pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
+
+/// Largest side of a video frame the `video` source accepts (the probed
+/// stream and every decoded frame).
+pub const MAX_VIDEO_SIDE: u32 = 8192;
+
+/// Most pixels of a video frame the `video` source accepts (8K UHD,
+/// 7680 x 4320: 133 MB of RGBA a frame).
+pub const MAX_VIDEO_PIXELS: u64 = 7680 * 4320;
 
 /// Most AnyRes tiles a frame may be covered with.
 pub const MAX_ANYRES_TILES: usize = 64;

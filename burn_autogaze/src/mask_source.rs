@@ -149,6 +149,61 @@ impl MaskSource for PatchDiff {
     }
 }
 
+/// Test only: `AUTOGAZE_TEST_FAIL_MASK_AT=K` makes the mask source fail
+/// once, on the first frame it is given whose sequence number is at least K
+/// (a decoupled source skips frames), as a failed inference would; every
+/// pipeline built while it is set does so. `cargo xtask soak` injects one
+/// mid-run to check that the display goes on and that the failure is
+/// counted. Never set it otherwise.
+pub const TEST_FAIL_MASK_ENV: &str = "AUTOGAZE_TEST_FAIL_MASK_AT";
+
+/// `source`, failing once at the frame [`TEST_FAIL_MASK_ENV`] names when it
+/// is set.
+pub(crate) fn with_test_failure(source: Box<dyn MaskSource>) -> Box<dyn MaskSource> {
+    let at = std::env::var(TEST_FAIL_MASK_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match at {
+        Some(at) => Box::new(FailOnce {
+            inner: source,
+            at,
+            fired: false,
+        }),
+        None => source,
+    }
+}
+
+/// A mask source that fails once (see [`TEST_FAIL_MASK_ENV`]).
+struct FailOnce {
+    inner: Box<dyn MaskSource>,
+    at: u64,
+    fired: bool,
+}
+
+impl MaskSource for FailOnce {
+    fn tokens_into(
+        &mut self,
+        frame: &Frame,
+        reference: Option<&[u8]>,
+        out: &mut GazeTokens,
+        tiles: &mut MaskTiles,
+        times: &mut StageTimes,
+    ) -> Result<()> {
+        if !self.fired && frame.seq >= self.at {
+            self.fired = true;
+            return Err(crate::error::AutoGazeError::Engine {
+                engine: TEST_FAIL_MASK_ENV.into(),
+                reason: format!("a failure injected on frame {} (test only)", frame.seq),
+            });
+        }
+        self.inner.tokens_into(frame, reference, out, tiles, times)
+    }
+
+    fn wants_reference(&self) -> bool {
+        self.inner.wants_reference()
+    }
+}
+
 crate::names::named_enum! {
     /// The mask sources, as named on the command line.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -218,6 +273,23 @@ fn default_patch() -> u32 {
     16
 }
 
+impl ModelOptions {
+    /// The counts of these options against [`crate::limits`]: AnyRes tiles
+    /// ([`MAX_ANYRES_TILES`](crate::limits::MAX_ANYRES_TILES)) and the
+    /// horizon ([`MAX_HORIZON`](crate::limits::MAX_HORIZON)).
+    pub fn check_limits(&self) -> Result<()> {
+        use crate::limits::{self as l, at_most};
+        at_most(
+            "--anyres-tiles",
+            self.anyres_tiles,
+            l::MAX_ANYRES_TILES,
+            "MAX_ANYRES_TILES",
+        )?;
+        at_most("--horizon", self.horizon, l::MAX_HORIZON, "MAX_HORIZON")?;
+        Ok(())
+    }
+}
+
 impl Default for ModelOptions {
     fn default() -> Self {
         Self {
@@ -266,6 +338,7 @@ mod model {
         /// The model `options` describe on `device` (loaded, or seeded
         /// random weights), on the engine they name.
         pub fn new(options: &ModelOptions, device: &B::Device) -> Result<Self> {
+            options.check_limits()?;
             let (model, preprocessor) = match &options.dir {
                 Some(dir) => {
                     let model = AutoGaze::<B>::load(dir, device)?;

@@ -153,6 +153,31 @@ pub struct DisplaySummary {
     pub adapter_type: String,
     /// The full settings the run used.
     pub config: serde_json::Value,
+    /// Failures the viewer counted over the whole run (mask inference,
+    /// frames, display); it keeps showing frames through them.
+    #[serde(default)]
+    pub errors: u64,
+    /// Heap allocations on the per-frame path over the measured frames,
+    /// where the viewer binary counts them (none elsewhere).
+    #[serde(default)]
+    pub allocations: Option<AllocationCounts>,
+}
+
+/// Heap allocations on the viewer's per-frame path, totals over the
+/// measured frames. The viewer binary counts them with a per-thread counting
+/// allocator around each piece of work (see
+/// `bevy_burn_autogaze::alloc_count`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationCounts {
+    /// In the pipeline's step on the main thread: the source's frame, the
+    /// hand-off to the mask worker, the mask plan and the composition.
+    pub frame_step: u64,
+    /// On the upload path: staging the output's dirty regions and the
+    /// panels (main world), and the render world's work around its writes.
+    pub upload: u64,
+    /// Inside wgpu's own calls (`write_texture`, the device copies and
+    /// their submit): the driver's side, reported but not ours to judge.
+    pub wgpu: u64,
 }
 
 impl PerfSummary {

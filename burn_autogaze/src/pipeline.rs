@@ -58,6 +58,12 @@ pub struct PipelineOptions {
     pub source_fps: Option<SourceRate>,
 }
 
+/// Output snapshots a decoupled patch-diff pipeline keeps: at most three are
+/// in use at once (one the worker runs on, one waiting in its slot, one being
+/// filled before the waiting one is replaced). With fewer, a frame that
+/// finds them all in use allocated a new one (found by `cargo xtask soak`).
+const SNAPSHOT_BUFFERS: usize = 3;
+
 impl PipelineOptions {
     /// The counts and rates of these options against [`crate::limits`]
     /// (front ends parse flags into them; a library user may build them by
@@ -65,12 +71,7 @@ impl PipelineOptions {
     pub fn check_limits(&self) -> Result<()> {
         use crate::limits::{self as l, at_most};
         let m = &self.model;
-        at_most(
-            "--anyres-tiles",
-            m.anyres_tiles,
-            l::MAX_ANYRES_TILES,
-            "MAX_ANYRES_TILES",
-        )?;
+        m.check_limits()?;
         at_most(
             "--prefetch",
             self.source.prefetch,
@@ -275,20 +276,19 @@ impl FramePipeline {
         options: &PipelineOptions,
         mask: Option<Box<dyn MaskSource>>,
     ) -> Result<Self> {
-        let source = match mask {
+        let source = crate::mask_source::with_test_failure(match mask {
             Some(source) => source,
             None => options
                 .mask_source
                 .build(options.patch_diff, &options.model)?,
-        };
+        });
         if !options.decoupled {
             self.mask_source = Some(source);
             return Ok(self);
         }
         if source.wants_reference() {
-            // Sized on the first frame; two buffers: one with the worker,
-            // one being filled.
-            self.snapshots = Some(crate::frame::FramePool::new(0, 2));
+            // Sized on the first frame.
+            self.snapshots = Some(crate::frame::FramePool::new(0, SNAPSHOT_BUFFERS));
         }
         let mut source = source;
         let job = move |job: MaskJob| -> Result<MaskUpdate> {
@@ -425,7 +425,7 @@ impl FramePipeline {
             let reference = match self.snapshots.as_mut() {
                 Some(pool) if !output.is_empty() => {
                     if pool.buffer_len() != output.len() {
-                        *pool = crate::frame::FramePool::new(output.len(), 2);
+                        *pool = crate::frame::FramePool::new(output.len(), SNAPSHOT_BUFFERS);
                     }
                     Some(pool.fill(|b| b.copy_from_slice(output)))
                 }

@@ -125,8 +125,13 @@ impl UploadRegion {
     }
 }
 
+/// Regions a staging buffer makes room for at once.
+pub const REGIONS_RESERVED: usize = 512;
+
 /// The bytes of one texture update and where they go. Buffers are reused:
-/// staging again allocates only when a frame needs more than ever before.
+/// the first staging of a frame size makes room for a whole frame (and
+/// [`REGIONS_RESERVED`] regions), so staging again allocates nothing unless
+/// a frame has more regions than that.
 #[derive(Debug, Clone, Default)]
 pub struct StagedUpload {
     size: Option<FrameSize>,
@@ -155,6 +160,11 @@ impl StagedUpload {
         if dirty_bytes == 0 || src.len() != size.rgba_len() {
             return false;
         }
+        // Room for the most a frame of this size can need (a whole frame,
+        // and up to `REGIONS_RESERVED` regions) is made once, so staging
+        // stops allocating after its first frame, not after its largest.
+        self.bytes.reserve(size.rgba_len());
+        self.regions.reserve(dirty.len().max(REGIONS_RESERVED));
         let frame_bytes = size.rgba_len() as u64;
         let (whole, _) = cost.cheaper(dirty.len() as u64, dirty_bytes, frame_bytes);
         if whole {

@@ -44,6 +44,8 @@ pub struct FuzzRun {
     pub target: String,
     pub seconds: u64,
     pub execs: Option<u64>,
+    /// Inputs in its working corpus after the run (seeds not counted).
+    pub corpus: usize,
     /// Why it failed (a crash, a timeout, a build error), with the artifact.
     pub failure: Option<String>,
 }
@@ -93,13 +95,25 @@ fn fuzz_command(fuzz_dir: &Path, target_dir: &Path) -> Command {
     cmd
 }
 
+/// Where `target` builds: `web_query` (the Bevy crate with the
+/// instrumentation, a build of most of an hour here) in a directory of its
+/// own, so it never holds the other targets' build lock.
+pub fn build_dir(target_dir: &Path, target: &str) -> PathBuf {
+    if target == "web_query" {
+        target_dir.with_file_name("fuzz-web")
+    } else {
+        target_dir.to_path_buf()
+    }
+}
+
 fn run_target(fuzz_dir: &Path, target_dir: &Path, target: &str, args: &FuzzArgs) -> FuzzRun {
     let scratch = target_dir.join("corpus").join(target);
     let _ = std::fs::create_dir_all(&scratch);
     let seeds = fuzz_dir.join("corpus").join(target);
-    let mut cmd = fuzz_command(fuzz_dir, target_dir);
+    let build = build_dir(target_dir, target);
+    let mut cmd = fuzz_command(fuzz_dir, &build);
     cmd.args(["run", "-s", "none", "--debug-assertions", "--target-dir"])
-        .arg(target_dir)
+        .arg(&build)
         .arg(target)
         .arg(&scratch)
         .arg(&seeds);
@@ -108,9 +122,12 @@ fn run_target(fuzz_dir: &Path, target_dir: &Path, target: &str, args: &FuzzArgs)
     }
     cmd.arg("--")
         .arg(format!("-max_total_time={}", args.seconds))
+        // libFuzzer's timeout is wall time: 10 s fired on an 800-byte JPEG
+        // that runs in 0.1 s of CPU while a fuzzer at `nice 19` was starved
+        // by builds (2026-12-07); a unit still running after 60 s hangs.
         .args([
             "-rss_limit_mb=2048",
-            "-timeout=10",
+            "-timeout=60",
             "-max_len=65536",
             "-print_final_stats=1",
         ]);
@@ -136,17 +153,23 @@ fn run_target(fuzz_dir: &Path, target_dir: &Path, target: &str, args: &FuzzArgs)
         target: target.into(),
         seconds: args.seconds,
         execs: parse_execs(&log),
+        corpus: std::fs::read_dir(&scratch).map_or(0, |d| d.count()),
         failure,
     }
 }
 
 /// The report: one row a target.
 pub fn report(runs: &[FuzzRun]) -> String {
-    let mut md = String::from("| target | seconds | executions | result |\n|---|---|---|---|\n");
+    let mut md = String::from(
+        "| target | seconds | executions | corpus | result |\n|---|---|---|---|---|\n",
+    );
     for r in runs {
         let execs = r.execs.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
         let result = r.failure.as_deref().unwrap_or("no crash");
-        md += &format!("| {} | {} | {execs} | {result} |\n", r.target, r.seconds);
+        md += &format!(
+            "| {} | {} | {execs} | {} | {result} |\n",
+            r.target, r.seconds, r.corpus
+        );
     }
     md
 }
@@ -211,9 +234,13 @@ mod tests {
             target: "weights".into(),
             seconds: 5,
             execs: Some(9),
+            corpus: 4,
             failure: None,
         }]);
-        assert!(md.contains("| weights | 5 | 9 | no crash |"), "{md}");
+        assert!(md.contains("| weights | 5 | 9 | 4 | no crash |"), "{md}");
+        let dir = Path::new("/t/fuzz");
+        assert_eq!(build_dir(dir, "weights"), dir);
+        assert_eq!(build_dir(dir, "web_query"), Path::new("/t/fuzz-web"));
         // Every target has a committed seed corpus.
         for t in TARGETS {
             let seeds = crate::workspace_root().join("fuzz/corpus").join(t);

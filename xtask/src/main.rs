@@ -10,6 +10,8 @@
 //!   (`--serve`: build and serve the web demo).
 //! - `gaze`: run the model on one case and print the reference's outputs
 //!   as JSON.
+//! - `soak`: the headless viewer for 10,000 frames per mode, judged on
+//!   memory growth, per-frame allocations and its counters.
 //! - `preflight`: only find (or install) a wgpu adapter and FFmpeg.
 
 mod chart;
@@ -26,6 +28,7 @@ mod paired;
 mod perf;
 mod preflight;
 mod process;
+mod soak;
 mod stats;
 mod upload_bench;
 mod wasm_smoke;
@@ -94,6 +97,15 @@ enum Task {
     Fuzz {
         #[command(flatten)]
         args: fuzz::FuzzArgs,
+    },
+    /// Run the headless viewer (release) for N frames at 1280x720 on
+    /// synthetic-pan with patch-diff and with the model, RSS sampled, a
+    /// mask failure injected mid-run; judge memory growth, per-frame
+    /// allocations, the pacing and worker counters (fails when one is
+    /// missed).
+    Soak {
+        #[command(flatten)]
+        args: soak::SoakArgs,
     },
     /// Find a wgpu adapter (installing lavapipe when possible and needed).
     Preflight,
@@ -268,6 +280,13 @@ fn main() -> ExitCode {
             run_release("crossover-run", &task_args(), "crossover")
         }
         Task::Fuzz { args } => report(fuzz::run(&args), "fuzz"),
+        Task::Soak { args } => {
+            if let Err(e) = preflight::preflight() {
+                eprintln!("preflight: {e}");
+                return ExitCode::FAILURE;
+            }
+            report(soak::run(&args), "soak")
+        }
         Task::BevyPerfMatrix { args } => {
             let adapter = match preflight::preflight() {
                 Ok(a) => a.describe(),

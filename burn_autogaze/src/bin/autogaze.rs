@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use burn_autogaze::cli::CameraArgs;
+use burn_autogaze::cli::{CameraArgs, ranged};
 use burn_autogaze::export::{GazeJob, Progress, format_progress, run_gaze};
 use burn_autogaze::mask_source::{ModelBackend, ModelOptions};
 use clap::Parser;
@@ -61,7 +61,7 @@ struct GazeArgs {
     /// AnyRes: cover the frame with up to N square model tiles (0: squash
     /// it to 224 x 224, as the reference).
     #[arg(long, default_value_t = 0,
-          value_parser = burn_autogaze::cli::ranged(burn_autogaze::limits::MAX_ANYRES_TILES))]
+          value_parser = ranged(burn_autogaze::limits::MAX_ANYRES_TILES))]
     anyres_tiles: usize,
     /// AnyRes with the default budget (8 tiles; `--anyres-tiles N` for
     /// another).
@@ -78,8 +78,10 @@ struct GazeArgs {
     /// Burn backend: ndarray (CPU) or wgpu (needs the `wgpu` feature).
     #[arg(long, default_value = "ndarray")]
     backend: ModelBackend,
-    /// Frames of KV cache the model keeps (0: unbounded).
-    #[arg(long, default_value_t = ModelOptions::default().horizon)]
+    /// Frames of KV cache the model keeps (0: every frame, up to
+    /// `limits::MAX_HORIZON`; at most that).
+    #[arg(long, default_value_t = ModelOptions::default().horizon,
+          value_parser = ranged(burn_autogaze::limits::MAX_HORIZON))]
     horizon: usize,
     /// At most this many frames (default: the whole input; 1 for an image).
     #[arg(long)]

@@ -48,13 +48,35 @@ pub struct PlanStats {
 }
 
 /// The plan of one frame.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct MaskPlan {
     size: Option<FrameSize>,
     geometry: MaskGeometry,
     rects: Vec<MaskRect>,
     spans: Vec<Span>,
     stats: PlanStats,
+}
+
+impl Clone for MaskPlan {
+    fn clone(&self) -> Self {
+        Self {
+            size: self.size,
+            geometry: self.geometry,
+            rects: self.rects.clone(),
+            spans: self.spans.clone(),
+            stats: self.stats,
+        }
+    }
+
+    /// Reuses this plan's storage (the viewer keeps the plan it last drew
+    /// this way, every frame the mask changes: no allocation once grown).
+    fn clone_from(&mut self, source: &Self) {
+        self.size = source.size;
+        self.geometry = source.geometry;
+        self.rects.clone_from(&source.rects);
+        self.spans.clone_from(&source.spans);
+        self.stats = source.stats;
+    }
 }
 
 impl MaskPlan {
@@ -420,6 +442,31 @@ mod tests {
                 let count = reference.iter().filter(|v| **v).count() as u64;
                 assert_eq!(dedup.union_pixels(), count, "gaze ratio is the union");
             }
+        }
+    }
+
+    /// `clone_from` copies into the storage a plan already has (the
+    /// viewer's copy of the plan it drew, every frame the mask changes).
+    #[test]
+    fn clone_from_reuses_the_storage() {
+        let mut planner = MaskPlanner::new(TokenLayout::release());
+        let s = size(1280, 720);
+        let big = planner.plan(0..265, s, MaskGeometry::Native);
+        let small = planner.plan([3, 40, 200], s, MaskGeometry::Native);
+        // Grown once to hold either plan (the full vocabulary has more
+        // rects, the three tokens more spans)...
+        let mut kept = big.clone();
+        kept.clone_from(&small);
+        kept.clone_from(&big);
+        let (rects, spans) = (kept.rects().as_ptr(), kept.spans().as_ptr());
+        // ...it copies either into the same storage from then on.
+        for plan in [&small, &big, &small] {
+            kept.clone_from(plan);
+            assert_eq!(&kept, plan);
+            assert_eq!(
+                (kept.rects().as_ptr(), kept.spans().as_ptr()),
+                (rects, spans)
+            );
         }
     }
 

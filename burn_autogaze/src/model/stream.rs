@@ -65,7 +65,9 @@ impl<B: Backend> StreamState<B> {
         self.cache.engine()
     }
 
-    /// Bounds memory: keep the keys of at most `frames` frames (0: keep all).
+    /// Bounds memory: keep the keys of at most `frames` frames (0: keep all,
+    /// up to [`MAX_HORIZON`](crate::limits::MAX_HORIZON); a larger value
+    /// keeps that many too: the options' check refuses it by name).
     ///
     /// The reference attends to every earlier frame; with a horizon, the
     /// oldest frame's keys are dropped once more than `frames` frames are
@@ -78,7 +80,13 @@ impl<B: Backend> StreamState<B> {
     }
 
     pub(super) fn enforce_horizon(&mut self) {
-        while self.horizon > 0 && self.frame_keys.len() > self.horizon {
+        let max = crate::limits::MAX_HORIZON;
+        let keep = if self.horizon == 0 {
+            max
+        } else {
+            self.horizon.min(max)
+        };
+        while self.frame_keys.len() > keep {
             let n = self
                 .frame_keys
                 .pop_front()

@@ -24,12 +24,13 @@ use web_time::Instant;
 
 use super::FrameSource;
 use super::camera_device::{find_camera_in, list_modes, preferred_format, v4l2_input};
-use super::ffmpeg::{FfmpegTools, MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE};
+use super::ffmpeg::FfmpegTools;
 use super::image_sequence::DecodeStats;
 use super::pixel_format::{CameraFormat, JpegSplitter, MjpegDecoder, nv12_to_rgba, yuyv_to_rgba};
 use super::sequence::FrameSequence;
 use crate::error::{AutoGazeError, CameraProblem, Result};
 use crate::frame::{Frame, FramePool, FrameSize};
+use crate::limits::{MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE};
 
 /// How long the capture may take to give its first frame.
 const START_LIMIT: Duration = Duration::from_secs(20);

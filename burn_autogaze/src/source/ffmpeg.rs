@@ -13,17 +13,12 @@ use std::time::Duration;
 use web_time::Instant;
 
 use crate::error::{AutoGazeError, Result, VideoProblem};
+use crate::limits::{MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE};
 
 /// Environment variable naming the `ffmpeg` program.
 pub const FFMPEG_ENV: &str = "AUTOGAZE_FFMPEG";
 /// Environment variable naming the `ffprobe` program.
 pub const FFPROBE_ENV: &str = "AUTOGAZE_FFPROBE";
-
-/// Longest side of a video frame the `video` source accepts.
-pub const MAX_VIDEO_SIDE: u32 = 8192;
-/// Most pixels of a video frame the `video` source accepts (8K UHD,
-/// 7680 x 4320: 133 MB of RGBA a frame).
-pub const MAX_VIDEO_PIXELS: u64 = 7680 * 4320;
 
 /// Time `ffprobe` may take on one file.
 const PROBE_LIMIT: Duration = Duration::from_secs(60);
@@ -235,7 +230,7 @@ fn number(value: &serde_json::Value, key: &str) -> Option<f64> {
 
 /// Probes `path`: its first video stream's size, rate, frame count and
 /// duration. A missing file, a file that is not a video, an audio-only file
-/// and frames beyond [`MAX_VIDEO_SIDE`] / [`MAX_VIDEO_PIXELS`] are
+/// and frames beyond [`MAX_VIDEO_SIDE`] / [`MAX_VIDEO_PIXELS`] (limits) are
 /// [`AutoGazeError::Video`] errors naming the problem.
 pub fn probe(tools: &FfmpegTools, path: &Path) -> Result<VideoInfo> {
     let meta = match std::fs::metadata(path) {
@@ -327,7 +322,10 @@ pub(crate) fn check_size(path: &Path, width: u32, height: u32) -> Result<()> {
             VideoProblem::TooLarge {
                 width,
                 height,
-                limit: format!("sides up to {MAX_VIDEO_SIDE}, at most {MAX_VIDEO_PIXELS} pixels"),
+                limit: format!(
+                    "sides up to {MAX_VIDEO_SIDE}, at most {MAX_VIDEO_PIXELS} pixels \
+                     (limits::MAX_VIDEO_SIDE, MAX_VIDEO_PIXELS)"
+                ),
             },
         ));
     }

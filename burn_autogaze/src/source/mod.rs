@@ -32,9 +32,7 @@ pub use camera::{CameraInput, CameraSettings, CameraSource};
 pub use camera_device::{
     CameraInfo, CameraMode, DEVICE_DIR, device_nodes, find_camera_in, list_cameras, list_modes,
 };
-pub use ffmpeg::{
-    FFMPEG_ENV, FFPROBE_ENV, FfmpegTools, MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE, VideoInfo, probe,
-};
+pub use ffmpeg::{FFMPEG_ENV, FFPROBE_ENV, FfmpegTools, VideoInfo, probe};
 pub(crate) use image_file::is_image_path;
 pub use image_file::{IMAGE_EXTENSIONS, StaticImage, decode_rgba, load_rgba};
 pub use image_sequence::{

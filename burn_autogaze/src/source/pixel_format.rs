@@ -189,8 +189,8 @@ impl MjpegDecoder {
             )));
         }
         let mut limits = image::Limits::default();
-        limits.max_image_width = Some(super::MAX_VIDEO_SIDE);
-        limits.max_image_height = Some(super::MAX_VIDEO_SIDE);
+        limits.max_image_width = Some(crate::limits::MAX_VIDEO_SIDE);
+        limits.max_image_height = Some(crate::limits::MAX_VIDEO_SIDE);
         decoder.set_limits(limits).map_err(bad)?;
         let color = decoder.color_type();
         self.decoded.resize(decoder.total_bytes() as usize, 0);

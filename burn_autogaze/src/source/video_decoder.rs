@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use web_time::Instant;
 
-use super::ffmpeg::{FfmpegTools, MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE};
+use super::ffmpeg::FfmpegTools;
 use crate::error::{AutoGazeError, Result};
 use crate::frame::FramePool;
+use crate::limits::{MAX_VIDEO_PIXELS, MAX_VIDEO_SIDE};
 
 /// FFmpeg error lines kept (the last ones).
 const ERROR_LINES: usize = 8;

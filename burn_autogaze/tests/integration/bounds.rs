@@ -141,3 +141,50 @@ fn a_config_with_a_trillion_layers_fails_before_the_weights() {
     );
     std::fs::remove_dir_all(&dir).expect("clean");
 }
+
+/// A horizon beyond `MAX_HORIZON` (frames of KV cache) is refused by name
+/// wherever it enters: the model options, a pipeline built from them, and
+/// the model source itself (before any weights are made).
+#[test]
+fn horizons_beyond_the_limit_are_refused_by_name() {
+    use burn_autogaze::limits::MAX_HORIZON;
+    use burn_autogaze::mask_source::{MaskSourceKind, ModelOptions};
+    use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
+    let huge = ModelOptions {
+        horizon: 1_000_000_000_000,
+        ..ModelOptions::default()
+    };
+    expect_limit(
+        huge.check_limits(),
+        &["--horizon", "1000000000000", "MAX_HORIZON"],
+    );
+    let just_over = ModelOptions {
+        horizon: MAX_HORIZON + 1,
+        ..ModelOptions::default()
+    };
+    expect_limit(just_over.check_limits(), &["1025", "at most 1024"]);
+    for horizon in [0, MAX_HORIZON] {
+        let ok = ModelOptions {
+            horizon,
+            ..ModelOptions::default()
+        };
+        assert!(ok.check_limits().is_ok(), "horizon {horizon}");
+    }
+    let source = MaskSourceKind::Autogaze
+        .build(Default::default(), &huge)
+        .map(|_| ());
+    expect_limit(source, &["--horizon", "MAX_HORIZON"]);
+    let options = PipelineOptions {
+        mask_source: MaskSourceKind::Autogaze,
+        model: huge,
+        ..PipelineOptions::default()
+    };
+    expect_limit(
+        options.check_limits(),
+        &["--horizon", "1000000000000", "MAX_HORIZON"],
+    );
+    expect_limit(
+        FramePipeline::new(&options).map(|_| ()),
+        &["--horizon", "MAX_HORIZON"],
+    );
+}

@@ -221,6 +221,20 @@ fn the_autogaze_command_reads_images_and_refuses_bad_input() {
     );
     let no_model = run(&[frames.as_path(), Path::new("--out"), &out]);
     assert_eq!(no_model.status.code(), Some(2));
+    // Counts beyond their limits: refused by name before anything runs.
+    for (flag, needle) in [("--horizon", "0..=1024"), ("--anyres-tiles", "0..=64")] {
+        let huge = run(&[
+            &[frames.as_path()][..],
+            &flags,
+            &[Path::new(flag), Path::new("1000000000000")],
+        ]
+        .concat());
+        let stderr = String::from_utf8_lossy(&huge.stderr);
+        assert!(
+            !huge.status.success() && stderr.contains(flag) && stderr.contains(needle),
+            "{flag}: {stderr}"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
