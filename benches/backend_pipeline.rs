@@ -110,7 +110,7 @@ fn model_lanes<Bk: Backend>(
             .expect("counted frame");
         let per_frame = |after: Option<u64>| match (dispatches, after) {
             (Some(a), Some(b)) => format!("{} engine dispatches", b - a),
-            _ => "engine dispatches not counted (Burn ops)".into(),
+            _ => "dispatches not counted by the engine".into(),
         };
         let counts = format!(
             "{}, {} readback(s) a frame",

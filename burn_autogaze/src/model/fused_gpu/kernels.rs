@@ -433,7 +433,7 @@ fn finish_layer(
 /// takes its block of rows (from `shape.row0`) through the phases `step`
 /// names; `layer` is the layer projected (the one finished is the one
 /// before it).
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn layer_step(
     w: &Array<f32>,

@@ -86,24 +86,30 @@ impl StreamCall<'_> {
 
     /// One [`layer_step`] dispatch over `blocks` workgroups from `row0`.
     fn step(&self, step: Step, layer: usize, q_first: usize, row0: usize, blocks: usize) {
-        layer_step::launch(
-            self.client,
-            CubeCount::Static(blocks as u32, 1, 1),
-            CubeDim::new_1d(UNITS),
-            self.weights.arg(),
-            self.kv.arg(),
-            self.scratch.arg(),
-            self.call.arg(),
-            self.ids.arg(),
-            self.vision.arg(),
-            self.out.arg(),
-            self.shape(q_first, row0),
-            self.offsets(),
-            layer as u32,
-            self.eps,
-            self.lay,
-            step,
-        );
+        // SAFETY: every index the kernel forms stays inside its buffer: the
+        // rows, keys and weights it reads are bounded by the call's shape,
+        // checked against the buffers' lengths where they are made
+        // (`FusedGpu::decode`, `FusedCache::reserve`, `WeightLayout`).
+        unsafe {
+            layer_step::launch_unchecked(
+                self.client,
+                CubeCount::Static(blocks as u32, 1, 1),
+                CubeDim::new_1d(UNITS),
+                self.weights.arg(),
+                self.kv.arg(),
+                self.scratch.arg(),
+                self.call.arg(),
+                self.ids.arg(),
+                self.vision.arg(),
+                self.out.arg(),
+                self.shape(q_first, row0),
+                self.offsets(),
+                layer as u32,
+                self.eps,
+                self.lay,
+                step,
+            )
+        };
     }
 
     /// Launches every dispatch of the call (a layer's each, then the

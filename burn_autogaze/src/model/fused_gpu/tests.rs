@@ -257,9 +257,11 @@ fn kernels_a_frame() {
     let mut state = model.new_stream();
     state.set_horizon(1);
     let before = model.engine_dispatches();
-    for _ in 0..frames {
+    for i in 0..frames {
         let frame = Tensor::<Bk, 3>::random([3, 224, 224], Distribution::Default, &device);
+        let t = std::time::Instant::now();
         model.step(&mut state, frame, &options).unwrap();
+        eprintln!("frame {i}: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
     }
     eprintln!(
         "{} frames on {}: {:?} engine dispatches, {} readbacks",
