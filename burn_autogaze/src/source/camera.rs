@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -228,18 +228,8 @@ impl CameraSource {
             .args(&input.input)
             .args(["-map", "0:v:0", "-an", "-sn", "-dn"])
             .args(&input.output)
-            .arg("pipe:1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = tools.spawn(&mut cmd)?;
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(AutoGazeError::io(
-                &tools.ffmpeg,
-                std::io::Error::other("no pipes"),
-            ));
-        };
+            .arg("pipe:1");
+        let (child, stdout, stderr) = tools.spawn_piped(&mut cmd)?;
         let shared = Arc::new(Shared::default());
         let errors = Arc::new(Mutex::new(VecDeque::new()));
         let (info_tx, info_rx) = channel();

@@ -7,7 +7,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use web_time::Instant;
@@ -89,6 +89,24 @@ impl FfmpegTools {
                 }
             }
         })
+    }
+
+    /// Starts `cmd` with its stdout and stderr piped: the child and both
+    /// pipes (a child without them is killed, reaped and an error).
+    pub fn spawn_piped(&self, cmd: &mut Command) -> Result<(Child, ChildStdout, ChildStderr)> {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.spawn(cmd)?;
+        match (child.stdout.take(), child.stderr.take()) {
+            (Some(stdout), Some(stderr)) => Ok((child, stdout, stderr)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(AutoGazeError::io(
+                    &self.ffmpeg,
+                    std::io::Error::other("no pipes to the child"),
+                ))
+            }
+        }
     }
 
     /// Whether `ffmpeg` and `ffprobe` both start (`-version`).

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -198,18 +198,8 @@ impl Decoder {
             .arg(path)
             .args(["-map", "0:v:0", "-an", "-sn", "-dn"])
             .args(["-vf", "format=rgba,showinfo=checksum=0"])
-            .args(["-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = tools.spawn(&mut cmd)?;
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(AutoGazeError::io(
-                &tools.ffmpeg,
-                std::io::Error::other("no pipes to the child"),
-            ));
-        };
+            .args(["-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]);
+        let (child, stdout, stderr) = tools.spawn_piped(&mut cmd)?;
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
