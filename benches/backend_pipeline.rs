@@ -98,16 +98,17 @@ fn model_lanes<Bk: Backend>(
         let mut state = model.new_stream();
         state.set_horizon(horizon);
         // Fill the cache to the horizon first: the steady state.
-        for _ in 0..horizon + 1 {
+        for _ in 0..horizon {
             model
                 .step(&mut state, random_frame::<Bk>(device), &options)
                 .expect("warm-up frame");
         }
-        // What one steady-state frame costs in the engine's own counts.
+        // The last warm-up frame is a steady-state one (it evicts the
+        // oldest frame): what it costs in the engine's own counts.
         let (dispatches, readbacks) = (model.engine_dispatches(), state.readbacks());
         model
             .step(&mut state, random_frame::<Bk>(device), &options)
-            .expect("counted frame");
+            .expect("warm-up frame");
         let per_frame = |after: Option<u64>| match (dispatches, after) {
             (Some(a), Some(b)) => format!("{} engine dispatches", b - a),
             _ => "dispatches not counted by the engine".into(),
