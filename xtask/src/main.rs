@@ -9,7 +9,8 @@
 //! - `wasm-smoke`: build the web viewer and check it in headless Chromium
 //!   (`--serve`: build and serve the web demo).
 //! - `gaze`: run the model on one case and print the reference's outputs
-//!   as JSON.
+//!   as JSON (a thin wrapper of `autogaze reference`: the same library
+//!   call, `burn_autogaze::export::reference`).
 //! - `soak`: the headless viewer for 10,000 frames per mode, judged on
 //!   memory growth, per-frame allocations and its counters.
 //! - `preflight`: only find (or install) a wgpu adapter and FFmpeg.
@@ -18,7 +19,6 @@ mod chart;
 mod crossover;
 mod fuzz;
 mod gate;
-mod gaze;
 mod imports;
 mod matrix;
 mod matrix_data;
@@ -86,10 +86,11 @@ enum Task {
         args: wasm_smoke::WasmSmokeArgs,
     },
     /// Run the AutoGaze model on one case and print `gazing_pos`,
-    /// `if_padded_gazing` and `num_gazing_each_frame` as JSON.
+    /// `if_padded_gazing` and `num_gazing_each_frame` as JSON (the same
+    /// call as `autogaze reference`).
     Gaze {
         #[command(flatten)]
-        args: gaze::GazeArgs,
+        args: burn_autogaze::export::reference::ReferenceArgs,
     },
     /// Run every cargo-fuzz target of fuzz/ from its seed corpus for N
     /// seconds each (installs cargo-fuzz when missing; RUSTC_BOOTSTRAP=1 on
@@ -297,21 +298,7 @@ fn main() -> ExitCode {
             };
             report(matrix::run(&args, &adapter), "bevy-perf-matrix")
         }
-        Task::Gaze { args } => match gaze::gaze(&args) {
-            Ok(out) => {
-                if let Some(n) = out.readbacks {
-                    eprintln!("gaze: {n} device-to-host readbacks");
-                }
-                match serde_json::to_string(&out) {
-                    Ok(json) => {
-                        println!("{json}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => report(Err(e.to_string()), "gaze"),
-                }
-            }
-            Err(e) => report(Err(e), "gaze"),
-        },
+        Task::Gaze { args } => burn_autogaze::export::reference::reference_command(&args, "gaze"),
         Task::Imports => report(imports::check(&workspace_root()), "imports"),
         Task::WasmSmoke { args } => report(wasm_smoke::run_smoke(&args), "wasm-smoke"),
         Task::CrossoverRun { args } => report(crossover::run(&args).map(|_| ()), "crossover"),

@@ -3,7 +3,9 @@
 //! `autogaze gaze INPUT --out DIR` runs the model over a video file, a
 //! directory of frames or one image and writes `gaze.jsonl`,
 //! `interframe.mp4`, `summary.json` (and mask PNGs with `--masks`); see
-//! [`burn_autogaze::export`].
+//! [`burn_autogaze::export`]. `autogaze reference` is the parity tool
+//! (`cargo xtask gaze` wraps the same call); see
+//! [`burn_autogaze::export::reference`].
 
 use std::io::IsTerminal;
 use std::io::Write;
@@ -13,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use burn_autogaze::cli::{CameraArgs, ranged};
+use burn_autogaze::export::reference::{ReferenceArgs, reference_command};
 use burn_autogaze::export::{GazeJob, Progress, format_progress, run_gaze};
 use burn_autogaze::mask_source::{ModelBackend, ModelOptions};
 use clap::Parser;
@@ -33,6 +36,11 @@ enum Command {
     /// Run the model over a video file, a directory of frames or one image,
     /// writing gaze.jsonl, interframe.mp4 and summary.json into --out.
     Gaze(GazeArgs),
+    /// The parity tool: the model on one preprocessed case (a tensor file's
+    /// `video` or a directory of frames), whole clip, streamed or tiled,
+    /// printed as the reference's outputs in JSON (`gazing_pos`,
+    /// `if_padded_gazing`, `num_gazing_each_frame`).
+    Reference(ReferenceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -221,6 +229,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Some(Command::Gaze(args)) => gaze(&args),
+        Some(Command::Reference(args)) => reference_command(&args, "autogaze"),
         None => {
             eprintln!("autogaze: give a command (autogaze gaze INPUT --out DIR) or --list-cameras");
             ExitCode::from(2)

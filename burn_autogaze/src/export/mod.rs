@@ -16,6 +16,8 @@
 //! and every file is complete for the frames done.
 
 mod progress;
+#[cfg(feature = "cli")]
+pub mod reference;
 mod writers;
 
 use std::path::PathBuf;

@@ -317,3 +317,52 @@ fn the_autogaze_command_takes_anyres_and_target_scales() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `autogaze reference` (the parity tool; `cargo xtask gaze` wraps the same
+/// call) prints a fixture case's reference ids, and fails on bad input with
+/// the problem named.
+#[cfg(feature = "cli")]
+#[test]
+fn the_reference_command_prints_the_reference_ids() {
+    let model = crate::fixtures::fixtures().join("autogaze-random-k10");
+    let case = model.join("cases/clip224_r075_tl070.safetensors");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_autogaze"))
+            .arg("reference")
+            .arg("--model-dir")
+            .arg(&model)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let case_arg = case.to_str().unwrap();
+    let ok = run(&[
+        "--input",
+        case_arg,
+        "--gazing-ratio",
+        "0.75",
+        "--task-loss-requirement",
+        "0.7",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    let file = burn_autogaze::tensor_file::TensorFile::open(&case).unwrap();
+    let reference = file.i64("gazing_pos", None).unwrap().values;
+    let printed: Vec<i64> = json["gazing_pos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(printed, reference);
+    let bad = run(&["--input", case_arg, "--gazing-ratio", "1.5"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && stderr.contains("autogaze: ") && stderr.contains("gazing ratio"),
+        "{stderr}"
+    );
+}

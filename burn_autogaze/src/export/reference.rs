@@ -1,29 +1,36 @@
-//! `gaze`: run the AutoGaze model on one case and print the reference's
-//! outputs as JSON: `gazing_pos` (global ids, `local + tokens * t`),
+//! `autogaze reference` (and `cargo xtask gaze`, a thin wrapper over the
+//! same call): the model on one case, printed as the reference's outputs in
+//! JSON: `gazing_pos` (global ids, `local + tokens * t`),
 //! `if_padded_gazing` and `num_gazing_each_frame`.
 //!
+//! This is the parity tool, not the research export ([`super::run_gaze`]):
+//! it runs the reference's whole-clip `generate` (or the stitched
+//! `generate_tiled`, or one frame per `step` with `--streaming`) on
+//! preprocessed tensors, so its output compares with the fixtures id for id.
 //! Input is a tensor file's `video` (`[1, T, 3, H, W]`, preprocessed) or a
 //! directory of frames (`--rgba-dir`, preprocessed here with the model
-//! directory's `preprocessor_config.json`, or the released one). Whole clip
-//! (`generate`), one frame per call (`--streaming`), or tiled
-//! (`--target-scales --target-patch-size`; stitched ids, ascending per frame,
-//! no pads). On `ndarray` (CPU) or `wgpu`, where selection can run on the
-//! device with one readback per frame (`--selection`; a streamed run prints
-//! the readback count to stderr).
+//! directory's `preprocessor_config.json`, or the released one). On
+//! `ndarray` (CPU) or `wgpu`, where selection can run on the device with one
+//! readback per frame (`--selection`; a streamed run reports the readback
+//! count).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use burn_autogaze::mask_source::ModelBackend;
-use burn_autogaze::model::{AutoGaze, GenerateOptions, Selection, TileGrid};
-use burn_autogaze::preprocess::Preprocessor;
-use burn_autogaze::source::{FrameSource, ImageSequence};
-use burn_autogaze::tensor_file::TensorFile;
-use burn_autogaze::{Frame, PreprocessorConfig};
 use serde::Serialize;
 
+use crate::error::{AutoGazeError, Result};
+use crate::mask_source::ModelBackend;
+use crate::model::{AutoGaze, GenerateOptions, Selection, TileGrid};
+use crate::preprocess::Preprocessor;
+use crate::source::{FrameSource, ImageSequence};
+use crate::tensor_file::TensorFile;
+use crate::{Frame, PreprocessorConfig};
+
+/// The flags of `autogaze reference` and `cargo xtask gaze`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct GazeArgs {
+pub struct ReferenceArgs {
     /// Model directory (`config.json` + `model.safetensors`).
     #[arg(long)]
     pub model_dir: PathBuf,
@@ -67,17 +74,23 @@ pub struct GazeArgs {
     pub engine: Option<String>,
 }
 
+/// Where tokens are selected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SelectionArg {
+    /// On the host, per decoder call.
     Host,
+    /// On the device, one readback per frame.
     Device,
 }
 
 /// The reference's outputs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GazeOutput {
+pub struct ReferenceOutput {
+    /// Global ids (`local + tokens * t`), frame after frame.
     pub gazing_pos: Vec<i64>,
+    /// Whether each id is a pad.
     pub if_padded_gazing: Vec<bool>,
+    /// Ids per frame.
     pub num_gazing_each_frame: Vec<i64>,
     /// Device-to-host reads of a streamed decoding (not in the JSON).
     #[serde(skip)]
@@ -85,26 +98,60 @@ pub struct GazeOutput {
 }
 
 /// Runs the case on the chosen backend.
-pub fn gaze(args: &GazeArgs) -> Result<GazeOutput, String> {
+pub fn run_reference(args: &ReferenceArgs) -> Result<ReferenceOutput> {
+    #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
+    let missing = |feature: &str| {
+        AutoGazeError::setting(
+            "model backend",
+            args.backend.as_str(),
+            format!("a build with the `{feature}` feature"),
+        )
+    };
     match args.backend {
+        #[cfg(feature = "ndarray")]
         ModelBackend::Ndarray => run::<burn::backend::NdArray<f32>>(args, &Default::default()),
+        #[cfg(not(feature = "ndarray"))]
+        ModelBackend::Ndarray => Err(missing("ndarray")),
+        #[cfg(feature = "wgpu")]
         ModelBackend::Wgpu => run::<burn::backend::Wgpu>(args, &Default::default()),
+        #[cfg(not(feature = "wgpu"))]
+        ModelBackend::Wgpu => Err(missing("wgpu")),
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// The command: runs [`run_reference`], prints its JSON on stdout (and a
+/// streamed run's readback count on stderr), or the error on stderr with a
+/// failing exit code. `tool` names the command in its messages.
+pub fn reference_command(args: &ReferenceArgs, tool: &str) -> ExitCode {
+    let out = run_reference(args).and_then(|out| {
+        let json = serde_json::to_string(&out)
+            .map_err(|e| AutoGazeError::setting("output", "JSON", e.to_string()))?;
+        Ok((json, out.readbacks))
+    });
+    match out {
+        Ok((json, readbacks)) => {
+            if let Some(n) = readbacks {
+                eprintln!("{tool}: {n} device-to-host readbacks");
+            }
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{tool}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `video` of a tensor file, on `device`.
-fn video_file<B: Backend>(path: &Path, device: &B::Device) -> Result<Tensor<B, 5>, String> {
-    let file = TensorFile::open(path).map_err(err)?;
-    let video = file.f32("video", None).map_err(err)?;
+fn video_file<B: Backend>(path: &Path, device: &B::Device) -> Result<Tensor<B, 5>> {
+    let file = TensorFile::open(path)?;
+    let video = file.f32("video", None)?;
     let shape: [usize; 5] = video.shape.clone().try_into().map_err(|_| {
-        format!(
-            "{}: tensor video is {:?}, expected [1, T, 3, H, W]",
-            path.display(),
-            video.shape
+        AutoGazeError::setting(
+            "tensor video",
+            format!("{} in {}", dims(&video.shape), path.display()),
+            "[1, T, 3, H, W]",
         )
     })?;
     Ok(Tensor::from_data(
@@ -119,37 +166,32 @@ fn video_frames<B: Backend>(
     model_dir: &Path,
     side: usize,
     device: &B::Device,
-) -> Result<Tensor<B, 5>, String> {
+) -> Result<Tensor<B, 5>> {
     let config = model_dir.join("preprocessor_config.json");
     let config = if config.exists() {
-        PreprocessorConfig::from_file(&config).map_err(err)?
+        PreprocessorConfig::from_file(&config)?
     } else {
         Preprocessor::release().config().clone()
     };
-    let mut source = ImageSequence::open_with(dir, 30.0, usize::MAX, 0).map_err(err)?;
+    let mut source = ImageSequence::open_with(dir, 30.0, usize::MAX, 0)?;
     // One clip: refused before any frame is decoded when it is too long.
-    burn_autogaze::limits::at_most(
+    crate::limits::at_most(
         format!("frames in {}", dir.display()),
         source.len(),
-        burn_autogaze::limits::MAX_CLIP_FRAMES,
+        crate::limits::MAX_CLIP_FRAMES,
         "MAX_CLIP_FRAMES",
-    )
-    .map_err(err)?;
+    )?;
     let frames: Vec<Frame> = (0..source.len())
         .map(|_| source.next_frame())
-        .collect::<Result<_, _>>()
-        .map_err(err)?;
-    let input = Preprocessor::new(config, side)
-        .map_err(err)?
-        .clip(&frames)
-        .map_err(err)?;
+        .collect::<Result<_, _>>()?;
+    let input = Preprocessor::new(config, side)?.clip(&frames)?;
     Ok(input.to_tensor::<B>(device))
 }
 
-fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, String> {
-    let mut model = AutoGaze::<B>::load(&args.model_dir, device).map_err(err)?;
+fn run<B: Backend>(args: &ReferenceArgs, device: &B::Device) -> Result<ReferenceOutput> {
+    let mut model = AutoGaze::<B>::load(&args.model_dir, device)?;
     if let Some(engine) = &args.engine {
-        model.set_engine(engine).map_err(err)?;
+        model.set_engine(engine)?;
     }
     match args.selection {
         Some(SelectionArg::Host) => model.set_selection(Selection::Host),
@@ -158,25 +200,29 @@ fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, St
     }
     let config = model.config();
     let grid = match args.target_patch_size {
-        Some(patch) => {
-            Some(TileGrid::new(&config.layout, &args.target_scales, patch).map_err(err)?)
-        }
+        Some(patch) => Some(TileGrid::new(&config.layout, &args.target_scales, patch)?),
         None => None,
     };
     let side = grid.as_ref().map(|g| g.side).unwrap_or(config.input_size);
     let video = match (&args.input, &args.rgba_dir) {
         (Some(path), _) => video_file::<B>(path, device)?,
         (None, Some(dir)) => video_frames::<B>(dir, &args.model_dir, side, device)?,
-        (None, None) => return Err("give --input FILE or --rgba-dir DIR".into()),
+        (None, None) => {
+            return Err(AutoGazeError::setting(
+                "input",
+                "none",
+                "--input FILE or --rgba-dir DIR",
+            ));
+        }
     };
     let options = GenerateOptions {
         gazing_ratio: args.gazing_ratio,
         task_loss_requirement: args.task_loss_requirement,
     };
     if let Some(grid) = &grid {
-        let tiled = model.generate_tiled(video, grid, &options).map_err(err)?;
+        let tiled = model.generate_tiled(video, grid, &options)?;
         let tokens = grid.stitched_layout().tokens() as i64;
-        return Ok(GazeOutput {
+        return Ok(ReferenceOutput {
             gazing_pos: tiled
                 .frames
                 .iter()
@@ -192,9 +238,10 @@ fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, St
     let s = config.input_size;
     let (frames, readbacks) = if args.streaming {
         if b != 1 || ch != 3 || h != s || w != s || t == 0 {
-            return Err(format!(
-                "tensor video is {:?}, expected [1, T >= 1, 3, {s}, {s}]",
-                [b, t, ch, h, w]
+            return Err(AutoGazeError::setting(
+                "tensor video",
+                dims(&[b, t, ch, h, w]),
+                format!("[1, T >= 1, 3, {s}, {s}] for --streaming"),
             ));
         }
         let mut state = model.new_stream();
@@ -202,16 +249,16 @@ fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, St
         let frames = (0..t)
             .map(|i| {
                 let frame = clip.clone().narrow(0, i, 1).reshape([ch, h, w]);
-                model.step(&mut state, frame, &options).map_err(err)
+                model.step(&mut state, frame, &options)
             })
             .collect::<Result<Vec<_>, _>>()?;
         (frames, Some(state.readbacks()))
     } else {
         // `generate` keeps its state inside: its readbacks are not counted.
-        (model.generate(video, &options, None).map_err(err)?, None)
+        (model.generate(video, &options, None)?, None)
     };
     let tokens = config.layout.tokens() as i64;
-    Ok(GazeOutput {
+    Ok(ReferenceOutput {
         gazing_pos: frames
             .iter()
             .enumerate()
@@ -226,6 +273,11 @@ fn run<B: Backend>(args: &GazeArgs, device: &B::Device) -> Result<GazeOutput, St
     })
 }
 
+/// `[a, b, c]`, as the messages print a shape.
+fn dims(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +286,7 @@ mod tests {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        args: GazeArgs,
+        args: ReferenceArgs,
     }
 
     fn fixtures() -> PathBuf {
@@ -243,10 +295,10 @@ mod tests {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures"))
     }
 
-    fn args(extra: &[&str]) -> GazeArgs {
+    fn args(extra: &[&str]) -> ReferenceArgs {
         let base = fixtures().join("autogaze-random-k10");
         let model = base.to_string_lossy().into_owned();
-        let mut argv = vec!["gaze", "--model-dir", &model];
+        let mut argv = vec!["reference", "--model-dir", &model];
         argv.extend_from_slice(extra);
         Cli::try_parse_from(argv).expect("flags").args
     }
@@ -264,7 +316,7 @@ mod tests {
     /// The command prints the reference's outputs, whole-clip, streamed
     /// and tiled; bad input is an error naming what is wrong.
     #[test]
-    fn gaze_reproduces_the_reference_and_refuses_bad_input() {
+    fn reference_reproduces_the_reference_and_refuses_bad_input() {
         let cases = fixtures().join("autogaze-random-k10/cases");
         let case = |name: &str| cases.join(format!("{name}.safetensors"));
         let tl = case("clip224_r075_tl070");
@@ -281,7 +333,7 @@ mod tests {
             if streaming {
                 flags.extend(["--streaming", "--selection", "device"]);
             }
-            let out = gaze(&args(&flags)).unwrap();
+            let out = run_reference(&args(&flags)).unwrap();
             let (pos, pads, counts) = reference("clip224_r075_tl070");
             assert_eq!(out.gazing_pos, pos, "streaming {streaming}");
             assert_eq!(out.if_padded_gazing, pads, "streaming {streaming}");
@@ -293,7 +345,7 @@ mod tests {
         }
         let tile = case("tile448_r050");
         let tile = tile.to_string_lossy();
-        let out = gaze(&args(&[
+        let out = run_reference(&args(&[
             "--input",
             &tile,
             "--gazing-ratio",
@@ -306,9 +358,10 @@ mod tests {
         .unwrap();
         let (pos, _, counts) = reference("tile448_r050");
         assert_eq!((out.gazing_pos, out.num_gazing_each_frame), (pos, counts));
-        let json =
-            serde_json::to_value(gaze(&args(&["--input", &tl, "--gazing-ratio", "0.1"])).unwrap())
-                .unwrap();
+        let json = serde_json::to_value(
+            run_reference(&args(&["--input", &tl, "--gazing-ratio", "0.1"])).unwrap(),
+        )
+        .unwrap();
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
@@ -347,7 +400,7 @@ mod tests {
             flags.extend(["--task-loss-requirement".to_string(), r.to_string()]);
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let out = gaze(&args(&flags));
+        let out = run_reference(&args(&flags));
         let _ = std::fs::remove_dir_all(&dir);
         let (pos, pads, counts) = reference("video_rgba_r030");
         let out = out.unwrap();
@@ -382,18 +435,23 @@ mod tests {
             (vec!["--input", &*tile, "--gazing-ratio", "0.1"], "video"),
             (
                 vec!["--input", &*tile, "--gazing-ratio", "0.1", "--streaming"],
-                "expected [1, T >= 1, 3, 224, 224]",
+                "[1, T >= 1, 3, 224, 224]",
             ),
             (
                 vec!["--rgba-dir", "/nonexistent-dir", "--gazing-ratio", "0.1"],
                 "nonexistent-dir",
             ),
         ] {
-            let e = gaze(&args(&flags)).unwrap_err();
+            let e = run_reference(&args(&flags)).unwrap_err().to_string();
             assert!(e.contains(needle), "{flags:?}: {e}");
         }
         let mut bad_model = args(&["--input", &tl, "--gazing-ratio", "0.1"]);
         bad_model.model_dir = PathBuf::from("/nonexistent-model");
-        assert!(gaze(&bad_model).unwrap_err().contains("nonexistent-model"));
+        assert!(
+            run_reference(&bad_model)
+                .unwrap_err()
+                .to_string()
+                .contains("nonexistent-model")
+        );
     }
 }
