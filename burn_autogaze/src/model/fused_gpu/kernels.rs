@@ -9,6 +9,13 @@
 //! blocks appended. The same computation as the host engine's decoder
 //! (`host/decoder.rs`); the summation order is the kernels' own.
 //!
+//! The projections are register-blocked (`blocks`): a block's rows, normed,
+//! sit in workgroup memory, and a unit computes one output column for every
+//! row of the block, so each weight is read once a block instead of once a
+//! row. The attention (`attention`) takes every head at once in three
+//! phases a tile of keys. A dispatch has about ten barriers: on a CPU
+//! adapter a barrier is the dominant cost (PERF_LOOP 2026-12-07).
+//!
 //! The barriers need an adapter that holds a workgroup at them: Mesa's
 //! lavapipe before 23 does not after long work (measured, PERF_LOOP
 //! 2026-12-07), so the engine checks the adapter once ([`barrier_probe`])
@@ -19,7 +26,8 @@
 //! - `w`: every weight, packed once at load ([`WeightLayout`]);
 //! - `kv`: the stream's cache `[layer][k|v][head][cap][head_dim]`;
 //! - `scratch`: the call's rows: `x`, the queries, the attention outputs
-//!   (`[rows, D]` each) and the MLP's activations (`[rows, inter]`);
+//!   (`[rows, D]` each), the MLP's activations (`[rows, inter]`) and a tile
+//!   of attention scores (`[rows, heads, TILE_KEYS]`; `scratch_values`);
 //! - `call`: cos and sin `[rows, head_dim]`, then the key mask (1.0 for a key
 //!   later rows may attend to, 0.0 otherwise) of the past and new keys;
 //! - `ids` (`i32`), `vision` (strided): the rows' inputs;
@@ -28,73 +36,9 @@
 
 use cubecl::prelude::*;
 
-/// Where each weight sits in the packed weight buffer (in f32 values):
-/// the layers one after another (input norm, qkv `[D, 3D]`, o `[D, D]`,
-/// post norm, gate_up `[D, 2I]`, down `[I, D]`), then the final norm, the
-/// logits head `[D, n_logits]`, the task-loss head `[D, n_tl]` and the
-/// token embeddings `[vocab, D]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct WeightLayout {
-    /// Hidden size `D`.
-    pub d: usize,
-    /// MLP width `I`.
-    pub inter: usize,
-    /// Decoder layers.
-    pub layers: usize,
-    /// Logits of all heads (`K * vocab`).
-    pub n_logits: usize,
-    /// Task-loss outputs (`K`).
-    pub n_tl: usize,
-}
-
-impl WeightLayout {
-    /// Values of one layer.
-    pub fn layer(&self) -> usize {
-        let (d, i) = (self.d, self.inter);
-        d + 3 * d * d + d * d + d + 2 * d * i + i * d
-    }
-
-    /// Where the final norm starts.
-    pub fn final_norm(&self) -> usize {
-        self.layers * self.layer()
-    }
-
-    /// Where the logits head starts.
-    pub fn lm_head(&self) -> usize {
-        self.final_norm() + self.d
-    }
-
-    /// Where the task-loss head starts.
-    pub fn task_loss(&self) -> usize {
-        self.lm_head() + self.d * self.n_logits
-    }
-
-    /// Where the token embeddings start.
-    pub fn embed(&self) -> usize {
-        self.task_loss() + self.d * self.n_tl
-    }
-}
-
-/// `sum_k a[a0 + k] * w[w0 + k * stride]` over `n` values.
-#[cube]
-fn dot(a: &Array<f32>, a0: usize, w: &Array<f32>, w0: usize, stride: usize, n: usize) -> f32 {
-    let mut acc = 0.0f32;
-    for k in 0..n {
-        acc += a[a0 + k] * w[w0 + k * stride];
-    }
-    acc
-}
-
-/// `1 / sqrt(mean(x^2) + eps)` of the `d` values at `a[at..]`.
-#[cube]
-fn inv_rms(a: &Array<f32>, at: usize, eps: f32, #[comptime] d: usize) -> f32 {
-    let mut ss = 0.0f32;
-    for k in 0..d {
-        let v = a[at + k];
-        ss += v * v;
-    }
-    1.0f32 / f32::sqrt(ss / comptime!(d as f32) + eps)
-}
+use super::attention::block_attention;
+use super::blocks::{block_add_product, block_gate_up, block_normed, project_pair};
+use super::layout::{CallOffsets, CallShape, Step, TILE_KEYS, WeightLayout, inv_rms, phase_end};
 
 /// `sum_k (a[a0 + k] * inv * w[norm + k]) * w[w0 + k * stride]`: the
 /// product of an RMS-normed row (its norm's weights at `norm`) with a
@@ -116,71 +60,6 @@ fn normed_dot(
         acc += a[a0 + k] * inv * w[norm + k] * w[w0 + k * stride];
     }
     acc
-}
-
-/// Where a stream's inputs and outputs sit: its first id in `ids`, its
-/// first vision value and the strides of a vision row and column, its index
-/// among the call's streams, and where the task losses start in `out`.
-#[derive(CubeType, CubeLaunch)]
-pub struct CallOffsets {
-    /// The stream's first id.
-    pub ids: u32,
-    /// The stream's first vision value.
-    pub vision: u32,
-    /// Values between two vision rows.
-    pub v_row: u32,
-    /// Values between two vision columns.
-    pub v_col: u32,
-    /// The stream's index in the call.
-    pub stream: u32,
-    /// Where the task losses start in `out`.
-    pub task_loss: u32,
-}
-
-/// A call's shape: rows a stream, ids among them, keys cached before the
-/// call, the KV buffer's capacity, the first row whose query is written,
-/// the first row the dispatch's blocks cover.
-#[derive(CubeType, CubeLaunch)]
-pub struct CallShape {
-    /// Rows a stream.
-    pub rows: u32,
-    /// Rows embedded from ids (the first ones).
-    pub m: u32,
-    /// Keys cached before the call.
-    pub past: u32,
-    /// Keys the KV buffer holds at most.
-    pub cap: u32,
-    /// The first row whose query is written (the last layer's projection
-    /// needs only the last row's).
-    pub q_first: u32,
-    /// The first row of the dispatch's first block.
-    pub row0: u32,
-}
-
-/// What a [`layer_step`] dispatch does, and its block: rows a workgroup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Step {
-    /// Embeds the rows' inputs first (the first dispatch).
-    pub embed: bool,
-    /// Finishes layer `layer - 1` (every dispatch but the first).
-    pub finish: bool,
-    /// Projects layer `layer` (every dispatch but the last).
-    pub project: bool,
-    /// Computes the heads of the last row (the last dispatch).
-    pub heads: bool,
-    /// Rows a workgroup owns.
-    pub block: usize,
-    /// Attention heads.
-    pub n_heads: usize,
-    /// Values a head.
-    pub hd: usize,
-}
-
-/// Ends a phase: what the workgroup wrote is seen by all of it.
-#[cube]
-fn phase_end() {
-    sync_storage();
-    sync_cube();
 }
 
 /// Row `r`'s input into `x`: the embedding of its id (the first `m` rows),
@@ -208,171 +87,6 @@ fn embed_value(
     }
 }
 
-/// The q, k, v projections of row `r`'s normed `x` (`inv` its RMS factor)
-/// for columns `(i, i + half)` of head `h` of `part` (0 q, 1 k, 2 v), RoPE
-/// on q and k (q scaled by 1 / sqrt(head_dim)): the query into the
-/// scratch, the key or value appended to the cache at `past + r`.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn project_pair(
-    w: &Array<f32>,
-    kv: &mut Array<f32>,
-    s: &mut Array<f32>,
-    call: &Array<f32>,
-    shape: &CallShape,
-    layer: usize,
-    r: usize,
-    inv: f32,
-    task: usize,
-    #[comptime] lay: WeightLayout,
-    #[comptime] heads: usize,
-    #[comptime] hd: usize,
-) {
-    let d = comptime!(lay.d);
-    let half = comptime!(hd / 2);
-    let part = task / comptime!(heads * (hd / 2));
-    let h = (task % comptime!(heads * (hd / 2))) / half;
-    let i = task % half;
-    if part > 0 || r >= shape.q_first as usize {
-        let rows = shape.rows as usize;
-        let cap = shape.cap as usize;
-        let past = shape.past as usize;
-        let base = layer * comptime!(lay.layer());
-        let qkv_at = base + d;
-        let col = part * d + h * hd + i;
-        let a = normed_dot(s, r * d, inv, w, base, qkv_at + col, 3 * d, d);
-        let b = normed_dot(s, r * d, inv, w, base, qkv_at + col + half, 3 * d, d);
-        if part == 2 {
-            let at = (((layer * 2 + 1) * heads + h) * cap + past + r) * hd + i;
-            kv[at] = a;
-            kv[at + half] = b;
-        } else {
-            let sin_at = rows * hd;
-            let c0 = call[r * hd + i];
-            let c1 = call[r * hd + i + half];
-            let s0 = call[sin_at + r * hd + i];
-            let s1 = call[sin_at + r * hd + i + half];
-            let lo = a * c0 - b * s0;
-            let hi = b * c1 + a * s1;
-            if part == 0 {
-                let scale = comptime!((1.0 / (hd as f64).sqrt()) as f32);
-                let q_at = rows * d + r * d + h * hd + i;
-                s[q_at] = lo * scale;
-                s[q_at + half] = hi * scale;
-            } else {
-                let at = ((layer * 2 * heads + h) * cap + past + r) * hd + i;
-                kv[at] = lo;
-                kv[at + half] = hi;
-            }
-        }
-    }
-}
-
-/// Attention of row `r`, head `h`, over the keys it may see
-/// (`j <= past + r`, unmasked): softmax in two passes (the max, then the
-/// sum and `P @ V`), into the scratch's attention row.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn attend_head(
-    kv: &Array<f32>,
-    s: &mut Array<f32>,
-    call: &Array<f32>,
-    shape: &CallShape,
-    layer: usize,
-    r: usize,
-    h: usize,
-    #[comptime] d: usize,
-    #[comptime] heads: usize,
-    #[comptime] hd: usize,
-) {
-    let rows = shape.rows as usize;
-    let cap = shape.cap as usize;
-    let q0 = rows * d + r * d + h * hd;
-    let k0 = (layer * 2 * heads + h) * cap * hd;
-    let v0 = ((layer * 2 + 1) * heads + h) * cap * hd;
-    let o0 = 2 * rows * d + r * d + h * hd;
-    let mask_at = 2 * rows * hd;
-    let seen = shape.past as usize + r + 1;
-    let mut max = f32::new(-3.0e38);
-    for j in 0..seen {
-        if call[mask_at + j] > 0.5 {
-            let score = dot(s, q0, kv, k0 + j * hd, 1, hd);
-            if score > max {
-                max = score;
-            }
-        }
-    }
-    for c in 0..hd {
-        s[o0 + c] = 0.0;
-    }
-    let mut sum = 0.0f32;
-    for j in 0..seen {
-        if call[mask_at + j] > 0.5 {
-            let p = f32::exp(dot(s, q0, kv, k0 + j * hd, 1, hd) - max);
-            sum += p;
-            for c in 0..hd {
-                s[o0 + c] += p * kv[v0 + j * hd + c];
-            }
-        }
-    }
-    let mut inv = 0.0f32;
-    if sum > 0.0 {
-        inv = 1.0f32 / sum;
-    }
-    for c in 0..hd {
-        s[o0 + c] *= inv;
-    }
-}
-
-/// The RMS factors of the block's rows into `inv` (rows past the call's
-/// end get none).
-#[cube]
-fn block_norms(
-    s: &Array<f32>,
-    inv: &mut SharedMemory<f32>,
-    row0: usize,
-    rows: usize,
-    eps: f32,
-    #[comptime] d: usize,
-    #[comptime] block: usize,
-) {
-    let mut t = UNIT_POS as usize;
-    while t < block {
-        let r = row0 + t;
-        if r < rows {
-            inv[t] = inv_rms(s, r * d, eps, d);
-        }
-        t += CUBE_DIM as usize;
-    }
-}
-
-/// `x[r] += a[r] @ W` for the block's rows (`a` at `a_at`, `[rows, k]`;
-/// `W` `[k, D]` at `w_at`): a task an output value.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn block_add_product(
-    w: &Array<f32>,
-    s: &mut Array<f32>,
-    row0: usize,
-    rows: usize,
-    a_at: usize,
-    w_at: usize,
-    #[comptime] k: usize,
-    #[comptime] d: usize,
-    #[comptime] block: usize,
-) {
-    let mut t = UNIT_POS as usize;
-    while t < block * d {
-        let r = row0 + t / d;
-        let c = t % d;
-        if r < rows {
-            let v = dot(s, a_at + r * k, w, w_at + c, d, k);
-            s[r * d + c] += v;
-        }
-        t += CUBE_DIM as usize;
-    }
-}
-
 /// The rest of layer `layer` for the block's rows: attention, the output
 /// projection + residual, RMSNorm + gate/up + SiLU, down + residual.
 #[cube]
@@ -383,7 +97,10 @@ fn finish_layer(
     s: &mut Array<f32>,
     call: &Array<f32>,
     shape: &CallShape,
-    inv: &mut SharedMemory<f32>,
+    xn: &mut SharedMemory<f32>,
+    sc: &mut SharedMemory<f32>,
+    qs: &mut SharedMemory<f32>,
+    stat: &mut SharedMemory<f32>,
     layer: usize,
     row0: usize,
     eps: f32,
@@ -394,39 +111,20 @@ fn finish_layer(
     let inter = comptime!(lay.inter);
     let block = comptime!(step.block);
     let heads = comptime!(step.n_heads);
+    let units = comptime!(step.units);
     let rows = shape.rows as usize;
-    let mut t = UNIT_POS as usize;
-    while t < block * heads {
-        let r = row0 + t / heads;
-        if r < rows {
-            attend_head(kv, s, call, shape, layer, r, t % heads, d, heads, step.hd);
-        }
-        t += CUBE_DIM as usize;
-    }
-    phase_end();
+    let act_at = 3 * rows * d;
+    block_attention(
+        kv, s, call, shape, sc, qs, stat, layer, row0, d, block, heads, step.hd, units,
+    );
     let o_at = layer * comptime!(lay.layer()) + comptime!(d + 3 * d * d);
     block_add_product(w, s, row0, rows, 2 * rows * d, o_at, d, d, block);
-    phase_end();
-    block_norms(s, inv, row0, rows, eps, d, block);
-    phase_end();
     let post_at = o_at + d * d;
+    block_normed(s, w, xn, row0, rows, post_at, eps, d, block, units);
     let gu_at = post_at + d;
-    let mut t = UNIT_POS as usize;
-    while t < block * inter {
-        let r = row0 + t / inter;
-        let j = t % inter;
-        if r < rows {
-            let f = inv[t / inter];
-            let g = normed_dot(s, r * d, f, w, post_at, gu_at + j, 2 * inter, d);
-            let u = normed_dot(s, r * d, f, w, post_at, gu_at + inter + j, 2 * inter, d);
-            s[3 * rows * d + r * inter + j] = g / (1.0 + f32::exp(-g)) * u;
-        }
-        t += CUBE_DIM as usize;
-    }
-    phase_end();
+    block_gate_up(w, s, xn, row0, rows, gu_at, act_at, d, inter, block);
     let down_at = gu_at + 2 * d * inter;
-    block_add_product(w, s, row0, rows, 3 * rows * d, down_at, inter, d, block);
-    phase_end();
+    block_add_product(w, s, row0, rows, act_at, down_at, inter, d, block);
 }
 
 /// One dispatch of a decoder call (see the module's doc): each workgroup
@@ -457,7 +155,10 @@ pub fn layer_step(
     let rows = shape.rows as usize;
     let row0 = shape.row0 as usize + CUBE_POS * block;
     let layer = layer as usize;
-    let mut inv = SharedMemory::<f32>::new(block);
+    let mut xn = SharedMemory::<f32>::new(comptime!(block * lay.d));
+    let mut sc = SharedMemory::<f32>::new(comptime!(block * TILE_KEYS));
+    let mut qs = SharedMemory::<f32>::new(comptime!(block * step.hd));
+    let mut stat = SharedMemory::<f32>::new(comptime!(4 * block));
     if comptime!(step.embed) {
         let mut t = UNIT_POS as usize;
         while t < block * d {
@@ -476,7 +177,10 @@ pub fn layer_step(
             s,
             call,
             &shape,
-            &mut inv,
+            &mut xn,
+            &mut sc,
+            &mut qs,
+            &mut stat,
             layer - 1,
             row0,
             eps,
@@ -485,29 +189,12 @@ pub fn layer_step(
         );
     }
     if comptime!(step.project) {
-        block_norms(s, &mut inv, row0, rows, eps, d, block);
-        phase_end();
-        let per_row = comptime!(3 * heads * (hd / 2));
+        let norm = layer * comptime!(lay.layer());
+        block_normed(s, w, &mut xn, row0, rows, norm, eps, d, block, step.units);
+        let pairs = comptime!(3 * heads * (hd / 2));
         let mut t = UNIT_POS as usize;
-        while t < block * per_row {
-            let r = row0 + t / per_row;
-            if r < rows {
-                let f = inv[t / per_row];
-                project_pair(
-                    w,
-                    kv,
-                    s,
-                    call,
-                    &shape,
-                    layer,
-                    r,
-                    f,
-                    t % per_row,
-                    lay,
-                    heads,
-                    hd,
-                );
-            }
+        while t < pairs {
+            project_pair(w, kv, s, call, &xn, &shape, layer, row0, t, lay, step);
             t += CUBE_DIM as usize;
         }
     }

@@ -5,7 +5,8 @@ use burn::backend::wgpu::WgpuRuntime;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::kernels::{CallOffsetsLaunch, CallShapeLaunch, Step, WeightLayout, layer_step};
+use super::kernels::layer_step;
+use super::layout::{CallOffsetsLaunch, CallShapeLaunch, Step, WeightLayout};
 
 /// Units of a cube: each unit computes whole outputs, so the cube's size
 /// only spreads them.
@@ -13,6 +14,10 @@ pub const UNITS: u32 = 64;
 
 /// Rows a workgroup owns in a layer's dispatch.
 pub const BLOCK_ROWS: usize = 4;
+
+/// Workgroup memory (bytes) a kernel may use on every adapter (WebGPU's default
+/// `maxComputeWorkgroupStorageSize`).
+pub const SHARED_BYTES: usize = 16_384;
 
 /// Workgroups a dispatch may have along x on every adapter.
 pub const MAX_CUBES: usize = 65_535;
@@ -125,6 +130,7 @@ impl StreamCall<'_> {
             block: BLOCK_ROWS,
             n_heads: self.heads,
             hd: self.head_dim,
+            units: UNITS as usize,
         };
         for layer in 0..layers {
             // The last layer's queries are read for the last row only.

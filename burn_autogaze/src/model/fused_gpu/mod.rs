@@ -11,10 +11,13 @@
 //! workgroup barriers, so it is built only on an adapter that holds them
 //! (`probe`); elsewhere the model stays on the Burn-ops engine and says why.
 
+mod attention;
+mod blocks;
 mod bridge;
 mod cache;
 mod kernels;
 mod launch;
+mod layout;
 mod pick;
 mod probe;
 
@@ -39,8 +42,8 @@ use crate::error::{AutoGazeError, Result};
 
 use bridge::{GpuTensor, float_buffer, float_tensor, int_buffer, wgpu_device};
 use cache::{FusedCache, KvShape};
-use kernels::WeightLayout;
 use launch::{BLOCK_ROWS, Buffer, MAX_CUBES, Offsets, StreamCall};
+use layout::WeightLayout;
 
 /// The engine's registered name.
 pub const NAME: &str = "fused-gpu";
@@ -100,6 +103,24 @@ fn unsupported(c: &AutoGazeConfig) -> Option<String> {
         return Some(format!(
             "{} heads of {} do not make the hidden size {}",
             c.heads, c.head_dim, c.hidden
+        ));
+    }
+    // A workgroup keeps its block's normed rows and the attention's tile
+    // in workgroup memory: within WebGPU's default.
+    let lay = WeightLayout {
+        d: c.hidden,
+        inter: c.intermediate,
+        layers: c.layers,
+        n_logits: 0,
+        n_tl: 0,
+    };
+    let shared = 4 * layout::workgroup_values(&lay, c.head_dim, BLOCK_ROWS);
+    if shared > launch::SHARED_BYTES {
+        return Some(format!(
+            "hidden size {} with heads of {} needs {shared} bytes of workgroup memory, over the {} the kernels may use",
+            c.hidden,
+            c.head_dim,
+            launch::SHARED_BYTES
         ));
     }
     None
@@ -332,7 +353,7 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         call_values.extend(call.key_mask.iter().map(|&m| if m { 1f32 } else { 0f32 }));
         let call_data = self.upload(&call_values);
         let lay = self.layout;
-        let scratch_len = 3 * rows * d + rows * lay.inter;
+        let scratch_len = layout::scratch_values(&lay, rows);
         if rows.div_ceil(BLOCK_ROWS) > MAX_CUBES {
             return Err(AutoGazeError::engine(
                 NAME,

@@ -197,6 +197,21 @@ fn unsupported_shapes_fall_back_to_burn_ops() {
     assert!(err.contains("head_dim 31"), "{err}");
 }
 
+/// A model too wide for the kernels' workgroup memory is refused, the sizes
+/// named (so it stays on the Burn-ops engine, as above); the release model
+/// fits.
+#[test]
+fn too_wide_a_model_is_refused_with_its_sizes() {
+    assert_eq!(super::unsupported(&AutoGazeConfig::release()), None);
+    let mut config = AutoGazeConfig::release();
+    (config.hidden, config.heads, config.head_dim) = (2048, 16, 128);
+    let why = super::unsupported(&config).expect("refused");
+    assert!(
+        why.contains("hidden size 2048") && why.contains("16384"),
+        "{why}"
+    );
+}
+
 /// The picking kernel against the selection's Burn ops over three chunks
 /// of random heads (no ties): the same record; and on equal logits it takes
 /// the lowest unbarred id, as the host selection does.

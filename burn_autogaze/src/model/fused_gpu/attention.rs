@@ -1,0 +1,180 @@
+//! The block's attention, head after head, a tile of keys at a time: the
+//! tile's scores, the queries and the per-row softmax statistics sit in
+//! workgroup memory.
+
+use cubecl::prelude::*;
+
+use super::layout::{CallShape, TILE_KEYS, phase_end};
+
+/// Attention of the block's rows, head after head, over the keys each row
+/// may see (`j <= past + r`, unmasked), into the scratch's attention rows.
+/// The keys go by in tiles of [`TILE_KEYS`]: the units score a tile's keys
+/// against every row of the block (a key read once a block), then take the
+/// tile's softmax terms with a running max and sum per row (the online
+/// softmax), then each unit adds `P @ V` into the `(row, column)` outputs it
+/// owns.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn block_attention(
+    kv: &Array<f32>,
+    s: &mut Array<f32>,
+    call: &Array<f32>,
+    shape: &CallShape,
+    sc: &mut SharedMemory<f32>,
+    qs: &mut SharedMemory<f32>,
+    stat: &mut SharedMemory<f32>,
+    layer: usize,
+    row0: usize,
+    #[comptime] d: usize,
+    #[comptime] block: usize,
+    #[comptime] heads: usize,
+    #[comptime] hd: usize,
+    #[comptime] units: usize,
+) {
+    let rows = shape.rows as usize;
+    let cap = shape.cap as usize;
+    let past = shape.past as usize;
+    let mask_at = 2 * rows * hd;
+    let unit = UNIT_POS as usize;
+    // Keys the block's last row sees (rows past the call's end see none
+    // beyond it).
+    let mut last = row0 + block;
+    if last > rows {
+        last = rows;
+    }
+    let seen = past + last;
+    // The (row, column) outputs a unit owns: `unit`, `unit + units`, ...
+    let owned = comptime!((block * hd).div_ceil(units));
+    for h in 0..heads {
+        let k0 = (layer * 2 * heads + h) * cap * hd;
+        let v0 = ((layer * 2 + 1) * heads + h) * cap * hd;
+        // The block's queries of this head, and each row's running max
+        // (`stat[b]`) and sum (`stat[block + b]`).
+        let mut t = unit;
+        while t < block * hd {
+            let r = row0 + t / hd;
+            let mut q = 0.0f32;
+            if r < rows {
+                q = s[rows * d + r * d + h * hd + t % hd];
+            }
+            qs[t] = q;
+            t += units;
+        }
+        if unit < block {
+            stat[unit] = f32::new(-3.0e38);
+            stat[block + unit] = 0.0;
+        }
+        let mut acc = Array::<f32>::new(owned);
+        #[unroll]
+        for o in 0..owned {
+            acc[o] = 0.0;
+        }
+        phase_end();
+        let mut j0 = 0usize;
+        while j0 < seen {
+            // Scores: a unit a key, every row of the block.
+            let mut jj = unit;
+            while jj < comptime!(TILE_KEYS) {
+                let j = j0 + jj;
+                let mut dots = Array::<f32>::new(block);
+                #[unroll]
+                for b in 0..block {
+                    dots[b] = 0.0;
+                }
+                if j < seen {
+                    for c in 0..hd {
+                        let kc = kv[k0 + j * hd + c];
+                        #[unroll]
+                        for b in 0..block {
+                            dots[b] += qs[b * hd + c] * kc;
+                        }
+                    }
+                }
+                let open = j < seen && call[mask_at + j] > 0.5;
+                #[unroll]
+                for b in 0..block {
+                    let mut v = f32::new(-3.0e38);
+                    if open && j <= past + row0 + b {
+                        v = dots[b];
+                    }
+                    sc[b * comptime!(TILE_KEYS) + jj] = v;
+                }
+                jj += units;
+            }
+            phase_end();
+            // Each row's new max (units 0..block), the old terms' scale in
+            // `stat[2 block + b]`.
+            if unit < block {
+                let mut m = stat[unit];
+                for jj in 0..comptime!(TILE_KEYS) {
+                    let v = sc[unit * comptime!(TILE_KEYS) + jj];
+                    if v > m {
+                        m = v;
+                    }
+                }
+                stat[comptime!(2 * block) + unit] = f32::exp(stat[unit] - m);
+                stat[comptime!(3 * block) + unit] = m;
+            }
+            phase_end();
+            // The tile's softmax terms.
+            let mut t = unit;
+            while t < comptime!(block * TILE_KEYS) {
+                let v = sc[t];
+                let mut p = 0.0f32;
+                if v > -1.0e38 {
+                    p = f32::exp(v - stat[comptime!(3 * block) + t / comptime!(TILE_KEYS)]);
+                }
+                sc[t] = p;
+                t += units;
+            }
+            phase_end();
+            // The rows' sums and maxes (units 0..block); each unit's
+            // outputs: rescaled, plus the tile's `P @ V`.
+            if unit < block {
+                let mut sum = 0.0f32;
+                for jj in 0..comptime!(TILE_KEYS) {
+                    sum += sc[unit * comptime!(TILE_KEYS) + jj];
+                }
+                stat[block + unit] = stat[block + unit] * stat[comptime!(2 * block) + unit] + sum;
+                stat[unit] = stat[comptime!(3 * block) + unit];
+            }
+            #[unroll]
+            for o in 0..owned {
+                let t = unit + o * units;
+                if t < block * hd {
+                    let b = t / hd;
+                    let c = t % hd;
+                    let mut pv = 0.0f32;
+                    let mut n = seen - j0;
+                    if n > comptime!(TILE_KEYS) {
+                        n = comptime!(TILE_KEYS);
+                    }
+                    for jj in 0..n {
+                        pv += sc[b * comptime!(TILE_KEYS) + jj] * kv[v0 + (j0 + jj) * hd + c];
+                    }
+                    acc[o] = acc[o] * stat[comptime!(2 * block) + b] + pv;
+                }
+            }
+            phase_end();
+            j0 += comptime!(TILE_KEYS);
+        }
+        // The outputs, normalised.
+        #[unroll]
+        for o in 0..owned {
+            let t = unit + o * units;
+            if t < block * hd {
+                let b = t / hd;
+                let r = row0 + b;
+                if r < rows {
+                    let sum = stat[block + b];
+                    let mut inv = 0.0f32;
+                    if sum > 0.0 {
+                        inv = 1.0f32 / sum;
+                    }
+                    s[2 * rows * d + r * d + h * hd + t % hd] = acc[o] * inv;
+                }
+            }
+        }
+        phase_end();
+    }
+}
