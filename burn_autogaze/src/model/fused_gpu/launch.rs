@@ -40,7 +40,7 @@ impl Buffer {
     }
 }
 
-/// Where a stream's inputs and outputs sit (see `kernels::CallOffsets`).
+/// Where a stream's inputs and outputs sit (see `layout::CallOffsets`; the host side of it).
 #[derive(Debug, Clone, Copy)]
 pub struct Offsets {
     pub ids: u32,
