@@ -68,8 +68,9 @@ pub struct ReferenceArgs {
     /// ndarray and with a task-loss requirement, device otherwise).
     #[arg(long, value_enum)]
     pub selection: Option<SelectionArg>,
-    /// The model engine (`burn-ops`, `host`, ...). Default: the backend's
-    /// (`host` on ndarray, `burn-ops` elsewhere).
+    /// The model engine (`burn-ops`, `host`, `fused-gpu`). Default: the
+    /// backend's (`host` on ndarray, `fused-gpu` on wgpu where the adapter
+    /// takes it, `burn-ops` otherwise).
     #[arg(long)]
     pub engine: Option<String>,
 }
