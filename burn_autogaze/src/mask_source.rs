@@ -231,6 +231,20 @@ crate::names::named_enum! {
     }
 }
 
+impl ModelBackend {
+    /// The error for a backend this build lacks: its cargo feature (named
+    /// as the backend) was off.
+    #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
+    pub(crate) fn not_built(self) -> crate::error::AutoGazeError {
+        let feature = self.as_str();
+        crate::error::AutoGazeError::setting(
+            "model backend",
+            feature,
+            format!("a build with the `{feature}` feature"),
+        )
+    }
+}
+
 /// Settings of the model mask source.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelOptions {
@@ -488,28 +502,20 @@ mod model {
 /// The model on the backend `options` names, or an error naming the build
 /// feature it needs.
 fn model_source(options: &ModelOptions) -> Result<Box<dyn MaskSource>> {
-    #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
-    let missing = |feature: &str| {
-        crate::error::AutoGazeError::setting(
-            "model backend",
-            options.backend.as_str(),
-            format!("a build with the `{feature}` feature"),
-        )
-    };
     match options.backend {
         #[cfg(feature = "ndarray")]
         ModelBackend::Ndarray => Ok(Box::new(
             model::ModelSource::<burn::backend::NdArray<f32>>::new(options, &Default::default())?,
         )),
         #[cfg(not(feature = "ndarray"))]
-        ModelBackend::Ndarray => Err(missing("ndarray")),
+        ModelBackend::Ndarray => Err(ModelBackend::Ndarray.not_built()),
         #[cfg(feature = "wgpu")]
         ModelBackend::Wgpu => Ok(Box::new(model::ModelSource::<burn::backend::Wgpu>::new(
             options,
             &Default::default(),
         )?)),
         #[cfg(not(feature = "wgpu"))]
-        ModelBackend::Wgpu => Err(missing("wgpu")),
+        ModelBackend::Wgpu => Err(ModelBackend::Wgpu.not_built()),
     }
 }
 

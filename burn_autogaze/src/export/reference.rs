@@ -100,23 +100,15 @@ pub struct ReferenceOutput {
 
 /// Runs the case on the chosen backend.
 pub fn run_reference(args: &ReferenceArgs) -> Result<ReferenceOutput> {
-    #[cfg(not(all(feature = "ndarray", feature = "wgpu")))]
-    let missing = |feature: &str| {
-        AutoGazeError::setting(
-            "model backend",
-            args.backend.as_str(),
-            format!("a build with the `{feature}` feature"),
-        )
-    };
     match args.backend {
         #[cfg(feature = "ndarray")]
         ModelBackend::Ndarray => run::<burn::backend::NdArray<f32>>(args, &Default::default()),
         #[cfg(not(feature = "ndarray"))]
-        ModelBackend::Ndarray => Err(missing("ndarray")),
+        ModelBackend::Ndarray => Err(ModelBackend::Ndarray.not_built()),
         #[cfg(feature = "wgpu")]
         ModelBackend::Wgpu => run::<burn::backend::Wgpu>(args, &Default::default()),
         #[cfg(not(feature = "wgpu"))]
-        ModelBackend::Wgpu => Err(missing("wgpu")),
+        ModelBackend::Wgpu => Err(ModelBackend::Wgpu.not_built()),
     }
 }
 
@@ -144,6 +136,9 @@ pub fn reference_command(args: &ReferenceArgs, tool: &str) -> ExitCode {
     }
 }
 
+// A build without a backend (`cli` alone) refuses every run: this and the
+// two functions below are then unused.
+#[cfg_attr(not(any(feature = "ndarray", feature = "wgpu")), allow(dead_code))]
 /// `video` of a tensor file, on `device`.
 fn video_file<B: Backend>(path: &Path, device: &B::Device) -> Result<Tensor<B, 5>> {
     let file = TensorFile::open(path)?;
@@ -161,6 +156,7 @@ fn video_file<B: Backend>(path: &Path, device: &B::Device) -> Result<Tensor<B, 5
     ))
 }
 
+#[cfg_attr(not(any(feature = "ndarray", feature = "wgpu")), allow(dead_code))]
 /// The frames of `dir`, preprocessed to `side` x `side`.
 fn video_frames<B: Backend>(
     dir: &Path,
@@ -189,6 +185,7 @@ fn video_frames<B: Backend>(
     Ok(input.to_tensor::<B>(device))
 }
 
+#[cfg_attr(not(any(feature = "ndarray", feature = "wgpu")), allow(dead_code))]
 fn run<B: Backend>(args: &ReferenceArgs, device: &B::Device) -> Result<ReferenceOutput> {
     let mut model = AutoGaze::<B>::load(&args.model_dir, device)?;
     if let Some(engine) = &args.engine {
