@@ -12,9 +12,10 @@
 //! The projections are register-blocked (`blocks`): a block's rows, normed,
 //! sit in workgroup memory, and a unit computes one output column for every
 //! row of the block, so each weight is read once a block instead of once a
-//! row. The attention (`attention`) takes every head at once in three
-//! phases a tile of keys. A dispatch has about ten barriers: on a CPU
-//! adapter a barrier is the dominant cost (PERF_LOOP 2026-12-07).
+//! row. The attention (`attention`) goes head by head over tiles of keys
+//! whose scores stay in workgroup memory, every unit busy in each phase
+//! (PERF_LOOP 2026-12-07, tenth session: what each change bought on
+//! lavapipe, and what did not help).
 //!
 //! The barriers need an adapter that holds a workgroup at them: Mesa's
 //! lavapipe before 23 does not after long work (measured, PERF_LOOP
@@ -26,8 +27,8 @@
 //! - `w`: every weight, packed once at load ([`WeightLayout`]);
 //! - `kv`: the stream's cache `[layer][k|v][head][cap][head_dim]`;
 //! - `scratch`: the call's rows: `x`, the queries, the attention outputs
-//!   (`[rows, D]` each), the MLP's activations (`[rows, inter]`) and a tile
-//!   of attention scores (`[rows, heads, TILE_KEYS]`; `scratch_values`);
+//!   (`[rows, D]` each) and the MLP's activations (`[rows, inter]`;
+//!   `scratch_values`);
 //! - `call`: cos and sin `[rows, head_dim]`, then the key mask (1.0 for a key
 //!   later rows may attend to, 0.0 otherwise) of the past and new keys;
 //! - `ids` (`i32`), `vision` (strided): the rows' inputs;
