@@ -89,6 +89,11 @@ pub struct ViewerArgs {
     /// Warm-up frames before measuring (headless).
     #[arg(long, default_value_t = 10, value_parser = frame_count(0))]
     pub warmup_frames: usize,
+    /// Keep warming up until the first mask is applied (headless; bounded
+    /// by `--timeout-s`): a model lane's first inference compiles its
+    /// kernels, seconds on a software adapter.
+    #[arg(long)]
+    pub warmup_until_mask: bool,
     /// Perf summary JSON (headless).
     #[arg(long)]
     pub summary: Option<PathBuf>,
@@ -164,6 +169,7 @@ impl ViewerArgs {
         RecordOptions {
             frames: self.frames,
             warmup_frames: self.warmup_frames,
+            warmup_until_mask: self.warmup_until_mask,
             case: self.case.clone(),
             timeout: Duration::from_secs(self.timeout_s),
             ..RecordOptions::default()

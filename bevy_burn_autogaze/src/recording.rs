@@ -22,6 +22,10 @@ pub struct RecordOptions {
     pub frames: usize,
     /// Frames shown before the measurement starts.
     pub warmup_frames: usize,
+    /// Warm up until the first mask is applied too (at least
+    /// `warmup_frames`): a model lane's first inference compiles its
+    /// kernels, which would otherwise fill the window with maskless frames.
+    pub warmup_until_mask: bool,
     /// Case name written into the summary.
     pub case: String,
     /// Build profile of this binary (`release` for figures that count).
@@ -35,6 +39,7 @@ impl Default for RecordOptions {
         Self {
             frames: 120,
             warmup_frames: 10,
+            warmup_until_mask: false,
             case: "viewer".into(),
             profile: if cfg!(debug_assertions) {
                 "debug".into()
@@ -77,6 +82,7 @@ impl Plugin for SummaryRecordingPlugin {
             transfers: Default::default(),
             seen: 0,
             measured: 0,
+            warmed: None,
             allocations_at_start: None,
             started: Instant::now(),
             outcome: self.outcome.clone(),
@@ -106,6 +112,8 @@ struct Recording {
     transfers: std::collections::BTreeMap<String, u64>,
     seen: u64,
     measured: usize,
+    /// Frames the warm-up took, once the measured window opened.
+    warmed: Option<usize>,
     /// The allocation tallies when the measured window opened.
     allocations_at_start: Option<burn_autogaze::perf::AllocationCounts>,
     started: Instant,
@@ -129,8 +137,13 @@ fn record(
         return done(rec, Err(e.to_string()));
     }
     if rec.started.elapsed() > rec.options.timeout {
+        let waiting = if rec.warmed.is_none() && rec.options.warmup_until_mask {
+            " (still warming up: no mask applied yet)"
+        } else {
+            ""
+        };
         let e = format!(
-            "timed out after {:?} with {} of {} measured frames",
+            "timed out after {:?} with {} of {} measured frames{waiting}",
             rec.options.timeout, rec.measured, rec.options.frames
         );
         return done(rec, Err(e));
@@ -143,17 +156,23 @@ fn record(
     let recorder = rec
         .recorder
         .get_or_insert_with(|| PerfRecorder::new(frames, &settings.pipeline));
-    if (last.index as usize) < rec.options.warmup_frames {
-        // The measured window opens when the last warm-up frame is shown.
-        if last.index as usize + 1 == rec.options.warmup_frames {
-            recorder.start();
+    if rec.warmed.is_none() {
+        let shown = last.index as usize + 1;
+        let masked = !rec.options.warmup_until_mask || last.report.mask_seq.is_some();
+        if shown == 1 && rec.options.warmup_frames == 0 && masked {
+            // No warm-up: the window opens with the first measured frame.
+            rec.warmed = Some(0);
             rec.allocations_at_start = Some(alloc_count::totals());
+        } else {
+            // The window opens when the last warm-up frame is shown.
+            if shown >= rec.options.warmup_frames && masked {
+                rec.warmed = Some(shown);
+                recorder.start();
+                rec.allocations_at_start = Some(alloc_count::totals());
+            }
+            return;
         }
-        return;
     }
-    // No warm-up: the window opens with the first measured frame.
-    rec.allocations_at_start
-        .get_or_insert_with(alloc_count::totals);
     let Some(pipeline) = runtime.pipeline() else {
         return;
     };
@@ -188,7 +207,7 @@ fn summary(
     let recorder = rec.recorder.as_ref().ok_or("no frames recorded")?;
     let meta = RunMeta {
         case: rec.options.case.clone(),
-        warmup_frames: rec.options.warmup_frames,
+        warmup_frames: rec.warmed.unwrap_or(rec.options.warmup_frames),
         profile: rec.options.profile.clone(),
         revision: burn_autogaze::perf::revision(),
         date: burn_autogaze::perf::utc_now(),

@@ -331,6 +331,7 @@ mod model {
         AnyResStream, AutoGaze, AutoGazeConfig, GenerateOptions, ScaledTiles, StreamState, TileGrid,
     };
     use crate::preprocess::{ModelInput, Preprocessor};
+    use crate::timing::ModelWork;
 
     /// The model on backend `B`, streaming.
     pub struct ModelSource<B: Backend> {
@@ -429,6 +430,25 @@ mod model {
             &mut self,
             frame: &Frame,
             _reference: Option<&[u8]>,
+            out: &mut GazeTokens,
+            tiles: &mut MaskTiles,
+            times: &mut StageTimes,
+        ) -> Result<()> {
+            let before = self.model.work();
+            let result = self.frame_tokens(frame, out, tiles, times);
+            times.add_model_work(ModelWork {
+                frames: 1,
+                ..self.model.work().since(&before)
+            });
+            result
+        }
+    }
+
+    impl<B: Backend> ModelSource<B> {
+        /// One frame's tokens (and tiles), its stages timed into `times`.
+        fn frame_tokens(
+            &mut self,
+            frame: &Frame,
             out: &mut GazeTokens,
             tiles: &mut MaskTiles,
             times: &mut StageTimes,

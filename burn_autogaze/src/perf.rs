@@ -12,7 +12,7 @@ use crate::memory::{MemorySampler, MemoryStats};
 use crate::pacing::PaceStats;
 use crate::pipeline::{FramePipeline, PipelineOptions, StepReport, time_frame_memcpy};
 use crate::ring::RingCounters;
-use crate::timing::{LatencySummary, Stage, TimingRecorder};
+use crate::timing::{LatencySummary, ModelWork, Stage, TimingRecorder};
 use crate::worker::WorkerCounters;
 
 /// Schema tag written into every summary.
@@ -83,6 +83,10 @@ pub struct PerfSummary {
     /// The inference worker's counters (decoupled mode).
     #[serde(default)]
     pub worker: Option<WorkerCounters>,
+    /// What the model's engine did (model mask source, when it ran in the
+    /// measured window): decoder calls, dispatches and readbacks.
+    #[serde(default)]
+    pub model: Option<ModelSummary>,
     /// Paced playback: the source's frame rate.
     #[serde(default)]
     pub source_fps: Option<crate::pacing::SourceRate>,
@@ -116,6 +120,42 @@ pub struct PerfSummary {
     /// The display side (headless Bevy viewer runs only).
     #[serde(default)]
     pub display: Option<DisplaySummary>,
+}
+
+/// The model's counted work over the measured frames: what its engine
+/// launched and read back, per model frame (a frame whose mask the model
+/// computed; decoupled, the worker's updates in the window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// The engine that ran (`fused-gpu`, `host`, `burn-ops`).
+    pub engine: String,
+    /// Model frames counted.
+    pub frames: u64,
+    /// Decoder calls per model frame (streams in lockstep share a call).
+    pub decoder_calls_per_frame: f64,
+    /// Kernel dispatches per model frame (None: an engine running Burn
+    /// ops, which does not count them).
+    pub dispatches_per_frame: Option<f64>,
+    /// Kernel dispatches per decoder call (its picks included).
+    pub dispatches_per_call: Option<f64>,
+    /// Device-to-host readbacks per model frame.
+    pub readbacks_per_frame: f64,
+}
+
+impl ModelSummary {
+    /// The summary of `work`, totals over its frames (None without one).
+    pub fn of(work: &ModelWork) -> Option<Self> {
+        let frames = work.frames;
+        let per = |x: u64, n: u64| (n > 0).then(|| x as f64 / n as f64);
+        Some(Self {
+            engine: work.engine.to_string(),
+            frames,
+            decoder_calls_per_frame: per(work.decoder_calls, frames)?,
+            dispatches_per_frame: work.dispatches.and_then(|d| per(d, frames)),
+            dispatches_per_call: work.dispatches.and_then(|d| per(d, work.decoder_calls)),
+            readbacks_per_frame: per(work.readbacks, frames)?,
+        })
+    }
 }
 
 /// What a viewer adds: wall-clock frame intervals, uploads, residency, the
@@ -273,6 +313,20 @@ impl PerfSummary {
                 problems.push("display residency is empty".into());
             }
         }
+        if let Some(m) = &self.model {
+            let counts = [
+                Some(m.decoder_calls_per_frame),
+                m.dispatches_per_frame,
+                m.dispatches_per_call,
+                Some(m.readbacks_per_frame),
+            ];
+            if m.frames == 0 || counts.iter().flatten().any(|c| !c.is_finite() || *c < 0.0) {
+                problems.push(format!("model: no frame or a negative count: {m:?}"));
+            }
+            if m.frames > (self.frames + self.warmup_frames) as u64 {
+                problems.push(format!("model: {} frames in a run of {measured}", m.frames));
+            }
+        }
         if self.updated_pixels_per_frame > self.width as f64 * self.height as f64 + 0.5 {
             problems.push(format!(
                 "updated_pixels_per_frame {} exceeds the frame",
@@ -408,6 +462,7 @@ pub struct PerfRecorder {
     psnr: Vec<f64>,
     mask_updates: u64,
     mask_latency: Vec<f64>,
+    model: Option<ModelWork>,
     decoupled: bool,
     started: Option<Instant>,
     memory: MemorySampler,
@@ -429,6 +484,7 @@ impl PerfRecorder {
             psnr: Vec::with_capacity(frames),
             mask_updates: 0,
             mask_latency: Vec::with_capacity(frames),
+            model: None,
             decoupled: options.decoupled,
             started: None,
             memory: MemorySampler::default(),
@@ -466,6 +522,16 @@ impl PerfRecorder {
             self.mask_latency.push(t.total().as_secs_f64() * 1e3);
         } else if !self.decoupled {
             self.mask_updates += 1;
+        }
+        // Inline, the model's work is in the frame's times; decoupled, in
+        // the worker's times of the mask that arrived.
+        for times in std::iter::once(&report.times).chain(&report.mask_times) {
+            if let Some(work) = times.model_work() {
+                self.model = Some(match &self.model {
+                    Some(sum) => sum.plus(&work),
+                    None => work,
+                });
+            }
         }
         if let Some(frame) = frame {
             self.memcpy_ms
@@ -537,6 +603,7 @@ impl PerfRecorder {
             mask_latency_ms: (!self.mask_latency.is_empty())
                 .then(|| LatencySummary::from_ms(&mut self.mask_latency.clone())),
             worker: pipeline.worker_counters(),
+            model: self.model.as_ref().and_then(ModelSummary::of),
             source_fps: options.source_fps,
             pace: pipeline.pace_stats(),
             ring: pipeline.ring_counters(),

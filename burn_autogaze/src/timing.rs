@@ -67,12 +67,63 @@ impl Stage {
     }
 }
 
+/// What the model's engine did for one frame, counted by the model (not
+/// timed): its decoder calls, the kernel dispatches of an engine that
+/// counts them, and device-to-host readbacks. A frame's counts travel with
+/// its [`StageTimes`], so they reach a summary from a mask worker too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelWork {
+    /// The engine that ran (as registered: `fused-gpu`, `host`, ...).
+    pub engine: &'static str,
+    /// Frames the model ran (one per frame; a tiled frame is still one).
+    pub frames: u64,
+    /// Decoder calls (a call over streams in lockstep counts once).
+    pub decoder_calls: u64,
+    /// Kernel dispatches (None: the engine runs Burn ops, uncounted).
+    pub dispatches: Option<u64>,
+    /// Device-to-host reads (on Burn's CPU backend each is a copy).
+    pub readbacks: u64,
+}
+
+impl ModelWork {
+    /// The work done between `before` and `self` (two readings of the
+    /// model's running totals), as one frame's.
+    pub fn since(&self, before: &ModelWork) -> ModelWork {
+        ModelWork {
+            engine: self.engine,
+            frames: self.frames.saturating_sub(before.frames),
+            decoder_calls: self.decoder_calls.saturating_sub(before.decoder_calls),
+            dispatches: self
+                .dispatches
+                .zip(before.dispatches)
+                .map(|(a, b)| a.saturating_sub(b)),
+            readbacks: self.readbacks.saturating_sub(before.readbacks),
+        }
+    }
+
+    /// `self` and `other` added up (the engine of the later one).
+    pub fn plus(&self, other: &ModelWork) -> ModelWork {
+        ModelWork {
+            engine: other.engine,
+            frames: self.frames + other.frames,
+            decoder_calls: self.decoder_calls + other.decoder_calls,
+            dispatches: match (self.dispatches, other.dispatches) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            },
+            readbacks: self.readbacks + other.readbacks,
+        }
+    }
+}
+
 /// Wall time of each stage for one frame (stages that did not run are zero
-/// and are left out of summaries).
+/// and are left out of summaries), and the model's counted work when the
+/// model ran.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StageTimes {
     times: [Duration; Stage::ALL.len()],
     ran: [bool; Stage::ALL.len()],
+    model: Option<ModelWork>,
 }
 
 impl StageTimes {
@@ -90,6 +141,19 @@ impl StageTimes {
     /// Sum over stages.
     pub fn total(&self) -> Duration {
         self.times.iter().sum()
+    }
+
+    /// Adds the model's counted work for this frame.
+    pub fn add_model_work(&mut self, work: ModelWork) {
+        self.model = Some(match &self.model {
+            Some(before) => before.plus(&work),
+            None => work,
+        });
+    }
+
+    /// The model's counted work for this frame, when the model ran.
+    pub fn model_work(&self) -> Option<ModelWork> {
+        self.model
     }
 }
 

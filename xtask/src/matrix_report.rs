@@ -221,6 +221,7 @@ pub fn summary_md(
             r.error.as_deref().unwrap_or("").replace('|', "/")
         );
     }
+    model_md(&mut md, summaries);
     let _ = writeln!(
         md,
         "\n| check | size | mask source | ratio (median of rounds) | each round | limit | median p95 |"
@@ -245,6 +246,43 @@ pub fn summary_md(
         );
     }
     md
+}
+
+/// The model lanes' own table: the engine, its mask updates and latency,
+/// and what it launched and read back per model frame.
+fn model_md(md: &mut String, summaries: &[(Case, PerfSummary)]) {
+    let lanes: Vec<_> = summaries
+        .iter()
+        .filter(|(_, s)| s.mask_source == "autogaze")
+        .collect();
+    if lanes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n| model lane | engine | mask updates | mask latency p50 / p95 ms | decoder calls / frame | dispatches / frame | dispatches / call | readbacks / frame |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let num = |x: Option<f64>| x.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+    for (c, s) in lanes {
+        let latency = s
+            .mask_latency_ms
+            .map(|l| format!("{:.0} / {:.0}", l.p50_ms, l.p95_ms))
+            .unwrap_or_else(|| "-".into());
+        let m = s.model.as_ref();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {latency} | {} | {} | {} | {} |",
+            c.name,
+            m.map(|m| m.engine.as_str())
+                .unwrap_or("no model frame in the window"),
+            s.mask_updates,
+            num(m.map(|m| m.decoder_calls_per_frame)),
+            num(m.and_then(|m| m.dispatches_per_frame)),
+            num(m.and_then(|m| m.dispatches_per_call)),
+            num(m.map(|m| m.readbacks_per_frame)),
+        );
+    }
 }
 
 #[cfg(test)]

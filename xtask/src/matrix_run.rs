@@ -185,7 +185,8 @@ pub fn rounds_given() -> bool {
     std::env::args().any(|a| a == "--rounds" || a.starts_with("--rounds="))
 }
 
-/// The model flags of the autogaze cases.
+/// The model flags of the autogaze cases (warming up until the first
+/// mask).
 pub fn model_flags(
     dir: Option<&Path>,
     backend: burn_autogaze::mask_source::ModelBackend,
@@ -195,5 +196,8 @@ pub fn model_flags(
         None => vec!["--random-weights".into()],
     };
     model.extend(["--model-backend".into(), backend.to_string()]);
+    // The window opens once the model's first mask is applied: its first
+    // inference (kernel compilation on wgpu) is not what a lane measures.
+    model.push("--warmup-until-mask".into());
     model
 }

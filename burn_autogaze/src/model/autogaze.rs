@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::tensor::backend::Backend;
 
@@ -12,6 +13,7 @@ use super::registry::registry;
 use super::stream::StreamState;
 use super::weights::{ModelWeights, load_weights, random_weights};
 use crate::error::{AutoGazeError, Result};
+use crate::timing::ModelWork;
 
 /// A loaded model on one device.
 #[derive(Debug, Clone)]
@@ -31,6 +33,23 @@ pub struct AutoGaze<B: Backend> {
     /// Share decoder calls between streams in lockstep (None: on a GPU
     /// backend only).
     batch_streams: Option<bool>,
+    /// Running totals of the decoder calls and readbacks (shared by clones,
+    /// as the engine is).
+    pub(super) counts: Arc<WorkCounts>,
+}
+
+/// The model's running totals behind [`AutoGaze::work`].
+#[derive(Debug, Default)]
+pub(super) struct WorkCounts {
+    pub(super) decoder_calls: AtomicU64,
+    pub(super) readbacks: AtomicU64,
+}
+
+impl WorkCounts {
+    /// Counts `n` device-to-host reads.
+    pub(super) fn read(&self, n: u64) {
+        self.readbacks.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl<B: Backend> AutoGaze<B> {
@@ -80,6 +99,7 @@ impl<B: Backend> AutoGaze<B> {
             fallback: (!passed_over.is_empty()).then(|| passed_over.join("; ")),
             selection: None,
             batch_streams: None,
+            counts: Arc::default(),
         }
     }
 
@@ -120,6 +140,20 @@ impl<B: Backend> AutoGaze<B> {
     /// does not count them).
     pub fn engine_dispatches(&self) -> Option<u64> {
         self.engine.dispatches()
+    }
+
+    /// The model's running totals since it was built: decoder calls, the
+    /// engine's dispatches (where it counts them) and readbacks, over every
+    /// stream it ran (`frames` is left 0: a caller counts its frames). Two
+    /// readings' [`ModelWork::since`] is the work between them.
+    pub fn work(&self) -> ModelWork {
+        ModelWork {
+            engine: self.engine.name(),
+            frames: 0,
+            decoder_calls: self.counts.decoder_calls.load(Ordering::Relaxed),
+            dispatches: self.engine.dispatches(),
+            readbacks: self.counts.readbacks.load(Ordering::Relaxed),
+        }
     }
 
     /// Why the default engine is not the highest-ranked one on this device,

@@ -10,6 +10,8 @@
 //! [`AutoGaze::step_streams_input`] (streams in lockstep: AnyRes tiles).
 //! The arithmetic is the model's engine's; selection is `select`'s.
 
+use std::sync::atomic::Ordering;
+
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::autogaze::AutoGaze;
@@ -73,6 +75,7 @@ impl<B: Backend> AutoGaze<B> {
         };
         let mut caches: Vec<&mut dyn EngineCache<B>> =
             states.iter_mut().map(|s| s.cache.as_mut()).collect();
+        self.counts.decoder_calls.fetch_add(1, Ordering::Relaxed);
         self.engine.decode(call, &mut caches)
     }
 
@@ -89,6 +92,7 @@ impl<B: Backend> AutoGaze<B> {
         trace: &mut Option<&mut Vec<DecodeStep>>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let (logits, tl) = self.call(states, ids, vision, positions, mask)?.into_host();
+        self.counts.read(2);
         for state in states.iter_mut() {
             state.readbacks += 2;
         }

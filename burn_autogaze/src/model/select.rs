@@ -230,6 +230,7 @@ impl<B: Backend> AutoGaze<B> {
         }
         // The frame's one readback: per stream, its ids then its task losses.
         let values = picker.read()?;
+        self.counts.read(1);
         let mut frames = Vec::with_capacity(n);
         for (i, state) in states.iter_mut().enumerate() {
             state.readbacks += 1;

@@ -163,6 +163,7 @@ impl<B: Backend> AutoGaze<B> {
                 Some(plan) => {
                     let device = tile.device();
                     let host = host_values(tile);
+                    self.counts.read(1);
                     let mut out = vec![0f32; t * ch * s * s];
                     for (src, dst) in host
                         .chunks_exact(ch * ts * ts)

@@ -64,6 +64,13 @@ fn the_model_mask_source_runs_in_the_pipeline() {
         assert!(r.times.get(Stage::MaskSource) > Duration::ZERO);
         // 13 tokens a frame at ratio 0.05.
         assert_eq!(r.plan.tokens, 13);
+        // K = 10: the prefill's call and one more; selection on the host
+        // reads each call's logits and task losses.
+        let work = r.times.model_work().expect("the model's counts");
+        assert_eq!(
+            (work.engine, work.frames, work.decoder_calls, work.readbacks),
+            ("host", 1, 2, 4)
+        );
     }
     // AnyRes: a 96x54 frame in 2 square tiles of 54 px; every tile's
     // cells land inside the frame.
@@ -71,6 +78,9 @@ fn the_model_mask_source_runs_in_the_pipeline() {
     let mut pipeline = FramePipeline::new(&options).unwrap();
     let r = pipeline.step().unwrap();
     assert_eq!(r.plan.tokens, 26);
+    // Two tiles, each its own stream on the CPU: still one model frame.
+    let work = r.times.model_work().unwrap();
+    assert_eq!((work.frames, work.decoder_calls), (1, 4));
     // Each token's rectangle lies on its tile, clipped to the frame (a cell
     // of a tile's part beyond the frame is empty).
     let rects: Vec<TokenRect> = pipeline.token_rects().collect();
@@ -100,6 +110,16 @@ fn the_model_source_on_wgpu_plans_what_ndarray_plans() {
         assert_eq!((a.plan.tokens, b.plan.tokens), (13, 13));
         assert!(b.times.get(Stage::MaskSource) > Duration::ZERO);
         assert_eq!(cpu.plan().rects(), gpu.plan().rects());
+        // The same calls; on the device, the fused engine's counted
+        // dispatches and the frame's one readback.
+        let (a, b) = (a.times.model_work().unwrap(), b.times.model_work().unwrap());
+        assert_eq!(
+            (b.engine, b.decoder_calls, b.readbacks),
+            ("fused-gpu", a.decoder_calls, 1)
+        );
+        let dispatches = b.dispatches.expect("the fused engine counts");
+        assert!((1..=8 * b.decoder_calls).contains(&dispatches), "{b:?}");
+        assert_eq!(a.dispatches, None, "the host engine launches no kernels");
     }
 }
 
@@ -118,10 +138,13 @@ fn decoupled_mode_never_waits_and_applies_the_newest_mask() {
         let r = pipeline.step().unwrap();
         // The display path never runs the model itself.
         assert_eq!(r.times.get(Stage::MaskSource), Duration::ZERO);
-        if r.mask_times.is_some() {
+        if let Some(t) = r.mask_times {
             applied = r.mask_seq;
             assert_eq!(r.plan.tokens, 13);
+            // The model's counts come with the worker's times.
+            assert_eq!(t.model_work().map(|w| w.frames), Some(1));
         }
+        assert_eq!(r.times.model_work(), None);
         std::thread::sleep(Duration::from_millis(5));
     }
     let seq = applied.expect("a mask arrives");
@@ -354,4 +377,49 @@ fn the_model_options_name_the_engine() {
         message.contains("no-such-engine") && message.contains("burn-ops"),
         "{message}"
     );
+}
+
+/// The summary's model section: the engine's counts per model frame, from
+/// the frames' own times inline.
+#[test]
+fn the_perf_summary_reports_the_models_work() {
+    let mut options = options(SourceKind::SyntheticLocal, false);
+    options.mask_source = MaskSourceKind::Autogaze;
+    options.model.gazing_ratio = 0.05;
+    let mut pipeline = FramePipeline::new(&options).unwrap();
+    pipeline.step().unwrap();
+    let mut recorder = crate::perf::PerfRecorder::new(3, &options);
+    for _ in 0..3 {
+        let r = pipeline.step().unwrap();
+        recorder.record(&r, pipeline.current_frame());
+    }
+    let meta = crate::perf::RunMeta {
+        case: "model-work".into(),
+        warmup_frames: 1,
+        ..Default::default()
+    };
+    let summary = recorder.summary(&pipeline, &options, &meta).unwrap();
+    let model = summary.model.expect("a model section");
+    assert_eq!(model.engine, "host");
+    assert_eq!(model.frames, 3, "the warm-up frame is not counted");
+    assert_eq!(model.decoder_calls_per_frame, 2.0);
+    assert_eq!(model.readbacks_per_frame, 4.0);
+    assert_eq!(
+        (model.dispatches_per_frame, model.dispatches_per_call),
+        (None, None)
+    );
+    // Patch-diff has no model section.
+    options.mask_source = MaskSourceKind::PatchDiff;
+    let mut pipeline = FramePipeline::new(&options).unwrap();
+    let mut recorder = crate::perf::PerfRecorder::new(2, &options);
+    for _ in 0..2 {
+        let r = pipeline.step().unwrap();
+        recorder.record(&r, pipeline.current_frame());
+    }
+    let meta = crate::perf::RunMeta {
+        warmup_frames: 0,
+        ..meta
+    };
+    let summary = recorder.summary(&pipeline, &options, &meta).unwrap();
+    assert_eq!(summary.model, None);
 }
