@@ -157,21 +157,18 @@ fn record(
         .recorder
         .get_or_insert_with(|| PerfRecorder::new(frames, &settings.pipeline));
     if rec.warmed.is_none() {
-        let shown = last.index as usize + 1;
-        let masked = !rec.options.warmup_until_mask || last.report.mask_seq.is_some();
-        if shown == 1 && rec.options.warmup_frames == 0 && masked {
-            // No warm-up: the window opens with the first measured frame.
-            rec.warmed = Some(0);
-            rec.allocations_at_start = Some(alloc_count::totals());
-        } else {
+        let masked = last.report.mask_seq.is_some();
+        let Some(warmed) = window_opens(last.index as usize + 1, &rec.options, masked) else {
+            return;
+        };
+        rec.warmed = Some(warmed);
+        rec.allocations_at_start = Some(alloc_count::totals());
+        if warmed > 0 {
             // The window opens when the last warm-up frame is shown.
-            if shown >= rec.options.warmup_frames && masked {
-                rec.warmed = Some(shown);
-                recorder.start();
-                rec.allocations_at_start = Some(alloc_count::totals());
-            }
+            recorder.start();
             return;
         }
+        // No warm-up: the window opens with this, the first measured frame.
     }
     let Some(pipeline) = runtime.pipeline() else {
         return;
@@ -192,6 +189,19 @@ fn record(
     }
     let result = summary(rec, &mut runtime, &settings, &adapter, metrics.errors);
     done(rec, result);
+}
+
+/// Whether the measured window opens at the `shown`-th frame (`masked`:
+/// a mask was applied to it): the warm-up's length when it does (0: no
+/// warm-up, this frame is the first measured one; else the window opens
+/// after this frame).
+fn window_opens(shown: usize, options: &RecordOptions, masked: bool) -> Option<usize> {
+    let masked = masked || !options.warmup_until_mask;
+    match (shown, options.warmup_frames) {
+        (1, 0) if masked => Some(0),
+        (shown, warmup) if shown >= warmup && masked => Some(shown),
+        _ => None,
+    }
 }
 
 fn summary(
@@ -239,4 +249,32 @@ fn summary(
     s.validate()
         .map_err(|p| format!("{}: invalid summary: {}", s.case, p.join("; ")))?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_opens_after_the_warm_up_and_waits_for_a_mask_when_asked() {
+        let mut options = RecordOptions {
+            warmup_frames: 3,
+            ..RecordOptions::default()
+        };
+        // Three frames of warm-up, mask or not.
+        assert_eq!(window_opens(2, &options, true), None);
+        assert_eq!(window_opens(3, &options, false), Some(3));
+        // None: the first frame is measured.
+        options.warmup_frames = 0;
+        assert_eq!(window_opens(1, &options, false), Some(0));
+        // Waiting for a mask: maskless frames are warm-up too.
+        options.warmup_until_mask = true;
+        assert_eq!(window_opens(1, &options, false), None);
+        assert_eq!(window_opens(7, &options, false), None);
+        assert_eq!(window_opens(8, &options, true), Some(8));
+        assert_eq!(window_opens(1, &options, true), Some(0));
+        options.warmup_frames = 3;
+        assert_eq!(window_opens(2, &options, true), None);
+        assert_eq!(window_opens(5, &options, true), Some(5));
+    }
 }
