@@ -6,6 +6,7 @@ use serde_json::json;
 use std::path::PathBuf;
 
 use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use burn_autogaze::model::{AutoGaze, DecodeStep, FrameGaze, GenerateOptions, Selection};
 use burn_autogaze::tensor_file::TensorFile;
@@ -47,9 +48,13 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn tensor5(file: &TensorFile, name: &str) -> Tensor<B, 5> {
+    tensor5_on(file, name, &Default::default())
+}
+
+fn tensor5_on<Bk: Backend>(file: &TensorFile, name: &str, device: &Bk::Device) -> Tensor<Bk, 5> {
     let t = file.f32(name, None).expect(name);
     let s: [usize; 5] = t.shape.clone().try_into().expect("5-d");
-    Tensor::from_data(TensorData::new(t.values, s), &Default::default())
+    Tensor::from_data(TensorData::new(t.values, s), device)
 }
 
 /// The reference's tokens of a clip (global ids, pad flags, counts).
@@ -142,7 +147,12 @@ fn first_divergence(out: &[FrameGaze], reference: &Tokens, calls: &Calls) -> Str
 
 /// Runs a case and checks every stored output.
 fn check_case(model_name: &str, name: &str, input: &str) {
-    let model = load(model_name);
+    check_case_on(&load(model_name), model_name, name, input);
+}
+
+/// [`check_case`] on `model`, on any backend.
+fn check_case_on<Bk: Backend>(model: &AutoGaze<Bk>, model_name: &str, name: &str, input: &str) {
+    let device = model.device();
     let (file, meta) = case(model_name, name);
     let ratio = meta["gazing_ratio"].as_f64().expect("ratio") as f32;
     let requirement = meta["task_loss_requirement"].as_f64().map(|r| r as f32);
@@ -150,7 +160,7 @@ fn check_case(model_name: &str, name: &str, input: &str) {
         gazing_ratio: ratio,
         task_loss_requirement: requirement,
     };
-    let video = tensor5(&file, input);
+    let video = tensor5_on::<Bk>(&file, input, &device);
     let [_, t, _, _, _] = video.dims();
 
     // Embeddings.
@@ -305,13 +315,17 @@ fn k10_bicubic_input() {
 /// Streaming, one frame per call, gives exactly the full-clip result.
 #[test]
 fn k10_streaming_equals_full_clip() {
-    let model = load("autogaze-random-k10");
+    streaming_equals_full_clip(&load("autogaze-random-k10"));
+}
+
+/// [`k10_streaming_equals_full_clip`] on `model`, on any backend.
+fn streaming_equals_full_clip<Bk: Backend>(model: &AutoGaze<Bk>) {
     let (file, meta) = case("autogaze-random-k10", "clip224_streaming_equiv");
     let options = GenerateOptions {
         gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
         task_loss_requirement: None,
     };
-    let video = tensor5(&file, "video");
+    let video = tensor5_on::<Bk>(&file, "video", &model.device());
     let [_, t, _, _, _] = video.dims();
     let mut state = model.new_stream();
     let mut ids = Vec::new();
@@ -488,8 +502,12 @@ fn horizon_bounds_the_cache() {
 /// tile's raw output and the stitched ids and masks match the reference.
 #[test]
 fn k10_tiled_448() {
+    tiled_448(&load("autogaze-random-k10"));
+}
+
+/// [`k10_tiled_448`] on `model`, on any backend.
+fn tiled_448<Bk: Backend>(model: &AutoGaze<Bk>) {
     use burn_autogaze::model::TileGrid;
-    let model = load("autogaze-random-k10");
     let (file, meta) = case("autogaze-random-k10", "tile448_r050");
     let scales: Vec<u32> = meta["target_scales"]
         .as_array()
@@ -503,7 +521,7 @@ fn k10_tiled_448() {
         gazing_ratio: meta["gazing_ratio"].as_f64().expect("ratio") as f32,
         task_loss_requirement: None,
     };
-    let video = tensor5(&file, "video");
+    let video = tensor5_on::<Bk>(&file, "video", &model.device());
     let [_, t, _, _, _] = video.dims();
     let out = model.generate_tiled(video, &grid, &options).expect("tiled");
     // Raw per-tile outputs.
@@ -694,5 +712,43 @@ fn a_divergence_names_frame_step_and_head() {
             && report.contains("top-2 logit margin")
             && report.contains("task loss"),
         "{report}"
+    );
+}
+
+/// Every K = 10 clip case of the release-size model, streaming against
+/// the full clip and the tiled 448 case (its tiles in lockstep), on wgpu (lavapipe here) with the fused GPU engine (the
+/// default there): the same integer outputs as the reference; embeddings,
+/// logits and task losses within 1e-4. Traced runs select on the host (two
+/// readbacks a call), untraced ones on the device (one a frame).
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_k10_cases_match_the_reference() {
+    use burn::backend::Wgpu;
+    let name = "autogaze-random-k10";
+    let model = AutoGaze::<Wgpu>::load(&model_dir(name), &Default::default()).expect("on wgpu");
+    assert_eq!(
+        model.engine_name(),
+        burn_autogaze::model::engines::FUSED_GPU
+    );
+    for (case, input) in [
+        ("clip224_r010", "video"),
+        ("clip224_r075_tlneg", "video"),
+        ("clip224_r075_tl070", "video"),
+        ("clip224_r075_full", "video"),
+        ("clip128x320_r010_bicubic", "model_input_224"),
+    ] {
+        let started = std::time::Instant::now();
+        check_case_on(&model, name, case, input);
+        println!(
+            "{name}/{case} on wgpu: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    streaming_equals_full_clip(&model);
+    let started = std::time::Instant::now();
+    tiled_448(&model);
+    println!(
+        "{name}/tile448_r050 on wgpu: {:.1} s",
+        started.elapsed().as_secs_f64()
     );
 }

@@ -4,6 +4,7 @@
 
 use cubecl::prelude::*;
 
+use super::blocks::F4;
 use super::layout::{CallShape, TILE_KEYS, phase_end};
 
 /// Attention of the block's rows, head after head, over the keys each row
@@ -11,17 +12,17 @@ use super::layout::{CallShape, TILE_KEYS, phase_end};
 /// The keys go by in tiles of [`TILE_KEYS`]: the units score a tile's keys
 /// against every row of the block (a key read once a block), then take the
 /// tile's softmax terms with a running max and sum per row (the online
-/// softmax), then each unit adds `P @ V` into the `(row, column)` outputs it
-/// owns.
+/// softmax), then each unit adds `P @ V` into the `(row, four columns)`
+/// outputs it owns. Keys, values and queries are read as `vec4`s.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn block_attention(
-    kv: &Array<f32>,
+    kv4: &Array<F4>,
     s: &mut Array<f32>,
     call: &Array<f32>,
     shape: &CallShape,
     sc: &mut SharedMemory<f32>,
-    qs: &mut SharedMemory<f32>,
+    qs: &mut SharedMemory<F4>,
     stat: &mut SharedMemory<f32>,
     layer: usize,
     row0: usize,
@@ -43,19 +44,24 @@ pub fn block_attention(
         last = rows;
     }
     let seen = past + last;
-    // The (row, column) outputs a unit owns: `unit`, `unit + units`, ...
-    let owned = comptime!((block * hd).div_ceil(units));
+    // The (row, column quad) outputs a unit owns: `unit`, `unit + units`, ...
+    let hq = comptime!(hd / 4);
+    let owned = comptime!((block * hd / 4).div_ceil(units));
     for h in 0..heads {
-        let k0 = (layer * 2 * heads + h) * cap * hd;
-        let v0 = ((layer * 2 + 1) * heads + h) * cap * hd;
+        let k0 = (layer * 2 * heads + h) * cap * hq;
+        let v0 = ((layer * 2 + 1) * heads + h) * cap * hq;
         // The block's queries of this head, and each row's running max
         // (`stat[b]`) and sum (`stat[block + b]`).
         let mut t = unit;
-        while t < block * hd {
-            let r = row0 + t / hd;
-            let mut q = 0.0f32;
+        while t < comptime!(block * hd / 4) {
+            let r = row0 + t / hq;
+            let mut q = F4::new(0.0f32);
             if r < rows {
-                q = s[rows * d + r * d + h * hd + t % hd];
+                let at = rows * d + r * d + h * hd + 4 * (t % hq);
+                #[unroll]
+                for c in 0..4usize {
+                    q[c] = s[at + c];
+                }
             }
             qs[t] = q;
             t += units;
@@ -64,10 +70,10 @@ pub fn block_attention(
             stat[unit] = f32::new(-3.0e38);
             stat[block + unit] = 0.0;
         }
-        let mut acc = Array::<f32>::new(owned);
+        let mut acc = Array::<F4>::new(owned);
         #[unroll]
         for o in 0..owned {
-            acc[o] = 0.0;
+            acc[o] = F4::new(0.0f32);
         }
         phase_end();
         let mut j0 = 0usize;
@@ -76,17 +82,17 @@ pub fn block_attention(
             let mut jj = unit;
             while jj < comptime!(TILE_KEYS) {
                 let j = j0 + jj;
-                let mut dots = Array::<f32>::new(block);
+                let mut dots = Array::<F4>::new(block);
                 #[unroll]
                 for b in 0..block {
-                    dots[b] = 0.0;
+                    dots[b] = F4::new(0.0f32);
                 }
                 if j < seen {
-                    for c in 0..hd {
-                        let kc = kv[k0 + j * hd + c];
+                    for c in 0..hq {
+                        let kc = kv4[k0 + j * hq + c];
                         #[unroll]
                         for b in 0..block {
-                            dots[b] += qs[b * hd + c] * kc;
+                            dots[b] += qs[b * hq + c] * kc;
                         }
                     }
                 }
@@ -95,7 +101,8 @@ pub fn block_attention(
                 for b in 0..block {
                     let mut v = f32::new(-3.0e38);
                     if open && j <= past + row0 + b {
-                        v = dots[b];
+                        let p = dots[b];
+                        v = (p[0] + p[1]) + (p[2] + p[3]);
                     }
                     sc[b * comptime!(TILE_KEYS) + jj] = v;
                 }
@@ -141,18 +148,19 @@ pub fn block_attention(
             #[unroll]
             for o in 0..owned {
                 let t = unit + o * units;
-                if t < block * hd {
-                    let b = t / hd;
-                    let c = t % hd;
-                    let mut pv = 0.0f32;
+                if t < comptime!(block * hd / 4) {
+                    let b = t / hq;
+                    let cq = t % hq;
+                    let mut pv = F4::new(0.0f32);
                     let mut n = seen - j0;
                     if n > comptime!(TILE_KEYS) {
                         n = comptime!(TILE_KEYS);
                     }
                     for jj in 0..n {
-                        pv += sc[b * comptime!(TILE_KEYS) + jj] * kv[v0 + (j0 + jj) * hd + c];
+                        let p = F4::new(sc[b * comptime!(TILE_KEYS) + jj]);
+                        pv += p * kv4[v0 + (j0 + jj) * hq + cq];
                     }
-                    acc[o] = acc[o] * stat[comptime!(2 * block) + b] + pv;
+                    acc[o] = acc[o] * F4::new(stat[comptime!(2 * block) + b]) + pv;
                 }
             }
             phase_end();
@@ -162,8 +170,8 @@ pub fn block_attention(
         #[unroll]
         for o in 0..owned {
             let t = unit + o * units;
-            if t < block * hd {
-                let b = t / hd;
+            if t < comptime!(block * hd / 4) {
+                let b = t / hq;
                 let r = row0 + b;
                 if r < rows {
                     let sum = stat[block + b];
@@ -171,7 +179,12 @@ pub fn block_attention(
                     if sum > 0.0 {
                         inv = 1.0f32 / sum;
                     }
-                    s[2 * rows * d + r * d + h * hd + t % hd] = acc[o] * inv;
+                    let v = acc[o];
+                    let at = 2 * rows * d + r * d + h * hd + 4 * (t % hq);
+                    #[unroll]
+                    for c in 0..4usize {
+                        s[at + c] = v[c] * inv;
+                    }
                 }
             }
         }

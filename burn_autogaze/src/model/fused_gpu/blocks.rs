@@ -7,6 +7,10 @@ use cubecl::prelude::*;
 
 use super::layout::{CallShape, Step, WeightLayout, inv_rms, phase_end};
 
+/// Four consecutive weights, read with one load (the packed buffer seen as
+/// `vec4`s: every offset the vector reads use is a multiple of 4).
+pub type F4 = Vector<f32, Const<4>>;
+
 /// The block's rows of `x`, RMS-normed and scaled by the norm's weights at
 /// `norm`, into `xn` (`[block, D]`; rows past the call's end are zeros).
 /// Each unit computes the RMS factor of the rows it writes itself (the
@@ -48,12 +52,12 @@ pub fn block_normed(
 }
 
 /// `x[r] += a[r] @ W` for the block's rows (`a` the scratch's `[rows, k]`
-/// matrix at `a_at`; `W` `[k, D]` at `w_at`): a unit an output column for
-/// every row of the block.
+/// matrix at `a_at`; `W` `[k, D]` at `w_at`): a unit four adjacent output
+/// columns for every row of the block, the weights read as `vec4`s.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn block_add_product(
-    w: &Array<f32>,
+    w4: &Array<F4>,
     s: &mut Array<f32>,
     row0: usize,
     rows: usize,
@@ -63,15 +67,17 @@ pub fn block_add_product(
     #[comptime] d: usize,
     #[comptime] block: usize,
 ) {
-    let mut c = UNIT_POS as usize;
-    while c < d {
-        let mut acc = Array::<f32>::new(block);
+    let quads = comptime!(d / 4);
+    let mut q = UNIT_POS as usize;
+    while q < quads {
+        let mut acc = Array::<F4>::new(block);
         #[unroll]
         for b in 0..block {
-            acc[b] = 0.0;
+            acc[b] = F4::new(0.0f32);
         }
+        let w0 = w_at / 4 + q;
         for j in 0..k {
-            let wv = w[w_at + j * d + c];
+            let wv = w4[w0 + j * quads];
             #[unroll]
             for b in 0..block {
                 // Rows past the call's end read row `rows - 1` (a valid
@@ -80,27 +86,32 @@ pub fn block_add_product(
                 if r >= rows {
                     r = rows - 1;
                 }
-                acc[b] += s[a_at + r * k + j] * wv;
+                acc[b] += F4::new(s[a_at + r * k + j]) * wv;
             }
         }
         #[unroll]
         for b in 0..block {
             let r = row0 + b;
             if r < rows {
-                s[r * d + c] += acc[b];
+                let v = acc[b];
+                #[unroll]
+                for i in 0..4usize {
+                    s[r * d + 4 * q + i] += v[i];
+                }
             }
         }
-        c += CUBE_DIM as usize;
+        q += CUBE_DIM as usize;
     }
     phase_end();
 }
 
 /// RMSNorm'd rows (`xn`) through gate/up and SiLU into the scratch's
-/// activations (`[rows, inter]` at `act_at`): a unit a column of both.
+/// activations (`[rows, inter]` at `act_at`): a unit four adjacent columns
+/// of both, their weights read as `vec4`s (`w4`).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn block_gate_up(
-    w: &Array<f32>,
+    w4: &Array<F4>,
     s: &mut Array<f32>,
     xn: &SharedMemory<f32>,
     row0: usize,
@@ -111,21 +122,24 @@ pub fn block_gate_up(
     #[comptime] inter: usize,
     #[comptime] block: usize,
 ) {
-    let mut j = UNIT_POS as usize;
-    while j < inter {
-        let mut acc_g = Array::<f32>::new(block);
-        let mut acc_u = Array::<f32>::new(block);
+    let quads = comptime!(inter / 4);
+    let mut q = UNIT_POS as usize;
+    while q < quads {
+        let mut acc_g = Array::<F4>::new(block);
+        let mut acc_u = Array::<F4>::new(block);
         #[unroll]
         for b in 0..block {
-            acc_g[b] = 0.0;
-            acc_u[b] = 0.0;
+            acc_g[b] = F4::new(0.0f32);
+            acc_u[b] = F4::new(0.0f32);
         }
+        let g0 = gu_at / 4 + q;
         for k in 0..d {
-            let wg = w[gu_at + k * 2 * inter + j];
-            let wu = w[gu_at + k * 2 * inter + inter + j];
+            let at = g0 + k * comptime!(2 * inter / 4);
+            let wg = w4[at];
+            let wu = w4[at + quads];
             #[unroll]
             for b in 0..block {
-                let x = xn[b * d + k];
+                let x = F4::new(xn[b * d + k]);
                 acc_g[b] += x * wg;
                 acc_u[b] += x * wu;
             }
@@ -134,26 +148,31 @@ pub fn block_gate_up(
         for b in 0..block {
             let r = row0 + b;
             if r < rows {
-                let g = acc_g[b];
-                s[act_at + r * inter + j] = g / (1.0 + f32::exp(-g)) * acc_u[b];
+                let g4 = acc_g[b];
+                let u4 = acc_u[b];
+                #[unroll]
+                for i in 0..4usize {
+                    let g = g4[i];
+                    s[act_at + r * inter + 4 * q + i] = g / (1.0 + f32::exp(-g)) * u4[i];
+                }
             }
         }
-        j += CUBE_DIM as usize;
+        q += CUBE_DIM as usize;
     }
     phase_end();
 }
 
-/// The q, k, v projections of the block's normed rows (`xn`) for
-/// columns `(i, i + half)` of head `h` of `part` (0 q, 1 k, 2 v), a task
-/// these two columns for every row of the block (each weight read once a
-/// block); RoPE on q and k (q scaled by 1 / sqrt(head_dim)): the queries
-/// into the scratch, the keys or values appended to the cache at
-/// `past + r`.
+/// The q, k, v projections of the block's normed rows (`xn`) for columns
+/// `i..i + 4` and `i + half..i + half + 4` of head `h` of `part` (0 q, 1 k,
+/// 2 v), a task these eight columns for every row of the block (each weight
+/// read once a block, as `vec4`s); RoPE on q and k (q scaled by
+/// 1 / sqrt(head_dim)): the queries into the scratch, the keys or values
+/// appended to the cache (`kv4`, in `vec4`s) at `past + r`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn project_pair(
-    w: &Array<f32>,
-    kv: &mut Array<f32>,
+pub fn project_quad(
+    w4: &Array<F4>,
+    kv4: &mut Array<F4>,
     s: &mut Array<f32>,
     call: &Array<f32>,
     xn: &SharedMemory<f32>,
@@ -169,26 +188,28 @@ pub fn project_pair(
     let heads = comptime!(step.n_heads);
     let hd = comptime!(step.hd);
     let half = comptime!(hd / 2);
-    let part = task / comptime!(heads * (hd / 2));
-    let h = (task % comptime!(heads * (hd / 2))) / half;
-    let i = task % half;
+    let quads = comptime!(hd / 8);
+    let part = task / comptime!(heads * (hd / 8));
+    let h = (task % comptime!(heads * (hd / 8))) / quads;
+    let i = 4 * (task % quads);
     let rows = shape.rows as usize;
     let cap = shape.cap as usize;
     let past = shape.past as usize;
-    let col = layer * comptime!(lay.layer()) + d + part * d + h * hd + i;
-    let mut acc_a = Array::<f32>::new(block);
-    let mut acc_b = Array::<f32>::new(block);
+    let col = (layer * comptime!(lay.layer()) + d + part * d + h * hd + i) / 4;
+    let stride = comptime!(3 * d / 4);
+    let mut acc_a = Array::<F4>::new(block);
+    let mut acc_b = Array::<F4>::new(block);
     #[unroll]
     for b in 0..block {
-        acc_a[b] = 0.0;
-        acc_b[b] = 0.0;
+        acc_a[b] = F4::new(0.0f32);
+        acc_b[b] = F4::new(0.0f32);
     }
     for k in 0..d {
-        let wa = w[col + k * 3 * d];
-        let wb = w[col + half + k * 3 * d];
+        let wa = w4[col + k * stride];
+        let wb = w4[col + comptime!(half / 4) + k * stride];
         #[unroll]
         for b in 0..block {
-            let x = xn[b * d + k];
+            let x = F4::new(xn[b * d + k]);
             acc_a[b] += x * wa;
             acc_b[b] += x * wb;
         }
@@ -201,25 +222,33 @@ pub fn project_pair(
             let bv = acc_b[b];
             if part == 2 {
                 let at = (((layer * 2 + 1) * heads + h) * cap + past + r) * hd + i;
-                kv[at] = a;
-                kv[at + half] = bv;
+                kv4[at / 4] = a;
+                kv4[(at + half) / 4] = bv;
             } else {
                 let sin_at = rows * hd;
-                let c0 = call[r * hd + i];
-                let c1 = call[r * hd + i + half];
-                let s0 = call[sin_at + r * hd + i];
-                let s1 = call[sin_at + r * hd + i + half];
-                let lo = a * c0 - bv * s0;
-                let hi = bv * c1 + a * s1;
+                let mut lo = F4::new(0.0f32);
+                let mut hi = F4::new(0.0f32);
+                #[unroll]
+                for c in 0..4usize {
+                    let c0 = call[r * hd + i + c];
+                    let c1 = call[r * hd + i + half + c];
+                    let s0 = call[sin_at + r * hd + i + c];
+                    let s1 = call[sin_at + r * hd + i + half + c];
+                    lo[c] = a[c] * c0 - bv[c] * s0;
+                    hi[c] = bv[c] * c1 + a[c] * s1;
+                }
                 if part == 0 {
                     let scale = comptime!((1.0 / (hd as f64).sqrt()) as f32);
                     let q_at = rows * d + r * d + h * hd + i;
-                    s[q_at] = lo * scale;
-                    s[q_at + half] = hi * scale;
+                    #[unroll]
+                    for c in 0..4usize {
+                        s[q_at + c] = lo[c] * scale;
+                        s[q_at + half + c] = hi[c] * scale;
+                    }
                 } else {
                     let at = ((layer * 2 * heads + h) * cap + past + r) * hd + i;
-                    kv[at] = lo;
-                    kv[at + half] = hi;
+                    kv4[at / 4] = lo;
+                    kv4[(at + half) / 4] = hi;
                 }
             }
         }

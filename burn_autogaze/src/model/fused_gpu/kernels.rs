@@ -38,30 +38,8 @@
 use cubecl::prelude::*;
 
 use super::attention::block_attention;
-use super::blocks::{block_add_product, block_gate_up, block_normed, project_pair};
-use super::layout::{CallOffsets, CallShape, Step, TILE_KEYS, WeightLayout, inv_rms, phase_end};
-
-/// `sum_k (a[a0 + k] * inv * w[norm + k]) * w[w0 + k * stride]`: the
-/// product of an RMS-normed row (its norm's weights at `norm`) with a
-/// weight column.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn normed_dot(
-    a: &Array<f32>,
-    a0: usize,
-    inv: f32,
-    w: &Array<f32>,
-    norm: usize,
-    w0: usize,
-    stride: usize,
-    #[comptime] d: usize,
-) -> f32 {
-    let mut acc = 0.0f32;
-    for k in 0..d {
-        acc += a[a0 + k] * inv * w[norm + k] * w[w0 + k * stride];
-    }
-    acc
-}
+use super::blocks::{F4, block_add_product, block_gate_up, block_normed, project_quad};
+use super::layout::{CallOffsets, CallShape, Step, TILE_KEYS, WeightLayout, phase_end};
 
 /// Row `r`'s input into `x`: the embedding of its id (the first `m` rows),
 /// else its vision token; `c` a column.
@@ -94,13 +72,14 @@ fn embed_value(
 #[allow(clippy::too_many_arguments)]
 fn finish_layer(
     w: &Array<f32>,
-    kv: &Array<f32>,
+    w4: &Array<F4>,
+    kv: &Array<F4>,
     s: &mut Array<f32>,
     call: &Array<f32>,
     shape: &CallShape,
     xn: &mut SharedMemory<f32>,
     sc: &mut SharedMemory<f32>,
-    qs: &mut SharedMemory<f32>,
+    qs: &mut SharedMemory<F4>,
     stat: &mut SharedMemory<f32>,
     layer: usize,
     row0: usize,
@@ -119,13 +98,13 @@ fn finish_layer(
         kv, s, call, shape, sc, qs, stat, layer, row0, d, block, heads, step.hd, units,
     );
     let o_at = layer * comptime!(lay.layer()) + comptime!(d + 3 * d * d);
-    block_add_product(w, s, row0, rows, 2 * rows * d, o_at, d, d, block);
+    block_add_product(w4, s, row0, rows, 2 * rows * d, o_at, d, d, block);
     let post_at = o_at + d * d;
     block_normed(s, w, xn, row0, rows, post_at, eps, d, block, units);
     let gu_at = post_at + d;
-    block_gate_up(w, s, xn, row0, rows, gu_at, act_at, d, inter, block);
+    block_gate_up(w4, s, xn, row0, rows, gu_at, act_at, d, inter, block);
     let down_at = gu_at + 2 * d * inter;
-    block_add_product(w, s, row0, rows, act_at, down_at, inter, d, block);
+    block_add_product(w4, s, row0, rows, act_at, down_at, inter, d, block);
 }
 
 /// One dispatch of a decoder call (see the module's doc): each workgroup
@@ -136,12 +115,12 @@ fn finish_layer(
 #[allow(clippy::too_many_arguments)]
 pub fn layer_step(
     w: &Array<f32>,
-    kv: &mut Array<f32>,
+    w4: &Array<F4>,
+    kv: &mut Array<F4>,
     s: &mut Array<f32>,
     call: &Array<f32>,
     ids: &Array<i32>,
     vision: &Array<f32>,
-    out: &mut Array<f32>,
     shape: CallShape,
     at: CallOffsets,
     layer: u32,
@@ -158,7 +137,7 @@ pub fn layer_step(
     let layer = layer as usize;
     let mut xn = SharedMemory::<f32>::new(comptime!(block * lay.d));
     let mut sc = SharedMemory::<f32>::new(comptime!(block * TILE_KEYS));
-    let mut qs = SharedMemory::<f32>::new(comptime!(block * step.hd));
+    let mut qs = SharedMemory::<F4>::new(comptime!(block * step.hd / 4));
     let mut stat = SharedMemory::<f32>::new(comptime!(4 * block));
     if comptime!(step.embed) {
         let mut t = UNIT_POS as usize;
@@ -174,6 +153,7 @@ pub fn layer_step(
     if comptime!(step.finish) {
         finish_layer(
             w,
+            w4,
             kv,
             s,
             call,
@@ -192,50 +172,73 @@ pub fn layer_step(
     if comptime!(step.project) {
         let norm = layer * comptime!(lay.layer());
         block_normed(s, w, &mut xn, row0, rows, norm, eps, d, block, step.units);
-        let pairs = comptime!(3 * heads * (hd / 2));
+        let tasks = comptime!(3 * heads * (hd / 8));
         let mut t = UNIT_POS as usize;
-        while t < pairs {
-            project_pair(w, kv, s, call, &xn, &shape, layer, row0, t, lay, step);
+        while t < tasks {
+            project_quad(w4, kv, s, call, &xn, &shape, layer, row0, t, lay, step);
             t += CUBE_DIM as usize;
         }
     }
-    if comptime!(step.heads) {
-        heads_of_last_row(w, s, out, &shape, &at, eps, lay);
-    }
 }
 
-/// The logits and task-loss heads of the final-normed last row, spread
-/// over the workgroup (the last dispatch has one).
-#[cube]
-fn heads_of_last_row(
+/// The logits and task-loss heads of the call's final-normed last row
+/// (`rows - 1`), a unit an output, spread over as many workgroups as the
+/// outputs need: each normalises the row into workgroup memory first.
+#[cube(launch_unchecked)]
+pub fn last_row_heads(
     w: &Array<f32>,
     s: &Array<f32>,
     out: &mut Array<f32>,
-    shape: &CallShape,
-    at: &CallOffsets,
+    shape: CallShape,
+    at: CallOffsets,
     eps: f32,
     #[comptime] lay: WeightLayout,
+    #[comptime] units: usize,
 ) {
     let d = comptime!(lay.d);
     let n_logits = comptime!(lay.n_logits);
     let n_tl = comptime!(lay.n_tl);
-    let last = (shape.rows as usize - 1) * d;
+    let rows = shape.rows as usize;
+    let mut xn = SharedMemory::<f32>::new(comptime!(lay.d));
+    let norm = comptime!(lay.final_norm());
+    block_normed(
+        s,
+        w,
+        &mut xn,
+        rows - 1,
+        rows,
+        norm,
+        eps,
+        d,
+        comptime!(1usize),
+        units,
+    );
+    let j = CUBE_POS * units + UNIT_POS as usize;
     let stream = at.stream as usize;
-    let norm_at = comptime!(lay.final_norm());
-    let inv = inv_rms(s, last, eps, d);
-    let mut j = UNIT_POS as usize;
-    while j < n_logits + n_tl {
-        if j < n_logits {
-            let lm = comptime!(lay.lm_head());
-            out[stream * n_logits + j] = normed_dot(s, last, inv, w, norm_at, lm + j, n_logits, d);
-        } else {
-            let o = j - n_logits;
-            let tl = comptime!(lay.task_loss());
-            out[at.task_loss as usize + stream * n_tl + o] =
-                normed_dot(s, last, inv, w, norm_at, tl + o, n_tl, d);
-        }
-        j += CUBE_DIM as usize;
+    if j < n_logits {
+        let col = comptime!(lay.lm_head()) + j;
+        out[stream * n_logits + j] = column_dot(w, &xn, col, n_logits, d);
+    } else if j < n_logits + n_tl {
+        let o = j - n_logits;
+        let col = comptime!(lay.task_loss()) + o;
+        out[at.task_loss as usize + stream * n_tl + o] = column_dot(w, &xn, col, n_tl, d);
     }
+}
+
+/// `sum_k xn[k] * w[col + k * stride]`: a normed row times a weight column.
+#[cube]
+fn column_dot(
+    w: &Array<f32>,
+    xn: &SharedMemory<f32>,
+    col: usize,
+    #[comptime] stride: usize,
+    #[comptime] d: usize,
+) -> f32 {
+    let mut acc = 0.0f32;
+    for k in 0..d {
+        acc += xn[k] * w[col + k * stride];
+    }
+    acc
 }
 
 /// Copies keys `from..from + count` of every `[cap, head_dim]` block of

@@ -1,11 +1,12 @@
-//! One stream's decoder call as the kernels' dispatches: one a layer, then
-//! one for the heads (see `kernels`).
+//! One stream's decoder call as the kernels' dispatches: one a layer, one
+//! finishing the last layer for the last row, one for the heads (see
+//! `kernels`).
 
 use burn::backend::wgpu::WgpuRuntime;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::kernels::layer_step;
+use super::kernels::{last_row_heads, layer_step};
 use super::layout::{CallOffsetsLaunch, CallShapeLaunch, Step, WeightLayout};
 
 /// Units of a cube: each unit computes whole outputs, so the cube's size
@@ -37,6 +38,12 @@ impl Buffer {
         // SAFETY: `len` is the number of values the handle holds (set where
         // each buffer is made); the kernels' indices stay below it.
         unsafe { ArrayArg::from_raw_parts(self.handle.clone(), self.len) }
+    }
+
+    /// The buffer as a kernel argument of `vec4`s (its whole quads).
+    fn arg4(&self) -> ArrayArg<WgpuRuntime> {
+        // SAFETY: as `arg`, in values of four.
+        unsafe { ArrayArg::from_raw_parts(self.handle.clone(), self.len / 4) }
     }
 }
 
@@ -101,12 +108,12 @@ impl StreamCall<'_> {
                 CubeCount::Static(blocks as u32, 1, 1),
                 CubeDim::new_1d(UNITS),
                 self.weights.arg(),
-                self.kv.arg(),
+                self.weights.arg4(),
+                self.kv.arg4(),
                 self.scratch.arg(),
                 self.call.arg(),
                 self.ids.arg(),
                 self.vision.arg(),
-                self.out.arg(),
                 self.shape(q_first, row0),
                 self.offsets(),
                 layer as u32,
@@ -126,7 +133,6 @@ impl StreamCall<'_> {
             embed: false,
             finish: false,
             project: true,
-            heads: false,
             block: BLOCK_ROWS,
             n_heads: self.heads,
             hd: self.head_dim,
@@ -145,11 +151,34 @@ impl StreamCall<'_> {
         let last = Step {
             finish: true,
             project: false,
-            heads: true,
             block: 1,
             ..step
         };
         self.step(last, layers, rows - 1, rows - 1, 1);
-        layers as u64 + 1
+        self.heads();
+        layers as u64 + 2
+    }
+
+    /// The [`last_row_heads`] dispatch: a unit an output.
+    fn heads(&self) {
+        let outputs = self.lay.n_logits + self.lay.n_tl;
+        // SAFETY: the kernel reads the last row of the scratch and the
+        // packed heads, and writes the stream's outputs below `out.len`
+        // (`FusedGpu::decode` sizes it for every stream).
+        unsafe {
+            last_row_heads::launch_unchecked(
+                self.client,
+                CubeCount::Static(outputs.div_ceil(UNITS as usize) as u32, 1, 1),
+                CubeDim::new_1d(UNITS),
+                self.weights.arg(),
+                self.scratch.arg(),
+                self.out.arg(),
+                self.shape(self.rows - 1, self.rows - 1),
+                self.offsets(),
+                self.eps,
+                self.lay,
+                UNITS as usize,
+            )
+        };
     }
 }

@@ -114,8 +114,6 @@ pub struct Step {
     pub finish: bool,
     /// Projects layer `layer` (every dispatch but the last).
     pub project: bool,
-    /// Computes the heads of the last row (the last dispatch).
-    pub heads: bool,
     /// Rows a workgroup owns.
     pub block: usize,
     /// Attention heads.

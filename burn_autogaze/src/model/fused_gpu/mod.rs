@@ -99,6 +99,18 @@ fn unsupported(c: &AutoGazeConfig) -> Option<String> {
             c.head_dim
         ));
     }
+    if !c.hidden.is_multiple_of(4) || !c.intermediate.is_multiple_of(4) {
+        return Some(format!(
+            "hidden size {} or MLP width {} is not a multiple of 4 (the kernels read weights as vec4s)",
+            c.hidden, c.intermediate
+        ));
+    }
+    if !c.head_dim.is_multiple_of(8) {
+        return Some(format!(
+            "head_dim {} is not a multiple of 8 (RoPE pairs columns, read as vec4s)",
+            c.head_dim
+        ));
+    }
     if c.heads * c.head_dim != c.hidden {
         return Some(format!(
             "{} heads of {} do not make the hidden size {}",

@@ -66,13 +66,13 @@ fn decoder_calls_agree() {
             }
             if model.engine_name() == NAME {
                 let calls = model.engine.dispatches().unwrap() - before.unwrap();
-                // Two calls of 2 layers: one dispatch a layer and one for the
-                // heads each, and the KV buffer's first allocation copies
-                // nothing.
+                // Two calls of 2 layers: one dispatch a layer, one to
+                // finish the last row and one for the heads each, and the
+                // KV buffer's first allocation copies nothing.
                 assert_eq!(
                     calls,
-                    2 * (2 + 1),
-                    "dispatches: a layer's each and the heads'"
+                    2 * (2 + 2),
+                    "dispatches: a layer's each, the last row's and the heads'"
                 );
             }
         }
