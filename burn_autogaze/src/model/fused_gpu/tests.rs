@@ -195,6 +195,16 @@ fn unsupported_shapes_fall_back_to_burn_ops() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("head_dim 31"), "{err}");
+    // The vec4 reads: widths a multiple of 4, heads of 8.
+    let refused = |f: fn(&mut AutoGazeConfig)| {
+        let mut config = AutoGazeConfig::release();
+        f(&mut config);
+        super::unsupported(&config).expect("refused")
+    };
+    let why = refused(|c| (c.heads, c.head_dim) = (16, 12));
+    assert!(why.contains("head_dim 12") && why.contains("multiple of 8"), "{why}");
+    let why = refused(|c| c.intermediate = 386);
+    assert!(why.contains("MLP width 386") && why.contains("multiple of 4"), "{why}");
 }
 
 /// A model too wide for the kernels' workgroup memory is refused, the sizes
