@@ -13,8 +13,13 @@ use super::layout::{CallOffsetsLaunch, CallShapeLaunch, Step, WeightLayout};
 /// only spreads them.
 pub const UNITS: u32 = 64;
 
-/// Rows a workgroup owns in a layer's dispatch.
-pub const BLOCK_ROWS: usize = 4;
+/// Rows a workgroup owns in a layer's dispatch. Five: a chunk call's
+/// K = 10 rows fill two workgroups, where four left a third to run alone on
+/// lavapipe's two threads (a frame's layer dispatches 0.47-0.51 s against
+/// 0.35-0.39 s, PERF_LOOP 2026-12-07, eleventh session); the prefill is the
+/// same either way. Not yet measured on a GPU, where more, smaller
+/// workgroups may win.
+pub const BLOCK_ROWS: usize = 5;
 
 /// Workgroup memory (bytes) a kernel may use on every adapter (WebGPU's default
 /// `maxComputeWorkgroupStorageSize`).
