@@ -6,7 +6,8 @@ use web_time::Instant;
 
 use bevy::prelude::*;
 use burn_autogaze::mask::{panel_size, render_panel_scaled, sample_scaled};
-use burn_autogaze::pipeline::FramePipeline;
+use burn_autogaze::mask_source::{MaskSource, MaskSourceKind, ModelBackend};
+use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
 use burn_autogaze::timing::Stage;
 
 use crate::alloc_count::{AllocPath, Region};
@@ -26,6 +27,7 @@ pub(crate) fn apply_settings(
     settings: Res<AutoGazeSettings>,
     mut runtime: ResMut<AutoGazeRuntime>,
     mut metrics: ResMut<AutoGazeMetrics>,
+    device: Option<Res<crate::BurnDevice>>,
 ) {
     let rebuild = match &runtime.applied {
         None => true,
@@ -36,13 +38,17 @@ pub(crate) fn apply_settings(
     }
     if rebuild {
         let options = &settings.pipeline;
-        let mask = settings.custom_mask_source.as_ref().map(|m| m.build());
-        let built = match (settings.feed, mask) {
+        let mask = match settings.custom_mask_source.as_ref() {
+            Some(custom) => Ok(Some(custom.build())),
+            None => model_on_bevy_device(options, device.as_deref()).transpose(),
+        };
+        runtime.model_placement = model_placement(options, device.as_deref());
+        let built = mask.and_then(|mask| match (settings.feed, mask) {
             (FrameFeed::Source, None) => FramePipeline::new(options),
             (FrameFeed::Source, Some(mask)) => FramePipeline::new_with_mask(options, mask),
             (FrameFeed::Host, None) => FramePipeline::fed(options),
             (FrameFeed::Host, Some(mask)) => FramePipeline::fed_with_mask(options, mask),
-        };
+        });
         match built {
             Ok(p) => {
                 *runtime.slot() = Some(p);
@@ -65,6 +71,45 @@ pub(crate) fn apply_settings(
         *p.compositor_options_mut() = compositor;
     }
     runtime.applied = Some(settings.clone());
+}
+
+/// Whether the settings run the model on Burn's wgpu backend.
+fn model_on_wgpu(options: &PipelineOptions) -> bool {
+    options.mask_source == MaskSourceKind::Autogaze && options.model.backend == ModelBackend::Wgpu
+}
+
+/// The model mask source on Bevy's own render device and queue, when the
+/// settings put the model on wgpu and the renderer runs compute (None: the
+/// core builds the source the settings name).
+fn model_on_bevy_device(
+    options: &PipelineOptions,
+    device: Option<&crate::BurnDevice>,
+) -> Option<burn_autogaze::Result<Box<dyn MaskSource>>> {
+    let device = device.filter(|_| model_on_wgpu(options))?;
+    Some(burn_autogaze::mask_source::wgpu_model_source(
+        &options.model,
+        &device.0,
+    ))
+}
+
+/// Where the model runs, in words, for the residency lines (None: no model,
+/// or on the host).
+fn model_placement(
+    options: &PipelineOptions,
+    device: Option<&crate::BurnDevice>,
+) -> Option<String> {
+    if !model_on_wgpu(options) {
+        return None;
+    }
+    Some(match device {
+        Some(device) => format!(
+            "Burn's wgpu runtime on Bevy's render device and queue ({:?}): one device",
+            device.0
+        ),
+        None => "Burn's wgpu runtime on a second device of the default adapter \
+                 (Bevy's renderer runs no compute shaders)"
+            .into(),
+    })
 }
 
 /// Pulls a frame from the source (or takes the newest pushed one) through

@@ -376,8 +376,9 @@ impl AutoGazeMetrics {
     }
 }
 
-/// Where data lives at each handoff, for the settings in use.
-pub fn residency(settings: &AutoGazeSettings) -> Vec<String> {
+/// Where data lives at each handoff, for the settings in use; `model`: where
+/// a wgpu model runs ([`AutoGazeRuntime::model_placement`](crate::AutoGazeRuntime::model_placement)).
+pub fn residency(settings: &AutoGazeSettings, model: Option<&str>) -> Vec<String> {
     let worker = if settings.pipeline.decoupled {
         "worker thread"
     } else {
@@ -385,10 +386,16 @@ pub fn residency(settings: &AutoGazeSettings) -> Vec<String> {
     };
     let mut lines: Vec<String> = vec![
         "source frame: host RGBA (shared buffer, no copy to the worker)".into(),
-        format!(
-            "mask source ({}): host, {worker}",
-            settings.mask_source_name()
-        ),
+        match model {
+            Some(model) => format!(
+                "mask source ({}): {model}, driven from the {worker}; its input preprocessed on the host and uploaded",
+                settings.mask_source_name()
+            ),
+            None => format!(
+                "mask source ({}): host, {worker}",
+                settings.mask_source_name()
+            ),
+        },
         "composed output: host RGBA (persistent buffer)".into(),
         match settings.display_transfer {
             DisplayTransfer::Cpu => {
@@ -435,7 +442,7 @@ pub(crate) fn finish_frame(
     metrics.pending_uploads.add(&done);
     metrics.host = host.counters();
     if settings.is_changed() || metrics.residency.is_empty() {
-        metrics.residency = residency(&settings);
+        metrics.residency = residency(&settings, runtime.model_placement());
     }
     let Some(report) = runtime.report.take() else {
         return;

@@ -21,6 +21,8 @@ pub struct AutoGazeRuntime {
     /// A setup error that stops the pipeline until the settings change
     /// (bad model directory, missing image file).
     pub(crate) setup_error: Option<String>,
+    /// Where the model runs, in words, when it runs on wgpu.
+    pub(crate) model_placement: Option<String>,
 }
 
 impl AutoGazeRuntime {
@@ -31,6 +33,13 @@ impl AutoGazeRuntime {
 
     pub(crate) fn slot(&mut self) -> &mut Option<FramePipeline> {
         self.pipeline.get_mut().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the model runs, in words, when the settings put it on wgpu:
+    /// Bevy's own render device, or (a renderer without compute) a second
+    /// device.
+    pub fn model_placement(&self) -> Option<&str> {
+        self.model_placement.as_deref()
     }
 
     /// The error that keeps the pipeline from running, if any.

@@ -265,3 +265,66 @@ fn url_queries_parse_as_the_command_line_does() {
         );
     }
 }
+
+/// `--model-backend wgpu` runs the model on Bevy's own render device and
+/// queue (the `BurnDevice` registered with Burn), not on a second device:
+/// the pipeline's mask source reports that device, the residency says so,
+/// and its masks come from the fused engine's kernels.
+#[test]
+fn the_wgpu_model_runs_on_bevys_render_device() {
+    use burn_autogaze::mask_source::{MaskSourceKind, ModelBackend};
+    let mut s = settings(SourceKind::SyntheticLocal, size(96, 54));
+    s.pipeline.mask_source = MaskSourceKind::Autogaze;
+    s.pipeline.model.backend = ModelBackend::Wgpu;
+    s.pipeline.model.gazing_ratio = 0.05;
+    let options = HeadlessOptions {
+        record: RecordOptions {
+            frames: 1_000,
+            warmup_frames: 0,
+            timeout: Duration::from_secs(300),
+            ..RecordOptions::default()
+        },
+        target: size(256, 128),
+        ..HeadlessOptions::default()
+    };
+    let (mut app, _outcome) = headless_app(s, options);
+    app.finish();
+    app.cleanup();
+    let mut steps = 0;
+    while app.world().resource::<AutoGazeMetrics>().frames < 2 {
+        app.update();
+        steps += 1;
+        assert!(steps < 200, "no progress");
+    }
+    let bevy = app.world().resource::<BurnDevice>().0.clone();
+    let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
+    let placement = runtime
+        .model_placement()
+        .expect("the model is on wgpu")
+        .to_string();
+    assert!(placement.contains("Bevy's render device"), "{placement}");
+    let pipeline = runtime.pipeline().expect("a pipeline");
+    assert_eq!(
+        pipeline.mask_source_device(),
+        Some(format!("{bevy:?}").as_str())
+    );
+    assert_ne!(
+        format!("{bevy:?}"),
+        format!("{:?}", burn::backend::wgpu::WgpuDevice::default())
+    );
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    assert!(
+        metrics
+            .residency
+            .iter()
+            .any(|l| l.contains("Bevy's render device"))
+    );
+    let last = metrics.last.as_ref().expect("a frame");
+    let work = last
+        .report
+        .times
+        .model_work()
+        .expect("the model ran inline");
+    assert_eq!((work.engine, work.readbacks), ("fused-gpu", 1));
+    assert_eq!(last.report.plan.tokens, 13);
+}

@@ -127,6 +127,12 @@ pub trait MaskSource: Send {
     fn wants_reference(&self) -> bool {
         false
     }
+
+    /// The device a model source runs on, as its Burn device prints
+    /// (None: a source with no model device).
+    fn device(&self) -> Option<String> {
+        None
+    }
 }
 
 impl MaskSource for PatchDiff {
@@ -201,6 +207,10 @@ impl MaskSource for FailOnce {
 
     fn wants_reference(&self) -> bool {
         self.inner.wants_reference()
+    }
+
+    fn device(&self) -> Option<String> {
+        self.inner.device()
     }
 }
 
@@ -442,6 +452,10 @@ mod model {
             });
             result
         }
+
+        fn device(&self) -> Option<String> {
+            Some(format!("{:?}", self.model.device()))
+        }
     }
 
     impl<B: Backend> ModelSource<B> {
@@ -530,13 +544,24 @@ fn model_source(options: &ModelOptions) -> Result<Box<dyn MaskSource>> {
         #[cfg(not(feature = "ndarray"))]
         ModelBackend::Ndarray => Err(ModelBackend::Ndarray.not_built()),
         #[cfg(feature = "wgpu")]
-        ModelBackend::Wgpu => Ok(Box::new(model::ModelSource::<burn::backend::Wgpu>::new(
-            options,
-            &Default::default(),
-        )?)),
+        ModelBackend::Wgpu => wgpu_model_source(options, &Default::default()),
         #[cfg(not(feature = "wgpu"))]
         ModelBackend::Wgpu => Err(ModelBackend::Wgpu.not_built()),
     }
+}
+
+/// The model mask source on `device` of Burn's wgpu backend, whatever
+/// `options.backend` says: a host app's own device (Bevy's render device,
+/// registered with Burn) instead of the default adapter's second one, so
+/// the model's buffers live where the app renders.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_model_source(
+    options: &ModelOptions,
+    device: &burn::backend::wgpu::WgpuDevice,
+) -> Result<Box<dyn MaskSource>> {
+    Ok(Box::new(model::ModelSource::<burn::backend::Wgpu>::new(
+        options, device,
+    )?))
 }
 
 impl MaskSourceKind {

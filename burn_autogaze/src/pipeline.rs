@@ -159,6 +159,9 @@ pub struct FramePipeline {
     preprocessor: Preprocessor,
     input: ModelInput,
     mask_source: Option<Box<dyn MaskSource>>,
+    /// The mask source's device ([`MaskSource::device`]), read when it was
+    /// built (a decoupled source lives on the worker).
+    mask_device: Option<String>,
     worker: Option<InferenceWorker<MaskJob, MaskUpdate>>,
     /// Decoupled patch-diff: output snapshots handed to the worker.
     snapshots: Option<crate::frame::FramePool>,
@@ -250,6 +253,7 @@ impl FramePipeline {
             input: ModelInput::new(preprocessor.model_size()),
             preprocessor,
             mask_source: None,
+            mask_device: None,
             worker: None,
             snapshots: None,
             mask_seq: None,
@@ -282,6 +286,7 @@ impl FramePipeline {
                 .mask_source
                 .build(options.patch_diff, &options.model)?,
         });
+        self.mask_device = source.device();
         if !options.decoupled {
             self.mask_source = Some(source);
             return Ok(self);
@@ -493,6 +498,12 @@ impl FramePipeline {
         };
         self.current = Some(frame);
         Ok(report)
+    }
+
+    /// The device the mask source's model runs on, as Burn names it (None:
+    /// a host source without a model device, e.g. patch-diff).
+    pub fn mask_source_device(&self) -> Option<&str> {
+        self.mask_device.as_deref()
     }
 
     /// The frame of the last step.

@@ -202,9 +202,15 @@ fn unsupported_shapes_fall_back_to_burn_ops() {
         super::unsupported(&config).expect("refused")
     };
     let why = refused(|c| (c.heads, c.head_dim) = (16, 12));
-    assert!(why.contains("head_dim 12") && why.contains("multiple of 8"), "{why}");
+    assert!(
+        why.contains("head_dim 12") && why.contains("multiple of 8"),
+        "{why}"
+    );
     let why = refused(|c| c.intermediate = 386);
-    assert!(why.contains("MLP width 386") && why.contains("multiple of 4"), "{why}");
+    assert!(
+        why.contains("MLP width 386") && why.contains("multiple of 4"),
+        "{why}"
+    );
 }
 
 /// A model too wide for the kernels' workgroup memory is refused, the sizes
