@@ -36,12 +36,9 @@ fn render_output(
 
 const FRAMES: u64 = 6;
 
-/// Renders `FRAMES` frames headless and reads the image `pick` names back
-/// from the GPU (rows as the readback pads them).
-fn render_and_read(
-    s: AutoGazeSettings,
-    pick: fn(&AutoGazeImages) -> Handle<Image>,
-) -> (Vec<u8>, UploadTotals, MetricsSnapshot) {
+/// A headless app (256 x 128 target, no warm-up) updated until `frames`
+/// frames were recorded.
+fn headless_after(s: AutoGazeSettings, frames: u64) -> App {
     let options = HeadlessOptions {
         record: RecordOptions {
             frames: 1_000,
@@ -56,11 +53,21 @@ fn render_and_read(
     app.finish();
     app.cleanup();
     let mut steps = 0;
-    while app.world().resource::<AutoGazeMetrics>().frames < FRAMES {
+    while app.world().resource::<AutoGazeMetrics>().frames < frames {
         app.update();
         steps += 1;
         assert!(steps < 200, "no progress");
     }
+    app
+}
+
+/// Renders `FRAMES` frames headless and reads the image `pick` names back
+/// from the GPU (rows as the readback pads them).
+fn render_and_read(
+    s: AutoGazeSettings,
+    pick: fn(&AutoGazeImages) -> Handle<Image>,
+) -> (Vec<u8>, UploadTotals, MetricsSnapshot) {
+    let mut app = headless_after(s, FRAMES);
     app.world_mut().resource_mut::<AutoGazeSettings>().paused = true;
     let output = pick(app.world().resource::<AutoGazeImages>());
     let data: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
@@ -277,25 +284,7 @@ fn the_wgpu_model_runs_on_bevys_render_device() {
     s.pipeline.mask_source = MaskSourceKind::Autogaze;
     s.pipeline.model.backend = ModelBackend::Wgpu;
     s.pipeline.model.gazing_ratio = 0.05;
-    let options = HeadlessOptions {
-        record: RecordOptions {
-            frames: 1_000,
-            warmup_frames: 0,
-            timeout: Duration::from_secs(300),
-            ..RecordOptions::default()
-        },
-        target: size(256, 128),
-        ..HeadlessOptions::default()
-    };
-    let (mut app, _outcome) = headless_app(s, options);
-    app.finish();
-    app.cleanup();
-    let mut steps = 0;
-    while app.world().resource::<AutoGazeMetrics>().frames < 2 {
-        app.update();
-        steps += 1;
-        assert!(steps < 200, "no progress");
-    }
+    let mut app = headless_after(s, 2);
     let bevy = app.world().resource::<BurnDevice>().0.clone();
     let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
     let placement = runtime

@@ -425,6 +425,14 @@ mod model {
         }
     }
 
+    impl<B: Backend> ModelSource<B> {
+        /// The device's queue is shared with rendering: one decoder call
+        /// in flight at a time.
+        pub fn share_the_queue(&mut self) {
+            self.model.set_one_call_in_flight(true);
+        }
+    }
+
     /// Every tile's tokens, in tile order, as the frame's tokens.
     fn tile_ids(tiles: &MaskTiles, out: &mut GazeTokens) {
         out.clear();
@@ -553,15 +561,18 @@ fn model_source(options: &ModelOptions) -> Result<Box<dyn MaskSource>> {
 /// The model mask source on `device` of Burn's wgpu backend, whatever
 /// `options.backend` says: a host app's own device (Bevy's render device,
 /// registered with Burn) instead of the default adapter's second one, so
-/// the model's buffers live where the app renders.
+/// the model's buffers live where the app renders. The queue is the app's
+/// too, so the model keeps one decoder call in flight
+/// ([`AutoGaze::set_one_call_in_flight`](crate::model::AutoGaze::set_one_call_in_flight)):
+/// the app's rendering never queues behind a whole model frame.
 #[cfg(feature = "wgpu")]
 pub fn wgpu_model_source(
     options: &ModelOptions,
     device: &burn::backend::wgpu::WgpuDevice,
 ) -> Result<Box<dyn MaskSource>> {
-    Ok(Box::new(model::ModelSource::<burn::backend::Wgpu>::new(
-        options, device,
-    )?))
+    let mut source = model::ModelSource::<burn::backend::Wgpu>::new(options, device)?;
+    source.share_the_queue();
+    Ok(Box::new(source))
 }
 
 impl MaskSourceKind {

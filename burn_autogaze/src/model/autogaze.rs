@@ -36,6 +36,8 @@ pub struct AutoGaze<B: Backend> {
     /// Running totals of the decoder calls and readbacks (shared by clones,
     /// as the engine is).
     pub(super) counts: Arc<WorkCounts>,
+    /// Wait for the device after each decoder call and each encode.
+    pub(super) one_call_in_flight: bool,
 }
 
 /// The model's running totals behind [`AutoGaze::work`].
@@ -100,6 +102,7 @@ impl<B: Backend> AutoGaze<B> {
             selection: None,
             batch_streams: None,
             counts: Arc::default(),
+            one_call_in_flight: false,
         }
     }
 
@@ -122,6 +125,16 @@ impl<B: Backend> AutoGaze<B> {
         self.engine = (entry.build)(&self.weights, &self.config)?;
         self.fallback = None;
         Ok(())
+    }
+
+    /// Keeps at most one piece of the model's work (a decoder call, or a
+    /// frame's encoding) in the device's queue: each waits for the device
+    /// to finish before the next is enqueued. On a queue shared with
+    /// rendering (Bevy's), a frame's rendering then waits behind one call at
+    /// most, not behind a whole model frame the host enqueued at once; it
+    /// costs a host-device round trip a call. Off by default.
+    pub fn set_one_call_in_flight(&mut self, on: bool) {
+        self.one_call_in_flight = on;
     }
 
     /// Runs the model on an engine built outside the registry.

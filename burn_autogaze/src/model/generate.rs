@@ -48,7 +48,20 @@ impl<B: Backend> AutoGaze<B> {
         }
         let mut caches: Vec<&mut dyn EngineCache<B>> =
             states.iter_mut().map(|s| s.cache.as_mut()).collect();
-        self.engine.encode(video, &mut caches)
+        let tokens = self.engine.encode(video, &mut caches)?;
+        self.settle(&tokens.device())?;
+        Ok(tokens)
+    }
+
+    /// With one piece of work in flight ([`AutoGaze::set_one_call_in_flight`]),
+    /// waits until the device has finished what was enqueued.
+    fn settle(&self, device: &B::Device) -> Result<()> {
+        if self.one_call_in_flight {
+            B::sync(device).map_err(|e| {
+                AutoGazeError::engine(self.engine.name(), format!("waiting for the device: {e:?}"))
+            })?;
+        }
+        Ok(())
     }
 
     /// One decoder call for `states` in lockstep: each stream's rows are
@@ -76,7 +89,11 @@ impl<B: Backend> AutoGaze<B> {
         let mut caches: Vec<&mut dyn EngineCache<B>> =
             states.iter_mut().map(|s| s.cache.as_mut()).collect();
         self.counts.decoder_calls.fetch_add(1, Ordering::Relaxed);
-        self.engine.decode(call, &mut caches)
+        let heads = self.engine.decode(call, &mut caches)?;
+        if self.one_call_in_flight {
+            self.settle(&self.device())?;
+        }
+        Ok(heads)
     }
 
     /// [`AutoGaze::call`] read back to the host (`[N * K * vocab]` logits,

@@ -18,6 +18,15 @@ fn options(kind: SourceKind, preprocess: bool) -> PipelineOptions {
     }
 }
 
+/// The model as the mask source at ratio 0.05 (13 tokens a frame) on a
+/// small local-motion source, inline.
+fn model_options() -> PipelineOptions {
+    let mut options = options(SourceKind::SyntheticLocal, false);
+    options.mask_source = MaskSourceKind::Autogaze;
+    options.model.gazing_ratio = 0.05;
+    options
+}
+
 #[test]
 fn steps_run_every_stage_and_reuse_buffers() {
     let mut pipeline = FramePipeline::new(&options(SourceKind::SyntheticPan, true)).unwrap();
@@ -54,9 +63,7 @@ fn steps_run_every_stage_and_reuse_buffers() {
 
 #[test]
 fn the_model_mask_source_runs_in_the_pipeline() {
-    let mut options = options(SourceKind::SyntheticLocal, false);
-    options.mask_source = MaskSourceKind::Autogaze;
-    options.model.gazing_ratio = 0.05;
+    let mut options = model_options();
     let mut pipeline = FramePipeline::new(&options).unwrap();
     for _ in 0..3 {
         let r = pipeline.step().unwrap();
@@ -99,9 +106,7 @@ fn the_model_mask_source_runs_in_the_pipeline() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn the_model_source_on_wgpu_plans_what_ndarray_plans() {
-    let mut options = options(SourceKind::SyntheticLocal, false);
-    options.mask_source = MaskSourceKind::Autogaze;
-    options.model.gazing_ratio = 0.05;
+    let mut options = model_options();
     let mut cpu = FramePipeline::new(&options).unwrap();
     options.model.backend = crate::mask_source::ModelBackend::Wgpu;
     let mut gpu = FramePipeline::new(&options).unwrap();
@@ -125,9 +130,7 @@ fn the_model_source_on_wgpu_plans_what_ndarray_plans() {
 
 #[test]
 fn decoupled_mode_never_waits_and_applies_the_newest_mask() {
-    let mut options = options(SourceKind::SyntheticLocal, false);
-    options.mask_source = MaskSourceKind::Autogaze;
-    options.model.gazing_ratio = 0.05;
+    let mut options = model_options();
     options.decoupled = true;
     let mut pipeline = FramePipeline::new(&options).unwrap();
     let first = pipeline.step().unwrap();
@@ -357,9 +360,7 @@ fn a_custom_mask_source_drives_the_plan_inline_and_decoupled() {
 /// same tokens, and a name no engine has is a typed error listing them.
 #[test]
 fn the_model_options_name_the_engine() {
-    let mut options = options(SourceKind::SyntheticLocal, false);
-    options.mask_source = MaskSourceKind::Autogaze;
-    options.model.gazing_ratio = 0.05;
+    let mut options = model_options();
     let mut plans = Vec::new();
     for engine in ["burn-ops", "host"] {
         options.model.engine = Some(engine.into());
@@ -383,9 +384,7 @@ fn the_model_options_name_the_engine() {
 /// the frames' own times inline.
 #[test]
 fn the_perf_summary_reports_the_models_work() {
-    let mut options = options(SourceKind::SyntheticLocal, false);
-    options.mask_source = MaskSourceKind::Autogaze;
-    options.model.gazing_ratio = 0.05;
+    let mut options = model_options();
     let mut pipeline = FramePipeline::new(&options).unwrap();
     pipeline.step().unwrap();
     let mut recorder = crate::perf::PerfRecorder::new(3, &options);
