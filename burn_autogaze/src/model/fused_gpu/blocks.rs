@@ -1,7 +1,7 @@
 //! The register-blocked pieces of a layer: a block's rows normed into
-//! workgroup memory, products that read each weight once a block (a unit an
-//! output column, for every row of the block), and the q/k/v projection with
-//! RoPE and the KV append.
+//! workgroup memory, products that read each weight once a block (a unit
+//! four adjacent output columns, read as a `vec4`, for every row of the
+//! block), and the q/k/v projection with RoPE and the KV append.
 
 use cubecl::prelude::*;
 

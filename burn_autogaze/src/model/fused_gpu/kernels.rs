@@ -1,21 +1,22 @@
 //! The fused engine's CubeCL kernels: a decoder call is one dispatch a
-//! layer plus one for the heads ([`layer_step`]). Dispatch `L` takes each
+//! layer ([`layer_step`]), one that finishes the last layer for the last
+//! row, and one for the heads ([`last_row_heads`]). Dispatch `L` takes each
 //! block of rows through the rest of layer `L - 1` (attention, the output
 //! projection + residual, RMSNorm + gate/up + SiLU, down + residual) and
-//! into layer `L` (RMSNorm, q/k/v, RoPE, the KV append); the last dispatch
-//! finishes the last layer for the last row and computes the heads. Each
-//! workgroup owns a block of rows, its phases meet at workgroup barriers,
-//! and the dispatch boundary is where a block reads the keys the other
-//! blocks appended. The same computation as the host engine's decoder
+//! into layer `L` (RMSNorm, q/k/v, RoPE, the KV append). Each workgroup
+//! owns a block of rows, its phases meet at workgroup barriers, and the
+//! dispatch boundary is where a block reads the keys the other blocks
+//! appended. The same computation as the host engine's decoder
 //! (`host/decoder.rs`); the summation order is the kernels' own.
 //!
 //! The projections are register-blocked (`blocks`): a block's rows, normed,
-//! sit in workgroup memory, and a unit computes one output column for every
-//! row of the block, so each weight is read once a block instead of once a
-//! row. The attention (`attention`) goes head by head over tiles of keys
-//! whose scores stay in workgroup memory, every unit busy in each phase
-//! (PERF_LOOP 2026-12-07, tenth session: what each change bought on
-//! lavapipe, and what did not help).
+//! sit in workgroup memory, and a unit computes four adjacent output
+//! columns for every row of the block, reading the weights as `vec4`s, so
+//! each weight is read once a block and lavapipe emits a load for four
+//! values instead of one. The attention (`attention`) goes head by head
+//! over tiles of keys whose scores stay in workgroup memory, keys, values
+//! and queries read as `vec4`s (PERF_LOOP 2026-12-07, tenth and eleventh
+//! sessions: what each change bought on lavapipe, and what did not help).
 //!
 //! The barriers need an adapter that holds a workgroup at them: Mesa's
 //! lavapipe before 23 does not after long work (measured, PERF_LOOP
@@ -23,17 +24,20 @@
 //! and leaves the model on the Burn-ops engine, saying why, where the check
 //! fails.
 //!
-//! Buffers (at most eight bindings, WebGPU's default):
-//! - `w`: every weight, packed once at load ([`WeightLayout`]);
-//! - `kv`: the stream's cache `[layer][k|v][head][cap][head_dim]`;
+//! Buffers (at most eight bindings, WebGPU's default; `layer_step` binds
+//! seven):
+//! - `w`: every weight, packed once at load ([`WeightLayout`]), and `w4` the
+//!   same buffer read as `vec4`s (both read-only bindings);
+//! - `kv`: the stream's cache `[layer][k|v][head][cap][head_dim]`, as
+//!   `vec4`s (head_dim a multiple of 8: a RoPE half is whole `vec4`s);
 //! - `scratch`: the call's rows: `x`, the queries, the attention outputs
 //!   (`[rows, D]` each) and the MLP's activations (`[rows, inter]`;
 //!   `scratch_values`);
 //! - `call`: cos and sin `[rows, head_dim]`, then the key mask (1.0 for a key
 //!   later rows may attend to, 0.0 otherwise) of the past and new keys;
 //! - `ids` (`i32`), `vision` (strided): the rows' inputs;
-//! - `out`: the streams' logits `[N, n_logits]`, then (at an offset a
-//!   binding may start at) their task losses `[N, n_tl]`.
+//! - `out` (the heads' dispatch): the streams' logits `[N, n_logits]`, then
+//!   (at an offset a binding may start at) their task losses `[N, n_tl]`.
 
 use cubecl::prelude::*;
 

@@ -1,5 +1,6 @@
 //! The fused GPU engine: a decoder call is a few CubeCL dispatches a stream
-//! (one a layer and one for the heads: `kernels`) over
+//! (one a layer, one finishing the last row, one for the heads: `kernels`)
+//! over
 //! weights packed once into one buffer and a KV cache that grows in place
 //! on the device, launched on Burn's own wgpu runtime: it takes the
 //! encoder's vision tokens and the device-picked ids as Burn tensors and
@@ -56,7 +57,7 @@ const BINDING_ALIGN: usize = 256;
 pub fn entry<B: Backend>() -> EngineEntry<B> {
     EngineEntry {
         name: NAME,
-        about: "the decoder in one fused CubeCL dispatch a layer on Burn's wgpu runtime (the wgpu default)",
+        about: "the decoder in one fused CubeCL dispatch a layer (and two for the heads) on Burn's wgpu runtime (the wgpu default)",
         priority: |device| wgpu_device::<B>(device).map(|_| 20),
         build: |w, c| Ok(Arc::new(FusedGpu::new(w, c)?)),
     }
