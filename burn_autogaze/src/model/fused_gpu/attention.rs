@@ -23,6 +23,7 @@ pub fn block_attention(
     shape: &CallShape,
     sc: &mut SharedMemory<f32>,
     qs: &mut SharedMemory<F4>,
+    part: &mut SharedMemory<F4>,
     stat: &mut SharedMemory<f32>,
     layer: usize,
     row0: usize,
@@ -46,6 +47,7 @@ pub fn block_attention(
     let seen = past + last;
     // The (row, column quad) outputs a unit owns: `unit`, `unit + units`, ...
     let hq = comptime!(hd / 4);
+    let splits = comptime!(units / (hd / 4));
     let owned = comptime!((block * hd / 4).div_ceil(units));
     for h in 0..heads {
         let k0 = (layer * 2 * heads + h) * cap * hq;
@@ -145,6 +147,37 @@ pub fn block_attention(
                 stat[block + unit] = stat[block + unit] * stat[comptime!(2 * block) + unit] + sum;
                 stat[unit] = stat[comptime!(3 * block) + unit];
             }
+            // `P @ V` in `splits` interleaved slices of the tile's keys: a
+            // unit a column quad and a slice, every row of the block (a
+            // value read once a block), into `part`.
+            let mut n = seen - j0;
+            if n > comptime!(TILE_KEYS) {
+                n = comptime!(TILE_KEYS);
+            }
+            if unit < comptime!(splits * (hd / 4)) {
+                let slice = unit / hq;
+                let cq = unit % hq;
+                let mut pv = Array::<F4>::new(block);
+                #[unroll]
+                for b in 0..block {
+                    pv[b] = F4::new(0.0f32);
+                }
+                let mut jj = slice;
+                while jj < n {
+                    let v = kv4[v0 + (j0 + jj) * hq + cq];
+                    #[unroll]
+                    for b in 0..block {
+                        pv[b] += F4::new(sc[b * comptime!(TILE_KEYS) + jj]) * v;
+                    }
+                    jj += comptime!(splits);
+                }
+                #[unroll]
+                for b in 0..block {
+                    part[(slice * block + b) * hq + cq] = pv[b];
+                }
+            }
+            phase_end();
+            // Each unit's outputs: rescaled, plus the slices' sums.
             #[unroll]
             for o in 0..owned {
                 let t = unit + o * units;
@@ -152,13 +185,9 @@ pub fn block_attention(
                     let b = t / hq;
                     let cq = t % hq;
                     let mut pv = F4::new(0.0f32);
-                    let mut n = seen - j0;
-                    if n > comptime!(TILE_KEYS) {
-                        n = comptime!(TILE_KEYS);
-                    }
-                    for jj in 0..n {
-                        let p = F4::new(sc[b * comptime!(TILE_KEYS) + jj]);
-                        pv += p * kv4[v0 + (j0 + jj) * hq + cq];
+                    #[unroll]
+                    for slice in 0..splits {
+                        pv += part[(slice * block + b) * hq + cq];
                     }
                     acc[o] = acc[o] * F4::new(stat[comptime!(2 * block) + b]) + pv;
                 }

@@ -43,7 +43,9 @@ use cubecl::prelude::*;
 
 use super::attention::block_attention;
 use super::blocks::{F4, block_add_product, block_gate_up, block_normed, project_quad};
-use super::layout::{CallOffsets, CallShape, Step, TILE_KEYS, WeightLayout, phase_end};
+use super::layout::{
+    CallOffsets, CallShape, Step, TILE_KEYS, WeightLayout, attention_parts, phase_end,
+};
 
 /// Row `r`'s input into `x`: the embedding of its id (the first `m` rows),
 /// else its vision token; `c` a column.
@@ -84,6 +86,7 @@ fn finish_layer(
     xn: &mut SharedMemory<f32>,
     sc: &mut SharedMemory<f32>,
     qs: &mut SharedMemory<F4>,
+    part: &mut SharedMemory<F4>,
     stat: &mut SharedMemory<f32>,
     layer: usize,
     row0: usize,
@@ -99,7 +102,7 @@ fn finish_layer(
     let rows = shape.rows as usize;
     let act_at = 3 * rows * d;
     block_attention(
-        kv, s, call, shape, sc, qs, stat, layer, row0, d, block, heads, step.hd, units,
+        kv, s, call, shape, sc, qs, part, stat, layer, row0, d, block, heads, step.hd, units,
     );
     let o_at = layer * comptime!(lay.layer()) + comptime!(d + 3 * d * d);
     block_add_product(w4, s, row0, rows, 2 * rows * d, o_at, d, d, block);
@@ -142,6 +145,7 @@ pub fn layer_step(
     let mut xn = SharedMemory::<f32>::new(comptime!(block * lay.d));
     let mut sc = SharedMemory::<f32>::new(comptime!(block * TILE_KEYS));
     let mut qs = SharedMemory::<F4>::new(comptime!(block * step.hd / 4));
+    let mut part = SharedMemory::<F4>::new(comptime!(attention_parts(&step)));
     let mut stat = SharedMemory::<f32>::new(comptime!(4 * block));
     if comptime!(step.embed) {
         let mut t = UNIT_POS as usize;
@@ -165,6 +169,7 @@ pub fn layer_step(
             &mut xn,
             &mut sc,
             &mut qs,
+            &mut part,
             &mut stat,
             layer - 1,
             row0,

@@ -125,10 +125,22 @@ pub struct Step {
 }
 
 /// Values of workgroup memory a `layer_step` dispatch uses for blocks of
-/// `block` rows of heads of `hd` values: the normed rows, the attention's
-/// tile of scores, the queries of a head and the per-row statistics.
-pub fn workgroup_values(lay: &WeightLayout, hd: usize, block: usize) -> usize {
-    block * (lay.d + TILE_KEYS + hd + 4)
+/// `block` rows of heads of `hd` values, `units` a workgroup: the normed
+/// rows, the attention's tile of scores, the queries of a head, the
+/// per-row statistics and the slices of `P @ V`.
+pub fn workgroup_values(lay: &WeightLayout, hd: usize, block: usize, units: usize) -> usize {
+    block * (lay.d + TILE_KEYS + hd + 4) + 4 * parts(hd, block, units)
+}
+
+/// `vec4`s of the attention's `P @ V` slices: `units / (hd / 4)` slices of
+/// the block's rows' column quads.
+fn parts(hd: usize, block: usize, units: usize) -> usize {
+    (units / (hd / 4)).max(1) * block * (hd / 4)
+}
+
+/// [`parts`] of a dispatch.
+pub fn attention_parts(step: &Step) -> usize {
+    parts(step.hd, step.block, step.units)
 }
 
 /// Values of the call's scratch for `rows` rows: `x`, the queries and the

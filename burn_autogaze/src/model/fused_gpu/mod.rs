@@ -127,7 +127,14 @@ fn unsupported(c: &AutoGazeConfig) -> Option<String> {
         n_logits: 0,
         n_tl: 0,
     };
-    let shared = 4 * layout::workgroup_values(&lay, c.head_dim, BLOCK_ROWS);
+    if c.head_dim / 4 > launch::UNITS as usize {
+        return Some(format!(
+            "head_dim {} is over 4 x {} (a workgroup's units take a head's column quads)",
+            c.head_dim,
+            launch::UNITS
+        ));
+    }
+    let shared = 4 * layout::workgroup_values(&lay, c.head_dim, BLOCK_ROWS, launch::UNITS as usize);
     if shared > launch::SHARED_BYTES {
         return Some(format!(
             "hidden size {} with heads of {} needs {shared} bytes of workgroup memory, over the {} the kernels may use",
