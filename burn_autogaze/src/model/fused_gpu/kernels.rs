@@ -190,12 +190,29 @@ pub fn layer_step(
     }
 }
 
+/// Units of work of the heads' dispatch: the logits a unit a quad (read as
+/// `vec4`s) where their number is a multiple of 4, else a unit a logit;
+/// then a unit a task loss.
+pub fn head_units(lay: &WeightLayout) -> usize {
+    logit_units(lay) + lay.n_tl
+}
+
+fn logit_units(lay: &WeightLayout) -> usize {
+    if lay.n_logits.is_multiple_of(4) {
+        lay.n_logits / 4
+    } else {
+        lay.n_logits
+    }
+}
+
 /// The logits and task-loss heads of the call's final-normed last row
-/// (`rows - 1`), a unit an output, spread over as many workgroups as the
-/// outputs need: each normalises the row into workgroup memory first.
+/// (`rows - 1`), spread over as many workgroups as [`head_units`] needs:
+/// each normalises the row into workgroup memory first.
 #[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
 pub fn last_row_heads(
     w: &Array<f32>,
+    w4: &Array<F4>,
     s: &Array<f32>,
     out: &mut Array<f32>,
     shape: CallShape,
@@ -207,6 +224,8 @@ pub fn last_row_heads(
     let d = comptime!(lay.d);
     let n_logits = comptime!(lay.n_logits);
     let n_tl = comptime!(lay.n_tl);
+    let quads = comptime!(lay.n_logits.is_multiple_of(4));
+    let logit_units = comptime!(logit_units(&lay));
     let rows = shape.rows as usize;
     let mut xn = SharedMemory::<f32>::new(comptime!(lay.d));
     let norm = comptime!(lay.final_norm());
@@ -224,11 +243,23 @@ pub fn last_row_heads(
     );
     let j = CUBE_POS * units + UNIT_POS as usize;
     let stream = at.stream as usize;
-    if j < n_logits {
-        let col = comptime!(lay.lm_head()) + j;
-        out[stream * n_logits + j] = column_dot(w, &xn, col, n_logits, d);
-    } else if j < n_logits + n_tl {
-        let o = j - n_logits;
+    if j < logit_units {
+        if comptime!(quads) {
+            let col = comptime!(lay.lm_head() / 4) + j;
+            let mut acc = F4::new(0.0f32);
+            for k in 0..d {
+                acc += F4::new(xn[k]) * w4[col + k * comptime!(lay.n_logits / 4)];
+            }
+            #[unroll]
+            for c in 0..4usize {
+                out[stream * n_logits + 4 * j + c] = acc[c];
+            }
+        } else {
+            let col = comptime!(lay.lm_head()) + j;
+            out[stream * n_logits + j] = column_dot(w, &xn, col, n_logits, d);
+        }
+    } else if j < logit_units + n_tl {
+        let o = j - logit_units;
         let col = comptime!(lay.task_loss()) + o;
         out[at.task_loss as usize + stream * n_tl + o] = column_dot(w, &xn, col, n_tl, d);
     }

@@ -6,7 +6,7 @@ use burn::backend::wgpu::WgpuRuntime;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::kernels::{last_row_heads, layer_step};
+use super::kernels::{head_units, last_row_heads, layer_step};
 use super::layout::{CallOffsetsLaunch, CallShapeLaunch, Step, WeightLayout};
 
 /// Units of a cube: each unit computes whole outputs, so the cube's size
@@ -164,9 +164,9 @@ impl StreamCall<'_> {
         layers as u64 + 2
     }
 
-    /// The [`last_row_heads`] dispatch: a unit an output.
+    /// The [`last_row_heads`] dispatch.
     fn heads(&self) {
-        let outputs = self.lay.n_logits + self.lay.n_tl;
+        let outputs = head_units(&self.lay);
         // SAFETY: the kernel reads the last row of the scratch and the
         // packed heads, and writes the stream's outputs below `out.len`
         // (`FusedGpu::decode` sizes it for every stream).
@@ -176,6 +176,7 @@ impl StreamCall<'_> {
                 CubeCount::Static(outputs.div_ceil(UNITS as usize) as u32, 1, 1),
                 CubeDim::new_1d(UNITS),
                 self.weights.arg(),
+                self.weights.arg4(),
                 self.scratch.arg(),
                 self.out.arg(),
                 self.shape(self.rows - 1, self.rows - 1),
