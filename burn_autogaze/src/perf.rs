@@ -633,3 +633,62 @@ impl PerfRecorder {
         Ok(summary)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask_source::MaskSourceKind;
+
+    /// The summary's model section: the engine's counts per model frame, from
+    /// the frames' own times inline.
+    #[test]
+    fn the_perf_summary_reports_the_models_work() {
+        let mut options = PipelineOptions {
+            source: crate::source::SourceOptions {
+                kind: crate::source::SourceKind::SyntheticLocal,
+                size: crate::frame::FrameSize::new(96, 54).unwrap(),
+                ..Default::default()
+            },
+            preprocess: false,
+            mask_source: MaskSourceKind::Autogaze,
+            ..PipelineOptions::default()
+        };
+        options.model.gazing_ratio = 0.05;
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        pipeline.step().unwrap();
+        let mut recorder = PerfRecorder::new(3, &options);
+        for _ in 0..3 {
+            let r = pipeline.step().unwrap();
+            recorder.record(&r, pipeline.current_frame());
+        }
+        let meta = RunMeta {
+            case: "model-work".into(),
+            warmup_frames: 1,
+            ..Default::default()
+        };
+        let summary = recorder.summary(&pipeline, &options, &meta).unwrap();
+        let model = summary.model.expect("a model section");
+        assert_eq!(model.engine, "host");
+        assert_eq!(model.frames, 3, "the warm-up frame is not counted");
+        assert_eq!(model.decoder_calls_per_frame, 2.0);
+        assert_eq!(model.readbacks_per_frame, 4.0);
+        assert_eq!(
+            (model.dispatches_per_frame, model.dispatches_per_call),
+            (None, None)
+        );
+        // Patch-diff has no model section.
+        options.mask_source = MaskSourceKind::PatchDiff;
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        let mut recorder = PerfRecorder::new(2, &options);
+        for _ in 0..2 {
+            let r = pipeline.step().unwrap();
+            recorder.record(&r, pipeline.current_frame());
+        }
+        let meta = RunMeta {
+            warmup_frames: 0,
+            ..meta
+        };
+        let summary = recorder.summary(&pipeline, &options, &meta).unwrap();
+        assert_eq!(summary.model, None);
+    }
+}
