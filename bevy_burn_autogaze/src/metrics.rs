@@ -15,7 +15,7 @@ use burn_autogaze::pipeline::StepReport;
 use burn_autogaze::quality::{Ema, GazeStats};
 use burn_autogaze::ring::RingCounters;
 use burn_autogaze::source::DecodeStats;
-use burn_autogaze::timing::{LatencySummary, Stage, StageTimes};
+use burn_autogaze::timing::{LatencySummary, ModelWork, Stage, StageTimes};
 use burn_autogaze::worker::WorkerCounters;
 use serde::Serialize;
 
@@ -101,6 +101,8 @@ pub struct MetricsSnapshot {
     pub residency: Vec<String>,
     /// Mask worker counters (decoupled inference).
     pub worker: Option<WorkerCounters>,
+    /// The model's counted work on its last frame (model mask source).
+    pub model: Option<ModelWork>,
     /// Frame ring counters.
     pub ring: RingCounters,
     /// Host feed counters.
@@ -145,6 +147,9 @@ pub struct AutoGazeMetrics {
     pub gaze: GazeStats,
     /// Mask worker counters (decoupled inference).
     pub worker: Option<WorkerCounters>,
+    /// The model's counted work on its last frame (inline: the frame's;
+    /// decoupled: the newest mask's).
+    pub model: Option<ModelWork>,
     /// Frame ring counters.
     pub ring: RingCounters,
     /// Host feed counters.
@@ -191,6 +196,7 @@ impl Default for AutoGazeMetrics {
             uploads: UploadTotals::default(),
             gaze: GazeStats::default(),
             worker: None,
+            model: None,
             ring: RingCounters::default(),
             host: HostFeedCounters::default(),
             errors: 0,
@@ -298,6 +304,8 @@ impl AutoGazeMetrics {
             self.stage_ran[stage as usize] |= !d.is_zero();
             push_window(&mut self.stages[stage as usize], d.as_secs_f64() * 1e3);
         }
+        let work = report.mask_times.unwrap_or(report.times).model_work();
+        self.model = work.or(self.model);
         *self.dispatch.entry(report.compose.path).or_default() += 1;
         if let Some(p) = report.compose.psnr_db {
             self.psnr_ema.update(p);
@@ -359,6 +367,7 @@ impl AutoGazeMetrics {
             device_copies: last.map(|l| l.uploads.device_copies).unwrap_or(0),
             residency: self.residency.clone(),
             worker: self.worker,
+            model: self.model,
             ring: self.ring,
             host: self.host,
             errors: self.errors,

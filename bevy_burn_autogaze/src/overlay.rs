@@ -198,6 +198,17 @@ pub(crate) fn counter_rows(snap: &MetricsSnapshot) -> Vec<(&'static str, String)
         ));
         rows.push(("  dropped", format!("{}, stale {}", w.dropped, w.stale)));
     }
+    if let Some(m) = snap.model {
+        rows.push((
+            "model",
+            format!("{}, {} calls/frame", m.engine, m.decoder_calls),
+        ));
+        let launches = match m.dispatches {
+            Some(d) => format!("{d} dispatches"),
+            None => "Burn ops".into(),
+        };
+        rows.push(("  device", format!("{launches}, {} readbacks", m.readbacks)));
+    }
     rows.push(("frames", snap.frames.to_string()));
     rows.push((
         "  ring",
@@ -397,6 +408,13 @@ mod tests {
             dispatch_path: Some(ComposePath::Sparse),
             transfer: Some(DisplayTransfer::Gpu),
             device_copies: 9999,
+            model: Some(burn_autogaze::timing::ModelWork {
+                engine: "fused-gpu",
+                frames: 1,
+                decoder_calls: 9999,
+                dispatches: Some(9_999_999),
+                readbacks: 9999,
+            }),
             worker: Some(WorkerCounters {
                 in_flight: 1,
                 dropped: 9_999_999,
@@ -495,6 +513,7 @@ mod tests {
             "buffers MiB",
             "decode",
             "worker",
+            "model",
             "realtime",
         ] {
             assert!(labels.contains(&want), "{want} missing: {labels:?}");

@@ -315,5 +315,7 @@ fn the_wgpu_model_runs_on_bevys_render_device() {
         .model_work()
         .expect("the model ran inline");
     assert_eq!((work.engine, work.readbacks), ("fused-gpu", 1));
+    // The overlay's model rows read the same counts.
+    assert_eq!(metrics.snapshot().model, Some(work));
     assert_eq!(last.report.plan.tokens, 13);
 }

@@ -71,7 +71,7 @@ impl Stage {
 /// timed): its decoder calls, the kernel dispatches of an engine that
 /// counts them, and device-to-host readbacks. A frame's counts travel with
 /// its [`StageTimes`], so they reach a summary from a mask worker too.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ModelWork {
     /// The engine that ran (as registered: `fused-gpu`, `host`, ...).
     pub engine: &'static str,
