@@ -206,6 +206,13 @@ impl ViewerArgs {
                 limits::MAX_QUERY_BYTES
             ));
         }
+        let command = <Self as clap::CommandFactory>::command();
+        let is_flag = |key: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key))
+                .is_some_and(|a| !a.get_action().takes_values())
+        };
         let mut argv = vec!["bevy_burn_autogaze".to_string()];
         for pair in query.trim_start_matches('?').split('&') {
             if pair.is_empty() {
@@ -221,10 +228,25 @@ impl ViewerArgs {
                     "query parameter {pair:?}: expected NAME or NAME=VALUE"
                 ));
             }
-            argv.push(format!("--{key}"));
-            if let Some(v) = value.filter(|v| !v.is_empty()) {
-                argv.push(percent_decode(v)?);
+            let value = value
+                .filter(|v| !v.is_empty())
+                .map(percent_decode)
+                .transpose()?;
+            if is_flag(&key) {
+                // A flag: `NAME`, `NAME=true` or `NAME=false`.
+                match value.as_deref() {
+                    None | Some("true") => argv.push(format!("--{key}")),
+                    Some("false") => {}
+                    Some(other) => {
+                        return Err(format!(
+                            "query parameter {pair:?}: --{key} is a flag: {key}, {key}=true or {key}=false, not {other:?}"
+                        ));
+                    }
+                }
+                continue;
             }
+            argv.push(format!("--{key}"));
+            argv.extend(value);
         }
         let args = Self::try_parse_from(argv).map_err(|e| e.to_string())?;
         args.check_web()?;

@@ -221,6 +221,26 @@ fn url_queries_parse_as_the_command_line_does() {
         ViewerArgs::from_query("").unwrap().settings(),
         ViewerArgs::parse_from(["bevy_burn_autogaze"]).settings()
     );
+    // A flag as a query takes `NAME`, `NAME=true` or `NAME=false`.
+    let flag =
+        |q: &str| ViewerArgs::from_query(q).map(|a| (a.show_model_input, a.inline_inference));
+    assert_eq!(flag("show-model-input&inline-inference"), Ok((true, true)));
+    assert_eq!(
+        flag("show-model-input=true&inline-inference=false"),
+        Ok((true, false))
+    );
+    assert_eq!(flag("show_model_input=false"), Ok((false, false)));
+    let weights = |q: &str| ViewerArgs::from_query(q).map(|a| a.pipeline.random_weights);
+    assert_eq!(
+        weights("mask-source=autogaze&random-weights=true"),
+        Ok(true)
+    );
+    assert_eq!(weights("mask-source=autogaze&random-weights"), Ok(true));
+    let bad = flag("inline-inference=maybe").unwrap_err();
+    assert!(
+        bad.contains("--inline-inference is a flag") && bad.contains("maybe"),
+        "{bad}"
+    );
     // Unknown flags, bad values and bad escapes are errors naming them.
     let unknown = ViewerArgs::from_query("bogus=1").unwrap_err();
     assert!(unknown.contains("--bogus"), "{unknown}");
