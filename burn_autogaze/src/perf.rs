@@ -527,10 +527,7 @@ impl PerfRecorder {
         // the worker's times of the mask that arrived.
         for times in std::iter::once(&report.times).chain(&report.mask_times) {
             if let Some(work) = times.model_work() {
-                self.model = Some(match &self.model {
-                    Some(sum) => sum.plus(&work),
-                    None => work,
-                });
+                work.add_into(&mut self.model);
             }
         }
         if let Some(frame) = frame {

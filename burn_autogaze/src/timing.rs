@@ -101,8 +101,16 @@ impl ModelWork {
         }
     }
 
+    /// Adds `self` to a running `total` (None: nothing counted yet).
+    pub fn add_into(&self, total: &mut Option<ModelWork>) {
+        *total = Some(match total {
+            Some(before) => before.plus(self),
+            None => *self,
+        });
+    }
+
     /// `self` and `other` added up (the engine of the later one).
-    pub fn plus(&self, other: &ModelWork) -> ModelWork {
+    fn plus(&self, other: &ModelWork) -> ModelWork {
         ModelWork {
             engine: other.engine,
             frames: self.frames + other.frames,
@@ -145,10 +153,7 @@ impl StageTimes {
 
     /// Adds the model's counted work for this frame.
     pub fn add_model_work(&mut self, work: ModelWork) {
-        self.model = Some(match &self.model {
-            Some(before) => before.plus(&work),
-            None => work,
-        });
+        work.add_into(&mut self.model);
     }
 
     /// The model's counted work for this frame, when the model ran.

@@ -49,15 +49,15 @@ impl<B: Backend> AutoGaze<B> {
         let mut caches: Vec<&mut dyn EngineCache<B>> =
             states.iter_mut().map(|s| s.cache.as_mut()).collect();
         let tokens = self.engine.encode(video, &mut caches)?;
-        self.settle(&tokens.device())?;
+        self.settle()?;
         Ok(tokens)
     }
 
     /// With one piece of work in flight ([`AutoGaze::set_one_call_in_flight`]),
     /// waits until the device has finished what was enqueued.
-    fn settle(&self, device: &B::Device) -> Result<()> {
+    fn settle(&self) -> Result<()> {
         if self.one_call_in_flight {
-            B::sync(device).map_err(|e| {
+            B::sync(&self.device()).map_err(|e| {
                 AutoGazeError::engine(self.engine.name(), format!("waiting for the device: {e:?}"))
             })?;
         }
@@ -90,9 +90,7 @@ impl<B: Backend> AutoGaze<B> {
             states.iter_mut().map(|s| s.cache.as_mut()).collect();
         self.counts.decoder_calls.fetch_add(1, Ordering::Relaxed);
         let heads = self.engine.decode(call, &mut caches)?;
-        if self.one_call_in_flight {
-            self.settle(&self.device())?;
-        }
+        self.settle()?;
         Ok(heads)
     }
 

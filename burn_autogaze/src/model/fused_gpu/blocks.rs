@@ -105,6 +105,41 @@ pub fn block_add_product(
     phase_end();
 }
 
+/// The block's normed rows (`xn`) times two weight-column quads: `acc_a[b]`
+/// gets row `b` times the quad at `col` (in `vec4`s), `acc_b[b]` times the
+/// quad `partner` further on; a column's next weight is `stride` `vec4`s on.
+/// Gate with up, and a RoPE pair's two halves, are such pairs.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn normed_quad_pair(
+    w4: &Array<F4>,
+    xn: &SharedMemory<f32>,
+    col: usize,
+    #[comptime] partner: usize,
+    #[comptime] stride: usize,
+    acc_a: &mut Array<F4>,
+    acc_b: &mut Array<F4>,
+    #[comptime] d: usize,
+    #[comptime] block: usize,
+) {
+    #[unroll]
+    for b in 0..block {
+        acc_a[b] = F4::new(0.0f32);
+        acc_b[b] = F4::new(0.0f32);
+    }
+    for k in 0..d {
+        let at = col + k * stride;
+        let wa = w4[at];
+        let wb = w4[at + partner];
+        #[unroll]
+        for b in 0..block {
+            let x = F4::new(xn[b * d + k]);
+            acc_a[b] += x * wa;
+            acc_b[b] += x * wb;
+        }
+    }
+}
+
 /// RMSNorm'd rows (`xn`) through gate/up and SiLU into the scratch's
 /// activations (`[rows, inter]` at `act_at`): a unit four adjacent columns
 /// of both, their weights read as `vec4`s (`w4`).
@@ -127,23 +162,18 @@ pub fn block_gate_up(
     while q < quads {
         let mut acc_g = Array::<F4>::new(block);
         let mut acc_u = Array::<F4>::new(block);
-        #[unroll]
-        for b in 0..block {
-            acc_g[b] = F4::new(0.0f32);
-            acc_u[b] = F4::new(0.0f32);
-        }
-        let g0 = gu_at / 4 + q;
-        for k in 0..d {
-            let at = g0 + k * comptime!(2 * inter / 4);
-            let wg = w4[at];
-            let wu = w4[at + quads];
-            #[unroll]
-            for b in 0..block {
-                let x = F4::new(xn[b * d + k]);
-                acc_g[b] += x * wg;
-                acc_u[b] += x * wu;
-            }
-        }
+        let stride = comptime!(2 * inter / 4);
+        normed_quad_pair(
+            w4,
+            xn,
+            gu_at / 4 + q,
+            quads,
+            stride,
+            &mut acc_g,
+            &mut acc_u,
+            d,
+            block,
+        );
         #[unroll]
         for b in 0..block {
             let r = row0 + b;
@@ -199,21 +229,10 @@ pub fn project_quad(
     let stride = comptime!(3 * d / 4);
     let mut acc_a = Array::<F4>::new(block);
     let mut acc_b = Array::<F4>::new(block);
-    #[unroll]
-    for b in 0..block {
-        acc_a[b] = F4::new(0.0f32);
-        acc_b[b] = F4::new(0.0f32);
-    }
-    for k in 0..d {
-        let wa = w4[col + k * stride];
-        let wb = w4[col + comptime!(half / 4) + k * stride];
-        #[unroll]
-        for b in 0..block {
-            let x = F4::new(xn[b * d + k]);
-            acc_a[b] += x * wa;
-            acc_b[b] += x * wb;
-        }
-    }
+    let partner = comptime!(half / 4);
+    normed_quad_pair(
+        w4, xn, col, partner, stride, &mut acc_a, &mut acc_b, d, block,
+    );
     #[unroll]
     for b in 0..block {
         let r = row0 + b;
