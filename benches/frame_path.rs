@@ -1,6 +1,7 @@
 //! Frame path lanes: synthetic-pan frame generation and preprocessing at
 //! 720p and 1080p, each beside a plain memcpy of the same frame in the same
-//! group so the ratio can be read off one report; and the `images` source:
+//! group so the ratio can be read off one report (with `wgpu`, the model
+//! input made on the host and uploaded against made on the device); and the `images` source:
 //! time to first frame for a short and a long directory, and the reader's
 //! cost per frame with and without prefetching.
 
@@ -58,8 +59,46 @@ fn preprocessing(c: &mut Criterion) {
                     .expect("preprocess")
             })
         });
+        #[cfg(feature = "wgpu")]
+        wgpu_lanes(&mut group, name, &frame);
     }
     group.finish();
+}
+
+/// The model input on Burn's wgpu device (lavapipe here), waited for:
+/// made on the host then uploaded (`f32`), or the frame's bytes uploaded
+/// and made by the device kernels.
+#[cfg(feature = "wgpu")]
+fn wgpu_lanes(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    frame: &burn_autogaze::Frame,
+) {
+    use burn::backend::Wgpu;
+    use burn::backend::wgpu::WgpuDevice;
+    use burn::tensor::backend::Backend;
+    use burn_autogaze::preprocess::DevicePreprocessor;
+    let device = WgpuDevice::default();
+    let mut pre = Preprocessor::release();
+    let mut input = ModelInput::new(pre.model_size());
+    let clip = std::slice::from_ref(frame);
+    group.bench_function(BenchmarkId::new("model_input_wgpu_host", name), |b| {
+        b.iter(|| {
+            pre.clip_into(black_box(clip), &mut input)
+                .expect("preprocess");
+            let x = input.to_tensor::<Wgpu>(&device);
+            <Wgpu as Backend>::sync(&device).expect("sync");
+            x
+        })
+    });
+    let mut on_device = DevicePreprocessor::new(Preprocessor::release(), &device);
+    group.bench_function(BenchmarkId::new("model_input_wgpu_device", name), |b| {
+        b.iter(|| {
+            let x = on_device.frame_input(black_box(frame)).expect("preprocess");
+            <Wgpu as Backend>::sync(&device).expect("sync");
+            x
+        })
+    });
 }
 
 /// Writes `n` frames of the synthetic pan at `w` x `h` as PNG files.

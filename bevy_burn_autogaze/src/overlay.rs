@@ -208,6 +208,16 @@ pub(crate) fn counter_rows(snap: &MetricsSnapshot) -> Vec<(&'static str, String)
             None => "Burn ops".into(),
         };
         rows.push(("  device", format!("{launches}, {} readbacks", m.readbacks)));
+        if let (Some(up), Some(back)) = (m.upload_bytes, m.readback_bytes) {
+            rows.push((
+                "  transfers",
+                format!(
+                    "{} KiB up, {} KiB back",
+                    up.div_ceil(1024),
+                    back.div_ceil(1024)
+                ),
+            ));
+        }
     }
     rows.push(("frames", snap.frames.to_string()));
     rows.push((
@@ -414,6 +424,8 @@ mod tests {
                 decoder_calls: 9999,
                 dispatches: Some(9_999_999),
                 readbacks: 9999,
+                upload_bytes: Some(999_999_999),
+                readback_bytes: Some(999_999_999),
             }),
             worker: Some(WorkerCounters {
                 in_flight: 1,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::frame::FrameSize;
 use crate::interframe::{CompositorOptions, Dispatch};
 use crate::mask::MaskGeometry;
-use crate::mask_source::{MaskSourceKind, ModelBackend, ModelOptions};
+use crate::mask_source::{InputPlace, MaskSourceKind, ModelBackend, ModelOptions};
 use crate::pacing::SourceRate;
 use crate::patch_diff::PatchDiffOptions;
 use crate::pipeline::PipelineOptions;
@@ -207,10 +207,17 @@ pub struct PipelineArgs {
     #[arg(long, default_value = "ndarray")]
     pub model_backend: ModelBackend,
     /// The model engine (`burn-ops`: Burn ops, the reference; `host`: fused
-    /// CPU kernels). Default: the backend's (`host` on ndarray, `burn-ops`
-    /// on wgpu).
+    /// CPU kernels; `fused-gpu`: fused CubeCL kernels). Default: the
+    /// backend's (`host` on ndarray, `fused-gpu` on wgpu where the adapter
+    /// runs it).
     #[arg(long)]
     pub model_engine: Option<String>,
+    /// Where the model input is made: `host` (the CPU path, then one upload
+    /// of the f32 input) or `device` (the frame's bytes go up and the
+    /// resize and squash run as kernels: the wgpu backend, not with AnyRes
+    /// tiles).
+    #[arg(long, default_value = "host")]
+    pub model_preprocess: InputPlace,
     /// Frames of KV cache the model keeps (0: every frame, up to
     /// `limits::MAX_HORIZON`; at most that).
     #[arg(long, default_value_t = ModelOptions::default().horizon,
@@ -273,6 +280,7 @@ impl PipelineArgs {
                 anyres_tiles: self.anyres_tiles,
                 backend: self.model_backend,
                 engine: self.model_engine.clone(),
+                preprocess: self.model_preprocess,
                 ..ModelOptions::default()
             },
             patch_diff: PatchDiffOptions {

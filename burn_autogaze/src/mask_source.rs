@@ -228,6 +228,21 @@ crate::names::named_enum! {
 }
 
 crate::names::named_enum! {
+    /// Where the model source makes its input.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum InputPlace ("model preprocessing") {
+        /// On the host (the CPU path), then one upload of the f32 input.
+        #[default]
+        Host => "host",
+        /// On the model's wgpu device: the frame's bytes go up and Pillow's
+        /// resize and the squash run as kernels
+        /// ([`DevicePreprocessor`](crate::preprocess::DevicePreprocessor)).
+        Device => "device",
+    }
+}
+
+crate::names::named_enum! {
     /// The Burn backend the model mask source runs on.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
     #[serde(rename_all = "kebab-case")]
@@ -291,6 +306,10 @@ pub struct ModelOptions {
     /// The patch size of the target scales.
     #[serde(default = "default_patch")]
     pub target_patch_size: u32,
+    /// Where the model input is made (`device`: the wgpu backend, a whole
+    /// frame per step: not with AnyRes tiles or target scales).
+    #[serde(default)]
+    pub preprocess: InputPlace,
 }
 
 fn default_patch() -> u32 {
@@ -327,13 +346,14 @@ impl Default for ModelOptions {
             engine: None,
             target_scales: Vec::new(),
             target_patch_size: default_patch(),
+            preprocess: InputPlace::Host,
         }
     }
 }
 
 #[cfg(any(feature = "ndarray", feature = "wgpu"))]
 mod model {
-    use burn::tensor::backend::Backend;
+    use burn::tensor::{Tensor, backend::Backend};
 
     use super::*;
     use crate::error::AutoGazeError;
@@ -357,6 +377,72 @@ mod model {
         scaled: Option<ScaledTiles<B>>,
         /// Frame size of the running stream: a new size starts a new clip.
         size: Option<crate::frame::FrameSize>,
+        /// The model input made on the device (`InputPlace::Device`).
+        #[cfg(feature = "wgpu")]
+        on_device: Option<crate::preprocess::DevicePreprocessor>,
+    }
+
+    /// The device preprocessing `options` ask for, on `device` (an error
+    /// naming what is missing: the wgpu backend, a whole-frame model).
+    #[cfg(feature = "wgpu")]
+    fn device_input<B: Backend>(
+        options: &ModelOptions,
+        preprocessor: &Preprocessor,
+        device: &B::Device,
+    ) -> Result<Option<crate::preprocess::DevicePreprocessor>> {
+        if options.preprocess == InputPlace::Host {
+            return Ok(None);
+        }
+        check_device_input(options)?;
+        let wgpu = (device as &dyn std::any::Any)
+            .downcast_ref::<burn::backend::wgpu::WgpuDevice>()
+            .ok_or_else(|| {
+                AutoGazeError::setting(
+                    "model preprocessing",
+                    "device",
+                    "the wgpu model backend (the kernels run on Burn's wgpu device)",
+                )
+            })?;
+        Ok(Some(crate::preprocess::DevicePreprocessor::new(
+            preprocessor.clone(),
+            wgpu,
+        )))
+    }
+
+    /// Device preprocessing makes one whole-frame input a step: tiles are
+    /// preprocessed on the host.
+    fn check_device_input(options: &ModelOptions) -> Result<()> {
+        if options.anyres_tiles > 0 || !options.target_scales.is_empty() {
+            return Err(AutoGazeError::setting(
+                "model preprocessing",
+                "device with AnyRes tiles or target scales",
+                "host preprocessing for tiles (the device path makes one whole-frame input)",
+            ));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "wgpu"))]
+    fn device_input<B: Backend>(
+        options: &ModelOptions,
+        _preprocessor: &Preprocessor,
+        _device: &B::Device,
+    ) -> Result<Option<()>> {
+        if options.preprocess == InputPlace::Host {
+            return Ok(None);
+        }
+        check_device_input(options)?;
+        Err(ModelBackend::Wgpu.not_built())
+    }
+
+    /// `t` as a tensor of backend `B` (it is one: the device preprocessing
+    /// runs only where the model's device is a wgpu one).
+    #[cfg(feature = "wgpu")]
+    fn on_backend<B: Backend>(t: Tensor<burn::backend::Wgpu, 3>) -> Result<Tensor<B, 3>> {
+        let boxed: Box<dyn std::any::Any> = Box::new(t);
+        boxed.downcast::<Tensor<B, 3>>().map(|b| *b).map_err(|_| {
+            AutoGazeError::setting("model preprocessing", "device", "the wgpu model backend")
+        })
     }
 
     impl<B: Backend> ModelSource<B> {
@@ -406,7 +492,11 @@ mod model {
             }
             let mut state = model.new_stream();
             state.set_horizon(options.horizon);
+            #[cfg_attr(not(feature = "wgpu"), allow(unused_variables))]
+            let on_device = device_input::<B>(options, &preprocessor, device)?;
             Ok(Self {
+                #[cfg(feature = "wgpu")]
+                on_device,
                 state,
                 options: GenerateOptions {
                     gazing_ratio: options.gazing_ratio,
@@ -428,6 +518,7 @@ mod model {
     impl<B: Backend> ModelSource<B> {
         /// The device's queue is shared with rendering: one decoder call
         /// in flight at a time.
+        #[cfg(feature = "wgpu")]
         pub fn share_the_queue(&mut self) {
             self.model.set_one_call_in_flight(true);
         }
@@ -453,11 +544,16 @@ mod model {
             times: &mut StageTimes,
         ) -> Result<()> {
             let before = self.model.work();
+            let input_before = self.input_uploaded();
             let result = self.frame_tokens(frame, out, tiles, times);
-            times.add_model_work(ModelWork {
+            let mut work = ModelWork {
                 frames: 1,
                 ..self.model.work().since(&before)
-            });
+            };
+            // The frame's upload when the input is made on the device.
+            let input = self.input_uploaded() - input_before;
+            work.upload_bytes = work.upload_bytes.map(|b| b + input);
+            times.add_model_work(work);
             result
         }
 
@@ -467,6 +563,25 @@ mod model {
     }
 
     impl<B: Backend> ModelSource<B> {
+        /// Bytes the device preprocessing uploaded so far (0 without it).
+        fn input_uploaded(&self) -> u64 {
+            #[cfg(feature = "wgpu")]
+            if let Some(pre) = &self.on_device {
+                return pre.counts().uploaded_bytes;
+            }
+            0
+        }
+
+        /// One frame's model input on the device, when it is made there.
+        fn device_frame(&mut self, frame: &Frame) -> Option<Result<Tensor<B, 3>>> {
+            #[cfg(feature = "wgpu")]
+            if let Some(pre) = self.on_device.as_mut() {
+                return Some(pre.frame_input(frame).and_then(on_backend::<B>));
+            }
+            let _ = frame;
+            None
+        }
+
         /// One frame's tokens (and tiles), its stages timed into `times`.
         fn frame_tokens(
             &mut self,
@@ -524,13 +639,19 @@ mod model {
                 return Ok(());
             }
             let t = Instant::now();
-            self.preprocessor
-                .clip_into(std::slice::from_ref(frame), &mut self.input)?;
+            let on_device = self.device_frame(frame).transpose()?;
+            if on_device.is_none() {
+                self.preprocessor
+                    .clip_into(std::slice::from_ref(frame), &mut self.input)?;
+            }
             times.add(Stage::Preprocess, t.elapsed());
             let t = Instant::now();
-            let gaze = self
-                .model
-                .step_input(&mut self.state, &self.input, &self.options)?;
+            let gaze = match on_device {
+                Some(x) => self.model.step(&mut self.state, x, &self.options)?,
+                None => self
+                    .model
+                    .step_input(&mut self.state, &self.input, &self.options)?,
+            };
             out.clear();
             for id in gaze.valid() {
                 out.push(id);

@@ -140,6 +140,14 @@ pub struct ModelSummary {
     pub dispatches_per_call: Option<f64>,
     /// Device-to-host readbacks per model frame.
     pub readbacks_per_frame: f64,
+    /// Bytes written from the host for the model per model frame: its
+    /// input and the engine's buffers (None: an engine that does not count
+    /// its transfers).
+    #[serde(default)]
+    pub upload_bytes_per_frame: Option<f64>,
+    /// Bytes read back to the host per model frame (None: as above).
+    #[serde(default)]
+    pub readback_bytes_per_frame: Option<f64>,
 }
 
 impl ModelSummary {
@@ -154,6 +162,8 @@ impl ModelSummary {
             dispatches_per_frame: work.dispatches.and_then(|d| per(d, frames)),
             dispatches_per_call: work.dispatches.and_then(|d| per(d, work.decoder_calls)),
             readbacks_per_frame: per(work.readbacks, frames)?,
+            upload_bytes_per_frame: work.upload_bytes.and_then(|b| per(b, frames)),
+            readback_bytes_per_frame: work.readback_bytes.and_then(|b| per(b, frames)),
         })
     }
 }
@@ -319,6 +329,8 @@ impl PerfSummary {
                 m.dispatches_per_frame,
                 m.dispatches_per_call,
                 Some(m.readbacks_per_frame),
+                m.upload_bytes_per_frame,
+                m.readback_bytes_per_frame,
             ];
             if m.frames == 0 || counts.iter().flatten().any(|c| !c.is_finite() || *c < 0.0) {
                 problems.push(format!("model: no frame or a negative count: {m:?}"));
@@ -672,6 +684,11 @@ mod tests {
         assert_eq!(
             (model.dispatches_per_frame, model.dispatches_per_call),
             (None, None)
+        );
+        assert_eq!(
+            (model.upload_bytes_per_frame, model.readback_bytes_per_frame),
+            (None, None),
+            "the host engine moves nothing to count"
         );
         // Patch-diff has no model section.
         options.mask_source = MaskSourceKind::PatchDiff;

@@ -68,8 +68,8 @@ impl Stage {
 }
 
 /// What the model's engine did for one frame, counted by the model (not
-/// timed): its decoder calls, the kernel dispatches of an engine that
-/// counts them, and device-to-host readbacks. A frame's counts travel with
+/// timed): its decoder calls, the kernel dispatches and transfer bytes of
+/// an engine that counts them, and device-to-host readbacks. A frame's counts travel with
 /// its [`StageTimes`], so they reach a summary from a mask worker too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ModelWork {
@@ -83,6 +83,24 @@ pub struct ModelWork {
     pub dispatches: Option<u64>,
     /// Device-to-host reads (on Burn's CPU backend each is a copy).
     pub readbacks: u64,
+    /// Bytes written from the host for the model: its input and what the
+    /// engine uploads (None: an engine that does not count its transfers).
+    pub upload_bytes: Option<u64>,
+    /// Bytes read back to the host (None: as for `upload_bytes`).
+    pub readback_bytes: Option<u64>,
+}
+
+/// `a - b` of two counts that may be uncounted.
+fn diff(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    a.zip(b).map(|(a, b)| a.saturating_sub(b))
+}
+
+/// `a + b` of two counts that may be uncounted (one alone when the other is).
+fn sum(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
 }
 
 impl ModelWork {
@@ -93,11 +111,10 @@ impl ModelWork {
             engine: self.engine,
             frames: self.frames.saturating_sub(before.frames),
             decoder_calls: self.decoder_calls.saturating_sub(before.decoder_calls),
-            dispatches: self
-                .dispatches
-                .zip(before.dispatches)
-                .map(|(a, b)| a.saturating_sub(b)),
+            dispatches: diff(self.dispatches, before.dispatches),
             readbacks: self.readbacks.saturating_sub(before.readbacks),
+            upload_bytes: diff(self.upload_bytes, before.upload_bytes),
+            readback_bytes: diff(self.readback_bytes, before.readback_bytes),
         }
     }
 
@@ -115,11 +132,10 @@ impl ModelWork {
             engine: other.engine,
             frames: self.frames + other.frames,
             decoder_calls: self.decoder_calls + other.decoder_calls,
-            dispatches: match (self.dispatches, other.dispatches) {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
-            },
+            dispatches: sum(self.dispatches, other.dispatches),
             readbacks: self.readbacks + other.readbacks,
+            upload_bytes: sum(self.upload_bytes, other.upload_bytes),
+            readback_bytes: sum(self.readback_bytes, other.readback_bytes),
         }
     }
 }

@@ -45,12 +45,24 @@ pub struct AutoGaze<B: Backend> {
 pub(super) struct WorkCounts {
     pub(super) decoder_calls: AtomicU64,
     pub(super) readbacks: AtomicU64,
+    /// Bytes of model input uploaded, and bytes read back outside the
+    /// engine (the engine counts its own: [`Engine::transfers`](super::engine::Engine::transfers)).
+    input_bytes: AtomicU64,
+    read_bytes: AtomicU64,
 }
 
 impl WorkCounts {
-    /// Counts `n` device-to-host reads.
-    pub(super) fn read(&self, n: u64) {
+    /// Counts `n` device-to-host reads of `bytes` in all (0: bytes the
+    /// engine counted).
+    pub(super) fn read(&self, n: u64, bytes: usize) {
         self.readbacks.fetch_add(n, Ordering::Relaxed);
+        self.read_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `values` f32 values of model input uploaded.
+    pub(super) fn input(&self, values: usize) {
+        self.input_bytes
+            .fetch_add(4 * values as u64, Ordering::Relaxed);
     }
 }
 
@@ -156,7 +168,8 @@ impl<B: Backend> AutoGaze<B> {
     }
 
     /// The model's running totals since it was built: decoder calls, the
-    /// engine's dispatches (where it counts them) and readbacks, over every
+    /// engine's dispatches and transfer bytes (where it counts them) and
+    /// readbacks, over every
     /// stream it ran (`frames` is left 0: a caller counts its frames). Two
     /// readings' [`ModelWork::since`] is the work between them.
     pub fn work(&self) -> ModelWork {
@@ -166,6 +179,14 @@ impl<B: Backend> AutoGaze<B> {
             decoder_calls: self.counts.decoder_calls.load(Ordering::Relaxed),
             dispatches: self.engine.dispatches(),
             readbacks: self.counts.readbacks.load(Ordering::Relaxed),
+            upload_bytes: self
+                .engine
+                .transfers()
+                .map(|t| t.uploaded + self.counts.input_bytes.load(Ordering::Relaxed)),
+            readback_bytes: self
+                .engine
+                .transfers()
+                .map(|t| t.read_back + self.counts.read_bytes.load(Ordering::Relaxed)),
         }
     }
 

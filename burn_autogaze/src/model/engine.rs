@@ -189,6 +189,16 @@ impl<B: Backend> Clone for Box<dyn EngineCache<B>> {
     }
 }
 
+/// Host<->device bytes an engine moved: its uploads (weights at load, each
+/// call's buffers) and its readbacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfers {
+    /// Bytes written from the host.
+    pub uploaded: u64,
+    /// Bytes read back to the host.
+    pub read_back: u64,
+}
+
 /// What runs the model: the encoder over a batch of streams' frames and
 /// one decoder call over a batch of streams in lockstep, each stream's
 /// caches in the engine's [`EngineCache`].
@@ -199,6 +209,12 @@ pub trait Engine<B: Backend>: Debug + Send + Sync {
     /// Kernel dispatches the engine launched so far (None: it does not
     /// count them, e.g. it runs Burn ops).
     fn dispatches(&self) -> Option<u64> {
+        None
+    }
+
+    /// Bytes the engine moved between the host and the device so far
+    /// (None: it does not count them, e.g. it runs Burn ops).
+    fn transfers(&self) -> Option<Transfers> {
         None
     }
 

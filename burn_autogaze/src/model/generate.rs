@@ -107,7 +107,7 @@ impl<B: Backend> AutoGaze<B> {
         trace: &mut Option<&mut Vec<DecodeStep>>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let (logits, tl) = self.call(states, ids, vision, positions, mask)?.into_host();
-        self.counts.read(2);
+        self.counts.read(2, 4 * (logits.len() + tl.len()));
         for state in states.iter_mut() {
             state.readbacks += 2;
         }
@@ -255,6 +255,7 @@ impl<B: Backend> AutoGaze<B> {
             .to_tensor::<B>(&self.device())
             .narrow(1, 0, 1)
             .reshape([c, h, w]);
+        self.counts.input(input.data().len());
         self.step(state, x, options)
     }
 
@@ -280,6 +281,7 @@ impl<B: Backend> AutoGaze<B> {
         let video = input
             .to_tensor::<B>(&self.device())
             .reshape([n, 1, c, h, w]);
+        self.counts.input(input.data().len());
         let mut refs: Vec<&mut StreamState<B>> = states.iter_mut().collect();
         let tokens = self.encode_streams(video, &mut refs)?;
         let [_, _, tk, d] = tokens.dims();

@@ -37,7 +37,7 @@ pub use autogaze::AutoGaze;
 pub use config::{AutoGazeConfig, RopeScaling};
 pub use engine::{
     CacheObject, ChunkIds, DecoderCall, Engine, EngineBuilder, EngineCache, EngineEntry, Heads,
-    PortableCache, is_cpu_device, own_caches,
+    PortableCache, Transfers, is_cpu_device, own_caches,
 };
 pub use options::{DecodeStep, FrameGaze, GenerateOptions, Selection, max_tokens};
 pub use registry::registry;

@@ -230,7 +230,8 @@ impl<B: Backend> AutoGaze<B> {
         }
         // The frame's one readback: per stream, its ids then its task losses.
         let values = picker.read()?;
-        self.counts.read(1);
+        // The picker is the engine's: its bytes are the engine's count.
+        self.counts.read(1, 0);
         let mut frames = Vec::with_capacity(n);
         for (i, state) in states.iter_mut().enumerate() {
             state.readbacks += 1;

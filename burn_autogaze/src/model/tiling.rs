@@ -163,7 +163,7 @@ impl<B: Backend> AutoGaze<B> {
                 Some(plan) => {
                     let device = tile.device();
                     let host = host_values(tile);
-                    self.counts.read(1);
+                    self.counts.read(1, 4 * host.len());
                     let mut out = vec![0f32; t * ch * s * s];
                     for (src, dst) in host
                         .chunks_exact(ch * ts * ts)
@@ -171,6 +171,7 @@ impl<B: Backend> AutoGaze<B> {
                     {
                         plan.run(src, ch, dst);
                     }
+                    self.counts.input(out.len());
                     Tensor::from_data(TensorData::new(out, [t, ch, s, s]), &device)
                 }
             };

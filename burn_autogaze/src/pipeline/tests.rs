@@ -128,6 +128,45 @@ fn the_model_source_on_wgpu_plans_what_ndarray_plans() {
     }
 }
 
+/// The model input made on the device gives the tokens the host's gives
+/// (the input is the same to a rounding), and the model counts the bytes
+/// each moves: the frame's bytes instead of the f32 input up, the frame's
+/// picks back.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_model_input_made_on_the_device_plans_the_same_and_counts_bytes() {
+    use crate::mask_source::{InputPlace, ModelBackend};
+    let mut options = model_options();
+    options.model.preprocess = InputPlace::Device;
+    let err = FramePipeline::new(&options).err().unwrap().to_string();
+    assert!(err.contains("wgpu model backend"), "{err}");
+    options.model.backend = ModelBackend::Wgpu;
+    options.model.anyres_tiles = 4;
+    let err = FramePipeline::new(&options).err().unwrap().to_string();
+    assert!(err.contains("AnyRes"), "{err}");
+    options.model.anyres_tiles = 0;
+    let mut device = FramePipeline::new(&options).unwrap();
+    options.model.preprocess = InputPlace::Host;
+    let mut host = FramePipeline::new(&options).unwrap();
+    let frame = 96 * 54 * 4;
+    let input = 3 * 224 * 224 * 4;
+    for i in 0..3 {
+        let (a, b) = (host.step().unwrap(), device.step().unwrap());
+        assert!(b.times.get(Stage::Preprocess) > Duration::ZERO);
+        assert_eq!(host.plan().rects(), device.plan().rects());
+        let (a, b) = (a.times.model_work().unwrap(), b.times.model_work().unwrap());
+        // The frame's one readback: 13 picks and their task losses.
+        assert_eq!(a.readback_bytes, Some(2 * 13 * 4), "{a:?}");
+        assert_eq!(b.readback_bytes, a.readback_bytes);
+        let (up_host, up_device) = (a.upload_bytes.unwrap(), b.upload_bytes.unwrap());
+        if i > 0 {
+            // Past the first frame (the device path's tap tables), the
+            // same engine uploads; the inputs differ.
+            assert_eq!(up_device + input, up_host + frame, "{a:?} {b:?}");
+        }
+    }
+}
+
 #[test]
 fn decoupled_mode_never_waits_and_applies_the_newest_mask() {
     let mut options = model_options();

@@ -47,6 +47,16 @@ impl CubicAxis {
     }
 }
 
+/// One axis's four clamped indices and weights an output, flat, as the
+/// device kernels read them.
+#[cfg(feature = "wgpu")]
+pub(super) fn packed_cubic(in_size: usize, out_size: usize) -> (Vec<u32>, Vec<f32>) {
+    let axis = CubicAxis::new(in_size, out_size);
+    let index = axis.index.iter().flatten().map(|&i| i as u32).collect();
+    let weight = axis.weight.iter().flatten().copied().collect();
+    (index, weight)
+}
+
 /// A planned bicubic resize of CHW planes, with scratch for the horizontal
 /// pass so repeated calls allocate nothing.
 #[derive(Debug, Clone)]

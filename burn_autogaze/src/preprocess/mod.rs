@@ -9,15 +9,22 @@
 //!
 //! Steps on u8 values collapse into a 3x256 lookup table, so normalisation is
 //! one table read per value. Plans and scratch are kept per input size:
-//! steady-state calls allocate nothing. This is the CPU path; a device
-//! (tensor) path plugs in behind the same [`ModelInput`] type.
+//! steady-state calls allocate nothing. This is the CPU path; with `wgpu`,
+//! `DevicePreprocessor` is the same computation on the device (its
+//! kernels in `device_kernels`), tested equal to this one.
 
 mod bicubic;
 mod config;
+#[cfg(feature = "wgpu")]
+mod device;
+#[cfg(feature = "wgpu")]
+mod device_kernels;
 mod pil_resize;
 
 pub use bicubic::TorchBicubic;
 pub use config::{CropSize, PreprocessorConfig, ResizeTarget};
+#[cfg(feature = "wgpu")]
+pub use device::{DISPATCHES_A_FRAME, DeviceCounts, DeviceFrame, DevicePreprocessor};
 pub use pil_resize::{PilFilter, PilResize};
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};

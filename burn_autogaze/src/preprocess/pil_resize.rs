@@ -165,6 +165,29 @@ impl AxisTaps {
     }
 }
 
+/// One axis's taps as the device kernels read them: per output its first
+/// input, its tap count, then `ksize` fixed-point coefficients (zeros past
+/// the count). An axis whose size does not change is the identity (one tap
+/// of weight 1), as the host path's skipped pass. Returns `(ksize, table)`.
+#[cfg(feature = "wgpu")]
+pub(super) fn packed_taps(in_size: usize, out_size: usize, filter: PilFilter) -> (usize, Vec<i32>) {
+    if in_size == out_size {
+        let table = (0..out_size)
+            .flat_map(|i| [i as i32, 1, 1 << PRECISION_BITS])
+            .collect();
+        return (1, table);
+    }
+    let taps = AxisTaps::new(in_size, out_size, filter);
+    let k = taps.ksize;
+    let mut table = Vec::with_capacity(out_size * (k + 2));
+    for i in 0..out_size {
+        table.push(taps.start[i] as i32);
+        table.push(taps.len[i] as i32);
+        table.extend_from_slice(&taps.coeffs[i * k..(i + 1) * k]);
+    }
+    (k, table)
+}
+
 #[inline]
 fn clip8(v: i64) -> u8 {
     if v >= (1i64 << PRECISION_BITS << 8) {

@@ -5,7 +5,6 @@
 //! keys into a new buffer in one dispatch ([`move_keys`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::backend::wgpu::WgpuRuntime;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -16,6 +15,7 @@ use super::super::config::AutoGazeConfig;
 use super::super::engine::{EngineCache, PortableCache};
 use super::super::values::host_values;
 use super::NAME;
+use super::counters::Counters;
 use super::kernels::move_keys;
 use crate::error::{AutoGazeError, Result};
 
@@ -54,7 +54,7 @@ pub struct FusedCache<B: Backend> {
     keys: usize,
     shape: KvShape,
     client: ComputeClient<WgpuRuntime>,
-    dispatches: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 impl<B: Backend> std::fmt::Debug for FusedCache<B> {
@@ -72,7 +72,7 @@ impl<B: Backend> FusedCache<B> {
     pub fn new(
         client: ComputeClient<WgpuRuntime>,
         shape: KvShape,
-        dispatches: Arc<AtomicU64>,
+        counters: Arc<Counters>,
     ) -> Self {
         Self {
             conv: None,
@@ -81,7 +81,7 @@ impl<B: Backend> FusedCache<B> {
             keys: 0,
             shape,
             client,
-            dispatches,
+            counters,
         }
     }
 
@@ -142,7 +142,7 @@ impl<B: Backend> FusedCache<B> {
                 s.head_dim,
             );
         }
-        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        self.counters.dispatched(1);
         dst
     }
 
@@ -192,7 +192,7 @@ impl<B: Backend> FusedCache<B> {
                 }
             }
         }
-        self.kv = Some(self.client.create_from_slice(f32::as_bytes(&values)));
+        self.kv = Some(self.counters.upload(&self.client, &values));
         self.cap = cap;
         self.keys = keys;
         Ok(())
@@ -211,7 +211,7 @@ impl<B: Backend> Clone for FusedCache<B> {
             keys: self.keys,
             shape: self.shape,
             client: self.client.clone(),
-            dispatches: self.dispatches.clone(),
+            counters: self.counters.clone(),
         }
     }
 }
@@ -242,6 +242,7 @@ impl<B: Backend> EngineCache<B> for FusedCache<B> {
         let mut layers = vec![(Vec::new(), Vec::new()); s.layers];
         if let (Some(kv), true) = (&self.kv, self.keys > 0) {
             let bytes = self.client.read_one_unchecked(kv.clone());
+            self.counters.read(bytes.len());
             let values = f32::from_bytes(&bytes);
             let block = self.cap * s.head_dim;
             for (layer, (k, v)) in layers.iter_mut().enumerate() {

@@ -8,14 +8,17 @@
 //! encoder runs in Burn ops (the reference engine's). The default engine on
 //! Burn's wgpu backend; same tokens as the host engine (tested).
 //!
-//! It counts its dispatches ([`Engine::dispatches`]). Its kernels meet at
-//! workgroup barriers, so it is built only on an adapter that holds them
-//! (`probe`); elsewhere the model stays on the Burn-ops engine and says why.
+//! It counts its dispatches ([`Engine::dispatches`]) and the bytes it moves
+//! between the host and the device ([`Engine::transfers`], `counters`). Its
+//! kernels meet at workgroup barriers, so it is built only on an adapter
+//! that holds them (`probe`); elsewhere the model stays on the Burn-ops
+//! engine and says why.
 
 mod attention;
 mod blocks;
 mod bridge;
 mod cache;
+mod counters;
 mod kernels;
 mod launch;
 mod layout;
@@ -23,7 +26,6 @@ mod pick;
 mod probe;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::backend::wgpu::{WgpuDevice, WgpuRuntime};
 use burn::tensor::{DType, Tensor, backend::Backend};
@@ -34,7 +36,7 @@ use super::burn_ops::encode_with;
 use super::config::AutoGazeConfig;
 use super::engine::{
     ChunkIds, DecoderCall, Engine, EngineCache, EngineEntry, FramePicker, Heads, PortableCache,
-    own_caches,
+    Transfers, own_caches,
 };
 use super::rope::{inv_freq, rope_tables};
 use super::values::host_values;
@@ -43,6 +45,7 @@ use crate::error::{AutoGazeError, Result};
 
 use bridge::{GpuTensor, float_buffer, float_tensor, int_buffer, wgpu_device};
 use cache::{FusedCache, KvShape};
+use counters::Counters;
 use launch::{BLOCK_ROWS, Buffer, MAX_CUBES, Offsets, StreamCall};
 use layout::WeightLayout;
 
@@ -77,7 +80,7 @@ pub struct FusedGpu<B: Backend> {
     client: ComputeClient<WgpuRuntime>,
     device: WgpuDevice,
     inv_freq: Vec<f32>,
-    dispatches: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 impl<B: Backend> std::fmt::Debug for FusedGpu<B> {
@@ -192,18 +195,18 @@ impl<B: Backend> FusedGpu<B> {
         }
         values.extend(host_values(dec.embed.clone()));
         let client = WgpuRuntime::client(&device);
-        let packed = client.create_from_slice(f32::as_bytes(&values));
+        let counters = Arc::new(Counters::default());
         Ok(Self {
             weights: w.clone(),
             config: c.clone(),
             layout,
-            packed,
-            no_ids: client.create_from_slice(i32::as_bytes(&[0])),
-            no_vision: client.create_from_slice(f32::as_bytes(&[0.0])),
+            packed: counters.upload(&client, &values),
+            no_ids: counters.upload(&client, &[0i32]),
+            no_vision: counters.upload(&client, &[0f32]),
             client,
             device,
             inv_freq: inv_freq(c),
-            dispatches: Arc::new(AtomicU64::new(0)),
+            counters,
         })
     }
 
@@ -217,7 +220,7 @@ impl<B: Backend> FusedGpu<B> {
 
     /// A device buffer holding `values`.
     fn upload<T: CubeElement>(&self, values: &[T]) -> Handle {
-        self.client.create_from_slice(T::as_bytes(values))
+        self.counters.upload(&self.client, values)
     }
 
     /// The call's ids on the device (`i32`) and their number.
@@ -286,7 +289,11 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
     }
 
     fn dispatches(&self) -> Option<u64> {
-        Some(self.dispatches.load(Ordering::Relaxed))
+        Some(self.counters.dispatches())
+    }
+
+    fn transfers(&self) -> Option<Transfers> {
+        Some(self.counters.transfers())
     }
 
     fn frame_picker(&self, streams: usize, budget: usize) -> Option<Box<dyn FramePicker<B>>> {
@@ -299,7 +306,7 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
             c.multi_token,
             c.vocab(),
             c.layout.pad_id(),
-            self.dispatches.clone(),
+            self.counters.clone(),
         )))
     }
 
@@ -307,16 +314,13 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         Box::new(FusedCache::<B>::new(
             self.client.clone(),
             self.kv_shape(),
-            self.dispatches.clone(),
+            self.counters.clone(),
         ))
     }
 
     fn import(&self, portable: &PortableCache) -> Result<Box<dyn EngineCache<B>>> {
-        let mut cache = FusedCache::<B>::new(
-            self.client.clone(),
-            self.kv_shape(),
-            self.dispatches.clone(),
-        );
+        let mut cache =
+            FusedCache::<B>::new(self.client.clone(), self.kv_shape(), self.counters.clone());
         cache.import(portable, &self.config, &self.weights.decoder.embed.device())?;
         Ok(Box::new(cache))
     }
@@ -435,7 +439,7 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
                 heads: c.heads,
                 head_dim: c.head_dim,
             };
-            self.dispatches.fetch_add(stream.run(), Ordering::Relaxed);
+            self.counters.dispatched(stream.run());
             cache.appended(rows);
         }
         let out = out.handle;

@@ -6,7 +6,6 @@
 //! task losses in the frame's record, read back once at the frame's end.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::backend::wgpu::{WgpuDevice, WgpuRuntime};
 use burn::tensor::{DType, backend::Backend};
@@ -16,6 +15,7 @@ use cubecl::server::Handle;
 use super::super::engine::{ChunkIds, FramePicker, Heads};
 use super::NAME;
 use super::bridge::{GpuTensor, float_buffer, int_tensor};
+use super::counters::Counters;
 use crate::error::{AutoGazeError, Result};
 
 /// Units of a picking workgroup.
@@ -101,7 +101,7 @@ pub struct FusedPicker {
     pad: u32,
     used: Handle,
     record: Handle,
-    dispatches: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 impl FusedPicker {
@@ -116,14 +116,14 @@ impl FusedPicker {
         k: usize,
         vocab: usize,
         pad: u32,
-        dispatches: Arc<AtomicU64>,
+        counters: Arc<Counters>,
     ) -> Self {
         let mut used = vec![0f32; streams * vocab];
         for s in 0..streams {
             used[s * vocab + pad as usize] = 1.0;
         }
-        let used = client.create_from_slice(f32::as_bytes(&used));
-        let record = client.create_from_slice(f32::as_bytes(&vec![0f32; streams * 2 * budget]));
+        let used = counters.upload(&client, &used);
+        let record = counters.upload(&client, &vec![0f32; streams * 2 * budget]);
         Self {
             client,
             device,
@@ -134,7 +134,7 @@ impl FusedPicker {
             pad,
             used,
             record,
-            dispatches,
+            counters,
         }
     }
 }
@@ -195,7 +195,7 @@ impl<B: Backend> FramePicker<B> for FusedPicker {
             k,
             vocab,
         );
-        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        self.counters.dispatched(1);
         let ids = GpuTensor::new_contiguous(
             self.client.clone(),
             self.device.clone(),
@@ -210,6 +210,7 @@ impl<B: Backend> FramePicker<B> for FusedPicker {
         let bytes = self.client.read_one(self.record).map_err(|e| {
             AutoGazeError::engine(NAME, format!("reading the frame's picks back: {e:?}"))
         })?;
+        self.counters.read(bytes.len());
         Ok(f32::from_bytes(&bytes).to_vec())
     }
 }
