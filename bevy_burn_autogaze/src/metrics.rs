@@ -397,15 +397,32 @@ pub fn residency(settings: &AutoGazeSettings, model: Option<&str>) -> Vec<String
         "source frame: host RGBA (shared buffer, no copy to the worker)".into(),
         match model {
             Some(model) => format!(
-                "mask source ({}): {model}, driven from the {worker}; its input preprocessed on the host and uploaded",
-                settings.mask_source_name()
+                "mask source ({}): {model}, driven from the {worker}; {}",
+                settings.mask_source_name(),
+                match settings.pipeline.model.preprocess {
+                    burn_autogaze::mask_source::InputPlace::Host => {
+                        "its input preprocessed on the host and uploaded (f32)"
+                    }
+                    burn_autogaze::mask_source::InputPlace::Device => {
+                        "the frame's bytes uploaded, its input made on the device"
+                    }
+                }
             ),
             None => format!(
                 "mask source ({}): host, {worker}",
                 settings.mask_source_name()
             ),
         },
-        "composed output: host RGBA (persistent buffer)".into(),
+        {
+            // As applied while recording (PSNR is measured then, if on).
+            let mut compositor = settings.pipeline.compositor;
+            compositor.measure_psnr |= settings.psnr;
+            if crate::driver::device_composes(settings, &compositor) {
+                "composed output: on the device only (the host compositor decides the dirty regions, writes no bytes)".into()
+            } else {
+                "composed output: host RGBA (persistent buffer)".into()
+            }
+        },
         match settings.display_transfer {
             DisplayTransfer::Cpu => {
                 "display (cpu): output dirty regions staged on the host -> Bevy texture (queue.write_texture)".into()

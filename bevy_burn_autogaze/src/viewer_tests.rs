@@ -67,6 +67,16 @@ fn render_and_read(
     s: AutoGazeSettings,
     pick: fn(&AutoGazeImages) -> Handle<Image>,
 ) -> (Vec<u8>, UploadTotals, MetricsSnapshot) {
+    let (gpu, app) = render_and_read_app(s, pick);
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    (gpu, metrics.uploads, metrics.snapshot())
+}
+
+/// [`render_and_read`], the app kept.
+fn render_and_read_app(
+    s: AutoGazeSettings,
+    pick: fn(&AutoGazeImages) -> Handle<Image>,
+) -> (Vec<u8>, App) {
     let mut app = headless_after(s, FRAMES);
     app.world_mut().resource_mut::<AutoGazeSettings>().paused = true;
     let output = pick(app.world().resource::<AutoGazeImages>());
@@ -90,8 +100,7 @@ fn render_and_read(
         .take()
         .expect("a readback of the output texture");
     assert!(!app.world().resource::<AdapterSummary>().name.is_empty());
-    let metrics = app.world().resource::<AutoGazeMetrics>();
-    (gpu, metrics.uploads, metrics.snapshot())
+    (gpu, app)
 }
 
 fn core_output(s: &AutoGazeSettings, frames: u64) -> Vec<u8> {
@@ -147,6 +156,34 @@ fn headless_device_composition_matches_the_core_compositor() {
     let (gpu, s, uploads) = render_output(DisplayTransfer::Gpu, false);
     assert_same(&gpu, &core_output(&s, 6));
     assert!(uploads.device_copies > 0, "{uploads:?}");
+}
+
+/// With the model as the mask source and the GPU transfer, the device
+/// composes alone: the host compositor only decides the regions (its output
+/// is never written) and the output texture equals the core compositor's
+/// output all the same.
+#[test]
+fn headless_device_composition_without_the_host_output() {
+    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
+    s.display_transfer = DisplayTransfer::Gpu;
+    s.show_input = false;
+    s.pipeline.mask_source = burn_autogaze::mask_source::MaskSourceKind::Autogaze;
+    s.pipeline.model.gazing_ratio = 0.05;
+    // PSNR is measured on the host output (while recording, by default).
+    s.psnr = false;
+    let (gpu, mut app) = render_and_read_app(s.clone(), |h| h.output.clone());
+    assert_same(&gpu, &core_output(&s, FRAMES));
+    let uploads = app.world().resource::<AutoGazeMetrics>().uploads;
+    assert!(uploads.device_copies > 0, "{uploads:?}");
+    let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
+    let pipeline = runtime.pipeline().expect("a pipeline");
+    assert!(!pipeline.compositor().options().host_output);
+    assert!(
+        pipeline.output().iter().all(|&v| v == 0),
+        "host output written"
+    );
+    let (frames, keyframes) = pipeline.compositor().counts();
+    assert!(frames >= FRAMES && keyframes == 1, "{frames} / {keyframes}");
 }
 
 /// The Burn bridge: the model input becomes a Burn tensor on Bevy's own

@@ -86,6 +86,13 @@ impl PipelineOptions {
         if self.source.fps != 0.0 {
             l::fps("nominal source fps", self.source.fps)?;
         }
+        if !self.compositor.host_output && self.mask_source == MaskSourceKind::PatchDiff {
+            return Err(crate::error::AutoGazeError::setting(
+                "compositor host output",
+                "off with patch-diff",
+                "on: patch-diff compares each frame with the host output",
+            ));
+        }
         if let Some(floor) = self.compositor.psnr_floor
             && !floor.is_finite()
         {

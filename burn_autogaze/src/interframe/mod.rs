@@ -70,6 +70,17 @@ pub struct CompositorOptions {
     pub measure_psnr: bool,
     /// Let `adaptive` pick a full-frame copy when it is predicted cheapest.
     pub full_refresh: bool,
+    /// Keep the composed output on the host (the default). Off, the
+    /// compositor only decides each frame's path and dirty regions (the same
+    /// keyframes and history) for a device that composes from them (the
+    /// viewer's GPU transfer): the host output is not written and PSNR is
+    /// not measured; turned back on, the next frame is a keyframe.
+    #[serde(default = "host_output_default")]
+    pub host_output: bool,
+}
+
+fn host_output_default() -> bool {
+    true
 }
 
 impl Default for CompositorOptions {
@@ -80,6 +91,7 @@ impl Default for CompositorOptions {
             psnr_floor: None,
             measure_psnr: false,
             full_refresh: true,
+            host_output: true,
         }
     }
 }
@@ -97,7 +109,7 @@ pub struct ComposeReport {
     pub coverage: f64,
     /// Output pixels written.
     pub updated_pixels: u64,
-    /// Bytes copied into the output.
+    /// Bytes the host copied into the output (0 with `host_output` off).
     pub copied_bytes: u64,
     /// Predicted costs (ns) of sparse, dense, full.
     pub predicted_ns: [f64; 3],
@@ -118,6 +130,8 @@ pub struct Compositor {
     dirty: Vec<Rect>,
     since_keyframe: u64,
     refresh_pending: bool,
+    /// The host output missed a frame (composed with `host_output` off).
+    host_stale: bool,
     frames: u64,
     keyframes: u64,
     path_counts: [u64; 5],
@@ -147,6 +161,7 @@ impl Compositor {
             )),
             since_keyframe: 0,
             refresh_pending: false,
+            host_stale: false,
             frames: 0,
             keyframes: 0,
             path_counts: [0; 5],
@@ -163,7 +178,8 @@ impl Compositor {
         self.options
     }
 
-    /// The output frame (RGBA8; empty before the first frame).
+    /// The output frame (RGBA8; empty before the first frame; not written
+    /// while [`CompositorOptions::host_output`] is off).
     pub fn output(&self) -> &[u8] {
         &self.output
     }
@@ -228,8 +244,10 @@ impl Compositor {
             });
         }
         let pixels = size.pixels() as u64;
+        let host = self.options.host_output;
         let keyframe = self.size != Some(size)
             || self.refresh_pending
+            || (host && self.host_stale)
             || (self.options.keyframe_period > 0
                 && self.since_keyframe + 1 >= self.options.keyframe_period);
         if self.size != Some(size) {
@@ -256,23 +274,27 @@ impl Compositor {
                 },
             )
         };
+        // The dirty regions always; the host's bytes when it keeps the output.
         match path {
             ComposePath::Keyframe | ComposePath::Full => {
-                self.output.copy_from_slice(frame.rgba());
+                if host {
+                    self.output.copy_from_slice(frame.rgba());
+                }
                 self.dirty.push(Rect::full(size));
             }
             ComposePath::Skip => {}
-            ComposePath::Sparse => {
-                self.sparse(frame, plan.spans());
-                self.dirty.extend(plan.spans().iter().map(Span::rect));
-            }
-            ComposePath::Dense => {
-                self.dense(frame, plan.spans());
+            ComposePath::Sparse | ComposePath::Dense => {
+                if host && path == ComposePath::Sparse {
+                    self.sparse(frame, plan.spans());
+                } else if host {
+                    self.dense(frame, plan.spans());
+                }
                 self.dirty.extend(plan.spans().iter().map(Span::rect));
             }
         }
+        self.host_stale = !host;
         let mut psnr_db = None;
-        if self.options.measure_psnr || self.options.psnr_floor.is_some() {
+        if host && (self.options.measure_psnr || self.options.psnr_floor.is_some()) {
             psnr_db = psnr_rgb(&self.output, frame.rgba());
             if let (Some(floor), Some(p)) = (self.options.psnr_floor, psnr_db)
                 && p < floor
@@ -302,7 +324,7 @@ impl Compositor {
             keyframe,
             coverage: plan.coverage(),
             updated_pixels: updated,
-            copied_bytes: updated * 4,
+            copied_bytes: if host { updated * 4 } else { 0 },
             predicted_ns: predicted,
             psnr_db,
         })

@@ -208,6 +208,61 @@ fn dispatch_follows_the_cost_model() {
     assert!("fast".parse::<Dispatch>().is_err());
 }
 
+/// With the host output off the compositor decides what a device composes:
+/// the same paths, keyframes and dirty regions as with it on, frame after
+/// frame; the host copies nothing and measures no PSNR; turned back on, the
+/// next frame is a keyframe (the host output missed frames).
+#[test]
+fn without_the_host_output_the_regions_and_keyframes_are_the_same() {
+    let size = FrameSize::new(64, 48).unwrap();
+    for dispatch in [
+        Dispatch::Adaptive,
+        Dispatch::Sparse,
+        Dispatch::Dense,
+        Dispatch::Full,
+    ] {
+        let options = CompositorOptions {
+            dispatch,
+            keyframe_period: 7,
+            measure_psnr: true,
+            ..Default::default()
+        };
+        let mut host = Compositor::new(options);
+        let mut device = Compositor::new(CompositorOptions {
+            host_output: false,
+            ..options
+        });
+        let mut src = SyntheticPan::new(size, PanSpeed::default(), 30.0).unwrap();
+        let mut planner = MaskPlanner::new(TokenLayout::release());
+        let mut plan = MaskPlan::default();
+        for n in 0..20u64 {
+            let frame = src.next_frame().unwrap();
+            planner.plan_into(token_set(n), size, MaskGeometry::Deduplicated, &mut plan);
+            let a = host.compose(&frame, &plan).unwrap();
+            let b = device.compose(&frame, &plan).unwrap();
+            assert_eq!(
+                (a.path, a.keyframe),
+                (b.path, b.keyframe),
+                "{dispatch:?} {n}"
+            );
+            assert_eq!(
+                host.dirty_regions(),
+                device.dirty_regions(),
+                "{dispatch:?} {n}"
+            );
+            assert_eq!(b.updated_pixels, a.updated_pixels);
+            assert_eq!((b.copied_bytes, b.psnr_db), (0, None));
+            assert!(a.psnr_db.is_some());
+        }
+        assert!(device.output().iter().all(|&v| v == 0), "never written");
+        device.options_mut().host_output = true;
+        let frame = src.next_frame().unwrap();
+        let r = device.compose(&frame, &MaskPlan::default()).unwrap();
+        assert!(r.keyframe, "{dispatch:?}: the host output is refreshed");
+        assert_eq!(device.output(), frame.rgba());
+    }
+}
+
 mod fixation_sets {
     use super::*;
     use crate::mask::{MaskGeometry, MaskPlanner};

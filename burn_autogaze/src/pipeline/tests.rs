@@ -99,6 +99,11 @@ fn the_model_mask_source_runs_in_the_pipeline() {
     }
     options.model.gazing_ratio = 1.5;
     assert!(FramePipeline::new(&options).is_err());
+    // Patch-diff reads the host output: it cannot be switched off.
+    let mut diff = self::options(SourceKind::SyntheticLocal, false);
+    diff.compositor.host_output = false;
+    let err = FramePipeline::new(&diff).err().unwrap().to_string();
+    assert!(err.contains("patch-diff compares"), "{err}");
 }
 
 /// The model source on wgpu (lavapipe here) plans what it plans on
