@@ -68,26 +68,10 @@ pub(crate) fn apply_settings(
         p.set_geometry(settings.pipeline.geometry);
         let mut compositor = settings.pipeline.compositor;
         compositor.measure_psnr |= measure_psnr;
-        compositor.host_output = !device_composes(&settings, &compositor);
+        compositor.host_output = !settings.device_composes(&compositor);
         *p.compositor_options_mut() = compositor;
     }
     runtime.applied = Some(settings.clone());
-}
-
-/// Whether the device alone composes the output, the host compositor only
-/// deciding the dirty regions: the GPU transfer (forced: `auto` may pick the
-/// host's bytes any frame), a mask source that never reads the host output
-/// (the model; patch-diff compares each frame with it, and a host app's own
-/// source may), and no PSNR (measured on the host output).
-pub(crate) fn device_composes(
-    settings: &AutoGazeSettings,
-    compositor: &burn_autogaze::interframe::CompositorOptions,
-) -> bool {
-    settings.display_transfer == DisplayTransfer::Gpu
-        && settings.pipeline.mask_source == MaskSourceKind::Autogaze
-        && settings.custom_mask_source.is_none()
-        && !compositor.measure_psnr
-        && compositor.psnr_floor.is_none()
 }
 
 /// Whether the settings run the model on Burn's wgpu backend.

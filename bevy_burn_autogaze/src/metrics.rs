@@ -417,7 +417,7 @@ pub fn residency(settings: &AutoGazeSettings, model: Option<&str>) -> Vec<String
             // As applied while recording (PSNR is measured then, if on).
             let mut compositor = settings.pipeline.compositor;
             compositor.measure_psnr |= settings.psnr;
-            if crate::driver::device_composes(settings, &compositor) {
+            if settings.device_composes(&compositor) {
                 "composed output: on the device only (the host compositor decides the dirty regions, writes no bytes)".into()
             } else {
                 "composed output: host RGBA (persistent buffer)".into()

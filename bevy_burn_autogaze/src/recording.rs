@@ -246,6 +246,7 @@ fn summary(
             .filter(|_| alloc_count::installed())
             .map(|start| alloc_count::since(start, alloc_count::totals())),
     });
+    s.add_transfers();
     s.validate()
         .map_err(|p| format!("{}: invalid summary: {}", s.case, p.join("; ")))?;
     Ok(s)

@@ -151,6 +151,23 @@ impl Default for AutoGazeSettings {
 }
 
 impl AutoGazeSettings {
+    /// Whether the device alone composes the output with `compositor` (the
+    /// settings as applied), the host compositor only deciding the dirty
+    /// regions: the GPU transfer (forced: `auto` may pick the host's bytes
+    /// any frame), a mask source that never reads the host output (the
+    /// model; patch-diff compares each frame with it, and a host app's own
+    /// source may), and no PSNR (measured on the host output).
+    pub fn device_composes(
+        &self,
+        compositor: &burn_autogaze::interframe::CompositorOptions,
+    ) -> bool {
+        self.display_transfer == DisplayTransfer::Gpu
+            && self.pipeline.mask_source == burn_autogaze::mask_source::MaskSourceKind::Autogaze
+            && self.custom_mask_source.is_none()
+            && !compositor.measure_psnr
+            && compositor.psnr_floor.is_none()
+    }
+
     /// True when going from `self` to `next` needs a new pipeline (anything
     /// but the live-changeable geometry and compositor settings).
     pub fn needs_rebuild(&self, next: &AutoGazeSettings) -> bool {

@@ -87,6 +87,11 @@ pub struct PerfSummary {
     /// measured window): decoder calls, dispatches and readbacks.
     #[serde(default)]
     pub model: Option<ModelSummary>,
+    /// Host<->device bytes per measured frame, everything counted: the
+    /// display's texture writes and the model's transfers (None when a
+    /// model engine that does not count its transfers ran).
+    #[serde(default)]
+    pub transfers: Option<TransferSummary>,
     /// Paced playback: the source's frame rate.
     #[serde(default)]
     pub source_fps: Option<crate::pacing::SourceRate>,
@@ -165,6 +170,46 @@ impl ModelSummary {
             upload_bytes_per_frame: work.upload_bytes.and_then(|b| per(b, frames)),
             readback_bytes_per_frame: work.readback_bytes.and_then(|b| per(b, frames)),
         })
+    }
+}
+
+/// Bytes between the host and the device per measured frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferSummary {
+    /// Bytes written from the host: texture writes and the model's uploads.
+    pub upload_bytes_per_frame: f64,
+    /// Bytes read back to the host (the model's picks and task losses).
+    pub readback_bytes_per_frame: f64,
+    /// `upload_bytes_per_frame` in frames (`/ (4 w h)`): 1.0 is one upload
+    /// of each frame.
+    pub upload_frames: f64,
+}
+
+impl PerfSummary {
+    /// Sets [`PerfSummary::transfers`] from the model and display sections
+    /// (call again after adding the display).
+    pub fn add_transfers(&mut self) {
+        let frames = self.frames.max(1) as f64;
+        let (up, back) = match &self.model {
+            None => (Some(0.0), Some(0.0)),
+            Some(m) => {
+                let share = m.frames as f64 / frames;
+                (
+                    m.upload_bytes_per_frame.map(|b| b * share),
+                    m.readback_bytes_per_frame.map(|b| b * share),
+                )
+            }
+        };
+        let display = self
+            .display
+            .as_ref()
+            .map_or(0.0, |d| d.bytes_uploaded_per_frame);
+        let frame_bytes = (4 * self.width as u64 * self.height as u64).max(1) as f64;
+        self.transfers = up.zip(back).map(|(up, back)| TransferSummary {
+            upload_bytes_per_frame: up + display,
+            readback_bytes_per_frame: back,
+            upload_frames: (up + display) / frame_bytes,
+        });
     }
 }
 
@@ -321,6 +366,16 @@ impl PerfSummary {
             }
             if d.residency.is_empty() {
                 problems.push("display residency is empty".into());
+            }
+        }
+        if let Some(t) = &self.transfers {
+            let values = [
+                t.upload_bytes_per_frame,
+                t.readback_bytes_per_frame,
+                t.upload_frames,
+            ];
+            if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                problems.push(format!("transfers: a negative count: {t:?}"));
             }
         }
         if let Some(m) = &self.model {
@@ -613,6 +668,7 @@ impl PerfRecorder {
                 .then(|| LatencySummary::from_ms(&mut self.mask_latency.clone())),
             worker: pipeline.worker_counters(),
             model: self.model.as_ref().and_then(ModelSummary::of),
+            transfers: None,
             source_fps: options.source_fps,
             pace: pipeline.pace_stats(),
             ring: pipeline.ring_counters(),
@@ -636,6 +692,8 @@ impl PerfRecorder {
             adapter: meta.adapter.clone(),
             display: None,
         };
+        let mut summary = summary;
+        summary.add_transfers();
         summary.validate().map_err(|problems| {
             format!("{}: invalid summary: {}", summary.case, problems.join("; "))
         })?;
@@ -704,5 +762,41 @@ mod tests {
         };
         let summary = recorder.summary(&pipeline, &options, &meta).unwrap();
         assert_eq!(summary.model, None);
+        let t = summary.transfers.expect("nothing to count is zero");
+        assert_eq!(
+            (t.upload_bytes_per_frame, t.readback_bytes_per_frame),
+            (0.0, 0.0)
+        );
+        // The host engine does not count its transfers: no total.
+        options.mask_source = MaskSourceKind::Autogaze;
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        let mut recorder = PerfRecorder::new(1, &options);
+        let r = pipeline.step().unwrap();
+        recorder.record(&r, pipeline.current_frame());
+        let summary = recorder.summary(&pipeline, &options, &meta).unwrap();
+        assert_eq!(summary.transfers, None);
+        #[cfg(feature = "wgpu")]
+        {
+            // The fused engine counts: the model's bytes per measured frame.
+            options.model.backend = crate::mask_source::ModelBackend::Wgpu;
+            let mut pipeline = FramePipeline::new(&options).unwrap();
+            let mut recorder = PerfRecorder::new(2, &options);
+            for _ in 0..2 {
+                let r = pipeline.step().unwrap();
+                recorder.record(&r, pipeline.current_frame());
+            }
+            let summary = recorder.summary(&pipeline, &options, &meta).unwrap();
+            let m = summary.model.clone().unwrap();
+            let t = summary.transfers.expect("counted");
+            assert_eq!(Some(t.upload_bytes_per_frame), m.upload_bytes_per_frame);
+            // 13 picks and their task losses.
+            assert_eq!(t.readback_bytes_per_frame, 2.0 * 13.0 * 4.0);
+            let input = 3.0 * 224.0 * 224.0 * 4.0;
+            assert!(t.upload_bytes_per_frame > input, "{t:?}");
+            assert_eq!(
+                t.upload_frames,
+                t.upload_bytes_per_frame / (96.0 * 54.0 * 4.0)
+            );
+        }
     }
 }

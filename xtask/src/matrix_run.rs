@@ -190,12 +190,14 @@ pub fn rounds_given() -> bool {
 pub fn model_flags(
     dir: Option<&Path>,
     backend: burn_autogaze::mask_source::ModelBackend,
+    preprocess: burn_autogaze::mask_source::InputPlace,
 ) -> Vec<String> {
     let mut model: Vec<String> = match dir {
         Some(dir) => vec!["--model-dir".into(), dir.display().to_string()],
         None => vec!["--random-weights".into()],
     };
     model.extend(["--model-backend".into(), backend.to_string()]);
+    model.extend(["--model-preprocess".into(), preprocess.to_string()]);
     // The window opens once the model's first mask is applied: its first
     // inference (kernel compilation on wgpu) is not what a lane measures.
     model.push("--warmup-until-mask".into());
