@@ -10,7 +10,7 @@ use bevy::ui::IsDefaultUiCamera;
 use burn_autogaze::FrameSize;
 
 use crate::overlay::OVERLAY_WIDTH;
-use crate::{AutoGazeImages, AutoGazeSettings, AutoGazeSystems};
+use crate::{AutoGazeImages, AutoGazeSettings, AutoGazeSystems, DisplayTransfer};
 
 /// The viewer layout. `target: Some(size)` renders into an offscreen image
 /// of that size (headless); none renders to the primary window.
@@ -44,6 +44,18 @@ pub fn fit_scale(frame_width: u32, shown_width: f32) -> u32 {
         return 1;
     }
     ((frame_width as f32 / shown_width).floor() as u32).clamp(1, 8)
+}
+
+/// The input panel's fitted scale: `scale`, but full size with the GPU
+/// transfer, where the full-size frame goes up anyway (the device's copy
+/// source): shown as the input panel it is the only upload, where a scaled
+/// panel is a second one (the renderer samples either at the panel's size).
+pub fn input_scale(transfer: DisplayTransfer, scale: u32) -> u32 {
+    if transfer == DisplayTransfer::Gpu {
+        1
+    } else {
+        scale
+    }
 }
 
 /// The offscreen image the headless viewer renders into.
@@ -128,11 +140,12 @@ fn fit_panels(
     let reserve = if s.overlay { OVERLAY_WIDTH } else { 0.0 };
     let shown = (width - reserve - PAD * (panels + 1.0)) / panels;
     let scale = fit_scale(frame, shown * pixels);
+    let input = input_scale(s.display_transfer, scale);
     if fit.mask && s.mask_panel_scale != scale {
         settings.mask_panel_scale = scale;
     }
-    if fit.input && settings.input_panel_scale != scale {
-        settings.input_panel_scale = scale;
+    if fit.input && settings.input_panel_scale != input {
+        settings.input_panel_scale = input;
     }
 }
 
@@ -255,7 +268,8 @@ fn sync_layout(
 
 #[cfg(test)]
 mod tests {
-    use super::fit_scale;
+    use super::{fit_scale, input_scale};
+    use crate::DisplayTransfer;
 
     #[test]
     fn panels_keep_a_texel_per_displayed_pixel() {
@@ -265,5 +279,12 @@ mod tests {
         assert_eq!(fit_scale(224, 520.0), 1);
         assert_eq!(fit_scale(3840, 100.0), 8, "capped");
         assert_eq!(fit_scale(1920, 0.0), 1, "no room: full size");
+    }
+
+    #[test]
+    fn the_gpu_transfer_shows_the_uploaded_frame_as_the_input_panel() {
+        assert_eq!(input_scale(DisplayTransfer::Gpu, 3), 1);
+        assert_eq!(input_scale(DisplayTransfer::Cpu, 3), 3);
+        assert_eq!(input_scale(DisplayTransfer::Auto, 2), 2);
     }
 }
