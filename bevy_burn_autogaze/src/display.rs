@@ -81,6 +81,15 @@ pub(crate) fn display_image(size: FrameSize, data: Vec<u8>) -> Image {
     image
 }
 
+/// A [`display_image`] whose bytes a compute pass can read (an `rgba8unorm`
+/// view besides the sRGB one): the frame the device's mask panel samples.
+/// Needs an adapter with compute shaders (WebGL2 has neither).
+pub(crate) fn readable_display_image(size: FrameSize, data: Vec<u8>) -> Image {
+    let mut image = display_image(size, data);
+    image.texture_descriptor.view_formats = &[TextureFormat::Rgba8Unorm];
+    image
+}
+
 /// Texture-write totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct UploadTotals {
@@ -97,6 +106,10 @@ pub struct UploadTotals {
     pub device_copies: u64,
     /// Bytes those device copies moved.
     pub device_copy_bytes: u64,
+    /// Mask panels drawn on the device (their rectangles' bytes are in
+    /// `bytes`, not the panel's pixels).
+    #[serde(default)]
+    pub device_panels: u64,
     /// CPU time of the writes (staging allocation and copy).
     #[serde(skip)]
     pub time: Duration,
@@ -114,6 +127,7 @@ impl UploadTotals {
         self.stale += other.stale;
         self.device_copies += other.device_copies;
         self.device_copy_bytes += other.device_copy_bytes;
+        self.device_panels += other.device_panels;
         self.time += other.time;
         self.render += other.render;
     }
@@ -127,6 +141,13 @@ enum Payload {
     Copies {
         from: AssetId<Image>,
         rects: Vec<burn_autogaze::mask::Rect>,
+    },
+    /// The mask panel drawn on the device from the frame's image `from` at
+    /// 1/`factor` (`rects` packed by `burn_autogaze::mask::device_rects`).
+    Panel {
+        from: AssetId<Image>,
+        factor: u32,
+        rects: Vec<u32>,
     },
 }
 
@@ -152,6 +173,10 @@ struct Shared {
     /// Measured host cost of recording one device copy (EMA, ns).
     copy_ns: Option<f64>,
     spare_rects: Vec<Vec<burn_autogaze::mask::Rect>>,
+    /// Why the last device mask panel could not be drawn.
+    panel_error: Option<String>,
+    /// Recycled rectangle lists of device panels.
+    spare_panels: Vec<Vec<u32>>,
 }
 
 /// The queue between the main world, which stages uploads, and the render
@@ -180,6 +205,7 @@ impl UploadQueue {
         shared.pending.reserve(LIST_RESERVED);
         shared.spare.reserve(LIST_RESERVED);
         shared.spare_rects.reserve(LIST_RESERVED);
+        shared.spare_panels.reserve(LIST_RESERVED);
     }
 
     /// The upload cost model learned from the writes so far.
@@ -224,6 +250,29 @@ impl UploadQueue {
         });
     }
 
+    /// Queues the mask panel of `rects` (packed for the device pass) drawn
+    /// on the device from image `from` (the full-size frame) into `to`.
+    pub(crate) fn push_panel(
+        &self,
+        from: AssetId<Image>,
+        to: AssetId<Image>,
+        size: FrameSize,
+        factor: u32,
+        rects: Vec<u32>,
+    ) {
+        self.shared().pending.push(Upload {
+            image: to,
+            size,
+            payload: Payload::Panel {
+                from,
+                factor,
+                rects,
+            },
+            waited: 0,
+            output: false,
+        });
+    }
+
     /// Returns an unused staging buffer.
     pub(crate) fn give_back(&self, staged: StagedUpload) {
         self.shared().spare.push(staged);
@@ -252,6 +301,21 @@ impl UploadQueue {
         });
     }
 
+    /// A rectangle list for [`UploadQueue::push_panel`] (recycled).
+    pub(crate) fn spare_panel(&self) -> Vec<u32> {
+        self.shared().spare_panels.pop().unwrap_or_default()
+    }
+
+    /// Returns an unused rectangle list.
+    pub(crate) fn give_back_panel(&self, rects: Vec<u32>) {
+        self.shared().spare_panels.push(rects);
+    }
+
+    /// Why the last device mask panel failed, once (None: none failed).
+    pub(crate) fn take_panel_error(&self) -> Option<String> {
+        self.shared().panel_error.take()
+    }
+
     /// Totals written since the last call.
     pub(crate) fn take_done(&self) -> UploadTotals {
         std::mem::take(&mut self.shared().done)
@@ -262,7 +326,7 @@ impl UploadQueue {
         let shared = self.shared();
         let waiting = shared.pending.iter().map(|u| match &u.payload {
             Payload::Staged(s) => s.held_bytes(),
-            Payload::Frame(_) | Payload::Copies { .. } => 0,
+            Payload::Frame(_) | Payload::Copies { .. } | Payload::Panel { .. } => 0,
         });
         shared
             .spare
@@ -309,6 +373,7 @@ pub(crate) struct WriteScratch {
     spare: Vec<StagedUpload>,
     samples: Vec<(u64, u64, Duration)>,
     spare_rects: Vec<Vec<burn_autogaze::mask::Rect>>,
+    spare_panels: Vec<Vec<u32>>,
 }
 
 /// Render world: writes every pending upload into its texture.
@@ -318,6 +383,7 @@ pub(crate) fn write_uploads(
     render_device: Res<RenderDevice>,
     gpu_images: Res<RenderAssets<GpuImage>>,
     mut scratch: Local<WriteScratch>,
+    mut panels: Local<Option<crate::panel_pass::PanelPipeline>>,
 ) {
     let _counted = Region::new(AllocPath::Upload);
     let s = &mut *scratch;
@@ -327,6 +393,7 @@ pub(crate) fn write_uploads(
         s.spare.reserve(LIST_RESERVED);
         s.samples.reserve(LIST_RESERVED);
         s.spare_rects.reserve(LIST_RESERVED);
+        s.spare_panels.reserve(LIST_RESERVED);
     }
     // Swapped, not taken: both lists keep their capacity.
     std::mem::swap(&mut s.pending, &mut queue.shared().pending);
@@ -401,6 +468,39 @@ pub(crate) fn write_uploads(
                 copy_time += t.elapsed();
                 (0, 0)
             }
+            Payload::Panel {
+                from,
+                factor,
+                rects,
+            } => {
+                let Some(src) = gpu_images.get(*from) else {
+                    done.stale += 1;
+                    continue;
+                };
+                let _wgpu = Region::new(AllocPath::Wgpu);
+                let pipeline = panels.get_or_insert_with(|| {
+                    crate::panel_pass::PanelPipeline::new(render_device.wgpu_device())
+                });
+                match crate::panel_pass::draw_panel(
+                    &render_device,
+                    &render_queue,
+                    pipeline,
+                    src,
+                    gpu,
+                    *factor,
+                    rects,
+                ) {
+                    Ok(bytes) => {
+                        done.device_panels += 1;
+                        done.bytes += bytes;
+                    }
+                    Err(e) => {
+                        done.stale += 1;
+                        queue.shared().panel_error = Some(e);
+                    }
+                }
+                (0, 0)
+            }
         };
         let elapsed = t.elapsed();
         done.time += elapsed;
@@ -412,6 +512,7 @@ pub(crate) fn write_uploads(
         match upload.payload {
             Payload::Staged(staged) => s.spare.push(staged),
             Payload::Copies { rects, .. } => s.spare_rects.push(rects),
+            Payload::Panel { rects, .. } => s.spare_panels.push(rects),
             Payload::Frame(_) => {}
         }
     }
@@ -424,6 +525,7 @@ pub(crate) fn write_uploads(
         });
     }
     shared.spare_rects.append(&mut s.spare_rects);
+    shared.spare_panels.append(&mut s.spare_panels);
     // Uploads staged meanwhile go after the ones still waiting.
     s.waiting.append(&mut shared.pending);
     std::mem::swap(&mut shared.pending, &mut s.waiting);

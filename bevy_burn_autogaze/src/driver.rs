@@ -11,7 +11,7 @@ use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
 use burn_autogaze::timing::Stage;
 
 use crate::alloc_count::{AllocPath, Region};
-use crate::display::{AutoGazeImages, UploadQueue, display_image};
+use crate::display::{AutoGazeImages, UploadQueue, display_image, readable_display_image};
 use crate::feed::HostFrames;
 use crate::messages::AutoGazeFailureKind as Failure;
 use crate::metrics::AutoGazeMetrics;
@@ -166,14 +166,20 @@ pub(crate) struct DisplayState {
     input_scale: u32,
     /// The frame last written into the GPU transfer's copy source.
     source: Option<burn_autogaze::Frame>,
+    /// The images were made for the mask panel drawn on the device.
+    panel_device: bool,
 }
 
 /// Stages this frame's display work. The output goes up as its dirty regions
 /// (CPU transfer) or is composed on the device by copying the same regions
 /// from the device-resident frame (GPU transfer); `auto` picks per
 /// frame by the learned upload cost. The input and mask panels go up when
-/// shown and changed. A new frame size replaces the images' assets (same
-/// handles) with their full content instead.
+/// shown and changed; with the GPU transfer, where the renderer runs
+/// compute, the mask panel is drawn on the device from the frame already
+/// there instead (`panel_pass`). A new frame size replaces the images'
+/// assets (same handles) with their full content instead.
+// A Bevy system: each parameter is a resource it reads or writes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn stage_display(
     settings: Res<AutoGazeSettings>,
     mut runtime: ResMut<AutoGazeRuntime>,
@@ -182,7 +188,11 @@ pub(crate) fn stage_display(
     mut state: ResMut<DisplayState>,
     queue: Res<UploadQueue>,
     mut metrics: ResMut<AutoGazeMetrics>,
+    device: Option<Res<crate::BurnDevice>>,
 ) {
+    if let Some(e) = queue.take_panel_error() {
+        metrics.record_failure(Failure::Display, None, format!("device mask panel: {e}"));
+    }
     if runtime.report.is_none() {
         return;
     }
@@ -210,7 +220,15 @@ pub(crate) fn stage_display(
     } else {
         handles.input.id()
     };
-    if handles.size != Some(size) || state.mask_scale != scale || state.input_scale != input_scale {
+    // With the GPU transfer, where the renderer runs compute (Burn's device
+    // is registered), the mask panel is drawn on the device from the frame
+    // that goes up anyway.
+    let panel_device = settings.display_transfer == DisplayTransfer::Gpu && device.is_some();
+    if handles.size != Some(size)
+        || state.mask_scale != scale
+        || state.input_scale != input_scale
+        || state.panel_device != panel_device
+    {
         let mut panel = vec![0u8; mask_size.rgba_len()];
         if let Err(e) = render_panel_scaled(&frame, pipeline.plan(), scale, &mut panel) {
             metrics.record_failure(Failure::Display, None, format!("mask panel: {e}"));
@@ -235,13 +253,25 @@ pub(crate) fn stage_display(
             new.push((handles.source.id(), size, frame.rgba().to_vec()));
         }
         for (id, size, data) in new {
-            if let Err(e) = images.insert(id, display_image(size, data)) {
+            let image = if panel_device && id == source_id {
+                readable_display_image(size, data)
+            } else if panel_device && id == handles.mask.id() {
+                // Storage-writable for the device pass; the first panel is
+                // the host's.
+                let mut image = crate::tensor_image(size);
+                image.data = Some(data);
+                image
+            } else {
+                display_image(size, data)
+            };
+            if let Err(e) = images.insert(id, image) {
                 metrics.record_failure(Failure::Display, None, format!("display image: {e}"));
             }
         }
         handles.size = Some(size);
         state.mask_scale = scale;
         state.input_scale = input_scale;
+        state.panel_device = panel_device;
         state.input = Some(frame.clone());
         state.source = Some(frame.clone());
         state.mask_plan.clone_from(pipeline.plan());
@@ -306,7 +336,25 @@ pub(crate) fn stage_display(
                 .mask_frame
                 .as_ref()
                 .is_some_and(|f| f.shares_pixels_with(&frame));
-        if settings.show_mask && mask_changed {
+        let mut rects = queue.spare_panel();
+        let on_device = settings.show_mask
+            && mask_changed
+            && panel_device
+            && burn_autogaze::mask::device_rects(plan, scale, mask_size, &mut rects);
+        if on_device {
+            // The pass reads this frame on the device.
+            if !holds(&state.source) {
+                queue.push_frame(source_id, frame.clone());
+                state.source = Some(frame.clone());
+                if !separate {
+                    state.input = Some(frame.clone());
+                }
+            }
+            queue.push_panel(source_id, handles.mask.id(), mask_size, scale, rects);
+            state.mask_plan.clone_from(plan);
+            state.mask_frame = Some(frame);
+        } else if settings.show_mask && mask_changed {
+            queue.give_back_panel(rects);
             let mut staged = queue.spare();
             match staged.stage_full_with(mask_size, |buf| {
                 render_panel_scaled(&frame, plan, scale, buf)
@@ -321,6 +369,8 @@ pub(crate) fn stage_display(
                     metrics.record_failure(Failure::Display, None, format!("mask panel: {e}"));
                 }
             }
+        } else {
+            queue.give_back_panel(rects);
         }
     }
     metrics.add_stage(Stage::DisplayTransfer, t.elapsed());

@@ -32,6 +32,7 @@ mod messages;
 mod metrics;
 #[cfg(feature = "overlay")]
 mod overlay;
+mod panel_pass;
 #[cfg(feature = "viewer")]
 pub mod recording;
 mod results;

@@ -435,6 +435,13 @@ pub fn residency(settings: &AutoGazeSettings, model: Option<&str>) -> Vec<String
             }
         },
     ];
+    if settings.show_mask {
+        lines.push(if settings.display_transfer == DisplayTransfer::Gpu {
+            "mask panel: drawn on the device from the frame's texture (compute pass; the plan's rectangles go up, where the renderer runs compute)".into()
+        } else {
+            "mask panel: drawn on the host -> Bevy texture (queue.write_texture)".into()
+        });
+    }
     if settings.show_model_input {
         lines.push(
             "model input: host f32 -> Burn tensor on Bevy's wgpu device (one upload) -> RGBA8 texture by a compute pass (no readback)".into(),

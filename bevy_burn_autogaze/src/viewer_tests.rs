@@ -186,6 +186,48 @@ fn headless_device_composition_without_the_host_output() {
     assert!(frames >= FRAMES && keyframes == 1, "{frames} / {keyframes}");
 }
 
+/// The mask panel drawn on the device (GPU transfer) equals the host's
+/// panel of the same frame and plan, byte for byte, and no panel pixels
+/// went up: only the rectangles.
+#[test]
+fn headless_device_mask_panel_matches_the_host_panel() {
+    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
+    s.display_transfer = DisplayTransfer::Gpu;
+    s.show_mask = true;
+    let (gpu, app) = render_and_read_app(s.clone(), |h| h.mask.clone());
+    let scale = app
+        .world()
+        .resource::<AutoGazeSettings>()
+        .mask_panel_scale
+        .max(1);
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    assert_eq!(metrics.errors, 0, "{:?}", metrics.last_error);
+    assert!(metrics.uploads.device_panels > 0, "{:?}", metrics.uploads);
+    let mut core = FramePipeline::new(&s.pipeline).unwrap();
+    for _ in 0..FRAMES {
+        core.step().unwrap();
+    }
+    let frame = core.current_frame().unwrap();
+    let panel = burn_autogaze::mask::panel_size(frame.size(), scale);
+    let mut host = vec![0u8; panel.rgba_len()];
+    burn_autogaze::mask::render_panel_scaled(frame, core.plan(), scale, &mut host).unwrap();
+    assert!(core.plan().rects().len() > 1, "a plan with rectangles");
+    // The readback pads rows to 256 bytes.
+    let row = panel.width as usize * 4;
+    let padded = row.div_ceil(256) * 256;
+    let gpu: Vec<u8> = gpu
+        .chunks(padded)
+        .take(panel.height as usize)
+        .flat_map(|r| r[..row].to_vec())
+        .collect();
+    assert_eq!(gpu.len(), host.len());
+    let differing = gpu.iter().zip(&host).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        differing, 0,
+        "{differing} bytes of the {scale}x panel differ"
+    );
+}
+
 /// The Burn bridge: the model input becomes a Burn tensor on Bevy's own
 /// device and the tensor-to-texture pass packs it into the RGBA8 image; read
 /// back, it equals the host's mapping of the core's model input (up to the

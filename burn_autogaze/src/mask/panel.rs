@@ -50,6 +50,19 @@ fn for_each_sample(
     Ok(panel)
 }
 
+/// The panel pixels `[x0, y0, x1, y1)` of frame rectangle `rect` on the
+/// 1/`factor` panel of size `panel`: those whose sampled source pixel
+/// (`factor` times their position) lies in `rect`.
+pub fn panel_rect(rect: &super::geometry::Rect, factor: u32, panel: FrameSize) -> [u32; 4] {
+    let f = factor.max(1);
+    [
+        rect.x0.div_ceil(f).min(panel.width),
+        rect.y0.div_ceil(f).min(panel.height),
+        rect.x1.div_ceil(f).min(panel.width),
+        rect.y1.div_ceil(f).min(panel.height),
+    ]
+}
+
 /// Writes `frame` at 1/`factor` of its size ([`panel_size`]) into `out`,
 /// each pixel the source pixel at `factor` times its position: the input
 /// panel of a viewer that shows it smaller than the frame.
@@ -94,22 +107,15 @@ pub fn render_panel_scaled(
     let f = factor.max(1) as usize;
     let src = frame.rgba();
     let stride = frame.width() as usize * 4;
-    let (pw, ph) = (panel.width as usize, panel.height as usize);
+    let pw = panel.width as usize;
     // Inside: 55 % source + 45 % scale colour, coarse rectangles first so
     // finer ones show on top.
     for r in plan.rects() {
         let colour = SCALE_COLOURS[r.scale as usize % SCALE_COLOURS.len()];
-        let (x0, x1) = (
-            (r.rect.x0 as usize).div_ceil(f),
-            (r.rect.x1 as usize).div_ceil(f),
-        );
-        let (y0, y1) = (
-            (r.rect.y0 as usize).div_ceil(f),
-            (r.rect.y1 as usize).div_ceil(f),
-        );
-        for y in y0..y1.min(ph) {
+        let [x0, y0, x1, y1] = panel_rect(&r.rect, factor, panel).map(|v| v as usize);
+        for y in y0..y1 {
             let row = &src[y * f * stride..];
-            for x in x0..x1.min(pw) {
+            for x in x0..x1 {
                 let s = &row[x * f * 4..x * f * 4 + 4];
                 let o = &mut out[(y * pw + x) * 4..(y * pw + x) * 4 + 4];
                 for c in 0..3 {
