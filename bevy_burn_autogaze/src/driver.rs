@@ -168,6 +168,8 @@ pub(crate) struct DisplayState {
     source: Option<burn_autogaze::Frame>,
     /// The images were made for the mask panel drawn on the device.
     panel_device: bool,
+    /// The last frame size refused for the textures (reported once).
+    refused: Option<FrameSize>,
 }
 
 /// Stages this frame's display work. The output goes up as its dirty regions
@@ -189,6 +191,7 @@ pub(crate) fn stage_display(
     queue: Res<UploadQueue>,
     mut metrics: ResMut<AutoGazeMetrics>,
     device: Option<Res<crate::BurnDevice>>,
+    render_device: Option<Res<bevy::render::renderer::RenderDevice>>,
 ) {
     if let Some(e) = queue.take_panel_error() {
         metrics.record_failure(Failure::Display, None, format!("device mask panel: {e}"));
@@ -208,6 +211,16 @@ pub(crate) fn stage_display(
         std::hint::black_box(vec![0u8; 64]);
     }
     let size = frame.size();
+    // A frame the device's textures cannot hold: a typed error (once per
+    // size), no texture; the pipeline goes on.
+    if let Some(max) = render_device.map(|d| d.limits().max_texture_dimension_2d)
+        && let Err(report) = texture_check(size, max, &mut state.refused)
+    {
+        if let Some(message) = report {
+            metrics.record_failure(Failure::Display, None, message);
+        }
+        return;
+    }
     let scale = settings.mask_panel_scale.max(1);
     let mask_size = panel_size(size, scale);
     // A scaled input panel cannot be the device copy source: a hidden
@@ -374,6 +387,24 @@ pub(crate) fn stage_display(
         }
     }
     metrics.add_stage(Stage::DisplayTransfer, t.elapsed());
+}
+
+/// Whether frames of `size` fit the device's textures (`max` a side): Err
+/// with the typed error's message the first time a size is refused
+/// (`refused` remembers it), Err(None) for its later frames.
+pub(crate) fn texture_check(
+    size: FrameSize,
+    max: u32,
+    refused: &mut Option<FrameSize>,
+) -> Result<(), Option<String>> {
+    match burn_autogaze::limits::texture_size(size.width, size.height, max) {
+        Ok(()) => Ok(()),
+        Err(_) if *refused == Some(size) => Err(None),
+        Err(e) => {
+            *refused = Some(size);
+            Err(Some(format!("display: {e}")))
+        }
+    }
 }
 
 /// Shows what the model sees: the frame's model input becomes a Burn tensor

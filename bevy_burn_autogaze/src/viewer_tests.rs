@@ -228,6 +228,30 @@ fn headless_device_mask_panel_matches_the_host_panel() {
     );
 }
 
+/// A frame wider than the device's textures (2048 on WebGL2; lavapipe's
+/// 16384 is the frame limit itself, so the check is driven directly): a
+/// typed error naming the limit, reported once a size; a fitting size
+/// passes.
+#[test]
+fn a_frame_beyond_the_texture_limit_is_a_typed_error() {
+    let mut refused = None;
+    let big = size(3840, 2160);
+    let first = crate::driver::texture_check(big, 2048, &mut refused).unwrap_err();
+    let message = first.expect("reported the first time");
+    assert!(
+        message.contains("3840x2160") && message.contains("max_texture_dimension_2d"),
+        "{message}"
+    );
+    assert_eq!(
+        crate::driver::texture_check(big, 2048, &mut refused),
+        Err(None)
+    );
+    assert_eq!(
+        crate::driver::texture_check(size(1920, 1080), 2048, &mut refused),
+        Ok(())
+    );
+}
+
 /// The Burn bridge: the model input becomes a Burn tensor on Bevy's own
 /// device and the tensor-to-texture pass packs it into the RGBA8 image; read
 /// back, it equals the host's mapping of the core's model input (up to the

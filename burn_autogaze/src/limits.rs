@@ -178,6 +178,20 @@ pub fn frame_size(what: impl Into<String>, width: u32, height: u32) -> Result<()
     ))
 }
 
+/// A frame that fits a device's 2D textures (`max_side`: the adapter's
+/// `max_texture_dimension_2d`, 2048 on WebGL2, 8192 by wgpu's default): a
+/// renderer's typed error before it makes a texture the device would refuse.
+pub fn texture_size(width: u32, height: u32, max_side: u32) -> Result<()> {
+    if width <= max_side && height <= max_side {
+        return Ok(());
+    }
+    Err(AutoGazeError::limit(
+        "frame size for a texture",
+        format!("{width}x{height}"),
+        format!("sides at most {max_side} px (the adapter's max_texture_dimension_2d)"),
+    ))
+}
+
 /// A frame whose long side is at most [`MAX_MODEL_ASPECT_RATIO`] times its
 /// short side (the model path).
 pub fn model_aspect(width: u32, height: u32) -> Result<()> {
@@ -269,6 +283,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("65") && err.contains("at most 64"), "{err}");
+        let err = texture_size(3840, 2160, 2048).unwrap_err().to_string();
+        assert!(
+            err.contains("3840x2160") && err.contains("2048") && err.contains("max_texture"),
+            "{err}"
+        );
+        assert!(texture_size(2048, 2048, 2048).is_ok());
     }
 
     #[test]
