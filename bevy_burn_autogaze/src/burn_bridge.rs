@@ -247,58 +247,19 @@ pub(crate) struct CopyPipeline {
 
 impl CopyPipeline {
     fn new(device: &wgpu::Device) -> Self {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("autogaze-tensor-to-rgba8"),
-            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-        });
-        let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty,
-            count: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("autogaze-tensor-to-rgba8"),
-            entries: &[
-                entry(
-                    0,
-                    wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: true },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                ),
-                entry(
-                    1,
-                    wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                ),
-                entry(
-                    2,
-                    wgpu::BindingType::StorageTexture {
-                        access: wgpu::StorageTextureAccess::WriteOnly,
-                        format: TextureFormat::Rgba8Unorm,
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                    },
-                ),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("autogaze-tensor-to-rgba8"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("autogaze-tensor-to-rgba8"),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let crate::compute_pass::ComputePass { layout, pipeline } =
+            crate::compute_pass::ComputePass::new(
+                device,
+                "autogaze-tensor-to-rgba8",
+                SHADER,
+                &[
+                    crate::compute_pass::buffer_binding(wgpu::BufferBindingType::Storage {
+                        read_only: true,
+                    }),
+                    crate::compute_pass::buffer_binding(wgpu::BufferBindingType::Uniform),
+                    crate::compute_pass::RGBA8_STORAGE,
+                ],
+            );
         Self { layout, pipeline }
     }
 }
@@ -399,13 +360,13 @@ pub(crate) fn copy_tensors(
         for (i, v) in copy.map.scale.iter().chain(&copy.map.offset).enumerate() {
             params[32 + 4 * i..36 + 4 * i].copy_from_slice(&v.to_le_bytes());
         }
-        let uniform = wgpu_device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("autogaze-tensor-copy-params"),
-            size: params.len() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        queue.write_buffer(&uniform, 0, &params);
+        let uniform = crate::compute_pass::filled_buffer(
+            wgpu_device,
+            &queue,
+            "autogaze-tensor-copy-params",
+            wgpu::BufferUsages::UNIFORM,
+            &params,
+        );
         let view = gpu.texture.create_view(&wgpu::TextureViewDescriptor {
             label: Some("autogaze-tensor-copy-target"),
             format: Some(TextureFormat::Rgba8Unorm),

@@ -23,6 +23,7 @@ pub mod alloc_count;
 pub mod burn_bridge;
 #[cfg(feature = "viewer")]
 pub mod cli;
+mod compute_pass;
 mod display;
 mod driver;
 mod feed;

@@ -8,69 +8,28 @@ use bevy::render::render_resource::TextureFormat;
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 
+use crate::compute_pass::{ComputePass, RGBA8_STORAGE, buffer_binding, filled_buffer};
+
 /// The compute pipeline (render world), built on first use.
-pub(crate) struct PanelPipeline {
-    layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-}
+pub(crate) struct PanelPipeline(ComputePass);
 
 impl PanelPipeline {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("autogaze-mask-panel"),
-            source: wgpu::ShaderSource::Wgsl(burn_autogaze::mask::panel_shader().into()),
-        });
-        let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty,
-            count: None,
-        };
-        let buffer = |ty| wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("autogaze-mask-panel"),
-            entries: &[
-                entry(
-                    0,
-                    wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                ),
-                entry(
-                    1,
-                    buffer(wgpu::BufferBindingType::Storage { read_only: true }),
-                ),
-                entry(2, buffer(wgpu::BufferBindingType::Uniform)),
-                entry(
-                    3,
-                    wgpu::BindingType::StorageTexture {
-                        access: wgpu::StorageTextureAccess::WriteOnly,
-                        format: TextureFormat::Rgba8Unorm,
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                    },
-                ),
+        Self(ComputePass::new(
+            device,
+            "autogaze-mask-panel",
+            &burn_autogaze::mask::panel_shader(),
+            &[
+                wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
+                },
+                buffer_binding(wgpu::BufferBindingType::Storage { read_only: true }),
+                buffer_binding(wgpu::BufferBindingType::Uniform),
+                RGBA8_STORAGE,
             ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("autogaze-mask-panel"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("autogaze-mask-panel"),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        Self { layout, pipeline }
+        ))
     }
 }
 
@@ -116,20 +75,20 @@ pub(crate) fn draw_panel(
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let storage = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("autogaze-mask-panel-rects"),
-        size: rect_bytes.len() as u64,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    queue.write_buffer(&storage, 0, &rect_bytes);
-    let uniform = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("autogaze-mask-panel-params"),
-        size: params.len() as u64,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    queue.write_buffer(&uniform, 0, &params);
+    let storage = filled_buffer(
+        device,
+        queue,
+        "autogaze-mask-panel-rects",
+        wgpu::BufferUsages::STORAGE,
+        &rect_bytes,
+    );
+    let uniform = filled_buffer(
+        device,
+        queue,
+        "autogaze-mask-panel-params",
+        wgpu::BufferUsages::UNIFORM,
+        &params,
+    );
     let src_view = src.texture.create_view(&wgpu::TextureViewDescriptor {
         label: Some("autogaze-mask-panel-frame"),
         format: Some(TextureFormat::Rgba8Unorm),
@@ -144,7 +103,7 @@ pub(crate) fn draw_panel(
     });
     let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("autogaze-mask-panel"),
-        layout: &pipeline.layout,
+        layout: &pipeline.0.layout,
         entries: &[
             wgpu::BindGroupEntry {
                 binding: 0,
@@ -172,7 +131,7 @@ pub(crate) fn draw_panel(
             label: Some("autogaze-mask-panel"),
             timestamp_writes: None,
         });
-        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_pipeline(&pipeline.0.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(w.div_ceil(8), h.div_ceil(8), 1);
     }

@@ -24,6 +24,27 @@ fn clip8(v: i32) -> u32 {
     out
 }
 
+/// One output pixel of either Pillow pass: the `n` pixels of `pixels` from
+/// `base`, `step` apart, weighted by the 22-bit taps at `taps[at + 2..]`,
+/// rounded and clipped per channel; RGB packed as the frame packs it.
+#[cube]
+fn taps_rgb(pixels: &Array<u32>, taps: &Array<i32>, at: usize, base: usize, step: usize) -> u32 {
+    let n = taps[at + 1] as usize;
+    let mut s0 = 2_097_152i32;
+    let mut s1 = 2_097_152i32;
+    let mut s2 = 2_097_152i32;
+    let mut i = 0usize;
+    while i < n {
+        let p = pixels[base + i * step];
+        let c = taps[at + 2 + i];
+        s0 += (p & 255u32) as i32 * c;
+        s1 += ((p >> 8u32) & 255u32) as i32 * c;
+        s2 += ((p >> 16u32) & 255u32) as i32 * c;
+        i += 1;
+    }
+    clip8(s0) | (clip8(s1) << 8u32) | (clip8(s2) << 16u32)
+}
+
 /// Pillow's horizontal pass over source rows `row0..row0 + rows` of the
 /// RGBA8 frame (`frame`, a pixel a `u32`, red in the low byte) into `temp`
 /// (`[rows, out_w]`, RGB packed the same way).
@@ -44,20 +65,7 @@ pub fn pil_horizontal(
     if t < rows as usize * out_w {
         let at = (t % out_w) * (ksize as usize + 2);
         let src = (row0 as usize + t / out_w) * in_w as usize + taps[at] as usize;
-        let n = taps[at + 1] as usize;
-        let mut s0 = 2_097_152i32;
-        let mut s1 = 2_097_152i32;
-        let mut s2 = 2_097_152i32;
-        let mut i = 0usize;
-        while i < n {
-            let p = frame[src + i];
-            let c = taps[at + 2 + i];
-            s0 += (p & 255u32) as i32 * c;
-            s1 += ((p >> 8u32) & 255u32) as i32 * c;
-            s2 += ((p >> 16u32) & 255u32) as i32 * c;
-            i += 1;
-        }
-        temp[t] = clip8(s0) | (clip8(s1) << 8u32) | (clip8(s2) << 16u32);
+        temp[t] = taps_rgb(frame, taps, at, src, 1);
     }
 }
 
@@ -87,23 +95,11 @@ pub fn pil_vertical_values(
         let x = t % pw + left as usize;
         let at = (t / pw + top as usize) * (ksize as usize + 2);
         let first = taps[at] as usize - row_first as usize;
-        let n = taps[at + 1] as usize;
         let rw = rw as usize;
-        let mut s0 = 2_097_152i32;
-        let mut s1 = 2_097_152i32;
-        let mut s2 = 2_097_152i32;
-        let mut i = 0usize;
-        while i < n {
-            let p = temp[(first + i) * rw + x];
-            let c = taps[at + 2 + i];
-            s0 += (p & 255u32) as i32 * c;
-            s1 += ((p >> 8u32) & 255u32) as i32 * c;
-            s2 += ((p >> 16u32) & 255u32) as i32 * c;
-            i += 1;
-        }
-        out[t] = lut[clip8(s0) as usize];
-        out[plane + t] = lut[256 + clip8(s1) as usize];
-        out[2 * plane + t] = lut[512 + clip8(s2) as usize];
+        let p = taps_rgb(temp, taps, at, first * rw + x, rw);
+        out[t] = lut[(p & 255u32) as usize];
+        out[plane + t] = lut[256 + ((p >> 8u32) & 255u32) as usize];
+        out[2 * plane + t] = lut[512 + ((p >> 16u32) & 255u32) as usize];
     }
 }
 
