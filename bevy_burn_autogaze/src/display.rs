@@ -110,6 +110,9 @@ pub struct UploadTotals {
     /// `bytes`, not the panel's pixels).
     #[serde(default)]
     pub device_panels: u64,
+    /// PSNR measurements on the device (8 bytes read back each).
+    #[serde(default)]
+    pub device_psnr: u64,
     /// CPU time of the writes (staging allocation and copy).
     #[serde(skip)]
     pub time: Duration,
@@ -128,6 +131,7 @@ impl UploadTotals {
         self.device_copies += other.device_copies;
         self.device_copy_bytes += other.device_copy_bytes;
         self.device_panels += other.device_panels;
+        self.device_psnr += other.device_psnr;
         self.time += other.time;
         self.render += other.render;
     }
@@ -177,6 +181,10 @@ struct Shared {
     panel_error: Option<String>,
     /// Recycled rectangle lists of device panels.
     spare_panels: Vec<Vec<u32>>,
+    /// Measure PSNR on the device after each device composition.
+    device_psnr: bool,
+    /// The newest PSNR the device measured, not yet taken.
+    psnr: Option<f64>,
 }
 
 /// The queue between the main world, which stages uploads, and the render
@@ -301,6 +309,17 @@ impl UploadQueue {
         });
     }
 
+    /// Whether the device measures PSNR after composing (the host output
+    /// is off).
+    pub(crate) fn set_device_psnr(&self, on: bool) {
+        self.shared().device_psnr = on;
+    }
+
+    /// The newest PSNR measured on the device since the last call.
+    pub(crate) fn take_device_psnr(&self) -> Option<f64> {
+        self.shared().psnr.take()
+    }
+
     /// A rectangle list for [`UploadQueue::push_panel`] (recycled).
     pub(crate) fn spare_panel(&self) -> Vec<u32> {
         self.shared().spare_panels.pop().unwrap_or_default()
@@ -384,7 +403,15 @@ pub(crate) fn write_uploads(
     gpu_images: Res<RenderAssets<GpuImage>>,
     mut scratch: Local<WriteScratch>,
     mut panels: Local<Option<crate::panel_pass::PanelPipeline>>,
+    mut psnr: Local<Option<crate::psnr_pass::PsnrPass>>,
 ) {
+    if let Some(db) = psnr
+        .as_mut()
+        .and_then(|p| p.finished(render_device.wgpu_device()))
+    {
+        queue.shared().psnr = Some(db);
+    }
+    let measure = queue.shared().device_psnr;
     let _counted = Region::new(AllocPath::Upload);
     let s = &mut *scratch;
     if s.waiting.capacity() == 0 {
@@ -458,12 +485,28 @@ pub(crate) fn write_uploads(
                     copy_rect(&mut encoder, &src.texture, &gpu.texture, *r);
                     done.device_copy_bytes += r.area() * 4;
                 }
+                let measured = measure && {
+                    let pass = psnr.get_or_insert_with(|| {
+                        crate::psnr_pass::PsnrPass::new(render_device.wgpu_device())
+                    });
+                    pass.record(
+                        render_device.wgpu_device(),
+                        &render_queue,
+                        &mut encoder,
+                        gpu,
+                        src,
+                    )
+                };
                 // Submit now: wgpu runs queued texture writes before the
                 // command buffers of the next submit, so these copies read
                 // this frame's input, and a later frame's writes (queued
                 // below, when the render world drains two frames at once)
                 // cannot overtake them.
                 render_queue.submit([encoder.finish()]);
+                if measured && let Some(pass) = psnr.as_ref() {
+                    pass.start_read();
+                    done.device_psnr += 1;
+                }
                 done.device_copies += rects.len() as u64;
                 copy_time += t.elapsed();
                 (0, 0)

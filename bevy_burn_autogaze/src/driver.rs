@@ -28,6 +28,7 @@ pub(crate) fn apply_settings(
     mut runtime: ResMut<AutoGazeRuntime>,
     mut metrics: ResMut<AutoGazeMetrics>,
     device: Option<Res<crate::BurnDevice>>,
+    queue: Res<UploadQueue>,
 ) {
     let rebuild = match &runtime.applied {
         None => true,
@@ -68,7 +69,12 @@ pub(crate) fn apply_settings(
         p.set_geometry(settings.pipeline.geometry);
         let mut compositor = settings.pipeline.compositor;
         compositor.measure_psnr |= measure_psnr;
-        compositor.host_output = !settings.device_composes(&compositor);
+        let alone = settings.device_composes(&compositor, device.is_some());
+        compositor.host_output = !alone;
+        // Composing alone, PSNR is the device's (read back a frame or two
+        // later): the host has no output to measure.
+        queue.set_device_psnr(alone && compositor.measure_psnr);
+        compositor.measure_psnr &= !alone;
         *p.compositor_options_mut() = compositor;
     }
     runtime.applied = Some(settings.clone());
@@ -266,7 +272,8 @@ pub(crate) fn stage_display(
             new.push((handles.source.id(), size, frame.rgba().to_vec()));
         }
         for (id, size, data) in new {
-            let image = if panel_device && id == source_id {
+            // The device passes read the frame and the output as bytes.
+            let image = if panel_device && (id == source_id || id == handles.output.id()) {
                 readable_display_image(size, data)
             } else if panel_device && id == handles.mask.id() {
                 // Storage-writable for the device pass; the first panel is

@@ -34,6 +34,7 @@ mod metrics;
 #[cfg(feature = "overlay")]
 mod overlay;
 mod panel_pass;
+mod psnr_pass;
 #[cfg(feature = "viewer")]
 pub mod recording;
 mod results;

@@ -417,8 +417,8 @@ pub fn residency(settings: &AutoGazeSettings, model: Option<&str>) -> Vec<String
             // As applied while recording (PSNR is measured then, if on).
             let mut compositor = settings.pipeline.compositor;
             compositor.measure_psnr |= settings.psnr;
-            if settings.device_composes(&compositor) {
-                "composed output: on the device only (the host compositor decides the dirty regions, writes no bytes)".into()
+            if settings.device_composes(&compositor, true) {
+                "composed output: on the device only (the host compositor decides the dirty regions, writes no bytes; PSNR, when on, is a device reduction read back asynchronously, 8 bytes)".into()
             } else {
                 "composed output: host RGBA (persistent buffer)".into()
             }
@@ -477,9 +477,14 @@ pub(crate) fn finish_frame(
     if settings.is_changed() || metrics.residency.is_empty() {
         metrics.residency = residency(&settings, runtime.model_placement());
     }
-    let Some(report) = runtime.report.take() else {
+    let Some(mut report) = runtime.report.take() else {
         return;
     };
+    // PSNR measured on the device arrives a frame or two after its frame:
+    // it goes with the frame it arrives at.
+    if let Some(db) = queue.take_device_psnr() {
+        report.compose.psnr_db = report.compose.psnr_db.or(Some(db));
+    }
     if let Some(p) = runtime.pipeline() {
         metrics.gaze = *p.gaze();
         metrics.worker = p.worker_counters();

@@ -235,7 +235,7 @@ fn summary(
         device_copies_per_frame: rec.uploads.device_copies as f64 / n,
         device_copy_bytes_per_frame: rec.uploads.device_copy_bytes as f64 / n,
         transfer_histogram: rec.transfers.clone(),
-        readbacks: 0,
+        readbacks: rec.uploads.device_psnr,
         residency: crate::residency(settings, runtime.model_placement()),
         adapter_backend: adapter.backend.clone(),
         adapter_type: adapter.device_type.clone(),

@@ -156,15 +156,18 @@ impl AutoGazeSettings {
     /// regions: the GPU transfer (forced: `auto` may pick the host's bytes
     /// any frame), a mask source that never reads the host output (the
     /// model; patch-diff compares each frame with it, and a host app's own
-    /// source may), and no PSNR (measured on the host output).
+    /// source may), no PSNR floor (a host refresh), and PSNR, when
+    /// measured, measured on the device (`compute`: the renderer runs
+    /// compute shaders).
     pub fn device_composes(
         &self,
         compositor: &burn_autogaze::interframe::CompositorOptions,
+        compute: bool,
     ) -> bool {
         self.display_transfer == DisplayTransfer::Gpu
             && self.pipeline.mask_source == burn_autogaze::mask_source::MaskSourceKind::Autogaze
             && self.custom_mask_source.is_none()
-            && !compositor.measure_psnr
+            && (compute || !compositor.measure_psnr)
             && compositor.psnr_floor.is_none()
     }
 

@@ -186,6 +186,59 @@ fn headless_device_composition_without_the_host_output() {
     assert!(frames >= FRAMES && keyframes == 1, "{frames} / {keyframes}");
 }
 
+/// Composing alone with PSNR on (the default while recording), the device
+/// measures it: every PSNR the viewer reports is one the host compositor
+/// reports for a frame of the same run (read back a frame or two late),
+/// and the host output is never written.
+#[test]
+fn headless_device_psnr_equals_the_host_psnr() {
+    let mut s = settings(SourceKind::SyntheticLocal, size(128, 64));
+    s.display_transfer = DisplayTransfer::Gpu;
+    s.pipeline.mask_source = burn_autogaze::mask_source::MaskSourceKind::Autogaze;
+    s.pipeline.model.gazing_ratio = 0.05;
+    // History outside the mask (a full refresh would make every PSNR inf).
+    s.pipeline.compositor.dispatch = burn_autogaze::interframe::Dispatch::Sparse;
+    assert!(s.psnr);
+    let mut app = headless_after(s.clone(), 2);
+    let mut seen = Vec::new();
+    let mut last = 0;
+    for _ in 0..40 {
+        app.update();
+        let m = app.world().resource::<AutoGazeMetrics>();
+        if m.frames > last {
+            last = m.frames;
+            seen.extend(m.snapshot().psnr_db);
+        }
+    }
+    let m = app.world().resource::<AutoGazeMetrics>();
+    assert_eq!(m.errors, 0, "{:?}", m.last_error);
+    assert!(m.uploads.device_psnr > 0, "{:?}", m.uploads);
+    let frames = last + 2;
+    let mut options = s.pipeline.clone();
+    options.compositor.measure_psnr = true;
+    let mut core = FramePipeline::new(&options).unwrap();
+    let host: Vec<f64> = (0..frames)
+        .filter_map(|_| core.step().unwrap().compose.psnr_db)
+        .collect();
+    assert!(
+        seen.iter().any(|db| db.is_finite()),
+        "a finite device PSNR arrived: {seen:?}"
+    );
+    for db in &seen {
+        assert!(
+            host.iter().any(|h| h == db || (h - db).abs() < 1e-9),
+            "{db} not among the host's {host:?}"
+        );
+    }
+    let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
+    let pipeline = runtime.pipeline().expect("a pipeline");
+    assert!(!pipeline.compositor().options().host_output);
+    assert!(
+        pipeline.output().iter().all(|&v| v == 0),
+        "host output written"
+    );
+}
+
 /// The mask panel drawn on the device (GPU transfer) equals the host's
 /// panel of the same frame and plan, byte for byte, and no panel pixels
 /// went up: only the rectangles.

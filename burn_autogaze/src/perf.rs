@@ -204,10 +204,13 @@ impl PerfSummary {
             .display
             .as_ref()
             .map_or(0.0, |d| d.bytes_uploaded_per_frame);
+        let display_back = self.display.as_ref().map_or(0.0, |d| {
+            (d.readbacks * crate::quality::SSE_READBACK_BYTES) as f64 / frames
+        });
         let frame_bytes = (4 * self.width as u64 * self.height as u64).max(1) as f64;
         self.transfers = up.zip(back).map(|(up, back)| TransferSummary {
             upload_bytes_per_frame: up + display,
-            readback_bytes_per_frame: back,
+            readback_bytes_per_frame: back + display_back,
             upload_frames: (up + display) / frame_bytes,
         });
     }
@@ -237,7 +240,10 @@ pub struct DisplaySummary {
     /// The transfer each measured frame took (`auto` picks per frame).
     #[serde(default)]
     pub transfer_histogram: BTreeMap<String, u64>,
-    /// Device-to-host readbacks (a counted event, never a side effect).
+    /// Device-to-host readbacks over the window (a counted event, never a
+    /// side effect): the device's PSNR sums, [`SSE_READBACK_BYTES`] each.
+    ///
+    /// [`SSE_READBACK_BYTES`]: crate::quality::SSE_READBACK_BYTES
     pub readbacks: u64,
     /// Where the data lives at each handoff, in order (e.g.
     /// `source: host rgba`, `output: bevy texture`).

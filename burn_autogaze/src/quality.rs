@@ -8,13 +8,66 @@ pub fn psnr_rgb(a: &[u8], b: &[u8]) -> Option<f64> {
     if a.len() != b.len() || a.is_empty() || !a.len().is_multiple_of(4) {
         return None;
     }
-    let sse = sum_squared_rgb(a, b);
-    if sse == 0 {
-        return Some(f64::INFINITY);
-    }
-    let mse = sse as f64 / (a.len() / 4 * 3) as f64;
-    Some(10.0 * (255.0f64 * 255.0 / mse).log10())
+    Some(psnr_of_sse(sum_squared_rgb(a, b), (a.len() / 4) as u64))
 }
+
+/// PSNR in dB (peak 255) of `sse`, the sum of squared RGB differences over
+/// `pixels` pixels: what [`psnr_rgb`] reports, and what a device's
+/// reduction ([`SSE_WGSL`]) gives back. Infinite for `sse == 0`.
+pub fn psnr_of_sse(sse: u64, pixels: u64) -> f64 {
+    if sse == 0 {
+        return f64::INFINITY;
+    }
+    let mse = sse as f64 / (pixels.max(1) * 3) as f64;
+    10.0 * (255.0f64 * 255.0 / mse).log10()
+}
+
+/// Bytes a device's PSNR measurement reads back: [`SSE_WGSL`]'s 64-bit sum.
+pub const SSE_READBACK_BYTES: u64 = 8;
+
+/// The sum of squared RGB differences of two same-size textures (bound as
+/// `rgba8unorm` views: their bytes) on the device, as a compute shader:
+/// each 8 x 8 workgroup sums its pixels (at most 64 x 3 x 255^2, a `u32`)
+/// and adds that to a 64-bit total kept as two `u32` atomics (low word,
+/// then a carry into the high one). 8 bytes to read back; the same sum as
+/// [`psnr_rgb`]'s, so [`psnr_of_sse`] gives the same dB.
+pub const SSE_WGSL: &str = r#"
+@group(0) @binding(0) var a: texture_2d<f32>;
+@group(0) @binding(1) var b: texture_2d<f32>;
+@group(0) @binding(2) var<storage, read_write> total: array<atomic<u32>, 2>;
+
+var<workgroup> part: array<u32, 64>;
+
+@compute @workgroup_size(8, 8, 1)
+fn main(
+    @builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let size = textureDimensions(a);
+    var d = 0u;
+    if (id.x < size.x && id.y < size.y) {
+        let p = vec3<i32>(round(textureLoad(a, vec2<i32>(id.xy), 0).rgb * 255.0));
+        let q = vec3<i32>(round(textureLoad(b, vec2<i32>(id.xy), 0).rgb * 255.0));
+        let e = p - q;
+        d = u32(dot(e, e));
+    }
+    part[li] = d;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s = s >> 1u) {
+        if (li < s) {
+            part[li] = part[li] + part[li + s];
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        let sum = part[0];
+        let old = atomicAdd(&total[0], sum);
+        if (old > 0xffffffffu - sum) {
+            atomicAdd(&total[1], 1u);
+        }
+    }
+}
+"#;
 
 /// Sum of squared RGB differences, on the widest vector unit the CPU has
 /// (the same loop, compiled for AVX2 when the CPU offers it at runtime: the
