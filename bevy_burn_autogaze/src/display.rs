@@ -145,6 +145,8 @@ enum Payload {
     Copies {
         from: AssetId<Image>,
         rects: Vec<burn_autogaze::mask::Rect>,
+        /// Measure PSNR on the device after the copies.
+        psnr: bool,
     },
     /// The mask panel drawn on the device from the frame's image `from` at
     /// 1/`factor` (`rects` packed by `burn_autogaze::mask::device_rects`).
@@ -244,6 +246,7 @@ impl UploadQueue {
         to: AssetId<Image>,
         size: FrameSize,
         rects: &[burn_autogaze::mask::Rect],
+        psnr: bool,
     ) {
         let mut shared = self.shared();
         let mut list = shared.spare_rects.pop().unwrap_or_default();
@@ -252,7 +255,11 @@ impl UploadQueue {
         shared.pending.push(Upload {
             image: to,
             size,
-            payload: Payload::Copies { from, rects: list },
+            payload: Payload::Copies {
+                from,
+                rects: list,
+                psnr,
+            },
             waited: 0,
             output: true,
         });
@@ -313,6 +320,11 @@ impl UploadQueue {
     /// is off).
     pub(crate) fn set_device_psnr(&self, on: bool) {
         self.shared().device_psnr = on;
+    }
+
+    /// True when PSNR is measured on the device.
+    pub(crate) fn device_psnr(&self) -> bool {
+        self.shared().device_psnr
     }
 
     /// The newest PSNR measured on the device since the last call.
@@ -411,7 +423,6 @@ pub(crate) fn write_uploads(
     {
         queue.shared().psnr = Some(db);
     }
-    let measure = queue.shared().device_psnr;
     let _counted = Region::new(AllocPath::Upload);
     let s = &mut *scratch;
     if s.waiting.capacity() == 0 {
@@ -471,7 +482,11 @@ pub(crate) fn write_uploads(
                 );
                 (1, frame.rgba().len() as u64)
             }
-            Payload::Copies { from, rects } => {
+            Payload::Copies {
+                from,
+                rects,
+                psnr: measure,
+            } => {
                 let Some(src) = gpu_images.get(*from) else {
                     done.stale += 1;
                     continue;
@@ -485,7 +500,7 @@ pub(crate) fn write_uploads(
                     copy_rect(&mut encoder, &src.texture, &gpu.texture, *r);
                     done.device_copy_bytes += r.area() * 4;
                 }
-                let measured = measure && {
+                let measured = *measure && {
                     let pass = psnr.get_or_insert_with(|| {
                         crate::psnr_pass::PsnrPass::new(render_device.wgpu_device())
                     });

@@ -205,6 +205,17 @@ pub(crate) fn stage_display(
     if runtime.report.is_none() {
         return;
     }
+    // The output is the frame (a keyframe, a full copy): its PSNR is inf,
+    // on the device as on the host, with nothing to measure.
+    let copies_the_frame = match runtime.report.as_mut() {
+        Some(report) if report.compose.path.copies_the_frame() => {
+            if queue.device_psnr() {
+                report.compose.psnr_db = Some(f64::INFINITY);
+            }
+            true
+        }
+        _ => false,
+    };
     let Some(pipeline) = runtime.pipeline() else {
         return;
     };
@@ -340,7 +351,10 @@ pub(crate) fn stage_display(
                     state.input = Some(frame.clone());
                 }
             }
-            queue.push_copies(source_id, handles.output.id(), size, dirty);
+            // PSNR on the device, where the host does not compose: measured
+            // after the copies, unless the output is the frame (then inf).
+            let measure = queue.device_psnr() && !copies_the_frame;
+            queue.push_copies(source_id, handles.output.id(), size, dirty, measure);
         } else {
             let mut staged = queue.spare();
             if staged.stage(pipeline.output(), size, dirty, &queue.cost()) {

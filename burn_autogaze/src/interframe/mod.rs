@@ -57,6 +57,14 @@ crate::names::named_enum! {
     }
 }
 
+impl ComposePath {
+    /// True when the output is the frame after composing (a keyframe or a
+    /// full copy): its PSNR against the frame is infinite, unmeasured.
+    pub fn copies_the_frame(self) -> bool {
+        matches!(self, Self::Keyframe | Self::Full)
+    }
+}
+
 /// Compositor settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CompositorOptions {
@@ -295,7 +303,12 @@ impl Compositor {
         self.host_stale = !host;
         let mut psnr_db = None;
         if host && (self.options.measure_psnr || self.options.psnr_floor.is_some()) {
-            psnr_db = psnr_rgb(&self.output, frame.rgba());
+            // A whole-frame copy is the frame: nothing to measure.
+            psnr_db = if path.copies_the_frame() {
+                Some(f64::INFINITY)
+            } else {
+                psnr_rgb(&self.output, frame.rgba())
+            };
             if let (Some(floor), Some(p)) = (self.options.psnr_floor, psnr_db)
                 && p < floor
                 && path != ComposePath::Keyframe
