@@ -158,6 +158,19 @@ fn headless_device_composition_matches_the_core_compositor() {
     assert!(uploads.device_copies > 0, "{uploads:?}");
 }
 
+/// Checks that the app's compositor kept no host output (off, never
+/// written); returns its frame and keyframe counts.
+fn host_output_untouched(app: &mut App) -> (u64, u64) {
+    let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
+    let pipeline = runtime.pipeline().expect("a pipeline");
+    assert!(!pipeline.compositor().options().host_output);
+    assert!(
+        pipeline.output().iter().all(|&v| v == 0),
+        "host output written"
+    );
+    pipeline.compositor().counts()
+}
+
 /// With the model as the mask source and the GPU transfer, the device
 /// composes alone: the host compositor only decides the regions (its output
 /// is never written) and the output texture equals the core compositor's
@@ -175,14 +188,7 @@ fn headless_device_composition_without_the_host_output() {
     assert_same(&gpu, &core_output(&s, FRAMES));
     let uploads = app.world().resource::<AutoGazeMetrics>().uploads;
     assert!(uploads.device_copies > 0, "{uploads:?}");
-    let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
-    let pipeline = runtime.pipeline().expect("a pipeline");
-    assert!(!pipeline.compositor().options().host_output);
-    assert!(
-        pipeline.output().iter().all(|&v| v == 0),
-        "host output written"
-    );
-    let (frames, keyframes) = pipeline.compositor().counts();
+    let (frames, keyframes) = host_output_untouched(&mut app);
     assert!(frames >= FRAMES && keyframes == 1, "{frames} / {keyframes}");
 }
 
@@ -230,13 +236,7 @@ fn headless_device_psnr_equals_the_host_psnr() {
             "{db} not among the host's {host:?}"
         );
     }
-    let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
-    let pipeline = runtime.pipeline().expect("a pipeline");
-    assert!(!pipeline.compositor().options().host_output);
-    assert!(
-        pipeline.output().iter().all(|&v| v == 0),
-        "host output written"
-    );
+    host_output_untouched(&mut app);
 }
 
 /// The mask panel drawn on the device (GPU transfer) equals the host's
