@@ -241,26 +241,24 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 /// The compute pipeline (render world), built on first use.
 #[derive(Resource)]
 pub(crate) struct CopyPipeline {
-    layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    pass: crate::compute_pass::ComputePass,
 }
 
 impl CopyPipeline {
     fn new(device: &wgpu::Device) -> Self {
-        let crate::compute_pass::ComputePass { layout, pipeline } =
-            crate::compute_pass::ComputePass::new(
-                device,
-                "autogaze-tensor-to-rgba8",
-                SHADER,
-                &[
-                    crate::compute_pass::buffer_binding(wgpu::BufferBindingType::Storage {
-                        read_only: true,
-                    }),
-                    crate::compute_pass::buffer_binding(wgpu::BufferBindingType::Uniform),
-                    crate::compute_pass::RGBA8_STORAGE,
-                ],
-            );
-        Self { layout, pipeline }
+        let pass = crate::compute_pass::ComputePass::new(
+            device,
+            "autogaze-tensor-to-rgba8",
+            SHADER,
+            &[
+                crate::compute_pass::buffer_binding(wgpu::BufferBindingType::Storage {
+                    read_only: true,
+                }),
+                crate::compute_pass::buffer_binding(wgpu::BufferBindingType::Uniform),
+                crate::compute_pass::RGBA8_STORAGE,
+            ],
+        );
+        Self { pass }
     }
 }
 
@@ -372,37 +370,21 @@ pub(crate) fn copy_tensors(
             format: Some(TextureFormat::Rgba8Unorm),
             ..Default::default()
         });
-        let bind_group = wgpu_device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("autogaze-tensor-copy"),
-            layout: &pipeline.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &r.buffer,
-                        offset: bind_offset,
-                        size: std::num::NonZeroU64::new(bytes.div_ceil(4) * 4),
-                    }),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: uniform.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&view),
-                },
+        pipeline.pass.record(
+            wgpu_device,
+            &mut encoder,
+            "autogaze-tensor-copy",
+            &[
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &r.buffer,
+                    offset: bind_offset,
+                    size: std::num::NonZeroU64::new(bytes.div_ceil(4) * 4),
+                }),
+                uniform.as_entire_binding(),
+                wgpu::BindingResource::TextureView(&view),
             ],
-        });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("autogaze-tensor-copy"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(w.div_ceil(8), h.div_ceil(8), 1);
-        }
+            [w.div_ceil(8), h.div_ceil(8)],
+        );
         held.push((copy, resource));
         done += 1;
     }

@@ -50,6 +50,56 @@ impl ComputePass {
         });
         Self { layout, pipeline }
     }
+
+    /// Records one dispatch of `groups` (x, y) workgroups into `encoder`,
+    /// binding `i` of group 0 bound to `resources[i]`.
+    pub(crate) fn record(
+        &self,
+        device: &wgpu::Device,
+        encoder: &mut wgpu::CommandEncoder,
+        label: &'static str,
+        resources: &[wgpu::BindingResource],
+        groups: [u32; 2],
+    ) {
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: resource.clone(),
+            })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &self.layout,
+            entries: &entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], 1);
+    }
+}
+
+/// A sampled `rgba8unorm` view of `image`: its bytes, also behind an sRGB
+/// format (None: the texture allows no such view, e.g. made without the
+/// view format).
+pub(crate) fn byte_view(
+    image: &bevy::render::texture::GpuImage,
+) -> Option<bevy::render::render_resource::TextureView> {
+    let d = &image.texture_descriptor;
+    let rgba8 = wgpu::TextureFormat::Rgba8Unorm;
+    (d.format == rgba8 || d.view_formats.contains(&rgba8)).then(|| {
+        image.texture.create_view(&wgpu::TextureViewDescriptor {
+            label: Some("autogaze-bytes"),
+            format: Some(rgba8),
+            usage: Some(wgpu::TextureUsages::TEXTURE_BINDING),
+            ..Default::default()
+        })
+    })
 }
 
 /// A buffer binding of `ty` (no dynamic offset, any size).

@@ -178,6 +178,32 @@ pub(crate) struct DisplayState {
     refused: Option<FrameSize>,
 }
 
+impl DisplayState {
+    /// Queues `frame` into the device's copy source (`source`, the input
+    /// image itself unless the input panel is `separate`) unless it holds
+    /// it already: the device passes read the frame there.
+    fn put_source(
+        &mut self,
+        queue: &UploadQueue,
+        source: AssetId<Image>,
+        frame: &burn_autogaze::Frame,
+        separate: bool,
+    ) {
+        if self
+            .source
+            .as_ref()
+            .is_some_and(|f| f.shares_pixels_with(frame))
+        {
+            return;
+        }
+        queue.push_frame(source, frame.clone());
+        self.source = Some(frame.clone());
+        if !separate {
+            self.input = Some(frame.clone());
+        }
+    }
+}
+
 /// Stages this frame's display work. The output goes up as its dirty regions
 /// (CPU transfer) or is composed on the device by copying the same regions
 /// from the device-resident frame (GPU transfer); `auto` picks per
@@ -344,13 +370,7 @@ pub(crate) fn stage_display(
             state.input = Some(frame.clone());
         }
         if gpu {
-            if !holds(&state.source) {
-                queue.push_frame(source_id, frame.clone());
-                state.source = Some(frame.clone());
-                if !separate {
-                    state.input = Some(frame.clone());
-                }
-            }
+            state.put_source(&queue, source_id, &frame, separate);
             // PSNR on the device, where the host does not compose: measured
             // after the copies, unless the output is the frame (then inf).
             let measure = queue.device_psnr() && !copies_the_frame;
@@ -370,25 +390,26 @@ pub(crate) fn stage_display(
                 .mask_frame
                 .as_ref()
                 .is_some_and(|f| f.shares_pixels_with(&frame));
-        let mut rects = queue.spare_panel();
-        let on_device = settings.show_mask
-            && mask_changed
-            && panel_device
-            && burn_autogaze::mask::device_rects(plan, scale, mask_size, &mut rects);
-        if on_device {
-            // The pass reads this frame on the device.
-            if !holds(&state.source) {
-                queue.push_frame(source_id, frame.clone());
-                state.source = Some(frame.clone());
-                if !separate {
-                    state.input = Some(frame.clone());
+        let wanted = settings.show_mask && mask_changed;
+        // The device draws the panel unless the plan has too many rectangles.
+        let device_rects = (wanted && panel_device)
+            .then(|| {
+                let mut rects = queue.spare_panel();
+                if burn_autogaze::mask::device_rects(plan, scale, mask_size, &mut rects) {
+                    Some(rects)
+                } else {
+                    queue.give_back_panel(rects);
+                    None
                 }
-            }
+            })
+            .flatten();
+        if let Some(rects) = device_rects {
+            // The pass reads this frame on the device.
+            state.put_source(&queue, source_id, &frame, separate);
             queue.push_panel(source_id, handles.mask.id(), mask_size, scale, rects);
             state.mask_plan.clone_from(plan);
             state.mask_frame = Some(frame);
-        } else if settings.show_mask && mask_changed {
-            queue.give_back_panel(rects);
+        } else if wanted {
             let mut staged = queue.spare();
             match staged.stage_full_with(mask_size, |buf| {
                 render_panel_scaled(&frame, plan, scale, buf)
@@ -403,8 +424,6 @@ pub(crate) fn stage_display(
                     metrics.record_failure(Failure::Display, None, format!("mask panel: {e}"));
                 }
             }
-        } else {
-            queue.give_back_panel(rects);
         }
     }
     metrics.add_stage(Stage::DisplayTransfer, t.elapsed());

@@ -8,7 +8,7 @@ use bevy::render::render_resource::TextureFormat;
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 
-use crate::compute_pass::{ComputePass, RGBA8_STORAGE, buffer_binding, filled_buffer};
+use crate::compute_pass::{ComputePass, RGBA8_STORAGE, buffer_binding, byte_view, filled_buffer};
 
 /// The compute pipeline (render world), built on first use.
 pub(crate) struct PanelPipeline(ComputePass);
@@ -55,14 +55,7 @@ pub(crate) fn draw_panel(
             d.format, d.usage
         ));
     }
-    if !src
-        .texture_descriptor
-        .view_formats
-        .contains(&TextureFormat::Rgba8Unorm)
-        && src.texture_descriptor.format != TextureFormat::Rgba8Unorm
-    {
-        return Err("the frame's texture has no rgba8unorm view".into());
-    }
+    let src_view = byte_view(src).ok_or("the frame's texture has no rgba8unorm view")?;
     let (w, h) = (d.size.width, d.size.height);
     let count = (rects.len() / burn_autogaze::mask::RECT_VALUES) as u32;
     let device = device.wgpu_device();
@@ -89,52 +82,27 @@ pub(crate) fn draw_panel(
         wgpu::BufferUsages::UNIFORM,
         &params,
     );
-    let src_view = src.texture.create_view(&wgpu::TextureViewDescriptor {
-        label: Some("autogaze-mask-panel-frame"),
-        format: Some(TextureFormat::Rgba8Unorm),
-        usage: Some(wgpu::TextureUsages::TEXTURE_BINDING),
-        ..Default::default()
-    });
     let dst_view = dst.texture.create_view(&wgpu::TextureViewDescriptor {
         label: Some("autogaze-mask-panel-target"),
         format: Some(TextureFormat::Rgba8Unorm),
         usage: Some(wgpu::TextureUsages::STORAGE_BINDING),
         ..Default::default()
     });
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("autogaze-mask-panel"),
-        layout: &pipeline.0.layout,
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::TextureView(&src_view),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: storage.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: uniform.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: wgpu::BindingResource::TextureView(&dst_view),
-            },
-        ],
-    });
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("autogaze-mask-panel"),
     });
-    {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("autogaze-mask-panel"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline.0.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(w.div_ceil(8), h.div_ceil(8), 1);
-    }
+    pipeline.0.record(
+        device,
+        &mut encoder,
+        "autogaze-mask-panel",
+        &[
+            wgpu::BindingResource::TextureView(&src_view),
+            storage.as_entire_binding(),
+            uniform.as_entire_binding(),
+            wgpu::BindingResource::TextureView(&dst_view),
+        ],
+        [w.div_ceil(8), h.div_ceil(8)],
+    );
     queue.submit([encoder.finish()]);
     Ok((rect_bytes.len() + params.len()) as u64)
 }

@@ -8,11 +8,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use bevy::render::render_resource::TextureFormat;
 use bevy::render::renderer::RenderQueue;
 use bevy::render::texture::GpuImage;
 
-use crate::compute_pass::{ComputePass, buffer_binding};
+use crate::compute_pass::{ComputePass, buffer_binding, byte_view};
 
 const PENDING: u8 = 0;
 const MAPPED: u8 = 1;
@@ -25,19 +24,6 @@ pub(crate) struct PsnrPass {
     staging: wgpu::Buffer,
     /// The readback in flight, and the pixels it measured.
     reading: Option<(Arc<AtomicU8>, u64)>,
-}
-
-fn rgba8_view(image: &GpuImage) -> Option<bevy::render::render_resource::TextureView> {
-    let d = &image.texture_descriptor;
-    (d.format == TextureFormat::Rgba8Unorm || d.view_formats.contains(&TextureFormat::Rgba8Unorm))
-        .then(|| {
-            image.texture.create_view(&wgpu::TextureViewDescriptor {
-                label: Some("autogaze-psnr"),
-                format: Some(TextureFormat::Rgba8Unorm),
-                usage: Some(wgpu::TextureUsages::TEXTURE_BINDING),
-                ..Default::default()
-            })
-        })
 }
 
 impl PsnrPass {
@@ -117,38 +103,22 @@ impl PsnrPass {
         if self.reading.is_some() {
             return false;
         }
-        let (Some(a), Some(b)) = (rgba8_view(output), rgba8_view(frame)) else {
+        let (Some(a), Some(b)) = (byte_view(output), byte_view(frame)) else {
             return false;
         };
         queue.write_buffer(&self.total, 0, &[0; 8]);
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("autogaze-psnr"),
-            layout: &self.pass.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::TextureView(&a),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&b),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: self.total.as_entire_binding(),
-                },
-            ],
-        });
         let size = output.texture_descriptor.size;
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("autogaze-psnr"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.pass.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(size.width.div_ceil(8), size.height.div_ceil(8), 1);
-        }
+        self.pass.record(
+            device,
+            encoder,
+            "autogaze-psnr",
+            &[
+                wgpu::BindingResource::TextureView(&a),
+                wgpu::BindingResource::TextureView(&b),
+                self.total.as_entire_binding(),
+            ],
+            [size.width.div_ceil(8), size.height.div_ceil(8)],
+        );
         encoder.copy_buffer_to_buffer(&self.total, 0, &self.staging, 0, Some(8));
         let state = Arc::new(AtomicU8::new(PENDING));
         self.reading = Some((state, size.width as u64 * size.height as u64));

@@ -178,7 +178,8 @@ impl ModelSummary {
 pub struct TransferSummary {
     /// Bytes written from the host: texture writes and the model's uploads.
     pub upload_bytes_per_frame: f64,
-    /// Bytes read back to the host (the model's picks and task losses).
+    /// Bytes read back to the host (the model's picks and task losses, the
+    /// device's PSNR sums).
     pub readback_bytes_per_frame: f64,
     /// `upload_bytes_per_frame` in frames (`/ (4 w h)`): 1.0 is one upload
     /// of each frame.
@@ -638,7 +639,7 @@ impl PerfRecorder {
             .unwrap_or((options.source.size.width, options.source.size.height));
         let per_frame = |x: f64| if frames > 0 { x / frames as f64 } else { 0.0 };
         let psnr = &self.psnr;
-        let summary = PerfSummary {
+        let mut summary = PerfSummary {
             schema: PERF_SCHEMA.into(),
             case: meta.case.clone(),
             source: pipeline.source_name().to_string(),
@@ -698,7 +699,6 @@ impl PerfRecorder {
             adapter: meta.adapter.clone(),
             display: None,
         };
-        let mut summary = summary;
         summary.add_transfers();
         summary.validate().map_err(|problems| {
             format!("{}: invalid summary: {}", summary.case, problems.join("; "))

@@ -291,10 +291,14 @@ impl Compositor {
                 self.dirty.push(Rect::full(size));
             }
             ComposePath::Skip => {}
-            ComposePath::Sparse | ComposePath::Dense => {
-                if host && path == ComposePath::Sparse {
+            ComposePath::Sparse => {
+                if host {
                     self.sparse(frame, plan.spans());
-                } else if host {
+                }
+                self.dirty.extend(plan.spans().iter().map(Span::rect));
+            }
+            ComposePath::Dense => {
+                if host {
                     self.dense(frame, plan.spans());
                 }
                 self.dirty.extend(plan.spans().iter().map(Span::rect));

@@ -173,20 +173,16 @@ impl<B: Backend> AutoGaze<B> {
     /// stream it ran (`frames` is left 0: a caller counts its frames). Two
     /// readings' [`ModelWork::since`] is the work between them.
     pub fn work(&self) -> ModelWork {
+        let c = &self.counts;
+        let transfers = self.engine.transfers();
         ModelWork {
             engine: self.engine.name(),
             frames: 0,
-            decoder_calls: self.counts.decoder_calls.load(Ordering::Relaxed),
+            decoder_calls: c.decoder_calls.load(Ordering::Relaxed),
             dispatches: self.engine.dispatches(),
-            readbacks: self.counts.readbacks.load(Ordering::Relaxed),
-            upload_bytes: self
-                .engine
-                .transfers()
-                .map(|t| t.uploaded + self.counts.input_bytes.load(Ordering::Relaxed)),
-            readback_bytes: self
-                .engine
-                .transfers()
-                .map(|t| t.read_back + self.counts.read_bytes.load(Ordering::Relaxed)),
+            readbacks: c.readbacks.load(Ordering::Relaxed),
+            upload_bytes: transfers.map(|t| t.uploaded + c.input_bytes.load(Ordering::Relaxed)),
+            readback_bytes: transfers.map(|t| t.read_back + c.read_bytes.load(Ordering::Relaxed)),
         }
     }
 

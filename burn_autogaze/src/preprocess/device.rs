@@ -105,7 +105,7 @@ impl std::fmt::Debug for DevicePreprocessor {
     }
 }
 
-/// `(x, y)` workgroups for `n` units: an error past the dispatch limits
+/// Workgroups (along x) for `n` units: an error past the dispatch limit
 /// (not reached by frames within the frame limits).
 fn cubes(n: usize) -> Result<CubeCount> {
     let x = n.div_ceil(UNITS as usize).max(1);
@@ -181,10 +181,10 @@ impl DevicePreprocessor {
     pub fn processed(&mut self, frame: &DeviceFrame) -> Result<Tensor<Wgpu, 3>> {
         self.prepare(frame.size)?;
         let plan = self.plan.as_ref().ok_or_else(no_plan)?;
-        let len = 3 * plan.pw * plan.ph;
-        let out = self.client.empty(4 * len);
+        let out = self.client.empty(4 * 3 * plan.pw * plan.ph);
+        self.resize_into(plan, frame, &out)?;
         let shape = [3, plan.ph, plan.pw];
-        self.resize_into(frame, &out)?;
+        self.counts.dispatches += 2;
         Ok(self.tensor(out, shape))
     }
 
@@ -193,9 +193,7 @@ impl DevicePreprocessor {
         self.prepare(frame.size)?;
         let s = self.host.model_size;
         let plan = self.plan.as_ref().ok_or_else(no_plan)?;
-        let processed = plan.processed.clone();
-        self.resize_into(frame, &processed)?;
-        let plan = self.plan.as_ref().ok_or_else(no_plan)?;
+        self.resize_into(plan, frame, &plan.processed)?;
         let (pw, ph) = (plan.pw, plan.ph);
         let lines = 3 * ph;
         let out = self.client.empty(4 * 3 * s * s);
@@ -227,7 +225,7 @@ impl DevicePreprocessor {
                 s as u32,
             );
         }
-        self.counts.dispatches += 2;
+        self.counts.dispatches += DISPATCHES_A_FRAME;
         self.counts.frames += 1;
         Ok(self.tensor(out, [3, s, s]))
     }
@@ -243,9 +241,9 @@ impl DevicePreprocessor {
         Tensor::from_primitive(TensorPrimitive::Float(t))
     }
 
-    /// Pillow's two passes and the value table into `out` (`[3, ph, pw]`).
-    fn resize_into(&mut self, frame: &DeviceFrame, out: &Handle) -> Result<()> {
-        let plan = self.plan.as_ref().ok_or_else(no_plan)?;
+    /// Pillow's two passes and the value table into `out` (`[3, ph, pw]`):
+    /// two dispatches, which the caller counts.
+    fn resize_into(&self, plan: &Plan, frame: &DeviceFrame, out: &Handle) -> Result<()> {
         let (w, h) = (frame.size.width as usize, frame.size.height as usize);
         let (hk, vk) = (plan.h_taps.1, plan.v_taps.1);
         let temp_len = plan.rows * plan.rw;
@@ -283,7 +281,6 @@ impl DevicePreprocessor {
                 vk as u32,
             );
         }
-        self.counts.dispatches += 2;
         Ok(())
     }
 
