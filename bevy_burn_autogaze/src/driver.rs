@@ -34,16 +34,32 @@ pub(crate) fn apply_settings(
         None => true,
         Some(applied) => applied.needs_rebuild(&settings),
     };
-    if !rebuild && runtime.applied.as_ref() == Some(&*settings) {
+    if !rebuild && !runtime.refresh && runtime.applied.as_ref() == Some(&*settings) {
         return;
     }
+    runtime.refresh = false;
+    // After a device fault nothing goes back to the device: the model is
+    // built on the host and the host composes.
+    let device = device.filter(|_| runtime.device_failed.is_none());
     if rebuild {
-        let options = &settings.pipeline;
+        let on_host;
+        let options = match runtime.device_failed {
+            None => &settings.pipeline,
+            Some(_) => {
+                on_host = PipelineOptions {
+                    model: burn_autogaze::device_fault::on_the_host(&settings.pipeline.model),
+                    ..settings.pipeline.clone()
+                };
+                &on_host
+            }
+        };
         let mask = match settings.custom_mask_source.as_ref() {
             Some(custom) => Ok(Some(custom.build())),
             None => model_on_bevy_device(options, device.as_deref()).transpose(),
         };
-        runtime.model_placement = model_placement(options, device.as_deref());
+        if runtime.device_failed.is_none() {
+            runtime.model_placement = model_placement(options, device.as_deref());
+        }
         let built = mask.and_then(|mask| match (settings.feed, mask) {
             (FrameFeed::Source, None) => FramePipeline::new(options),
             (FrameFeed::Source, Some(mask)) => FramePipeline::new_with_mask(options, mask),
@@ -69,7 +85,7 @@ pub(crate) fn apply_settings(
         p.set_geometry(settings.pipeline.geometry);
         let mut compositor = settings.pipeline.compositor;
         compositor.measure_psnr |= measure_psnr;
-        let alone = settings.device_composes(&compositor, device.is_some());
+        let alone = device.is_some() && settings.device_composes(&compositor, true);
         compositor.host_output = !alone;
         // Composing alone, PSNR is the device's (read back a frame or two
         // later): the host has no output to measure.
@@ -131,6 +147,7 @@ pub(crate) fn step_pipeline(
     if settings.paused {
         return;
     }
+    let seen = runtime.fault_generation;
     let Some(pipeline) = runtime.pipeline() else {
         return;
     };
@@ -147,6 +164,13 @@ pub(crate) fn step_pipeline(
         eprintln!("bevy_burn_autogaze: {message}");
         metrics.record_failure(Failure::MaskInference, Some(seq), message);
     }
+    if pipeline.fault_watch().generation() != seen {
+        let generation = pipeline.fault_watch().generation();
+        if let Some(fault) = pipeline.device_fault().cloned() {
+            note_device_fault(&mut runtime, &mut metrics, fault);
+        }
+        runtime.fault_generation = generation;
+    }
     match result {
         None => {}
         Some(Ok(report)) => runtime.report = Some(report),
@@ -156,6 +180,33 @@ pub(crate) fn step_pipeline(
             metrics.record_failure(Failure::Frame, None, message);
         }
     }
+}
+
+/// A device fault: reported (once; a later call refines its kind), and the
+/// settings applied again so the host composes (the model already runs on
+/// the host).
+pub(crate) fn note_device_fault(
+    runtime: &mut AutoGazeRuntime,
+    metrics: &mut AutoGazeMetrics,
+    fault: burn_autogaze::device_fault::DeviceFault,
+) {
+    let fallback = fault.fallback.as_deref().unwrap_or("nothing");
+    if runtime.device_failed.is_none() {
+        let message = format!(
+            "device fault ({}) on frame {}: {}; the model runs on {fallback}, the host composes",
+            fault.kind, fault.seq, fault.message
+        );
+        eprintln!("bevy_burn_autogaze: {message}");
+        metrics.record_failure(Failure::Device, Some(fault.seq), message);
+    }
+    runtime.model_placement = Some(format!(
+        "on the host ({fallback}) since frame {}: its device failed ({})",
+        fault.seq, fault.kind
+    ));
+    runtime.device_failed = Some(fault);
+    runtime.refresh = true;
+    // The residency lines are made again.
+    metrics.residency.clear();
 }
 
 /// What the display already holds, to skip redundant uploads.

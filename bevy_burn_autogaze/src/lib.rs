@@ -24,6 +24,7 @@ pub mod burn_bridge;
 #[cfg(feature = "viewer")]
 pub mod cli;
 mod compute_pass;
+mod device_errors;
 mod display;
 mod driver;
 mod feed;
@@ -115,6 +116,11 @@ impl AutoGazePlugin {
 impl Plugin for AutoGazePlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(self.settings.clone())
+            // A lost render device is reported, not a reason to quit (an
+            // app's own handler, inserted after the plugin, wins).
+            .insert_resource(bevy::render::error_handler::RenderErrorHandler(
+                device_errors::on_render_error,
+            ))
             .init_resource::<HostFrames>()
             .init_resource::<UploadQueue>()
             .init_resource::<AutoGazeRuntime>()

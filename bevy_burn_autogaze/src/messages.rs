@@ -68,6 +68,9 @@ pub enum AutoGazeFailureKind {
     MaskInference,
     /// A display panel or texture could not be written.
     Display,
+    /// A device failed (lost, out of memory): the model's, or Bevy's render
+    /// device. The model runs on the host since, and the host composes.
+    Device,
 }
 
 /// A failure, as a message (the app keeps running).

@@ -476,6 +476,7 @@ pub(crate) fn finish_frame(
     metrics.host = host.counters();
     if settings.is_changed() || metrics.residency.is_empty() {
         metrics.residency = residency(&settings, runtime.model_placement());
+        metrics.residency.extend(runtime.fault_line());
     }
     let Some(mut report) = runtime.report.take() else {
         return;

@@ -23,6 +23,14 @@ pub struct AutoGazeRuntime {
     pub(crate) setup_error: Option<String>,
     /// Where the model runs, in words, when it runs on wgpu.
     pub(crate) model_placement: Option<String>,
+    /// A device failed (the model's, or Bevy's render device): the model
+    /// runs on the host and the host composes from then on, rebuilds
+    /// included.
+    pub(crate) device_failed: Option<burn_autogaze::device_fault::DeviceFault>,
+    /// Apply the settings again without a rebuild (after a device fault).
+    pub(crate) refresh: bool,
+    /// The pipeline's fault-watch generation last read.
+    pub(crate) fault_generation: u64,
 }
 
 impl AutoGazeRuntime {
@@ -40,6 +48,24 @@ impl AutoGazeRuntime {
     /// device.
     pub fn model_placement(&self) -> Option<&str> {
         self.model_placement.as_deref()
+    }
+
+    /// The device fault seen, if any: the model runs on the host since
+    /// (see [`burn_autogaze::device_fault`]) and the host composes.
+    pub fn device_failed(&self) -> Option<&burn_autogaze::device_fault::DeviceFault> {
+        self.device_failed.as_ref()
+    }
+
+    /// The residency line of a device fault, if any.
+    pub(crate) fn fault_line(&self) -> Option<String> {
+        self.device_failed.as_ref().map(|f| {
+            format!(
+                "device fault ({}) on frame {}: the model runs on {}, the host composes",
+                f.kind,
+                f.seq,
+                f.fallback.as_deref().unwrap_or("nothing")
+            )
+        })
     }
 
     /// The error that keeps the pipeline from running, if any.

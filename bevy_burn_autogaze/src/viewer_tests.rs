@@ -495,3 +495,53 @@ fn the_wgpu_model_runs_on_bevys_render_device() {
     assert_eq!(metrics.snapshot().model, Some(work));
     assert_eq!(last.report.plan.tokens, 13);
 }
+
+/// Bevy's render device lost under the model (it runs there): the app keeps
+/// stepping frames, the model hands over to the host, the fault is named
+/// with its kind in the failures, the residency and the pipeline, and
+/// nothing panics.
+#[test]
+fn a_lost_render_device_moves_the_model_to_the_host_and_the_app_goes_on() {
+    use burn_autogaze::device_fault::FaultKind;
+    use burn_autogaze::mask_source::{MaskSourceKind, ModelBackend};
+    let mut s = settings(SourceKind::SyntheticLocal, size(96, 54));
+    s.pipeline.mask_source = MaskSourceKind::Autogaze;
+    s.pipeline.model.backend = ModelBackend::Wgpu;
+    s.pipeline.model.gazing_ratio = 0.05;
+    let mut app = headless_after(s, 2);
+    app.world()
+        .resource::<bevy::render::renderer::RenderDevice>()
+        .wgpu_device()
+        .destroy();
+    let frames = app.world().resource::<AutoGazeMetrics>().frames;
+    for _ in 0..40 {
+        app.update();
+    }
+    // Bevy's default handler would have quit; the plugin's stops rendering.
+    assert_eq!(app.should_exit(), None);
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    assert!(
+        metrics.frames >= frames + 10,
+        "{} -> {}",
+        frames,
+        metrics.frames
+    );
+    let last = metrics.last.as_ref().expect("a frame");
+    assert_eq!(last.report.plan.tokens, 13);
+    assert!(
+        metrics
+            .residency
+            .iter()
+            .any(|l| l.contains("device fault (lost)")),
+        "{:?}",
+        metrics.residency
+    );
+    let error = metrics.last_error.clone().unwrap_or_default();
+    let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
+    let fault = runtime.device_failed().expect("the fault is kept").clone();
+    assert_eq!(fault.kind, FaultKind::Lost, "{fault:?} / {error}");
+    assert_eq!(fault.fallback.as_deref(), Some("Cpu"));
+    let pipeline = runtime.pipeline().expect("a pipeline");
+    assert_eq!(pipeline.mask_source_device(), Some("Cpu"));
+    assert!(pipeline.compositor_options_mut().host_output);
+}

@@ -39,6 +39,7 @@
 pub mod cli;
 mod config;
 pub mod crossover;
+pub mod device_fault;
 pub mod error;
 pub mod export;
 pub mod frame;

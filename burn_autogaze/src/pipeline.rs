@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use web_time::Instant;
 
+use crate::device_fault::{DeviceFault, FaultWatch, HostFallback};
 use crate::error::Result;
 use crate::frame::Frame;
 use crate::interframe::{ComposeReport, Compositor, CompositorOptions};
@@ -175,6 +176,11 @@ pub struct FramePipeline {
     mask_seq: Option<u64>,
     /// The last failure of the mask worker, until taken.
     mask_error: Option<(u64, String)>,
+    /// Where the model's device reports a fault (see [`crate::device_fault`]).
+    faults: FaultWatch,
+    /// The fault, once seen, and the watch's generation it was read at.
+    device_fault: Option<DeviceFault>,
+    fault_generation: u64,
     pacer: Option<(Pacer, SystemClock)>,
     tokens: GazeTokens,
     tiles: MaskTiles,
@@ -265,6 +271,9 @@ impl FramePipeline {
             snapshots: None,
             mask_seq: None,
             mask_error: None,
+            faults: FaultWatch::default(),
+            device_fault: None,
+            fault_generation: 0,
             pacer: match pace_fps {
                 Some(fps) => Some((Pacer::new(fps)?, SystemClock::default())),
                 None => None,
@@ -293,6 +302,20 @@ impl FramePipeline {
                 .mask_source
                 .build(options.patch_diff, &options.model)?,
         });
+        // The model on a wgpu device hands over to the host model if the
+        // device fails (lost, out of memory).
+        let source: Box<dyn MaskSource> = if options.mask_source == MaskSourceKind::Autogaze
+            && options.model.backend == crate::mask_source::ModelBackend::Wgpu
+            && source.device().is_some()
+        {
+            Box::new(HostFallback::new(
+                source,
+                &options.model,
+                self.faults.clone(),
+            ))
+        } else {
+            source
+        };
         self.mask_device = source.device();
         if !options.decoupled {
             self.mask_source = Some(source);
@@ -468,6 +491,12 @@ impl FramePipeline {
             }
         }
 
+        if self.faults.generation() != self.fault_generation {
+            self.fault_generation = self.faults.generation();
+            self.device_fault = self.faults.fault();
+            self.mask_device = self.device_fault.as_ref().and_then(|f| f.fallback.clone());
+        }
+
         let t = Instant::now();
         if replan {
             if self.tiles.is_empty() {
@@ -511,6 +540,18 @@ impl FramePipeline {
     /// a host source without a model device, e.g. patch-diff).
     pub fn mask_source_device(&self) -> Option<&str> {
         self.mask_device.as_deref()
+    }
+
+    /// The model's device fault, once its device failed and the model moved
+    /// to the host ([`crate::device_fault`]).
+    pub fn device_fault(&self) -> Option<&DeviceFault> {
+        self.device_fault.as_ref()
+    }
+
+    /// Where the owner of the model's device reports what it saw (its lost
+    /// callback, an out-of-memory error), so the fault names its kind.
+    pub fn fault_watch(&self) -> &FaultWatch {
+        &self.faults
     }
 
     /// The frame of the last step.

@@ -6,6 +6,8 @@
 //!   are typed errors naming the limit;
 //! - `alloc`: the steady state of the frame pipeline allocates nothing,
 //!   checked with a counting global allocator;
+//! - `device_fault` (feature `wgpu`): a real device destroyed under the
+//!   wgpu model; the pipeline goes on with the host model;
 //! - `video`: the `video` source on small files made with FFmpeg (`videos`);
 //! - `gaze`: `autogaze gaze` on such files;
 //! - `camera` (feature `camera`): the camera source on FFmpeg test
@@ -15,6 +17,8 @@ mod alloc;
 mod bounds;
 #[cfg(feature = "camera")]
 mod camera;
+#[cfg(feature = "wgpu")]
+mod device_fault;
 mod fixtures;
 mod gaze;
 mod model;
