@@ -449,18 +449,24 @@ fn url_queries_parse_as_the_command_line_does() {
     }
 }
 
+/// The model on wgpu at ratio 0.05 (13 tokens a frame), on a small
+/// local-motion source.
+fn wgpu_model_settings() -> AutoGazeSettings {
+    use burn_autogaze::mask_source::{MaskSourceKind, ModelBackend};
+    let mut s = settings(SourceKind::SyntheticLocal, size(96, 54));
+    s.pipeline.mask_source = MaskSourceKind::Autogaze;
+    s.pipeline.model.backend = ModelBackend::Wgpu;
+    s.pipeline.model.gazing_ratio = 0.05;
+    s
+}
+
 /// `--model-backend wgpu` runs the model on Bevy's own render device and
 /// queue (the `BurnDevice` registered with Burn), not on a second device:
 /// the pipeline's mask source reports that device, the residency says so,
 /// and its masks come from the fused engine's kernels.
 #[test]
 fn the_wgpu_model_runs_on_bevys_render_device() {
-    use burn_autogaze::mask_source::{MaskSourceKind, ModelBackend};
-    let mut s = settings(SourceKind::SyntheticLocal, size(96, 54));
-    s.pipeline.mask_source = MaskSourceKind::Autogaze;
-    s.pipeline.model.backend = ModelBackend::Wgpu;
-    s.pipeline.model.gazing_ratio = 0.05;
-    let mut app = headless_after(s, 2);
+    let mut app = headless_after(wgpu_model_settings(), 2);
     let bevy = app.world().resource::<BurnDevice>().0.clone();
     let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
     let placement = runtime
@@ -503,12 +509,7 @@ fn the_wgpu_model_runs_on_bevys_render_device() {
 #[test]
 fn a_lost_render_device_moves_the_model_to_the_host_and_the_app_goes_on() {
     use burn_autogaze::device_fault::FaultKind;
-    use burn_autogaze::mask_source::{MaskSourceKind, ModelBackend};
-    let mut s = settings(SourceKind::SyntheticLocal, size(96, 54));
-    s.pipeline.mask_source = MaskSourceKind::Autogaze;
-    s.pipeline.model.backend = ModelBackend::Wgpu;
-    s.pipeline.model.gazing_ratio = 0.05;
-    let mut app = headless_after(s, 2);
+    let mut app = headless_after(wgpu_model_settings(), 2);
     app.world()
         .resource::<bevy::render::renderer::RenderDevice>()
         .wgpu_device()
