@@ -99,6 +99,34 @@ fn wgpu_lanes(
             x
         })
     });
+    // AnyRes (the default 8 tiles): the host's crops preprocessed and
+    // uploaded, against the frame uploaded once and its tiles cut and made
+    // on the device.
+    use burn_autogaze::model::{AnyResGrid, crop_tile};
+    let grid = AnyResGrid::new(frame.size(), 8).expect("grid");
+    let rects: Vec<_> = (0..grid.len()).map(|k| grid.tile_rect(k)).collect();
+    let mut pool = burn_autogaze::FramePool::new((grid.side * grid.side * 4) as usize, grid.len());
+    group.bench_function(BenchmarkId::new("anyres_wgpu_host", name), |b| {
+        b.iter(|| {
+            let tiles: Vec<_> = rects
+                .iter()
+                .map(|r| crop_tile(black_box(frame), *r, &mut pool).expect("crop"))
+                .collect();
+            pre.clip_into(&tiles, &mut input).expect("preprocess");
+            let x = input.to_tensor::<Wgpu>(&device);
+            <Wgpu as Backend>::sync(&device).expect("sync");
+            x
+        })
+    });
+    group.bench_function(BenchmarkId::new("anyres_wgpu_device", name), |b| {
+        b.iter(|| {
+            let x = on_device
+                .tiles_input(black_box(frame), grid.side, &rects)
+                .expect("preprocess");
+            <Wgpu as Backend>::sync(&device).expect("sync");
+            x
+        })
+    });
 }
 
 /// Writes `n` frames of the synthetic pan at `w` x `h` as PNG files.

@@ -307,7 +307,7 @@ pub struct ModelOptions {
     #[serde(default = "default_patch")]
     pub target_patch_size: u32,
     /// Where the model input is made (`device`: the wgpu backend, a whole
-    /// frame per step: not with AnyRes tiles or target scales).
+    /// frame or its AnyRes tiles per step: not with target scales).
     #[serde(default)]
     pub preprocess: InputPlace,
 }
@@ -409,14 +409,14 @@ mod model {
         )))
     }
 
-    /// Device preprocessing makes one whole-frame input a step: tiles are
-    /// preprocessed on the host.
+    /// Device preprocessing makes whole frames and AnyRes tiles; the target
+    /// scales' tiles are preprocessed on the host.
     fn check_device_input(options: &ModelOptions) -> Result<()> {
-        if options.anyres_tiles > 0 || !options.target_scales.is_empty() {
+        if !options.target_scales.is_empty() {
             return Err(AutoGazeError::setting(
                 "model preprocessing",
-                "device with AnyRes tiles or target scales",
-                "host preprocessing for tiles (the device path makes one whole-frame input)",
+                "device with target scales",
+                "host preprocessing for target scales (the device path makes whole frames and AnyRes tiles)",
             ));
         }
         Ok(())
@@ -438,9 +438,11 @@ mod model {
     /// `t` as a tensor of backend `B` (it is one: the device preprocessing
     /// runs only where the model's device is a wgpu one).
     #[cfg(feature = "wgpu")]
-    fn on_backend<B: Backend>(t: Tensor<burn::backend::Wgpu, 3>) -> Result<Tensor<B, 3>> {
+    fn on_backend<B: Backend, const D: usize>(
+        t: Tensor<burn::backend::Wgpu, D>,
+    ) -> Result<Tensor<B, D>> {
         let boxed: Box<dyn std::any::Any> = Box::new(t);
-        boxed.downcast::<Tensor<B, 3>>().map(|b| *b).map_err(|_| {
+        boxed.downcast::<Tensor<B, D>>().map(|b| *b).map_err(|_| {
             AutoGazeError::setting("model preprocessing", "device", "the wgpu model backend")
         })
     }
@@ -576,7 +578,7 @@ mod model {
         fn device_frame(&mut self, frame: &Frame) -> Option<Result<Tensor<B, 3>>> {
             #[cfg(feature = "wgpu")]
             if let Some(pre) = self.on_device.as_mut() {
-                return Some(pre.frame_input(frame).and_then(on_backend::<B>));
+                return Some(pre.frame_input(frame).and_then(on_backend::<B, 3>));
             }
             let _ = frame;
             None
@@ -630,7 +632,21 @@ mod model {
                 }
                 let t = Instant::now();
                 if let Some(anyres) = self.anyres.as_mut() {
-                    let gaze = anyres.step(&self.model, frame, &self.options)?;
+                    #[cfg(feature = "wgpu")]
+                    let on_device = match self.on_device.as_mut() {
+                        Some(pre) => {
+                            let rects: Vec<_> = anyres.rects().collect();
+                            let x = pre.tiles_input(frame, anyres.grid().side, &rects)?;
+                            Some(on_backend::<B, 4>(x)?)
+                        }
+                        None => None,
+                    };
+                    #[cfg(not(feature = "wgpu"))]
+                    let on_device: Option<Tensor<B, 4>> = None;
+                    let gaze = match on_device {
+                        Some(x) => anyres.step_tiles(&self.model, x, &self.options)?,
+                        None => anyres.step(&self.model, frame, &self.options)?,
+                    };
                     anyres.tile_tokens(&gaze, tiles);
                 }
                 tile_ids(tiles, out);

@@ -128,6 +128,33 @@ impl AnyResGrid {
     }
 }
 
+/// The square tile `r` of `frame` (it may overhang the frame: that part is
+/// opaque black) as a frame, its pixels in a buffer of `pool`.
+pub fn crop_tile(frame: &Frame, r: Rect, pool: &mut FramePool) -> Result<Frame> {
+    let side = r.width() as usize;
+    let (fw, fh) = (frame.width() as usize, frame.height() as usize);
+    let pixels = pool.fill(|tile| {
+        for (y, row) in tile.chunks_exact_mut(side * 4).enumerate() {
+            let sy = r.y0 as usize + y;
+            let x0 = r.x0 as usize;
+            let inside = if sy < fh {
+                fw.saturating_sub(x0).min(side)
+            } else {
+                0
+            };
+            if inside > 0 {
+                row[..inside * 4].copy_from_slice(
+                    &frame.rgba()[(sy * fw + x0) * 4..(sy * fw + x0 + inside) * 4],
+                );
+            }
+            for px in row[inside * 4..].chunks_exact_mut(4) {
+                px.copy_from_slice(&[0, 0, 0, 255]);
+            }
+        }
+    });
+    Frame::new(frame.seq, side as u32, side as u32, pixels, frame.timestamp)
+}
+
 /// A model running AnyRes on a stream of frames: one decoder stream per tile.
 pub struct AnyResStream<B: Backend> {
     grid: AnyResGrid,
@@ -185,43 +212,33 @@ impl<B: Backend> AnyResStream<B> {
                 actual_h: frame.height(),
             });
         }
-        let side = self.grid.side as usize;
-        let (fw, fh) = (frame.width() as usize, frame.height() as usize);
         let mut tiles = Vec::with_capacity(self.grid.len());
         for k in 0..self.grid.len() {
             let r = self.grid.tile_rect(k);
-            // Crop with a black overhang, into a pooled buffer.
-            let pixels = self.tiles.fill(|tile| {
-                for (y, row) in tile.chunks_exact_mut(side * 4).enumerate() {
-                    let sy = r.y0 as usize + y;
-                    let x0 = r.x0 as usize;
-                    let inside = if sy < fh {
-                        fw.saturating_sub(x0).min(side)
-                    } else {
-                        0
-                    };
-                    if inside > 0 {
-                        row[..inside * 4].copy_from_slice(
-                            &frame.rgba()[(sy * fw + x0) * 4..(sy * fw + x0 + inside) * 4],
-                        );
-                    }
-                    for px in row[inside * 4..].chunks_exact_mut(4) {
-                        px.copy_from_slice(&[0, 0, 0, 255]);
-                    }
-                }
-            });
-            tiles.push(Frame::new(
-                frame.seq,
-                side as u32,
-                side as u32,
-                pixels,
-                frame.timestamp,
-            )?);
+            tiles.push(crop_tile(frame, r, &mut self.tiles)?);
         }
         // Every tile preprocessed into one input, encoded as one batch.
         self.preprocessor.clip_into(&tiles, &mut self.input)?;
         drop(tiles);
         model.step_streams_input(&mut self.streams, &self.input, options)
+    }
+
+    /// Decodes one frame whose tiles are already the model's inputs on
+    /// its device (`[n, 3, S, S]`, the tiles of [`AnyResStream::rects`] in
+    /// order: [`DevicePreprocessor::tiles_input`](crate::preprocess::DevicePreprocessor::tiles_input)).
+    pub fn step_tiles(
+        &mut self,
+        model: &AutoGaze<B>,
+        tiles: burn::tensor::Tensor<B, 4>,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
+        model.step_streams(&mut self.streams, tiles, options)
+    }
+
+    /// The tiles' source rectangles, row-major (overhanging the frame where
+    /// the grid does).
+    pub fn rects(&self) -> impl Iterator<Item = Rect> + '_ {
+        (0..self.grid.len()).map(|k| self.grid.tile_rect(k))
     }
 
     /// The tiles' source rectangles paired with their valid tokens, for
@@ -240,6 +257,60 @@ mod tests {
 
     fn grid(w: u32, h: u32, n: usize) -> AnyResGrid {
         AnyResGrid::new(FrameSize::new(w, h).unwrap(), n).unwrap()
+    }
+
+    /// AnyRes tiles made on the device equal the host's crops preprocessed
+    /// on the host (within the model input's rounding), overhang included.
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn tiles_made_on_the_device_equal_the_hosts() {
+        use crate::preprocess::DevicePreprocessor;
+        let device = burn::backend::wgpu::WgpuDevice::default();
+        let mut host = Preprocessor::release();
+        let mut pre = DevicePreprocessor::new(host.clone(), &device);
+        for (w, h, n) in [(1280, 720, 8), (96, 54, 2), (61, 130, 3)] {
+            let rgba: Vec<u8> = (0..w * h * 4u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            let frame = Frame::new(3, w, h, std::sync::Arc::new(rgba), Default::default()).unwrap();
+            let g = grid(w, h, n);
+            let rects: Vec<Rect> = (0..g.len()).map(|k| g.tile_rect(k)).collect();
+            let mut pool = FramePool::new((g.side * g.side * 4) as usize, g.len());
+            let tiles: Vec<Frame> = rects
+                .iter()
+                .map(|r| crop_tile(&frame, *r, &mut pool).unwrap())
+                .collect();
+            let mut input = ModelInput::new(host.model_size());
+            host.clip_into(&tiles, &mut input).unwrap();
+            let on_device = pre.tiles_input(&frame, g.side, &rects).unwrap();
+            let s = host.model_size();
+            assert_eq!(on_device.dims(), [g.len(), 3, s, s]);
+            let got = on_device.into_data().to_vec::<f32>().unwrap();
+            assert_eq!(got.len(), input.data().len());
+            let diff = got
+                .iter()
+                .zip(input.data())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(diff <= 1e-5, "{w}x{h} in {n} tiles: {diff}");
+        }
+        // Tiles of another size than the one named are refused.
+        let frame = Frame::new(
+            0,
+            8,
+            8,
+            std::sync::Arc::new(vec![0; 256]),
+            Default::default(),
+        )
+        .unwrap();
+        let r = Rect {
+            x0: 0,
+            y0: 0,
+            x1: 4,
+            y1: 4,
+        };
+        assert!(pre.tiles_input(&frame, 8, &[r]).is_err());
+        assert!(pre.tiles_input(&frame, 8, &[]).is_err());
     }
 
     #[test]

@@ -278,12 +278,23 @@ impl<B: Backend> AutoGaze<B> {
                 format!("one per input frame ({n})"),
             ));
         }
-        let video = input
-            .to_tensor::<B>(&self.device())
-            .reshape([n, 1, c, h, w]);
+        let frames = input.to_tensor::<B>(&self.device()).reshape([n, c, h, w]);
         self.counts.input(input.data().len());
+        self.step_streams(states, frames, options)
+    }
+
+    /// As [`AutoGaze::step_streams_input`], from frames already on the
+    /// model's device (`[N, 3, S, S]`, e.g. made there by the device
+    /// preprocessing).
+    pub fn step_streams(
+        &self,
+        states: &mut [StreamState<B>],
+        frames: Tensor<B, 4>,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
+        let [n, c, h, w] = frames.dims();
         let mut refs: Vec<&mut StreamState<B>> = states.iter_mut().collect();
-        let tokens = self.encode_streams(video, &mut refs)?;
+        let tokens = self.encode_streams(frames.reshape([n, 1, c, h, w]), &mut refs)?;
         let [_, _, tk, d] = tokens.dims();
         self.decode_frames(states, tokens.reshape([n, tk, d]), options)
     }

@@ -32,7 +32,7 @@ mod weights;
 #[cfg(test)]
 mod tests;
 
-pub use anyres::{AnyResGrid, AnyResStream, DEFAULT_MAX_TILES};
+pub use anyres::{AnyResGrid, AnyResStream, DEFAULT_MAX_TILES, crop_tile};
 pub use autogaze::AutoGaze;
 pub use config::{AutoGazeConfig, RopeScaling};
 pub use engine::{

@@ -146,10 +146,13 @@ fn the_model_input_made_on_the_device_plans_the_same_and_counts_bytes() {
     let err = FramePipeline::new(&options).err().unwrap().to_string();
     assert!(err.contains("wgpu model backend"), "{err}");
     options.model.backend = ModelBackend::Wgpu;
-    options.model.anyres_tiles = 4;
+    options.model.target_scales = vec![32, 64, 112, 224];
     let err = FramePipeline::new(&options).err().unwrap().to_string();
-    assert!(err.contains("AnyRes"), "{err}");
-    options.model.anyres_tiles = 0;
+    assert!(
+        err.contains("host preprocessing for target scales"),
+        "{err}"
+    );
+    options.model.target_scales.clear();
     let mut device = FramePipeline::new(&options).unwrap();
     options.model.preprocess = InputPlace::Host;
     let mut host = FramePipeline::new(&options).unwrap();
@@ -168,6 +171,33 @@ fn the_model_input_made_on_the_device_plans_the_same_and_counts_bytes() {
             // Past the first frame (the device path's tap tables), the
             // same engine uploads; the inputs differ.
             assert_eq!(up_device + input, up_host + frame, "{a:?} {b:?}");
+        }
+    }
+}
+
+/// AnyRes tiles made on the device (a 96x54 frame in 2 tiles of 54 px, the
+/// second overhanging by 12 px): the same tiles' tokens as tiles cut and
+/// preprocessed on the host, the frame's bytes uploaded instead of the
+/// tiles' f32 inputs.
+#[test]
+fn anyres_tiles_made_on_the_device_plan_the_same() {
+    use crate::mask_source::{InputPlace, ModelBackend};
+    let mut options = model_options();
+    options.model.backend = ModelBackend::Wgpu;
+    options.model.anyres_tiles = 2;
+    options.model.preprocess = InputPlace::Device;
+    let mut device = FramePipeline::new(&options).unwrap();
+    options.model.preprocess = InputPlace::Host;
+    let mut host = FramePipeline::new(&options).unwrap();
+    let (frame, inputs) = (96 * 54 * 4, 2 * 3 * 224 * 224 * 4);
+    for i in 0..3 {
+        let (a, b) = (host.step().unwrap(), device.step().unwrap());
+        assert_eq!(a.plan.tokens, b.plan.tokens);
+        assert_eq!(host.plan().rects(), device.plan().rects(), "frame {i}");
+        let (a, b) = (a.times.model_work().unwrap(), b.times.model_work().unwrap());
+        let (up_host, up_device) = (a.upload_bytes.unwrap(), b.upload_bytes.unwrap());
+        if i > 0 {
+            assert_eq!(up_device + inputs, up_host + frame, "{a:?} {b:?}");
         }
     }
 }

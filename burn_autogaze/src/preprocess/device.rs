@@ -19,10 +19,13 @@ use cubecl::server::Handle;
 
 use super::Preprocessor;
 use super::bicubic::packed_cubic;
-use super::device_kernels::{bicubic_cols, bicubic_rows, pil_horizontal, pil_vertical_values};
+use super::device_kernels::{
+    bicubic_cols, bicubic_rows, crop_tile, pil_horizontal, pil_vertical_values,
+};
 use super::pil_resize::packed_taps;
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FrameSize};
+use crate::mask::Rect;
 
 /// Units of a workgroup (a unit an output value).
 const UNITS: u32 = 256;
@@ -93,6 +96,8 @@ pub struct DevicePreprocessor {
     device: WgpuDevice,
     lut: Handle,
     plan: Option<Plan>,
+    /// The AnyRes tile a frame's tiles are cut into, one at a time.
+    tile: Option<DeviceFrame>,
     counts: DeviceCounts,
 }
 
@@ -145,6 +150,7 @@ impl DevicePreprocessor {
             device: device.clone(),
             lut: lut_handle,
             plan: None,
+            tile: None,
         }
     }
 
@@ -174,6 +180,68 @@ impl DevicePreprocessor {
         self.host.processed_size(frame.size())?;
         let on_device = self.upload(frame);
         self.model_frame(&on_device)
+    }
+
+    /// The model inputs of `frame`'s square tiles (`rects`, each `side`
+    /// pixels, overhanging the frame where they do), as `[n, 3, S, S]`:
+    /// AnyRes on the device. The frame goes up once; each tile is cut from
+    /// it on the device (the overhang opaque black, as the host crops it)
+    /// and made a model input like a frame (five dispatches a tile, and one
+    /// copy stacking them).
+    pub fn tiles_input(
+        &mut self,
+        frame: &Frame,
+        side: u32,
+        rects: &[Rect],
+    ) -> Result<Tensor<Wgpu, 4>> {
+        let size = FrameSize::new(side, side)?;
+        self.host.processed_size(size)?;
+        if rects.is_empty()
+            || rects
+                .iter()
+                .any(|r| r.width() != side || r.height() != side)
+        {
+            return Err(AutoGazeError::setting(
+                "AnyRes tiles on the device",
+                format!("{} tiles", rects.len()),
+                format!("at least one, each {side} x {side}"),
+            ));
+        }
+        let on_device = self.upload(frame);
+        if self.tile.as_ref().is_none_or(|t| t.size != size) {
+            let n = side as usize * side as usize;
+            self.tile = Some(DeviceFrame {
+                handle: self.client.empty(4 * n),
+                size,
+            });
+        }
+        let tile = self.tile.clone().ok_or_else(no_plan)?;
+        let (w, h) = (frame.width(), frame.height());
+        let n = side as usize * side as usize;
+        let mut inputs = Vec::with_capacity(rects.len());
+        for r in rects {
+            // SAFETY: `frame` holds `w * h` pixels and is read only inside
+            // them; `tile` holds `side * side` (made above for this size).
+            unsafe {
+                crop_tile::launch_unchecked(
+                    &self.client,
+                    cubes(n)?,
+                    CubeDim::new_1d(UNITS),
+                    arg(&on_device.handle, w as usize * h as usize),
+                    arg(&tile.handle, n),
+                    w,
+                    h,
+                    r.x0,
+                    r.y0,
+                    side,
+                );
+            }
+            self.counts.dispatches += 1;
+            // The queue runs in order: the next cut waits for this input.
+            inputs.push(self.model_frame(&tile)?);
+        }
+        self.counts.dispatches += 1;
+        Ok(Tensor::stack(inputs, 0))
     }
 
     /// The processor's output for `frame` (`[3, H, W]`: the reference's

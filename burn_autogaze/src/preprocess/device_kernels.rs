@@ -156,3 +156,30 @@ pub fn bicubic_cols(
         out[t] = v;
     }
 }
+
+/// A square tile (`side` pixels) of the RGBA8 frame (`in_w` x `in_h`) from
+/// its corner `(x0, y0)` into `tile`; the part past the frame is opaque
+/// black, as the host's AnyRes crop makes it.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn crop_tile(
+    frame: &Array<u32>,
+    tile: &mut Array<u32>,
+    in_w: u32,
+    in_h: u32,
+    x0: u32,
+    y0: u32,
+    side: u32,
+) {
+    let t = ABSOLUTE_POS;
+    let side = side as usize;
+    if t < side * side {
+        let x = x0 as usize + t % side;
+        let y = y0 as usize + t / side;
+        let mut p = 0xFF00_0000u32;
+        if x < in_w as usize && y < in_h as usize {
+            p = frame[y * in_w as usize + x];
+        }
+        tile[t] = p;
+    }
+}
