@@ -187,6 +187,10 @@ struct Shared {
     device_psnr: bool,
     /// The newest PSNR the device measured, not yet taken.
     psnr: Option<f64>,
+    /// GPU stage times (stage, ms) arrived since the last take.
+    gpu_times: Vec<(&'static str, f64)>,
+    /// How GPU stages are timed ("timestamp queries"), or why they are not.
+    gpu_timing: Option<String>,
 }
 
 /// The queue between the main world, which stages uploads, and the render
@@ -342,6 +346,17 @@ impl UploadQueue {
         self.shared().spare_panels.push(rects);
     }
 
+    /// GPU stage times (stage, ms) arrived since the last call, into `out`.
+    pub(crate) fn take_gpu_times(&self, out: &mut Vec<(&'static str, f64)>) {
+        out.append(&mut self.shared().gpu_times);
+    }
+
+    /// How GPU stages are timed, or why they are not (None: no render
+    /// world has written yet).
+    pub(crate) fn gpu_timing(&self) -> Option<String> {
+        self.shared().gpu_timing.clone()
+    }
+
     /// Why the last device mask panel failed, once (None: none failed).
     pub(crate) fn take_panel_error(&self) -> Option<String> {
         self.shared().panel_error.take()
@@ -408,6 +423,7 @@ pub(crate) struct WriteScratch {
 }
 
 /// Render world: writes every pending upload into its texture.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_uploads(
     queue: Res<UploadQueue>,
     render_queue: Res<RenderQueue>,
@@ -416,7 +432,20 @@ pub(crate) fn write_uploads(
     mut scratch: Local<WriteScratch>,
     mut panels: Local<Option<crate::panel_pass::PanelPipeline>>,
     mut psnr: Local<Option<crate::psnr_pass::PsnrPass>>,
+    mut timer: Local<Option<Result<crate::gpu_timing::GpuTimer, String>>>,
 ) {
+    let timer = timer.get_or_insert_with(|| {
+        let made = crate::gpu_timing::GpuTimer::new(render_device.wgpu_device(), &render_queue);
+        queue.shared().gpu_timing = Some(match &made {
+            Ok(_) => "timestamp queries".into(),
+            Err(why) => why.clone(),
+        });
+        made
+    });
+    let mut timer = timer.as_mut().ok();
+    if let Some(t) = timer.as_deref_mut() {
+        t.begin_frame(render_device.wgpu_device(), &mut queue.shared().gpu_times);
+    }
     if let Some(db) = psnr
         .as_mut()
         .and_then(|p| p.finished(render_device.wgpu_device()))
@@ -496,21 +525,34 @@ pub(crate) fn write_uploads(
                     render_device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("autogaze-device-compose"),
                     });
+                let span = timer
+                    .as_deref_mut()
+                    .and_then(|t| t.begin(&mut encoder, "device_compose"));
                 for r in rects {
                     copy_rect(&mut encoder, &src.texture, &gpu.texture, *r);
                     done.device_copy_bytes += r.area() * 4;
+                }
+                if let Some(t) = timer.as_deref() {
+                    t.end(&mut encoder, span);
                 }
                 let measured = *measure && {
                     let pass = psnr.get_or_insert_with(|| {
                         crate::psnr_pass::PsnrPass::new(render_device.wgpu_device())
                     });
-                    pass.record(
+                    let span = timer
+                        .as_deref_mut()
+                        .and_then(|t| t.begin(&mut encoder, "psnr"));
+                    let recorded = pass.record(
                         render_device.wgpu_device(),
                         &render_queue,
                         &mut encoder,
                         gpu,
                         src,
-                    )
+                    );
+                    if let Some(t) = timer.as_deref() {
+                        t.end(&mut encoder, span);
+                    }
+                    recorded
                 };
                 // Submit now: wgpu runs queued texture writes before the
                 // command buffers of the next submit, so these copies read
@@ -547,6 +589,7 @@ pub(crate) fn write_uploads(
                     gpu,
                     *factor,
                     rects,
+                    timer.as_deref_mut(),
                 ) {
                     Ok(bytes) => {
                         done.device_panels += 1;
@@ -573,6 +616,10 @@ pub(crate) fn write_uploads(
             Payload::Panel { rects, .. } => s.spare_panels.push(rects),
             Payload::Frame(_) => {}
         }
+    }
+    if let Some(t) = timer {
+        let _wgpu = Region::new(AllocPath::Wgpu);
+        t.end_frame(render_device.wgpu_device(), &render_queue);
     }
     let mut shared = queue.shared();
     if done.device_copies > 0 {

@@ -28,6 +28,7 @@ mod device_errors;
 mod display;
 mod driver;
 mod feed;
+mod gpu_timing;
 #[cfg(feature = "viewer")]
 pub mod headless;
 mod messages;

@@ -119,6 +119,10 @@ pub struct MetricsSnapshot {
     pub decode: Option<DecodeStats>,
     /// Tensor-to-texture copies run and refused.
     pub tensor_copies: (u64, u64),
+    /// Each GPU stage's median device time (ms), where timed.
+    pub gpu_stages: Vec<(&'static str, f64)>,
+    /// How GPU stages are timed, or why they are not.
+    pub gpu_timing: Option<String>,
 }
 
 /// The plugin's metrics resource.
@@ -174,6 +178,8 @@ pub struct AutoGazeMetrics {
     pub decode: Option<DecodeStats>,
     /// Tensor-to-texture copies run and refused.
     pub tensor_copies: (u64, u64),
+    /// GPU stage times by timestamp queries, where the device has them.
+    pub gpu: crate::gpu_timing::GpuStages,
 }
 
 impl Default for AutoGazeMetrics {
@@ -209,6 +215,7 @@ impl Default for AutoGazeMetrics {
             pace: None,
             decode: None,
             tensor_copies: (0, 0),
+            gpu: Default::default(),
         }
     }
 }
@@ -376,6 +383,8 @@ impl AutoGazeMetrics {
             pace: self.pace,
             decode: self.decode,
             tensor_copies: self.tensor_copies,
+            gpu_stages: self.gpu.medians(),
+            gpu_timing: self.gpu.timing.clone(),
         }
     }
 
@@ -471,6 +480,12 @@ pub(crate) fn finish_frame(
         );
     }
     metrics.tensor_copies = (copied, refused);
+    metrics.gpu.arrived.clear();
+    queue.take_gpu_times(&mut metrics.gpu.arrived);
+    metrics.gpu.observe();
+    if metrics.gpu.timing.is_none() {
+        metrics.gpu.timing = queue.gpu_timing();
+    }
     metrics.uploads.add(&done);
     metrics.pending_uploads.add(&done);
     metrics.host = host.counters();

@@ -219,6 +219,21 @@ pub(crate) fn counter_rows(snap: &MetricsSnapshot) -> Vec<(&'static str, String)
             ));
         }
     }
+    match snap.gpu_timing.as_deref() {
+        Some("timestamp queries") => {
+            for &(stage, ms) in &snap.gpu_stages {
+                let label = match stage {
+                    "device_compose" => "GPU copies",
+                    "psnr" => "GPU PSNR",
+                    "mask_panel" => "GPU panel",
+                    _ => "GPU other",
+                };
+                rows.push((label, format!("{ms:.3} ms")));
+            }
+        }
+        Some(_) => rows.push(("GPU stages", "no timestamps".into())),
+        None => {}
+    }
     rows.push(("frames", snap.frames.to_string()));
     rows.push((
         "  ring",
@@ -451,6 +466,8 @@ mod tests {
                 ..DecodeStats::default()
             }),
             tensor_copies: (9_999_999, 9999),
+            gpu_stages: vec![("device_compose", 9999.999), ("mask_panel", 9999.999)],
+            gpu_timing: Some("timestamp queries".into()),
             ..MetricsSnapshot::default()
         };
         snap.ring.dropped = 9_999_999;

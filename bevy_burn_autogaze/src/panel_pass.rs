@@ -37,6 +37,7 @@ impl PanelPipeline {
 /// at 1/`factor` from `src` (the full-size frame) into `dst`, and submits
 /// it; returns the bytes written from the host (the rectangles and the
 /// parameters).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn draw_panel(
     device: &RenderDevice,
     queue: &RenderQueue,
@@ -45,6 +46,7 @@ pub(crate) fn draw_panel(
     dst: &GpuImage,
     factor: u32,
     rects: &[u32],
+    timer: Option<&mut crate::gpu_timing::GpuTimer>,
 ) -> Result<u64, String> {
     let d = &dst.texture_descriptor;
     if d.format != TextureFormat::Rgba8Unorm
@@ -91,6 +93,7 @@ pub(crate) fn draw_panel(
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("autogaze-mask-panel"),
     });
+    let span = timer.map(|t| (t.begin(&mut encoder, "mask_panel"), t));
     pipeline.0.record(
         device,
         &mut encoder,
@@ -103,6 +106,9 @@ pub(crate) fn draw_panel(
         ],
         [w.div_ceil(8), h.div_ceil(8)],
     );
+    if let Some((span, timer)) = span {
+        timer.end(&mut encoder, span);
+    }
     queue.submit([encoder.finish()]);
     Ok((rect_bytes.len() + params.len()) as u64)
 }

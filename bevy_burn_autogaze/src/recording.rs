@@ -80,6 +80,7 @@ impl Plugin for SummaryRecordingPlugin {
             ),
             uploads: UploadTotals::default(),
             transfers: Default::default(),
+            gpu: Default::default(),
             seen: 0,
             measured: 0,
             warmed: None,
@@ -110,6 +111,8 @@ struct Recording {
     intervals: Vec<f64>,
     uploads: UploadTotals,
     transfers: std::collections::BTreeMap<String, u64>,
+    /// GPU stage times (ms) that arrived in the measured window.
+    gpu: std::collections::BTreeMap<&'static str, Vec<f64>>,
     seen: u64,
     measured: usize,
     /// Frames the warm-up took, once the measured window opened.
@@ -180,6 +183,9 @@ fn record(
     let interval = last.interval.unwrap_or_else(|| last.report.times.total());
     rec.intervals.push(interval.as_secs_f64() * 1e3);
     rec.uploads.add(&last.uploads);
+    for &(stage, ms) in &metrics.gpu.arrived {
+        rec.gpu.entry(stage).or_default().push(ms);
+    }
     if let Some(t) = last.transfer {
         *rec.transfers.entry(t.to_string()).or_default() += 1;
     }
@@ -187,7 +193,15 @@ fn record(
     if rec.measured < rec.options.frames {
         return;
     }
-    let result = summary(rec, &mut runtime, &settings, &adapter, metrics.errors);
+    let timing = metrics.gpu.timing.clone();
+    let result = summary(
+        rec,
+        &mut runtime,
+        &settings,
+        &adapter,
+        metrics.errors,
+        timing,
+    );
     done(rec, result);
 }
 
@@ -210,6 +224,7 @@ fn summary(
     settings: &AutoGazeSettings,
     adapter: &AdapterSummary,
     errors: u64,
+    gpu_timing: Option<String>,
 ) -> Result<PerfSummary, String> {
     let pipeline = runtime
         .pipeline()
@@ -249,6 +264,12 @@ fn summary(
             .allocations_at_start
             .filter(|_| alloc_count::installed())
             .map(|start| alloc_count::since(start, alloc_count::totals())),
+        gpu_timing,
+        gpu_stages_ms: rec
+            .gpu
+            .iter_mut()
+            .map(|(stage, ms)| (stage.to_string(), LatencySummary::from_ms(ms)))
+            .collect(),
     });
     s.add_transfers();
     s.validate()

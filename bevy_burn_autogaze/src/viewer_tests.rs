@@ -546,3 +546,28 @@ fn a_lost_render_device_moves_the_model_to_the_host_and_the_app_goes_on() {
     assert_eq!(pipeline.mask_source_device(), Some("Cpu"));
     assert!(pipeline.compositor_options_mut().host_output);
 }
+
+/// GPU stages are timed by timestamp queries where the device has them
+/// (lavapipe's Vulkan does): with the GPU transfer the device composition's
+/// time arrives a frame or more later, without a wait, and the overlay
+/// shows it.
+#[test]
+fn gpu_stages_are_timed_by_timestamp_queries() {
+    let mut s = settings(SourceKind::SyntheticPan, size(96, 54));
+    s.display_transfer = DisplayTransfer::Gpu;
+    let app = headless_after(s, 12);
+    let snap = app.world().resource::<AutoGazeMetrics>().snapshot();
+    assert_eq!(snap.gpu_timing.as_deref(), Some("timestamp queries"));
+    let (_, ms) = snap
+        .gpu_stages
+        .iter()
+        .find(|(stage, _)| *stage == "device_compose")
+        .copied()
+        .expect("the device composition is timed");
+    assert!(ms > 0.0 && ms < 1000.0, "{ms} ms");
+    let rows = crate::overlay::counter_rows(&snap);
+    assert!(
+        rows.iter()
+            .any(|(k, v)| *k == "GPU copies" && v.ends_with(" ms"))
+    );
+}

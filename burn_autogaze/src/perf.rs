@@ -270,6 +270,14 @@ pub struct DisplaySummary {
     /// where the viewer binary counts them (none elsewhere).
     #[serde(default)]
     pub allocations: Option<AllocationCounts>,
+    /// How the plugin's GPU stages were timed (`timestamp queries`), or why
+    /// they were not (None: a summary from before they were).
+    #[serde(default)]
+    pub gpu_timing: Option<String>,
+    /// Device time of each GPU stage the plugin records (`device_compose`,
+    /// `psnr`, `mask_panel`), over the measured frames that ran it.
+    #[serde(default)]
+    pub gpu_stages_ms: BTreeMap<String, LatencySummary>,
 }
 
 /// Heap allocations on the viewer's per-frame path, totals over the
