@@ -222,6 +222,7 @@ pub fn summary_md(
         );
     }
     model_md(&mut md, summaries);
+    gpu_md(&mut md, summaries);
     let _ = writeln!(
         md,
         "\n| check | size | mask source | ratio (median of rounds) | each round | limit | median p95 |"
@@ -297,6 +298,48 @@ fn model_md(md: &mut String, summaries: &[(Case, PerfSummary)]) {
     }
 }
 
+/// The GPU stages' device times per lane (timestamp queries) and the
+/// dominant one, or why they are untimed.
+fn gpu_md(md: &mut String, summaries: &[(Case, PerfSummary)]) {
+    let displays = summaries
+        .iter()
+        .filter_map(|(c, s)| Some((c, s.display.as_ref()?)));
+    let mut rows = Vec::new();
+    let mut untimed = None;
+    for (c, d) in displays {
+        if d.gpu_stages_ms.is_empty() {
+            if d.gpu_timing.as_deref() != Some("timestamp queries") {
+                untimed = untimed.or(d.gpu_timing.clone());
+            }
+            continue;
+        }
+        let stages = d
+            .gpu_stages_ms
+            .iter()
+            .map(|(k, l)| format!("{k} {:.3} / {:.3}", l.p50_ms, l.p95_ms))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let dominant = d
+            .gpu_stages_ms
+            .iter()
+            .max_by(|a, b| (a.1.mean_ms).total_cmp(&b.1.mean_ms))
+            .map(|(k, _)| k.as_str())
+            .unwrap_or("-");
+        rows.push(format!("| {} | {stages} | {dominant} |", c.name));
+    }
+    if !rows.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| lane | GPU stages: device ms p50 / p95 | dominant GPU stage |\n|---|---|---|"
+        );
+        for r in rows {
+            let _ = writeln!(md, "{r}");
+        }
+    } else if let Some(why) = untimed {
+        let _ = writeln!(md, "\nGPU stages untimed: {why}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +406,64 @@ mod tests {
         assert_eq!(over.verdict(), RatioVerdict::Over);
         let md = summary_md(&[], &[], std::slice::from_ref(&over), &[]);
         assert!(md.contains("OVER in every round") && md.contains("1.300, 1.400, 1.260"));
+    }
+
+    /// A summary of two patch-diff frames with a display section whose GPU
+    /// stages are `stages` (stage, p50 = mean ms) or untimed for `timing`.
+    fn with_gpu(stages: &[(&str, f64)], timing: &str) -> PerfSummary {
+        use burn_autogaze::perf::{PerfRecorder, RunMeta};
+        use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
+        let mut options = PipelineOptions::default();
+        options.source.size = burn_autogaze::FrameSize::new(32, 16).unwrap();
+        let mut pipeline = FramePipeline::new(&options).unwrap();
+        let mut recorder = PerfRecorder::new(2, &options);
+        for _ in 0..2 {
+            let r = pipeline.step().unwrap();
+            recorder.record(&r, pipeline.current_frame());
+        }
+        let mut s = recorder
+            .summary(&pipeline, &options, &RunMeta::default())
+            .unwrap();
+        let lat = |ms: f64| {
+            serde_json::json!({"count": 2, "mean_ms": ms, "p50_ms": ms, "p95_ms": ms,
+                "p99_ms": ms, "max_ms": ms})
+        };
+        let stages: serde_json::Map<String, serde_json::Value> = stages
+            .iter()
+            .map(|(k, ms)| (k.to_string(), lat(*ms)))
+            .collect();
+        s.display = Some(
+            serde_json::from_value(serde_json::json!({
+                "transfer": "gpu", "frame_interval_ms": lat(30.0),
+                "bytes_uploaded_per_frame": 0.0, "upload_calls_per_frame": 0.0,
+                "full_uploads": 0, "readbacks": 0, "residency": [],
+                "adapter_backend": "vulkan", "adapter_type": "cpu", "config": null,
+                "gpu_timing": timing, "gpu_stages_ms": stages,
+            }))
+            .unwrap(),
+        );
+        s
+    }
+
+    #[test]
+    fn the_gpu_table_names_each_lanes_dominant_gpu_stage() {
+        let timed = with_gpu(
+            &[("device_compose", 0.9), ("mask_panel", 8.05)],
+            "timestamp queries",
+        );
+        let lanes = [(case("synthetic-pan", "adaptive"), timed)];
+        let md = summary_md(&[], &lanes, &[], &[]);
+        assert!(
+            md.contains("| synthetic-pan-adaptive | device_compose 0.900 / 0.900, mask_panel 8.050 / 8.050 | mask_panel |"),
+            "{md}"
+        );
+        let untimed = with_gpu(&[], "unavailable: the device lacks TIMESTAMP_QUERY");
+        let lanes = [(case("static", "adaptive"), untimed)];
+        let md = summary_md(&[], &lanes, &[], &[]);
+        assert!(
+            md.contains("GPU stages untimed: unavailable: the device lacks"),
+            "{md}"
+        );
+        assert!(!md.contains("dominant GPU stage"), "{md}");
     }
 }
