@@ -515,10 +515,11 @@ pub(crate) fn write_uploads(
                 from,
                 rects,
                 psnr: measure,
-            } => {
+            } => 'copies: {
+                // A source not ready: stale, its list recycled below.
                 let Some(src) = gpu_images.get(*from) else {
                     done.stale += 1;
-                    continue;
+                    break 'copies (0, 0);
                 };
                 let _wgpu = Region::new(AllocPath::Wgpu);
                 let mut encoder =
@@ -572,10 +573,10 @@ pub(crate) fn write_uploads(
                 from,
                 factor,
                 rects,
-            } => {
+            } => 'panel: {
                 let Some(src) = gpu_images.get(*from) else {
                     done.stale += 1;
-                    continue;
+                    break 'panel (0, 0);
                 };
                 let _wgpu = Region::new(AllocPath::Wgpu);
                 let pipeline = panels.get_or_insert_with(|| {
