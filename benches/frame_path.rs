@@ -104,7 +104,7 @@ fn wgpu_lanes(
     // on the device.
     use burn_autogaze::model::{AnyResGrid, crop_tile};
     let grid = AnyResGrid::new(frame.size(), 8).expect("grid");
-    let rects: Vec<_> = (0..grid.len()).map(|k| grid.tile_rect(k)).collect();
+    let rects: Vec<_> = grid.rects().collect();
     let mut pool = burn_autogaze::FramePool::new((grid.side * grid.side * 4) as usize, grid.len());
     group.bench_function(BenchmarkId::new("anyres_wgpu_host", name), |b| {
         b.iter(|| {

@@ -23,6 +23,7 @@ use bevy::render::texture::GpuImage;
 use burn_autogaze::upload::{StagedUpload, UploadCost, UploadFit};
 
 use crate::alloc_count::{AllocPath, Region};
+use crate::gpu_timing::{DEVICE_COMPOSE, PSNR, timed};
 use burn_autogaze::{Frame, FrameSize};
 
 /// The plugin's display images. The handles never change (a new frame size
@@ -526,34 +527,19 @@ pub(crate) fn write_uploads(
                     render_device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("autogaze-device-compose"),
                     });
-                let span = timer
-                    .as_deref_mut()
-                    .and_then(|t| t.begin(&mut encoder, "device_compose"));
-                for r in rects {
-                    copy_rect(&mut encoder, &src.texture, &gpu.texture, *r);
-                    done.device_copy_bytes += r.area() * 4;
-                }
-                if let Some(t) = timer.as_deref() {
-                    t.end(&mut encoder, span);
-                }
+                timed(timer.as_deref_mut(), &mut encoder, DEVICE_COMPOSE, |e| {
+                    for r in rects {
+                        copy_rect(e, &src.texture, &gpu.texture, *r);
+                        done.device_copy_bytes += r.area() * 4;
+                    }
+                });
                 let measured = *measure && {
                     let pass = psnr.get_or_insert_with(|| {
                         crate::psnr_pass::PsnrPass::new(render_device.wgpu_device())
                     });
-                    let span = timer
-                        .as_deref_mut()
-                        .and_then(|t| t.begin(&mut encoder, "psnr"));
-                    let recorded = pass.record(
-                        render_device.wgpu_device(),
-                        &render_queue,
-                        &mut encoder,
-                        gpu,
-                        src,
-                    );
-                    if let Some(t) = timer.as_deref() {
-                        t.end(&mut encoder, span);
-                    }
-                    recorded
+                    timed(timer.as_deref_mut(), &mut encoder, PSNR, |e| {
+                        pass.record(render_device.wgpu_device(), &render_queue, e, gpu, src)
+                    })
                 };
                 // Submit now: wgpu runs queued texture writes before the
                 // command buffers of the next submit, so these copies read

@@ -164,8 +164,8 @@ pub(crate) fn step_pipeline(
         eprintln!("bevy_burn_autogaze: {message}");
         metrics.record_failure(Failure::MaskInference, Some(seq), message);
     }
-    if pipeline.fault_watch().generation() != seen {
-        let generation = pipeline.fault_watch().generation();
+    let generation = pipeline.fault_watch().generation();
+    if generation != seen {
         if let Some(fault) = pipeline.device_fault().cloned() {
             note_device_fault(&mut runtime, &mut metrics, fault);
         }

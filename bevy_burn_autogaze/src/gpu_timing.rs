@@ -50,7 +50,42 @@ pub(crate) struct GpuTimer {
 }
 
 /// A stage begun: its index in the frame's slot.
-pub(crate) struct Span(u32);
+struct Span(u32);
+
+/// The stages the plugin times (their names in the summary): the device
+/// composition's region copies.
+pub(crate) const DEVICE_COMPOSE: &str = "device_compose";
+/// The device's PSNR reduction.
+pub(crate) const PSNR: &str = "psnr";
+/// The mask panel pass.
+pub(crate) const MASK_PANEL: &str = "mask_panel";
+
+/// A stage's overlay label.
+pub(crate) fn label(stage: &str) -> &'static str {
+    match stage {
+        DEVICE_COMPOSE => "GPU copies",
+        PSNR => "GPU PSNR",
+        MASK_PANEL => "GPU panel",
+        _ => "GPU other",
+    }
+}
+
+/// Records `stage`'s commands into `encoder` through `record`, between two
+/// timestamps when there is a timer (and a slot for this frame).
+pub(crate) fn timed<R>(
+    timer: Option<&mut GpuTimer>,
+    encoder: &mut wgpu::CommandEncoder,
+    stage: &'static str,
+    record: impl FnOnce(&mut wgpu::CommandEncoder) -> R,
+) -> R {
+    let Some(timer) = timer else {
+        return record(encoder);
+    };
+    let span = timer.begin(encoder, stage);
+    let out = record(encoder);
+    timer.end(encoder, span);
+    out
+}
 
 impl GpuTimer {
     /// A timer on `device`, or why there is none.
@@ -129,11 +164,7 @@ impl GpuTimer {
 
     /// Begins stage `name` in `encoder` (None: this frame is not timed, or
     /// it has timed `SPANS` stages already).
-    pub(crate) fn begin(
-        &mut self,
-        encoder: &mut wgpu::CommandEncoder,
-        name: &'static str,
-    ) -> Option<Span> {
+    fn begin(&mut self, encoder: &mut wgpu::CommandEncoder, name: &'static str) -> Option<Span> {
         let k = self.current?;
         let slot = &mut self.slots[k];
         let i = slot.stages.len() as u32;
@@ -146,7 +177,7 @@ impl GpuTimer {
     }
 
     /// Ends a stage begun in the same encoder.
-    pub(crate) fn end(&self, encoder: &mut wgpu::CommandEncoder, span: Option<Span>) {
+    fn end(&self, encoder: &mut wgpu::CommandEncoder, span: Option<Span>) {
         if let (Some(k), Some(Span(i))) = (self.current, span) {
             encoder.write_timestamp(&self.set, (k as u32 * SPANS + i) * 2 + 1);
         }

@@ -459,6 +459,17 @@ pub fn residency(settings: &AutoGazeSettings, model: Option<&str>) -> Vec<String
     lines
 }
 
+/// [`residency`] as `runtime` runs the settings: where its wgpu model runs,
+/// and a device fault's line after it.
+pub(crate) fn runtime_residency(
+    settings: &AutoGazeSettings,
+    runtime: &AutoGazeRuntime,
+) -> Vec<String> {
+    let mut lines = residency(settings, runtime.model_placement());
+    lines.extend(runtime.fault_line());
+    lines
+}
+
 /// Last: completes the frame stepped in this update (adds upload and UI
 /// times, moves the counters) and records it.
 pub(crate) fn finish_frame(
@@ -490,8 +501,7 @@ pub(crate) fn finish_frame(
     metrics.pending_uploads.add(&done);
     metrics.host = host.counters();
     if settings.is_changed() || metrics.residency.is_empty() {
-        metrics.residency = residency(&settings, runtime.model_placement());
-        metrics.residency.extend(runtime.fault_line());
+        metrics.residency = runtime_residency(&settings, &runtime);
     }
     let Some(mut report) = runtime.report.take() else {
         return;

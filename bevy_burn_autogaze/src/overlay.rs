@@ -222,13 +222,7 @@ pub(crate) fn counter_rows(snap: &MetricsSnapshot) -> Vec<(&'static str, String)
     match snap.gpu_timing.as_deref() {
         Some("timestamp queries") => {
             for &(stage, ms) in &snap.gpu_stages {
-                let label = match stage {
-                    "device_compose" => "GPU copies",
-                    "psnr" => "GPU PSNR",
-                    "mask_panel" => "GPU panel",
-                    _ => "GPU other",
-                };
-                rows.push((label, format!("{ms:.3} ms")));
+                rows.push((crate::gpu_timing::label(stage), format!("{ms:.3} ms")));
             }
         }
         Some(_) => rows.push(("GPU stages", "no timestamps".into())),

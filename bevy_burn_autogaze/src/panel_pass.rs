@@ -93,22 +93,20 @@ pub(crate) fn draw_panel(
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("autogaze-mask-panel"),
     });
-    let span = timer.map(|t| (t.begin(&mut encoder, "mask_panel"), t));
-    pipeline.0.record(
-        device,
-        &mut encoder,
-        "autogaze-mask-panel",
-        &[
-            wgpu::BindingResource::TextureView(&src_view),
-            storage.as_entire_binding(),
-            uniform.as_entire_binding(),
-            wgpu::BindingResource::TextureView(&dst_view),
-        ],
-        [w.div_ceil(8), h.div_ceil(8)],
-    );
-    if let Some((span, timer)) = span {
-        timer.end(&mut encoder, span);
-    }
+    crate::gpu_timing::timed(timer, &mut encoder, crate::gpu_timing::MASK_PANEL, |e| {
+        pipeline.0.record(
+            device,
+            e,
+            "autogaze-mask-panel",
+            &[
+                wgpu::BindingResource::TextureView(&src_view),
+                storage.as_entire_binding(),
+                uniform.as_entire_binding(),
+                wgpu::BindingResource::TextureView(&dst_view),
+            ],
+            [w.div_ceil(8), h.div_ceil(8)],
+        )
+    });
     queue.submit([encoder.finish()]);
     Ok((rect_bytes.len() + params.len()) as u64)
 }

@@ -251,11 +251,7 @@ fn summary(
         device_copy_bytes_per_frame: rec.uploads.device_copy_bytes as f64 / n,
         transfer_histogram: rec.transfers.clone(),
         readbacks: rec.uploads.device_psnr,
-        residency: {
-            let mut lines = crate::residency(settings, runtime.model_placement());
-            lines.extend(runtime.fault_line());
-            lines
-        },
+        residency: crate::metrics::runtime_residency(settings, runtime),
         adapter_backend: adapter.backend.clone(),
         adapter_type: adapter.device_type.clone(),
         config: serde_json::to_value(settings).map_err(|e| e.to_string())?,

@@ -222,11 +222,14 @@ impl MaskSource for HostFallback {
             }));
             let failure = match outcome {
                 Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) if !names_a_device_fault(&e.to_string()) => return Err(e),
-                Ok(Err(e)) => e.to_string(),
-                Err(payload) => {
-                    format!("panic: {}", crate::worker::panic_message(payload.as_ref()))
+                Ok(Err(e)) => {
+                    let text = e.to_string();
+                    if !names_a_device_fault(&text) {
+                        return Err(e);
+                    }
+                    text
                 }
+                Err(payload) => crate::worker::panic_text(payload.as_ref()),
             };
             self.leave_device(frame.seq, failure);
             out.clear();

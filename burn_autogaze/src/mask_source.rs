@@ -635,7 +635,7 @@ mod model {
                     #[cfg(feature = "wgpu")]
                     let on_device = match self.on_device.as_mut() {
                         Some(pre) => {
-                            let rects: Vec<_> = anyres.rects().collect();
+                            let rects: Vec<_> = anyres.grid().rects().collect();
                             let x = pre.tiles_input(frame, anyres.grid().side, &rects)?;
                             Some(on_backend::<B, 4>(x)?)
                         }

@@ -85,13 +85,14 @@ fn lower_priority() {
     }
 }
 
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// A caught panic as a failure's text: `panic: ` and its message.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
+        format!("panic: {s}")
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
+        format!("panic: {s}")
     } else {
-        "panic with a non-string payload".into()
+        "panic: panic with a non-string payload".into()
     }
 }
 
@@ -155,7 +156,7 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
                             None
                         }
                         Ok(Err(e)) => Some(e.to_string()),
-                        Err(payload) => Some(format!("panic: {}", panic_message(payload.as_ref()))),
+                        Err(payload) => Some(panic_text(payload.as_ref())),
                     };
                     let mut slot = lock(&worker_shared.slot);
                     slot.running = false;

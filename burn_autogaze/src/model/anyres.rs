@@ -116,6 +116,11 @@ impl AnyResGrid {
         false
     }
 
+    /// Every tile's source rectangle, row-major ([`AnyResGrid::tile_rect`]).
+    pub fn rects(&self) -> impl Iterator<Item = Rect> + '_ {
+        (0..self.len()).map(|k| self.tile_rect(k))
+    }
+
     /// Source rectangle of tile `k` (row-major); may overhang the frame.
     pub fn tile_rect(&self, k: usize) -> Rect {
         let (r, c) = (k as u32 / self.cols, k as u32 % self.cols);
@@ -213,8 +218,7 @@ impl<B: Backend> AnyResStream<B> {
             });
         }
         let mut tiles = Vec::with_capacity(self.grid.len());
-        for k in 0..self.grid.len() {
-            let r = self.grid.tile_rect(k);
+        for r in self.grid.rects() {
             tiles.push(crop_tile(frame, r, &mut self.tiles)?);
         }
         // Every tile preprocessed into one input, encoded as one batch.
@@ -224,7 +228,7 @@ impl<B: Backend> AnyResStream<B> {
     }
 
     /// Decodes one frame whose tiles are already the model's inputs on
-    /// its device (`[n, 3, S, S]`, the tiles of [`AnyResStream::rects`] in
+    /// its device (`[n, 3, S, S]`, the tiles of [`AnyResGrid::rects`] in
     /// order: [`DevicePreprocessor::tiles_input`](crate::preprocess::DevicePreprocessor::tiles_input)).
     pub fn step_tiles(
         &mut self,
@@ -233,12 +237,6 @@ impl<B: Backend> AnyResStream<B> {
         options: &GenerateOptions,
     ) -> Result<Vec<FrameGaze>> {
         model.step_streams(&mut self.streams, tiles, options)
-    }
-
-    /// The tiles' source rectangles, row-major (overhanging the frame where
-    /// the grid does).
-    pub fn rects(&self) -> impl Iterator<Item = Rect> + '_ {
-        (0..self.grid.len()).map(|k| self.grid.tile_rect(k))
     }
 
     /// The tiles' source rectangles paired with their valid tokens, for
@@ -274,7 +272,7 @@ mod tests {
                 .collect();
             let frame = Frame::new(3, w, h, std::sync::Arc::new(rgba), Default::default()).unwrap();
             let g = grid(w, h, n);
-            let rects: Vec<Rect> = (0..g.len()).map(|k| g.tile_rect(k)).collect();
+            let rects: Vec<Rect> = g.rects().collect();
             let mut pool = FramePool::new((g.side * g.side * 4) as usize, g.len());
             let tiles: Vec<Frame> = rects
                 .iter()

@@ -208,16 +208,19 @@ impl DevicePreprocessor {
             ));
         }
         let on_device = self.upload(frame);
-        if self.tile.as_ref().is_none_or(|t| t.size != size) {
-            let n = side as usize * side as usize;
-            self.tile = Some(DeviceFrame {
-                handle: self.client.empty(4 * n),
-                size,
-            });
-        }
-        let tile = self.tile.clone().ok_or_else(no_plan)?;
-        let (w, h) = (frame.width(), frame.height());
         let n = side as usize * side as usize;
+        let tile = match &self.tile {
+            Some(tile) if tile.size == size => tile.clone(),
+            _ => {
+                let tile = DeviceFrame {
+                    handle: self.client.empty(4 * n),
+                    size,
+                };
+                self.tile = Some(tile.clone());
+                tile
+            }
+        };
+        let (w, h) = (frame.width(), frame.height());
         let mut inputs = Vec::with_capacity(rects.len());
         for r in rects {
             // SAFETY: `frame` holds `w * h` pixels and is read only inside
