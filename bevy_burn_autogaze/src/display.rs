@@ -114,6 +114,10 @@ pub struct UploadTotals {
     /// PSNR measurements on the device (8 bytes read back each).
     #[serde(default)]
     pub device_psnr: u64,
+    /// Frames lent to the model from the display's texture on the device
+    /// (its asks served: one upload for the display and the model).
+    #[serde(default)]
+    pub device_lends: u64,
     /// CPU time of the writes (staging allocation and copy).
     #[serde(skip)]
     pub time: Duration,
@@ -133,6 +137,7 @@ impl UploadTotals {
         self.device_copy_bytes += other.device_copy_bytes;
         self.device_panels += other.device_panels;
         self.device_psnr += other.device_psnr;
+        self.device_lends += other.device_lends;
         self.time += other.time;
         self.render += other.render;
     }
@@ -155,6 +160,12 @@ enum Payload {
         from: AssetId<Image>,
         factor: u32,
         rects: Vec<u32>,
+    },
+    /// The model's asks for `frame`, which the upload's image holds, served
+    /// from it on the device (`lend_pass`).
+    Lend {
+        frame: Frame,
+        share: Arc<burn_autogaze::preprocess::FrameShare>,
     },
 }
 
@@ -310,6 +321,26 @@ impl UploadQueue {
         });
     }
 
+    /// Queues the lend of `frame` (which `image` holds by then) to the
+    /// model's asks in `share`.
+    pub(crate) fn push_lend(
+        &self,
+        image: AssetId<Image>,
+        frame: &Frame,
+        share: Arc<burn_autogaze::preprocess::FrameShare>,
+    ) {
+        self.shared().pending.push(Upload {
+            image,
+            size: frame.size(),
+            payload: Payload::Lend {
+                frame: frame.clone(),
+                share,
+            },
+            waited: 0,
+            output: false,
+        });
+    }
+
     pub(crate) fn push_frame(&self, image: AssetId<Image>, frame: Frame) {
         let size = frame.size();
         self.shared().pending.push(Upload {
@@ -373,7 +404,10 @@ impl UploadQueue {
         let shared = self.shared();
         let waiting = shared.pending.iter().map(|u| match &u.payload {
             Payload::Staged(s) => s.held_bytes(),
-            Payload::Frame(_) | Payload::Copies { .. } | Payload::Panel { .. } => 0,
+            Payload::Frame(_)
+            | Payload::Copies { .. }
+            | Payload::Panel { .. }
+            | Payload::Lend { .. } => 0,
         });
         shared
             .spare
@@ -433,6 +467,7 @@ pub(crate) fn write_uploads(
     mut scratch: Local<WriteScratch>,
     mut panels: Local<Option<crate::panel_pass::PanelPipeline>>,
     mut psnr: Local<Option<crate::psnr_pass::PsnrPass>>,
+    mut lends: Local<Option<crate::lend_pass::LendPass>>,
     mut timer: Local<Option<Result<crate::gpu_timing::GpuTimer, String>>>,
 ) {
     let timer = timer.get_or_insert_with(|| {
@@ -589,6 +624,23 @@ pub(crate) fn write_uploads(
                 }
                 (0, 0)
             }
+            Payload::Lend { frame, share } => {
+                let _wgpu = Region::new(AllocPath::Wgpu);
+                let pass = lends.get_or_insert_with(|| {
+                    crate::lend_pass::LendPass::new(render_device.wgpu_device())
+                });
+                let lent = pass.serve(
+                    &render_device,
+                    &render_queue,
+                    gpu,
+                    frame,
+                    share,
+                    timer.as_deref_mut(),
+                );
+                done.device_lends += lent.served;
+                done.bytes += lent.bytes;
+                (0, 0)
+            }
         };
         let elapsed = t.elapsed();
         done.time += elapsed;
@@ -601,7 +653,7 @@ pub(crate) fn write_uploads(
             Payload::Staged(staged) => s.spare.push(staged),
             Payload::Copies { rects, .. } => s.spare_rects.push(rects),
             Payload::Panel { rects, .. } => s.spare_panels.push(rects),
-            Payload::Frame(_) => {}
+            Payload::Frame(_) | Payload::Lend { .. } => {}
         }
     }
     if let Some(t) = timer {

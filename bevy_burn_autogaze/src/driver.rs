@@ -2,12 +2,16 @@
 //! (or take a pushed) frame through the pipeline, stage the display uploads.
 //! Every computation is the core's; this file only schedules it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use web_time::Instant;
 
 use bevy::prelude::*;
 use burn_autogaze::mask::{panel_size, render_panel_scaled, sample_scaled};
-use burn_autogaze::mask_source::{MaskSource, MaskSourceKind, ModelBackend};
+use burn_autogaze::mask_source::{InputPlace, MaskSource, MaskSourceKind, ModelBackend};
 use burn_autogaze::pipeline::{FramePipeline, PipelineOptions};
+use burn_autogaze::preprocess::FrameShare;
 use burn_autogaze::timing::Stage;
 
 use crate::alloc_count::{AllocPath, Region};
@@ -53,9 +57,11 @@ pub(crate) fn apply_settings(
                 &on_host
             }
         };
+        runtime.frame_share = frame_share(&settings, options, device.as_deref());
         let mask = match settings.custom_mask_source.as_ref() {
             Some(custom) => Ok(Some(custom.build())),
-            None => model_on_bevy_device(options, device.as_deref()).transpose(),
+            None => model_on_bevy_device(options, device.as_deref(), runtime.frame_share.clone())
+                .transpose(),
         };
         if runtime.device_failed.is_none() {
             runtime.model_placement = model_placement(options, device.as_deref());
@@ -107,12 +113,37 @@ fn model_on_wgpu(options: &PipelineOptions) -> bool {
 fn model_on_bevy_device(
     options: &PipelineOptions,
     device: Option<&crate::BurnDevice>,
+    share: Option<Arc<FrameShare>>,
 ) -> Option<burn_autogaze::Result<Box<dyn MaskSource>>> {
     let device = device.filter(|_| model_on_wgpu(options))?;
     Some(burn_autogaze::mask_source::wgpu_model_source(
         &options.model,
         &device.0,
+        share,
     ))
+}
+
+/// How long the model's ask for a frame waits for the render world before
+/// it uploads the frame itself (the render world serves it within a frame
+/// or two).
+const LEND_WAIT: Duration = Duration::from_secs(1);
+
+/// The display's frames lent to the model (one upload of a frame for
+/// both), where the model's input is made on Bevy's device, the GPU
+/// transfer keeps the frame there and the model runs on the worker (its
+/// ask waits for the render world, which an inline model would block).
+fn frame_share(
+    settings: &AutoGazeSettings,
+    options: &PipelineOptions,
+    device: Option<&crate::BurnDevice>,
+) -> Option<Arc<FrameShare>> {
+    let lends = device.is_some()
+        && settings.custom_mask_source.is_none()
+        && model_on_wgpu(options)
+        && options.model.preprocess == InputPlace::Device
+        && options.decoupled
+        && settings.display_transfer == DisplayTransfer::Gpu;
+    lends.then(|| Arc::new(FrameShare::new(LEND_WAIT)))
 }
 
 /// Where the model runs, in words, for the residency lines (None: no model,
@@ -293,6 +324,7 @@ pub(crate) fn stage_display(
         }
         _ => false,
     };
+    let share = runtime.frame_share.clone();
     let Some(pipeline) = runtime.pipeline() else {
         return;
     };
@@ -419,6 +451,21 @@ pub(crate) fn stage_display(
                 state.source = Some(frame.clone());
             }
             state.input = Some(frame.clone());
+        }
+        if let Some(share) = share.as_ref() {
+            if panel_device {
+                // The model's device preprocessing reads this frame from
+                // the display's texture: one upload for both. Its ask comes
+                // from the worker after this frame's step, usually before
+                // the render world writes this frame: the render world
+                // serves it then (an ask it finds for an older frame is
+                // refused, and the model uploads that one).
+                state.put_source(&queue, source_id, &frame, separate);
+                queue.push_lend(source_id, &frame, Arc::clone(share));
+            } else {
+                // The transfer went to the CPU since: the model uploads.
+                share.refuse_waiting();
+            }
         }
         if gpu {
             state.put_source(&queue, source_id, &frame, separate);

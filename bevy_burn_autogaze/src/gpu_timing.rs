@@ -59,6 +59,8 @@ pub(crate) const DEVICE_COMPOSE: &str = "device_compose";
 pub(crate) const PSNR: &str = "psnr";
 /// The mask panel pass.
 pub(crate) const MASK_PANEL: &str = "mask_panel";
+/// The frame lent to the model (the display's texture into its buffer).
+pub(crate) const FRAME_LEND: &str = "frame_lend";
 
 /// A stage's overlay label.
 pub(crate) fn label(stage: &str) -> &'static str {
@@ -66,6 +68,7 @@ pub(crate) fn label(stage: &str) -> &'static str {
         DEVICE_COMPOSE => "GPU copies",
         PSNR => "GPU PSNR",
         MASK_PANEL => "GPU panel",
+        FRAME_LEND => "GPU lend",
         _ => "GPU other",
     }
 }

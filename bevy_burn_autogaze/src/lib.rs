@@ -31,6 +31,7 @@ mod feed;
 mod gpu_timing;
 #[cfg(feature = "viewer")]
 pub mod headless;
+mod lend_pass;
 mod messages;
 mod metrics;
 #[cfg(feature = "overlay")]

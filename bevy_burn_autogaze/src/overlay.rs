@@ -218,6 +218,10 @@ pub(crate) fn counter_rows(snap: &MetricsSnapshot) -> Vec<(&'static str, String)
                 ),
             ));
         }
+        if m.lent_frames > 0 {
+            // One upload of the frame served the display and the model.
+            rows.push(("  input", "the display's upload".into()));
+        }
     }
     match snap.gpu_timing.as_deref() {
         Some("timestamp queries") => {
@@ -435,6 +439,7 @@ mod tests {
                 readbacks: 9999,
                 upload_bytes: Some(999_999_999),
                 readback_bytes: Some(999_999_999),
+                lent_frames: 1,
             }),
             worker: Some(WorkerCounters {
                 in_flight: 1,

@@ -31,6 +31,9 @@ pub struct AutoGazeRuntime {
     pub(crate) refresh: bool,
     /// The pipeline's fault-watch generation last read.
     pub(crate) fault_generation: u64,
+    /// Where the display lends its frames to the model's device
+    /// preprocessing (one upload for both), when it does.
+    pub(crate) frame_share: Option<std::sync::Arc<burn_autogaze::preprocess::FrameShare>>,
 }
 
 impl AutoGazeRuntime {

@@ -571,3 +571,85 @@ fn gpu_stages_are_timed_by_timestamp_queries() {
             .any(|(k, v)| *k == "GPU copies" && v.ends_with(" ms"))
     );
 }
+
+/// The model's device preprocessing reads the display's frame: with the
+/// GPU transfer the render world fills the model's asked buffer from the
+/// frame's texture (`lend_pass`), and the model input made from it equals
+/// the one made from an upload of the frame, exactly.
+#[test]
+fn the_display_lends_its_frame_texture_to_the_model_exactly() {
+    use burn_autogaze::preprocess::{DevicePreprocessor, FrameShare, Preprocessor};
+    let mut s = settings(SourceKind::Static, size(96, 54));
+    s.display_transfer = DisplayTransfer::Gpu;
+    let mut app = headless_after(s, 2);
+    let device = app.world().resource::<BurnDevice>().0.clone();
+    let share = Arc::new(FrameShare::new(Duration::from_secs(60)));
+    let mut runtime = app.world_mut().resource_mut::<AutoGazeRuntime>();
+    runtime.frame_share = Some(Arc::clone(&share));
+    let frame = runtime
+        .pipeline()
+        .and_then(|p| p.current_frame().cloned())
+        .expect("a frame");
+    let mut plain = DevicePreprocessor::new(Preprocessor::release(), &device);
+    let read = |t: burn::tensor::Tensor<crate::burn_bridge::BurnBackend, 3>| {
+        t.into_data().to_vec::<f32>().unwrap()
+    };
+    let expected = read(plain.frame_input(&frame).unwrap());
+    let mut lent = DevicePreprocessor::new(Preprocessor::release(), &device);
+    lent.share_frames(Arc::clone(&share));
+    let model = std::thread::spawn({
+        let frame = frame.clone();
+        move || {
+            let input = lent.frame_input(&frame).map(|t| t.into_data());
+            (input, lent.counts())
+        }
+    });
+    let mut steps = 0;
+    while !model.is_finished() {
+        app.update();
+        steps += 1;
+        assert!(steps < 200, "the ask was never served");
+    }
+    // The render world's totals reach the metrics an update later.
+    app.update();
+    let (input, counts) = model.join().unwrap();
+    let got = input.unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(got, expected, "the lent frame's model input");
+    assert_eq!(counts.lent_frames, 1);
+    let c = share.counts();
+    assert_eq!((c.asked, c.lent, c.refused, c.withdrawn), (1, 1, 0, 0));
+    let uploads = app.world().resource::<AutoGazeMetrics>().uploads;
+    assert_eq!(uploads.device_lends, 1);
+}
+
+/// `--model-backend wgpu --model-preprocess device --display-transfer gpu`,
+/// decoupled: the model's frames come from the display's upload (lent, not
+/// uploaded again), its masks keep coming, and its counts say so.
+#[test]
+fn the_decoupled_device_model_reads_the_displays_upload() {
+    use burn_autogaze::mask_source::InputPlace;
+    let mut s = wgpu_model_settings();
+    s.pipeline.decoupled = true;
+    s.pipeline.model.preprocess = InputPlace::Device;
+    s.display_transfer = DisplayTransfer::Gpu;
+    let mut app = headless_after(s, 2);
+    let mut steps = 0;
+    let share = loop {
+        let runtime = app.world().resource::<AutoGazeRuntime>();
+        let share = runtime.frame_share.clone().expect("the display lends");
+        let metrics = app.world().resource::<AutoGazeMetrics>();
+        let lent = metrics.model.is_some_and(|m| m.lent_frames == 1);
+        if share.counts().lent >= 2 && lent {
+            break share;
+        }
+        app.update();
+        steps += 1;
+        assert!(steps < 400, "no frame lent: {:?}", share.counts());
+    };
+    let metrics = app.world().resource::<AutoGazeMetrics>();
+    assert!(metrics.uploads.device_lends >= 2);
+    assert_eq!(metrics.worker.map(|w| w.failed), Some(0));
+    let last = metrics.last.as_ref().expect("a frame");
+    assert_eq!(last.report.plan.tokens, 13);
+    println!("lends: {:?}, model: {:?}", share.counts(), metrics.model);
+}

@@ -524,6 +524,24 @@ mod model {
         pub fn share_the_queue(&mut self) {
             self.model.set_one_call_in_flight(true);
         }
+
+        /// With device preprocessing, frames are asked of `share`'s
+        /// renderer before they are uploaded
+        /// ([`DevicePreprocessor::share_frames`](crate::preprocess::DevicePreprocessor::share_frames)).
+        /// False (and nothing shared) when the input is made on the host.
+        #[cfg(feature = "wgpu")]
+        pub fn share_frames(
+            &mut self,
+            share: std::sync::Arc<crate::preprocess::FrameShare>,
+        ) -> bool {
+            match self.on_device.as_mut() {
+                Some(pre) => {
+                    pre.share_frames(share);
+                    true
+                }
+                None => false,
+            }
+        }
     }
 
     /// Every tile's tokens, in tile order, as the frame's tokens.
@@ -546,15 +564,17 @@ mod model {
             times: &mut StageTimes,
         ) -> Result<()> {
             let before = self.model.work();
-            let input_before = self.input_uploaded();
+            let (uploaded, lent) = self.input_counts();
             let result = self.frame_tokens(frame, out, tiles, times);
             let mut work = ModelWork {
                 frames: 1,
                 ..self.model.work().since(&before)
             };
-            // The frame's upload when the input is made on the device.
-            let input = self.input_uploaded() - input_before;
-            work.upload_bytes = work.upload_bytes.map(|b| b + input);
+            // The frame's upload when the input is made on the device (none
+            // when a renderer lent the frame).
+            let (uploaded_after, lent_after) = self.input_counts();
+            work.upload_bytes = work.upload_bytes.map(|b| b + uploaded_after - uploaded);
+            work.lent_frames = lent_after - lent;
             times.add_model_work(work);
             result
         }
@@ -565,13 +585,15 @@ mod model {
     }
 
     impl<B: Backend> ModelSource<B> {
-        /// Bytes the device preprocessing uploaded so far (0 without it).
-        fn input_uploaded(&self) -> u64 {
+        /// Bytes the device preprocessing uploaded so far and the frames a
+        /// renderer lent it (0 without it).
+        fn input_counts(&self) -> (u64, u64) {
             #[cfg(feature = "wgpu")]
             if let Some(pre) = &self.on_device {
-                return pre.counts().uploaded_bytes;
+                let c = pre.counts();
+                return (c.uploaded_bytes, c.lent_frames);
             }
-            0
+            (0, 0)
         }
 
         /// One frame's model input on the device, when it is made there.
@@ -689,7 +711,7 @@ fn model_source(options: &ModelOptions) -> Result<Box<dyn MaskSource>> {
         #[cfg(not(feature = "ndarray"))]
         ModelBackend::Ndarray => Err(ModelBackend::Ndarray.not_built()),
         #[cfg(feature = "wgpu")]
-        ModelBackend::Wgpu => wgpu_model_source(options, &Default::default()),
+        ModelBackend::Wgpu => wgpu_model_source(options, &Default::default(), None),
         #[cfg(not(feature = "wgpu"))]
         ModelBackend::Wgpu => Err(ModelBackend::Wgpu.not_built()),
     }
@@ -702,13 +724,23 @@ fn model_source(options: &ModelOptions) -> Result<Box<dyn MaskSource>> {
 /// too, so the model keeps one decoder call in flight
 /// ([`AutoGaze::set_one_call_in_flight`](crate::model::AutoGaze::set_one_call_in_flight)):
 /// the app's rendering never queues behind a whole model frame.
+///
+/// With `share` and device preprocessing, the model asks the app's renderer
+/// for each frame before uploading it (the renderer holds it on the device
+/// already: see [`FrameShare`](crate::preprocess::FrameShare)); only where
+/// the source runs on a worker (a decoupled pipeline), as each ask waits
+/// for the renderer.
 #[cfg(feature = "wgpu")]
 pub fn wgpu_model_source(
     options: &ModelOptions,
     device: &burn::backend::wgpu::WgpuDevice,
+    share: Option<std::sync::Arc<crate::preprocess::FrameShare>>,
 ) -> Result<Box<dyn MaskSource>> {
     let mut source = model::ModelSource::<burn::backend::Wgpu>::new(options, device)?;
     source.share_the_queue();
+    if let Some(share) = share {
+        source.share_frames(share);
+    }
     Ok(Box::new(source))
 }
 

@@ -160,6 +160,10 @@ pub struct ModelSummary {
     /// Bytes read back to the host per model frame (None: as above).
     #[serde(default)]
     pub readback_bytes_per_frame: Option<f64>,
+    /// Model frames whose input the renderer lent (the display's upload of
+    /// the frame, on the device already), of `frames`.
+    #[serde(default)]
+    pub lent_frames: u64,
 }
 
 impl ModelSummary {
@@ -176,6 +180,7 @@ impl ModelSummary {
             readbacks_per_frame: per(work.readbacks, frames)?,
             upload_bytes_per_frame: work.upload_bytes.and_then(|b| per(b, frames)),
             readback_bytes_per_frame: work.readback_bytes.and_then(|b| per(b, frames)),
+            lent_frames: work.lent_frames,
         })
     }
 }

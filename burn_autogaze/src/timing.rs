@@ -88,6 +88,9 @@ pub struct ModelWork {
     pub upload_bytes: Option<u64>,
     /// Bytes read back to the host (None: as for `upload_bytes`).
     pub readback_bytes: Option<u64>,
+    /// Frames whose input a renderer lent (on the device already: not in
+    /// `upload_bytes`).
+    pub lent_frames: u64,
 }
 
 /// `a - b` of two counts that may be uncounted.
@@ -115,6 +118,7 @@ impl ModelWork {
             readbacks: self.readbacks.saturating_sub(before.readbacks),
             upload_bytes: diff(self.upload_bytes, before.upload_bytes),
             readback_bytes: diff(self.readback_bytes, before.readback_bytes),
+            lent_frames: self.lent_frames.saturating_sub(before.lent_frames),
         }
     }
 
@@ -136,6 +140,7 @@ impl ModelWork {
             readbacks: self.readbacks + other.readbacks,
             upload_bytes: sum(self.upload_bytes, other.upload_bytes),
             readback_bytes: sum(self.readback_bytes, other.readback_bytes),
+            lent_frames: self.lent_frames + other.lent_frames,
         }
     }
 }

@@ -183,6 +183,7 @@ impl<B: Backend> AutoGaze<B> {
             readbacks: c.readbacks.load(Ordering::Relaxed),
             upload_bytes: transfers.map(|t| t.uploaded + c.input_bytes.load(Ordering::Relaxed)),
             readback_bytes: transfers.map(|t| t.read_back + c.read_bytes.load(Ordering::Relaxed)),
+            lent_frames: 0,
         }
     }
 

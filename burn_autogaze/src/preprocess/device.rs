@@ -1,5 +1,6 @@
 //! The model input made on the device (Burn's wgpu backend): an RGBA8
-//! frame, uploaded once as its own bytes (or already on the device), goes
+//! frame, uploaded once as its own bytes (or lent by a renderer that holds
+//! it on the device already: `share`), goes
 //! through Pillow's resize, the value table and the bicubic squash in four
 //! dispatches (`device_kernels`), into a `[3, S, S]` tensor the model reads
 //! where it lies. The same computation as [`Preprocessor`] (whose settings,
@@ -17,12 +18,15 @@ use burn::tensor::{DType, Tensor, TensorPrimitive};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
+use std::sync::Arc;
+
 use super::Preprocessor;
 use super::bicubic::packed_cubic;
 use super::device_kernels::{
     bicubic_cols, bicubic_rows, crop_tile, pil_horizontal, pil_vertical_values,
 };
 use super::pil_resize::packed_taps;
+use super::share::FrameShare;
 use crate::error::{AutoGazeError, Result};
 use crate::frame::{Frame, FrameSize};
 use crate::mask::Rect;
@@ -40,7 +44,7 @@ pub const DISPATCHES_A_FRAME: u64 = 4;
 /// low byte: the frame's own bytes) and its size.
 #[derive(Clone)]
 pub struct DeviceFrame {
-    handle: Handle,
+    pub(super) handle: Handle,
     size: FrameSize,
 }
 
@@ -66,6 +70,8 @@ pub struct DeviceCounts {
     pub dispatches: u64,
     /// Bytes written from the host: frames and tap tables.
     pub uploaded_bytes: u64,
+    /// Frames a renderer lent (on the device already: not uploaded).
+    pub lent_frames: u64,
 }
 
 /// One input size's tables and scratch.
@@ -99,6 +105,8 @@ pub struct DevicePreprocessor {
     /// The AnyRes tile a frame's tiles are cut into, one at a time.
     tile: Option<DeviceFrame>,
     counts: DeviceCounts,
+    /// The renderer that lends its frames, when one does.
+    share: Option<Arc<FrameShare>>,
 }
 
 impl std::fmt::Debug for DevicePreprocessor {
@@ -151,7 +159,17 @@ impl DevicePreprocessor {
             lut: lut_handle,
             plan: None,
             tile: None,
+            share: None,
         }
+    }
+
+    /// Frames are asked of `share`'s renderer first (which holds them on
+    /// the device: one upload for the display and the model) and uploaded
+    /// only when it does not lend them. Each ask waits up to the share's
+    /// wait for the renderer, so share only where the renderer runs while
+    /// this preprocessing waits (another thread: a decoupled pipeline).
+    pub fn share_frames(&mut self, share: Arc<FrameShare>) {
+        self.share = Some(share);
     }
 
     /// The host preprocessor whose computation this is.
@@ -174,11 +192,28 @@ impl DevicePreprocessor {
         }
     }
 
-    /// `frame` uploaded and made the model input `[3, S, S]`.
+    /// `frame` on the device: lent by the renderer frames are shared
+    /// with, or else uploaded.
+    fn frame_on_device(&mut self, frame: &Frame) -> DeviceFrame {
+        if let Some(share) = &self.share {
+            let target = DeviceFrame {
+                handle: self.client.empty(frame.rgba().len()),
+                size: frame.size(),
+            };
+            if share.borrow(frame, target.clone(), &self.client) {
+                self.counts.lent_frames += 1;
+                return target;
+            }
+        }
+        self.upload(frame)
+    }
+
+    /// `frame` on the device (lent or uploaded) made the model input
+    /// `[3, S, S]`.
     pub fn frame_input(&mut self, frame: &Frame) -> Result<Tensor<Wgpu, 3>> {
         // The size is checked before the upload.
         self.host.processed_size(frame.size())?;
-        let on_device = self.upload(frame);
+        let on_device = self.frame_on_device(frame);
         self.model_frame(&on_device)
     }
 
@@ -207,7 +242,7 @@ impl DevicePreprocessor {
                 format!("at least one, each {side} x {side}"),
             ));
         }
-        let on_device = self.upload(frame);
+        let on_device = self.frame_on_device(frame);
         let n = side as usize * side as usize;
         let tile = match &self.tile {
             Some(tile) if tile.size == size => tile.clone(),

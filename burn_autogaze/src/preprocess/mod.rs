@@ -20,12 +20,16 @@ mod device;
 #[cfg(feature = "wgpu")]
 mod device_kernels;
 mod pil_resize;
+#[cfg(feature = "wgpu")]
+mod share;
 
 pub use bicubic::TorchBicubic;
 pub use config::{CropSize, PreprocessorConfig, ResizeTarget};
 #[cfg(feature = "wgpu")]
 pub use device::{DISPATCHES_A_FRAME, DeviceCounts, DeviceFrame, DevicePreprocessor};
 pub use pil_resize::{PilFilter, PilResize};
+#[cfg(feature = "wgpu")]
+pub use share::{FrameAsk, FrameShare, LEND_WGSL, LendCounts};
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 

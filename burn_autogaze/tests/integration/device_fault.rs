@@ -26,13 +26,13 @@ fn a_destroyed_device_moves_the_model_to_the_host_inline_and_decoupled() {
     // hands over its own device.
     let setup = init_setup::<AutoGraphicsApi>(&WgpuDevice::Cpu, RuntimeOptions::default());
     let inline = {
-        let source = wgpu_model_source(&options.model, &WgpuDevice::Cpu).unwrap();
+        let source = wgpu_model_source(&options.model, &WgpuDevice::Cpu, None).unwrap();
         FramePipeline::new_with_mask(&options, source).unwrap()
     };
     let decoupled = {
         let mut options = options.clone();
         options.decoupled = true;
-        let source = wgpu_model_source(&options.model, &WgpuDevice::Cpu).unwrap();
+        let source = wgpu_model_source(&options.model, &WgpuDevice::Cpu, None).unwrap();
         FramePipeline::new_with_mask(&options, source).unwrap()
     };
     let mut pipelines = [inline, decoupled];

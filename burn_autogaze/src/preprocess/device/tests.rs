@@ -148,3 +148,75 @@ fn counts_and_errors() {
     assert_eq!(err.to_string(), host_err.to_string());
     assert_eq!(dev.counts().uploaded_bytes, counts.uploaded_bytes);
 }
+
+/// A renderer lending its frames (here a thread writing each asked buffer
+/// through its queue, as the display's lend pass fills it from the
+/// texture): a lent frame's model input equals an uploaded one's exactly
+/// and uploads no frame bytes; an ask for an older frame than the renderer
+/// holds is refused, and one nobody serves is withdrawn after the wait,
+/// both uploaded instead.
+#[test]
+fn a_lent_frame_makes_the_uploaded_frames_input() {
+    use std::sync::Arc;
+
+    use cubecl::wgpu::{AutoGraphicsApi, RuntimeOptions, init_setup};
+
+    use super::super::FrameShare;
+
+    // The only lib test on this device: its queue is the renderer's.
+    let device = WgpuDevice::Cpu;
+    let setup = init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default());
+    let frame = pattern(96, 54, 3);
+    let mut plain = DevicePreprocessor::new(Preprocessor::release(), &device);
+    let expected = read(plain.frame_input(&frame).unwrap());
+
+    let share = Arc::new(FrameShare::new(Duration::from_secs(20)));
+    let mut dev = DevicePreprocessor::new(Preprocessor::release(), &device);
+    dev.share_frames(Arc::clone(&share));
+    let serve = |held: crate::frame::Frame| {
+        let share = Arc::clone(&share);
+        let queue = setup.queue.clone();
+        std::thread::spawn(move || {
+            while !share.asked() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for ask in share.take(&held) {
+                ask.with_target(|r| queue.write_buffer(&r.buffer, r.offset, ask.frame().rgba()))
+                    .unwrap();
+                queue.submit([]);
+                share.finish(ask, true);
+            }
+        })
+    };
+    let renderer = serve(frame.clone());
+    let got = read(dev.frame_input(&frame).unwrap());
+    renderer.join().unwrap();
+    assert_eq!(got, expected, "the lent frame's input");
+    // The tables alone went up (the plain path's bytes less the frame).
+    let bytes = frame.rgba().len() as u64;
+    let tables = plain.counts().uploaded_bytes - bytes;
+    let c = dev.counts();
+    assert_eq!((c.lent_frames, c.uploaded_bytes), (1, tables), "{c:?}");
+
+    // The renderer holds a newer frame: refused, uploaded.
+    let newer = Frame::new(1, 96, 54, frame.rgba().to_vec(), Duration::ZERO).unwrap();
+    let renderer = serve(newer);
+    let got = read(dev.frame_input(&frame).unwrap());
+    renderer.join().unwrap();
+    assert_eq!(got, expected);
+    let c = dev.counts();
+    assert_eq!((c.lent_frames, c.uploaded_bytes), (1, tables + bytes));
+
+    // Nobody serves: withdrawn after the wait, uploaded.
+    let idle = Arc::new(FrameShare::new(Duration::from_millis(50)));
+    dev.share_frames(Arc::clone(&idle));
+    let t = std::time::Instant::now();
+    let got = read(dev.frame_input(&frame).unwrap());
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    assert_eq!(got, expected);
+    assert_eq!(dev.counts().uploaded_bytes, tables + 2 * bytes);
+    let (a, b) = (share.counts(), idle.counts());
+    assert_eq!((a.asked, a.lent, a.refused, a.withdrawn), (2, 1, 1, 0));
+    assert_eq!((b.asked, b.lent, b.refused, b.withdrawn), (1, 0, 0, 1));
+    assert!(!share.asked() && !idle.asked());
+}

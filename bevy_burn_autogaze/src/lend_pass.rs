@@ -1,0 +1,162 @@
+//! The display's frame lent to the model: one upload of a frame serves the
+//! display and the model's device preprocessing. The model asks for its
+//! frame ([`burn_autogaze::preprocess::FrameShare`]); the render world,
+//! once the frame is in the display's full-size texture, runs the core's
+//! lend pass ([`burn_autogaze::preprocess::LEND_WGSL`]) from that texture
+//! into the buffer the model made, submits, and reports the ask filled.
+//! Asks for older frames are refused (the model uploads those itself).
+
+use std::num::NonZeroU64;
+
+use bevy::render::renderer::{RenderDevice, RenderQueue};
+use bevy::render::texture::GpuImage;
+use burn_autogaze::Frame;
+use burn_autogaze::preprocess::{FrameAsk, FrameShare, LEND_WGSL};
+
+use crate::compute_pass::{ComputePass, buffer_binding, byte_view, filled_buffer};
+use crate::gpu_timing::{FRAME_LEND, GpuTimer, timed};
+
+/// The compute pipeline (render world), built on first use.
+pub(crate) struct LendPass(ComputePass);
+
+/// What one serve did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Served {
+    /// Asks filled.
+    pub(crate) served: u64,
+    /// Bytes written from the host (the passes' parameters).
+    pub(crate) bytes: u64,
+}
+
+impl LendPass {
+    pub(crate) fn new(device: &wgpu::Device) -> Self {
+        Self(ComputePass::new(
+            device,
+            "autogaze-frame-lend",
+            LEND_WGSL,
+            &[
+                wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
+                },
+                buffer_binding(wgpu::BufferBindingType::Storage { read_only: false }),
+                buffer_binding(wgpu::BufferBindingType::Uniform),
+            ],
+        ))
+    }
+
+    /// Serves `share`'s asks for `frame` from `src` (the texture holding
+    /// it) and submits; asks for older frames are refused. Every ask taken
+    /// is finished, filled or not.
+    pub(crate) fn serve(
+        &self,
+        device: &RenderDevice,
+        queue: &RenderQueue,
+        src: &GpuImage,
+        frame: &Frame,
+        share: &FrameShare,
+        timer: Option<&mut GpuTimer>,
+    ) -> Served {
+        let asks = share.take(frame);
+        if asks.is_empty() {
+            return Served::default();
+        }
+        let device = device.wgpu_device();
+        let Some(view) = byte_view(src) else {
+            for ask in asks {
+                share.finish(ask, false);
+            }
+            return Served::default();
+        };
+        let align = device.limits().min_storage_buffer_offset_alignment as u64;
+        let extent = src.texture_descriptor.size;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("autogaze-frame-lend"),
+        });
+        let mut out = Served::default();
+        let mut filled = Vec::with_capacity(asks.len());
+        let mut refused = Vec::new();
+        timed(timer, &mut encoder, FRAME_LEND, |encoder| {
+            for ask in asks {
+                let recorded = (ask.size().width, ask.size().height)
+                    == (extent.width, extent.height)
+                    && self.record(device, queue, encoder, &view, &ask, align);
+                if recorded {
+                    out.bytes += PARAM_BYTES;
+                    filled.push(ask);
+                } else {
+                    refused.push(ask);
+                }
+            }
+        });
+        // Submitted before the asks are reported: the model's kernels reach
+        // the queue after this pass.
+        queue.submit([encoder.finish()]);
+        out.served = filled.len() as u64;
+        for ask in filled {
+            share.finish(ask, true);
+        }
+        for ask in refused {
+            share.finish(ask, false);
+        }
+        out
+    }
+
+    /// Records the pass filling `ask`'s buffer; false when the buffer is
+    /// not on this device or too small.
+    fn record(
+        &self,
+        device: &wgpu::Device,
+        queue: &RenderQueue,
+        encoder: &mut wgpu::CommandEncoder,
+        view: &wgpu::TextureView,
+        ask: &FrameAsk,
+        align: u64,
+    ) -> bool {
+        let size = ask.size();
+        let (w, h) = (size.width, size.height);
+        let pixels = w as u64 * h as u64;
+        ask.with_target(|r| {
+            if r.size < 4 * pixels || r.offset % 4 != 0 {
+                return false;
+            }
+            // Bound from an aligned offset; the first pixel's element goes
+            // to the shader.
+            let bind_offset = r.offset / align * align;
+            let first = ((r.offset - bind_offset) / 4) as u32;
+            let bytes = r.offset - bind_offset + 4 * pixels;
+            let params: Vec<u8> = [w, h, first, 0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            let uniform = filled_buffer(
+                device,
+                queue,
+                "autogaze-frame-lend-params",
+                wgpu::BufferUsages::UNIFORM,
+                &params,
+            );
+            self.0.record(
+                device,
+                encoder,
+                "autogaze-frame-lend",
+                &[
+                    wgpu::BindingResource::TextureView(view),
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &r.buffer,
+                        offset: bind_offset,
+                        size: NonZeroU64::new(bytes),
+                    }),
+                    uniform.as_entire_binding(),
+                ],
+                [w.div_ceil(8), h.div_ceil(8)],
+            );
+            true
+        })
+        .unwrap_or(false)
+    }
+}
+
+/// Bytes of one pass's parameters.
+const PARAM_BYTES: u64 = 16;
