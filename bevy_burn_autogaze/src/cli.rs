@@ -59,6 +59,11 @@ pub struct ViewerArgs {
     /// Show (and upload) the input panel.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub show_input: bool,
+    /// Show the output image as the input panel on frames whose output is
+    /// a whole copy of the frame (no scaled input panel made or uploaded
+    /// then).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub input_from_output: bool,
     /// Show (and upload) the mask panel.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub show_mask: bool,
@@ -148,6 +153,7 @@ impl ViewerArgs {
             psnr: self.psnr,
             overlay: self.overlay,
             show_input: self.show_input,
+            input_from_output: self.input_from_output,
             show_mask: self.show_mask,
             mask_panel_scale: self.mask_panel_scale.unwrap_or(2),
             input_panel_scale: self.input_panel_scale.unwrap_or(2),

@@ -45,6 +45,9 @@ pub struct AutoGazeImages {
     pub model_input: Handle<Image>,
     /// Size of the frames in the images (none before the first frame).
     pub size: Option<FrameSize>,
+    /// This frame's input panel is the output image (it holds the frame
+    /// whole: see `AutoGazeSettings::input_from_output`).
+    pub input_shows_output: bool,
 }
 
 impl AutoGazeImages {
@@ -60,6 +63,18 @@ impl AutoGazeImages {
             // which WebGL2 cannot create).
             model_input: placeholder(),
             size: None,
+            input_shows_output: false,
+        }
+    }
+
+    /// The image to show as the input panel this frame: `input`, or
+    /// `output` when it holds the frame whole and the settings say so
+    /// (`AutoGazeSettings::input_from_output`).
+    pub fn input_view(&self) -> &Handle<Image> {
+        if self.input_shows_output {
+            &self.output
+        } else {
+            &self.input
         }
     }
 }
@@ -467,7 +482,7 @@ pub(crate) fn write_uploads(
     mut scratch: Local<WriteScratch>,
     mut panels: Local<Option<crate::panel_pass::PanelPipeline>>,
     mut psnr: Local<Option<crate::psnr_pass::PsnrPass>>,
-    mut lends: Local<Option<crate::lend_pass::LendPass>>,
+    mut lender: Local<crate::lend_pass::Lender>,
     mut timer: Local<Option<Result<crate::gpu_timing::GpuTimer, String>>>,
 ) {
     let timer = timer.get_or_insert_with(|| {
@@ -498,12 +513,30 @@ pub(crate) fn write_uploads(
         s.spare_rects.reserve(LIST_RESERVED);
         s.spare_panels.reserve(LIST_RESERVED);
     }
+    // Asks for the frame the texture still holds, before this frame's
+    // writes replace it.
+    let held = lender.lend_held(
+        &render_device,
+        &render_queue,
+        &gpu_images,
+        timer.as_deref_mut(),
+    );
     // Swapped, not taken: both lists keep their capacity.
     std::mem::swap(&mut s.pending, &mut queue.shared().pending);
     if s.pending.is_empty() {
+        if let Some(t) = timer {
+            t.end_frame(render_device.wgpu_device(), &render_queue);
+        }
+        let mut shared = queue.shared();
+        shared.done.device_lends += held.served;
+        shared.done.bytes += held.bytes;
         return;
     }
-    let mut done = UploadTotals::default();
+    let mut done = UploadTotals {
+        device_lends: held.served,
+        bytes: held.bytes,
+        ..UploadTotals::default()
+    };
     let mut copy_time = Duration::ZERO;
     for mut upload in s.pending.drain(..) {
         let Some(gpu) = gpu_images.get(upload.image) else {
@@ -626,12 +659,10 @@ pub(crate) fn write_uploads(
             }
             Payload::Lend { frame, share } => {
                 let _wgpu = Region::new(AllocPath::Wgpu);
-                let pass = lends.get_or_insert_with(|| {
-                    crate::lend_pass::LendPass::new(render_device.wgpu_device())
-                });
-                let lent = pass.serve(
+                let lent = lender.lend(
                     &render_device,
                     &render_queue,
+                    upload.image,
                     gpu,
                     frame,
                     share,

@@ -409,6 +409,7 @@ pub(crate) fn stage_display(
             }
         }
         handles.size = Some(size);
+        handles.input_shows_output = false;
         state.mask_scale = scale;
         state.input_scale = input_scale;
         state.panel_device = panel_device;
@@ -434,7 +435,13 @@ pub(crate) fn stage_display(
             source_free,
         );
         let gpu = transfer == DisplayTransfer::Gpu && !dirty.is_empty();
-        if settings.show_input && panel_stale {
+        // The output goes up as this frame, whole: a scaled input panel
+        // would repeat its bytes, so the output is shown there instead.
+        let from_output = settings.input_from_output && separate && copies_the_frame && !gpu;
+        if handles.input_shows_output != from_output {
+            handles.input_shows_output = from_output;
+        }
+        if settings.show_input && panel_stale && !from_output {
             if separate {
                 let mut staged = queue.spare();
                 match staged

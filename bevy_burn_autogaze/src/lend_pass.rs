@@ -7,7 +7,11 @@
 //! Asks for older frames are refused (the model uploads those itself).
 
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
+use bevy::asset::AssetId;
+use bevy::image::Image;
+use bevy::render::render_asset::RenderAssets;
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 use burn_autogaze::Frame;
@@ -18,6 +22,57 @@ use crate::gpu_timing::{FRAME_LEND, GpuTimer, timed};
 
 /// The compute pipeline (render world), built on first use.
 pub(crate) struct LendPass(ComputePass);
+
+/// The render world's lending: the pass, and the frame the display's
+/// texture holds since the last lend (asks for it that came while it was
+/// rendering are served before the next frame's writes replace it).
+#[derive(Default)]
+pub(crate) struct Lender {
+    pass: Option<LendPass>,
+    held: Option<(AssetId<Image>, Frame, Arc<FrameShare>)>,
+}
+
+impl Lender {
+    /// Serves the asks for the frame `image` holds (`frame`, written there
+    /// by this frame's uploads) and remembers it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lend(
+        &mut self,
+        device: &RenderDevice,
+        queue: &RenderQueue,
+        image: AssetId<Image>,
+        src: &GpuImage,
+        frame: &Frame,
+        share: &Arc<FrameShare>,
+        timer: Option<&mut GpuTimer>,
+    ) -> Served {
+        let pass = self
+            .pass
+            .get_or_insert_with(|| LendPass::new(device.wgpu_device()));
+        let served = pass.serve(device, queue, src, frame, share, timer);
+        self.held = Some((image, frame.clone(), Arc::clone(share)));
+        served
+    }
+
+    /// Before this frame's writes: serves the asks that came, while the
+    /// last frame rendered, for the frame the texture still holds (the
+    /// model took it as the newest frame after its lend had run).
+    pub(crate) fn lend_held(
+        &mut self,
+        device: &RenderDevice,
+        queue: &RenderQueue,
+        images: &RenderAssets<GpuImage>,
+        timer: Option<&mut GpuTimer>,
+    ) -> Served {
+        let (Some((image, frame, share)), Some(pass)) = (&self.held, &self.pass) else {
+            return Served::default();
+        };
+        match images.get(*image) {
+            Some(src) if share.asked() => pass.serve(device, queue, src, frame, share, timer),
+            _ => Served::default(),
+        }
+    }
+}
 
 /// What one serve did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -240,6 +240,11 @@ fn summary(
         adapter: adapter.name.clone(),
     };
     let mut s = recorder.summary(pipeline, &settings.pipeline, &meta)?;
+    // A render device lost under a model elsewhere (the host, a second
+    // device) is the runtime's, not the pipeline's: reported all the same.
+    if s.device_fault.is_none() {
+        s.device_fault = runtime.device_failed().cloned();
+    }
     let n = rec.measured as f64;
     s.display = Some(DisplaySummary {
         transfer: settings.display_transfer.to_string(),

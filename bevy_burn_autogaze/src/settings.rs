@@ -125,6 +125,15 @@ pub struct AutoGazeSettings {
     pub show_model_input: bool,
     /// Stop pulling frames (the display keeps the last one).
     pub paused: bool,
+    /// When the composed output is a whole copy of the frame (a keyframe,
+    /// a full update) and the input panel is drawn scaled from the host
+    /// (the CPU transfer), the input panel is not made or uploaded that
+    /// frame: [`AutoGazeImages::input_view`](crate::AutoGazeImages::input_view)
+    /// names the output image, which holds the frame, for the input panel
+    /// instead. Off by default: a host showing `AutoGazeImages::input`
+    /// itself must follow `input_view` first (the viewer does).
+    #[serde(default)]
+    pub input_from_output: bool,
 }
 
 impl Default for AutoGazeSettings {
@@ -146,6 +155,7 @@ impl Default for AutoGazeSettings {
             input_panel_scale: 2,
             show_model_input: false,
             paused: false,
+            input_from_output: false,
         }
     }
 }

@@ -100,7 +100,10 @@ impl Plugin for ViewerPlugin {
                     setup(commands, images, handles, target)
                 },
             )
-            .add_systems(Update, sync_layout.after(AutoGazeSystems::Step));
+            .add_systems(
+                Update,
+                (sync_layout, follow_input_view).after(AutoGazeSystems::Step),
+            );
         let fit = self.fit;
         if fit.mask || fit.input {
             app.add_systems(
@@ -228,19 +231,42 @@ fn setup(
                         TextFont::from_font_size(14.0),
                         TextColor(Color::srgb(0.85, 0.85, 0.85)),
                     ));
-                    col.spawn((
+                    let mut image = col.spawn((
                         ImageNode::new(handle),
                         Node {
                             width: Val::Percent(100.0),
                             ..default()
                         },
                     ));
+                    if panel == Panel::Input {
+                        image.insert(InputImage);
+                    }
                 });
             }
         });
 }
 
 /// Reserves the overlay's width and hides panels that are not uploaded.
+/// The input panel's image node.
+#[derive(Component)]
+pub(crate) struct InputImage;
+
+/// Shows the image the plugin names for the input panel this frame (the
+/// output, when it holds the frame whole: `input_from_output`).
+fn follow_input_view(
+    handles: Res<AutoGazeImages>,
+    mut nodes: Query<&mut ImageNode, With<InputImage>>,
+) {
+    if !handles.is_changed() {
+        return;
+    }
+    for mut node in &mut nodes {
+        if node.image != *handles.input_view() {
+            node.image = handles.input_view().clone();
+        }
+    }
+}
+
 fn sync_layout(
     settings: Res<AutoGazeSettings>,
     mut rows: Query<&mut Node, (With<ImageRow>, Without<Panel>)>,

@@ -653,3 +653,90 @@ fn the_decoupled_device_model_reads_the_displays_upload() {
     assert_eq!(last.report.plan.tokens, 13);
     println!("lends: {:?}, model: {:?}", share.counts(), metrics.model);
 }
+
+/// `input_from_output`: on a pan, whose every output is a whole copy of
+/// the frame, the scaled input panel is neither made nor uploaded; the
+/// plugin names the output image for the input panel, and the viewer's
+/// input panel shows it. Off, the same run uploads the panel each frame.
+#[test]
+fn a_whole_copy_output_is_the_input_panel() {
+    let run = |on: bool| {
+        let mut s = settings(SourceKind::SyntheticPan, size(96, 54));
+        s.display_transfer = DisplayTransfer::Cpu;
+        s.input_panel_scale = 2;
+        s.input_from_output = on;
+        let mut app = headless_after(s, 8);
+        let handles = app.world().resource::<AutoGazeImages>().clone();
+        let shown = app
+            .world_mut()
+            .query_filtered::<&ImageNode, With<crate::viewer::InputImage>>()
+            .single(app.world())
+            .expect("the input panel")
+            .image
+            .clone();
+        let metrics = app.world().resource::<AutoGazeMetrics>();
+        let full = metrics
+            .snapshot()
+            .dispatch_histogram
+            .get(&burn_autogaze::interframe::ComposePath::Full)
+            .copied();
+        (handles, shown, metrics.uploads.bytes, metrics.frames, full)
+    };
+    let (handles, shown, bytes_on, frames_on, full) = run(true);
+    assert!(
+        full.unwrap_or(0) >= 6,
+        "pan frames are whole copies: {full:?}"
+    );
+    assert!(handles.input_shows_output);
+    assert_eq!(&shown, handles.input_view());
+    assert_eq!(shown, handles.output);
+    let (handles, shown, bytes_off, frames_off, _) = run(false);
+    assert!(!handles.input_shows_output);
+    assert_eq!(shown, handles.input);
+    // Per frame, the on run saves about the panel's bytes (48 x 27 RGBA).
+    let per = |b: u64, f: u64| b as f64 / f as f64;
+    let saved = per(bytes_off, frames_off) - per(bytes_on, frames_on);
+    let panel = (48 * 27 * 4) as f64;
+    assert!(saved > 0.5 * panel, "saved {saved} bytes a frame");
+}
+
+/// Bevy's render device lost while the mask source is not on it (here
+/// patch-diff, on the host): the run still ends with its summary, and the
+/// summary names the fault (the runtime's; the pipeline saw none).
+#[test]
+fn a_lost_render_device_is_in_the_summary_whatever_the_mask_source() {
+    use burn_autogaze::device_fault::FaultKind;
+    let options = HeadlessOptions {
+        record: RecordOptions {
+            frames: 12,
+            warmup_frames: 2,
+            timeout: Duration::from_secs(300),
+            ..RecordOptions::default()
+        },
+        target: size(256, 128),
+        ..HeadlessOptions::default()
+    };
+    let (mut app, outcome) =
+        headless_app(settings(SourceKind::SyntheticPan, size(96, 54)), options);
+    app.finish();
+    app.cleanup();
+    for _ in 0..3 {
+        app.update();
+    }
+    app.world()
+        .resource::<bevy::render::renderer::RenderDevice>()
+        .wgpu_device()
+        .destroy();
+    let mut steps = 0;
+    while crate::recording::outcome_ref(&outcome).is_none() {
+        app.update();
+        steps += 1;
+        assert!(steps < 300, "no summary");
+    }
+    let summary = crate::recording::outcome_ref(&outcome)
+        .take()
+        .expect("an outcome")
+        .expect("a summary");
+    let fault = summary.device_fault.expect("the fault in the summary");
+    assert_eq!(fault.kind, FaultKind::Lost, "{fault:?}");
+}

@@ -261,9 +261,9 @@ fn model_md(md: &mut String, summaries: &[(Case, PerfSummary)]) {
     }
     let _ = writeln!(
         md,
-        "\n| model lane | engine | mask updates | mask latency p50 / p95 ms | decoder calls / frame | dispatches / frame | dispatches / call | readbacks / frame | model KiB up / back a model frame | host up / frame, in frames | KiB back / frame |"
+        "\n| model lane | engine | mask updates | mask latency p50 / p95 ms | decoder calls / frame | dispatches / frame | dispatches / call | readbacks / frame | model KiB up / back a model frame | inputs lent / model frames | host up / frame, in frames | KiB back / frame |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     let num = |x: Option<f64>| x.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
     for (c, s) in lanes {
         let latency = s
@@ -273,7 +273,7 @@ fn model_md(md: &mut String, summaries: &[(Case, PerfSummary)]) {
         let m = s.model.as_ref();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {latency} | {} | {} | {} | {} | {} / {} | {} | {} |",
+            "| {} | {} | {} | {latency} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
             c.name,
             m.map(|m| m.engine.as_str())
                 .unwrap_or("no model frame in the window"),
@@ -286,6 +286,8 @@ fn model_md(md: &mut String, summaries: &[(Case, PerfSummary)]) {
             num(m
                 .and_then(|m| m.readback_bytes_per_frame)
                 .map(|b| b / 1024.0)),
+            m.map(|m| format!("{} / {}", m.lent_frames, m.frames))
+                .unwrap_or_else(|| "-".into()),
             s.transfers
                 .as_ref()
                 .map(|t| format!("{:.3}", t.upload_frames))
