@@ -134,11 +134,12 @@ impl LendPass {
         let mut refused = Vec::new();
         timed(timer, &mut encoder, FRAME_LEND, |encoder| {
             for ask in asks {
-                let recorded = (ask.size().width, ask.size().height)
-                    == (extent.width, extent.height)
-                    && self.record(device, queue, encoder, &view, &ask, align);
-                if recorded {
-                    out.bytes += PARAM_BYTES;
+                let fits = (ask.size().width, ask.size().height) == (extent.width, extent.height);
+                let recorded = fits
+                    .then(|| self.record(device, queue, encoder, src, &view, &ask, align))
+                    .flatten();
+                if let Some(bytes) = recorded {
+                    out.bytes += bytes;
                     filled.push(ask);
                 } else {
                     refused.push(ask);
@@ -158,23 +159,52 @@ impl LendPass {
         out
     }
 
-    /// Records the pass filling `ask`'s buffer; false when the buffer is
-    /// not on this device or too small.
+    /// Records what fills `ask`'s buffer: a texture-to-buffer copy where
+    /// its rows meet the copy's alignment (a width a multiple of 64: 720p,
+    /// 1080p), else the lend pass. The bytes it wrote from the host, or
+    /// None when the buffer is not on this device or too small.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         device: &wgpu::Device,
         queue: &RenderQueue,
         encoder: &mut wgpu::CommandEncoder,
+        src: &GpuImage,
         view: &wgpu::TextureView,
         ask: &FrameAsk,
         align: u64,
-    ) -> bool {
+    ) -> Option<u64> {
         let size = ask.size();
         let (w, h) = (size.width, size.height);
         let pixels = w as u64 * h as u64;
         ask.with_target(|r| {
             if r.size < 4 * pixels || r.offset % 4 != 0 {
-                return false;
+                return None;
+            }
+            if (4 * w) % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT == 0 {
+                // The texture's bytes as they are: the frame's own.
+                encoder.copy_texture_to_buffer(
+                    wgpu::TexelCopyTextureInfo {
+                        texture: &src.texture,
+                        mip_level: 0,
+                        origin: wgpu::Origin3d::ZERO,
+                        aspect: wgpu::TextureAspect::All,
+                    },
+                    wgpu::TexelCopyBufferInfo {
+                        buffer: &r.buffer,
+                        layout: wgpu::TexelCopyBufferLayout {
+                            offset: r.offset,
+                            bytes_per_row: Some(4 * w),
+                            rows_per_image: Some(h),
+                        },
+                    },
+                    wgpu::Extent3d {
+                        width: w,
+                        height: h,
+                        depth_or_array_layers: 1,
+                    },
+                );
+                return Some(0);
             }
             // Bound from an aligned offset; the first pixel's element goes
             // to the shader.
@@ -207,9 +237,10 @@ impl LendPass {
                 ],
                 [w.div_ceil(8), h.div_ceil(8)],
             );
-            true
+            Some(PARAM_BYTES)
         })
-        .unwrap_or(false)
+        .ok()
+        .flatten()
     }
 }
 

@@ -574,12 +574,19 @@ fn gpu_stages_are_timed_by_timestamp_queries() {
 
 /// The model's device preprocessing reads the display's frame: with the
 /// GPU transfer the render world fills the model's asked buffer from the
-/// frame's texture (`lend_pass`), and the model input made from it equals
-/// the one made from an upload of the frame, exactly.
+/// frame's texture (`lend_pass`: the lend pass at a width whose rows miss
+/// the copy alignment, a texture-to-buffer copy at one that meets it), and
+/// the model input made from it equals the one made from an upload of the
+/// frame, exactly.
 #[test]
 fn the_display_lends_its_frame_texture_to_the_model_exactly() {
+    lend_exactly(size(96, 54));
+    lend_exactly(size(128, 64));
+}
+
+fn lend_exactly(frame_size: FrameSize) {
     use burn_autogaze::preprocess::{DevicePreprocessor, FrameShare, Preprocessor};
-    let mut s = settings(SourceKind::Static, size(96, 54));
+    let mut s = settings(SourceKind::Static, frame_size);
     s.display_transfer = DisplayTransfer::Gpu;
     let mut app = headless_after(s, 2);
     let device = app.world().resource::<BurnDevice>().0.clone();
