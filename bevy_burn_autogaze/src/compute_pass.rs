@@ -111,6 +111,14 @@ pub(crate) fn buffer_binding(ty: wgpu::BufferBindingType) -> wgpu::BindingType {
     }
 }
 
+/// A 2D texture read by `textureLoad` (not filtered): the frame a pass
+/// reads.
+pub(crate) const LOADED_TEXTURE: wgpu::BindingType = wgpu::BindingType::Texture {
+    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+    view_dimension: wgpu::TextureViewDimension::D2,
+    multisampled: false,
+};
+
 /// The write-only `rgba8unorm` 2D storage texture binding both passes write.
 pub(crate) const RGBA8_STORAGE: wgpu::BindingType = wgpu::BindingType::StorageTexture {
     access: wgpu::StorageTextureAccess::WriteOnly,
@@ -135,4 +143,16 @@ pub(crate) fn filled_buffer(
     });
     queue.write_buffer(&buffer, 0, bytes);
     buffer
+}
+
+/// A uniform buffer holding `values` (little-endian `u32`s), written
+/// through the queue: a pass's parameters.
+pub(crate) fn uniform_u32s(
+    device: &wgpu::Device,
+    queue: &bevy::render::renderer::RenderQueue,
+    label: &'static str,
+    values: &[u32],
+) -> wgpu::Buffer {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    filled_buffer(device, queue, label, wgpu::BufferUsages::UNIFORM, &bytes)
 }

@@ -17,7 +17,7 @@ use bevy::render::texture::GpuImage;
 use burn_autogaze::Frame;
 use burn_autogaze::preprocess::{FrameAsk, FrameShare, LEND_WGSL};
 
-use crate::compute_pass::{ComputePass, buffer_binding, byte_view, filled_buffer};
+use crate::compute_pass::{ComputePass, LOADED_TEXTURE, buffer_binding, byte_view, uniform_u32s};
 use crate::gpu_timing::{FRAME_LEND, GpuTimer, timed};
 
 /// The compute pipeline (render world), built on first use.
@@ -90,11 +90,7 @@ impl LendPass {
             "autogaze-frame-lend",
             LEND_WGSL,
             &[
-                wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                    view_dimension: wgpu::TextureViewDimension::D2,
-                    multisampled: false,
-                },
+                LOADED_TEXTURE,
                 buffer_binding(wgpu::BufferBindingType::Storage { read_only: false }),
                 buffer_binding(wgpu::BufferBindingType::Uniform),
             ],
@@ -211,16 +207,11 @@ impl LendPass {
             let bind_offset = r.offset / align * align;
             let first = ((r.offset - bind_offset) / 4) as u32;
             let bytes = r.offset - bind_offset + 4 * pixels;
-            let params: Vec<u8> = [w, h, first, 0]
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            let uniform = filled_buffer(
+            let uniform = uniform_u32s(
                 device,
                 queue,
                 "autogaze-frame-lend-params",
-                wgpu::BufferUsages::UNIFORM,
-                &params,
+                &[w, h, first, 0],
             );
             self.0.record(
                 device,

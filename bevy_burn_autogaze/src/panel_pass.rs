@@ -8,7 +8,10 @@ use bevy::render::render_resource::TextureFormat;
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 
-use crate::compute_pass::{ComputePass, RGBA8_STORAGE, buffer_binding, byte_view, filled_buffer};
+use crate::compute_pass::{
+    ComputePass, LOADED_TEXTURE, RGBA8_STORAGE, buffer_binding, byte_view, filled_buffer,
+    uniform_u32s,
+};
 
 /// The compute pipeline (render world), built on first use.
 pub(crate) struct PanelPipeline(ComputePass);
@@ -20,11 +23,7 @@ impl PanelPipeline {
             "autogaze-mask-panel",
             &burn_autogaze::mask::panel_shader(),
             &[
-                wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                    view_dimension: wgpu::TextureViewDimension::D2,
-                    multisampled: false,
-                },
+                LOADED_TEXTURE,
                 buffer_binding(wgpu::BufferBindingType::Storage { read_only: true }),
                 buffer_binding(wgpu::BufferBindingType::Uniform),
                 RGBA8_STORAGE,
@@ -66,10 +65,7 @@ pub(crate) fn draw_panel(
     } else {
         rects.iter().flat_map(|v| v.to_le_bytes()).collect()
     };
-    let params: Vec<u8> = [w, h, factor.max(1), count]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let params = [w, h, factor.max(1), count];
     let storage = filled_buffer(
         device,
         queue,
@@ -77,13 +73,7 @@ pub(crate) fn draw_panel(
         wgpu::BufferUsages::STORAGE,
         &rect_bytes,
     );
-    let uniform = filled_buffer(
-        device,
-        queue,
-        "autogaze-mask-panel-params",
-        wgpu::BufferUsages::UNIFORM,
-        &params,
-    );
+    let uniform = uniform_u32s(device, queue, "autogaze-mask-panel-params", &params);
     let dst_view = dst.texture.create_view(&wgpu::TextureViewDescriptor {
         label: Some("autogaze-mask-panel-target"),
         format: Some(TextureFormat::Rgba8Unorm),
@@ -108,5 +98,5 @@ pub(crate) fn draw_panel(
         )
     });
     queue.submit([encoder.finish()]);
-    Ok((rect_bytes.len() + params.len()) as u64)
+    Ok((rect_bytes.len() + 4 * params.len()) as u64)
 }

@@ -28,11 +28,7 @@ pub(crate) struct PsnrPass {
 
 impl PsnrPass {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let texture = wgpu::BindingType::Texture {
-            sample_type: wgpu::TextureSampleType::Float { filterable: false },
-            view_dimension: wgpu::TextureViewDimension::D2,
-            multisampled: false,
-        };
+        let texture = crate::compute_pass::LOADED_TEXTURE;
         let pass = ComputePass::new(
             device,
             "autogaze-psnr",
