@@ -253,14 +253,24 @@ pub fn plan(args: &MatrixArgs) -> Vec<Case> {
         ));
     }
     if let Some(dir) = video_dir() {
-        for mask in ["patch-diff", "autogaze"] {
+        // With the model on the device, the real video also runs on the
+        // GPU transfer (the device composing, the frame lent to the model).
+        let on_device = args.model_backend == burn_autogaze::mask_source::ModelBackend::Wgpu;
+        for (mask, transfer) in [
+            ("patch-diff", "cpu"),
+            ("autogaze", "cpu"),
+            ("autogaze", "gpu"),
+        ] {
+            if transfer == "gpu" && !on_device {
+                continue;
+            }
             let mut extra = extra(mask);
             extra.extend(["--images-dir".into(), dir.display().to_string()]);
             let mut c = case(
                 "video",
                 "images",
                 mask,
-                "cpu",
+                transfer,
                 "deduplicated",
                 "adaptive",
                 &extra,

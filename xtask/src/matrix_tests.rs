@@ -139,6 +139,17 @@ fn the_plan_covers_the_matrix_with_unique_names() {
         ..args()
     };
     assert_eq!(backend(&gpu), "wgpu");
+    // With the model on the device, the real video runs on the GPU
+    // transfer as well.
+    if video_dir().is_some() {
+        let on_device = plan(&gpu);
+        assert_eq!(on_device.len(), cases.len() + 1);
+        assert!(
+            on_device
+                .iter()
+                .any(|c| c.name == "bevy-video-images-autogaze-gpu")
+        );
+    }
     // The device-model lanes: the model's input made on the device, PSNR
     // off (the device composes alone), the quick lanes on the GPU transfer.
     let device = plan(&MatrixArgs {
