@@ -522,21 +522,19 @@ pub(crate) fn write_uploads(
         timer.as_deref_mut(),
     );
     // Swapped, not taken: both lists keep their capacity.
-    std::mem::swap(&mut s.pending, &mut queue.shared().pending);
+    let mut shared = queue.shared();
+    shared.done.device_lends += held.served;
+    shared.done.bytes += held.bytes;
+    std::mem::swap(&mut s.pending, &mut shared.pending);
+    drop(shared);
     if s.pending.is_empty() {
+        // The held lend's stage, if it ran, is resolved.
         if let Some(t) = timer {
             t.end_frame(render_device.wgpu_device(), &render_queue);
         }
-        let mut shared = queue.shared();
-        shared.done.device_lends += held.served;
-        shared.done.bytes += held.bytes;
         return;
     }
-    let mut done = UploadTotals {
-        device_lends: held.served,
-        bytes: held.bytes,
-        ..UploadTotals::default()
-    };
+    let mut done = UploadTotals::default();
     let mut copy_time = Duration::ZERO;
     for mut upload in s.pending.drain(..) {
         let Some(gpu) = gpu_images.get(upload.image) else {

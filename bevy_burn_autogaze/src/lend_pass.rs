@@ -1,9 +1,11 @@
 //! The display's frame lent to the model: one upload of a frame serves the
 //! display and the model's device preprocessing. The model asks for its
 //! frame ([`burn_autogaze::preprocess::FrameShare`]); the render world,
-//! once the frame is in the display's full-size texture, runs the core's
-//! lend pass ([`burn_autogaze::preprocess::LEND_WGSL`]) from that texture
-//! into the buffer the model made, submits, and reports the ask filled.
+//! once the frame is in the display's full-size texture, copies it from
+//! that texture into the buffer the model made (a texture-to-buffer copy,
+//! or the core's lend pass, [`burn_autogaze::preprocess::LEND_WGSL`], where
+//! the copy's row alignment does not hold), submits, and reports the ask
+//! filled.
 //! Asks for older frames are refused (the model uploads those itself).
 
 use std::num::NonZeroU64;

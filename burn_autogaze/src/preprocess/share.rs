@@ -6,8 +6,9 @@
 //! asks for its frame: it makes a buffer of the frame's size and waits, at
 //! most the share's wait, for a renderer to fill it. The renderer takes the
 //! asks its texture can serve ([`FrameShare::take`]: asks for the very
-//! frame it holds, the same pixels), runs [`LEND_WGSL`] from the texture
-//! into each buffer, submits, then reports each ask ([`FrameShare::finish`]).
+//! frame it holds, the same pixels), fills each buffer from the texture (a
+//! texture-to-buffer copy, or [`LEND_WGSL`] where the copy's row alignment
+//! does not hold), submits, then reports each ask ([`FrameShare::finish`]).
 //! An ask for a frame older than the one the renderer holds is refused at
 //! once; one nobody serves in time is withdrawn. Either way the model
 //! uploads the frame itself: a lend only ever saves an upload, it never
@@ -62,20 +63,12 @@ pub struct LendCounts {
     pub withdrawn: u64,
 }
 
-/// An ask waiting for a renderer.
-struct Asked {
-    id: u64,
-    frame: Frame,
-    target: DeviceFrame,
-    client: ComputeClient<WgpuRuntime>,
-}
-
 #[derive(Default)]
 struct State {
     next: u64,
-    waiting: Vec<Asked>,
-    /// Asks taken by a renderer, not finished yet.
-    taken: Vec<u64>,
+    /// Asks no renderer has taken yet (one taken and not finished is in
+    /// neither this list nor `finished`).
+    waiting: Vec<FrameAsk>,
     /// Finished asks nobody fetched yet: id and whether filled.
     finished: Vec<(u64, bool)>,
     /// Taken asks their model stopped waiting for.
@@ -184,14 +177,7 @@ impl FrameShare {
         while i < s.waiting.len() {
             let frame = &s.waiting[i].frame;
             if frame.shares_pixels_with(held) {
-                let a = s.waiting.swap_remove(i);
-                s.taken.push(a.id);
-                out.push(FrameAsk {
-                    id: a.id,
-                    frame: a.frame,
-                    target: a.target,
-                    client: a.client,
-                });
+                out.push(s.waiting.swap_remove(i));
             } else if frame.seq < held.seq {
                 let a = s.waiting.swap_remove(i);
                 s.finished.push((a.id, false));
@@ -223,7 +209,6 @@ impl FrameShare {
     /// submitted) or not.
     pub fn finish(&self, ask: FrameAsk, filled: bool) {
         let mut s = self.state();
-        s.taken.retain(|&id| id != ask.id);
         if filled {
             s.counts.lent += 1;
         } else {
@@ -252,7 +237,7 @@ impl FrameShare {
         let id = s.next;
         s.next += 1;
         s.counts.asked += 1;
-        s.waiting.push(Asked {
+        s.waiting.push(FrameAsk {
             id,
             frame: frame.clone(),
             target,
