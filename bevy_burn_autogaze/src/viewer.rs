@@ -246,7 +246,6 @@ fn setup(
         });
 }
 
-/// Reserves the overlay's width and hides panels that are not uploaded.
 /// The input panel's image node.
 #[derive(Component)]
 pub(crate) struct InputImage;
@@ -267,6 +266,7 @@ fn follow_input_view(
     }
 }
 
+/// Reserves the overlay's width and hides panels that are not uploaded.
 fn sync_layout(
     settings: Res<AutoGazeSettings>,
     mut rows: Query<&mut Node, (With<ImageRow>, Without<Panel>)>,

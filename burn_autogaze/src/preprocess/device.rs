@@ -12,13 +12,13 @@
 //! each frame's model input is a new buffer from Burn's pool, owned by the
 //! tensor returned.
 
+use std::sync::Arc;
+
 use burn::backend::Wgpu;
 use burn::backend::wgpu::{CubeTensor, WgpuDevice, WgpuRuntime};
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
-
-use std::sync::Arc;
 
 use super::Preprocessor;
 use super::bicubic::packed_cubic;
