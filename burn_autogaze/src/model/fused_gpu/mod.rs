@@ -5,8 +5,12 @@
 //! on the device, launched on Burn's own wgpu runtime: it takes the
 //! encoder's vision tokens and the device-picked ids as Burn tensors and
 //! gives the heads as Burn tensors, with no copy and no readback. The
-//! encoder runs in Burn ops (the reference engine's). The default engine on
-//! Burn's wgpu backend; same tokens as the host engine (tested).
+//! encoder is two more dispatches over all of a call's streams and frames
+//! (`encoder`: the convolutions as products over patches read in place,
+//! the epilogues fused, each stream's temporal context written on the
+//! device), or the reference engine's Burn ops where its shapes are not
+//! ones those kernels take. The default engine on Burn's wgpu backend; same
+//! tokens as the host engine (tested).
 //!
 //! It counts its dispatches ([`Engine::dispatches`]) and the bytes it moves
 //! between the host and the device ([`Engine::transfers`], `counters`). Its
@@ -19,6 +23,7 @@ mod blocks;
 mod bridge;
 mod cache;
 mod counters;
+mod encoder;
 mod kernels;
 mod launch;
 mod layout;
@@ -60,7 +65,7 @@ const BINDING_ALIGN: usize = 256;
 pub fn entry<B: Backend>() -> EngineEntry<B> {
     EngineEntry {
         name: NAME,
-        about: "the decoder in one fused CubeCL dispatch a layer (and two for the heads) on Burn's wgpu runtime (the wgpu default)",
+        about: "the encoder in two fused CubeCL dispatches, the decoder in one a layer (and two for the heads) on Burn's wgpu runtime (the wgpu default)",
         priority: |device| wgpu_device::<B>(device).map(|_| 20),
         build: |w, c| Ok(Arc::new(FusedGpu::new(w, c)?)),
     }
@@ -81,6 +86,9 @@ pub struct FusedGpu<B: Backend> {
     device: WgpuDevice,
     inv_freq: Vec<f32>,
     counters: Arc<Counters>,
+    /// The encoder's kernels, or why they do not run this model's shapes
+    /// (then it encodes in Burn ops).
+    encoder: std::result::Result<encoder::GpuEncoder, String>,
 }
 
 impl<B: Backend> std::fmt::Debug for FusedGpu<B> {
@@ -196,6 +204,7 @@ impl<B: Backend> FusedGpu<B> {
         values.extend(host_values(dec.embed.clone()));
         let client = WgpuRuntime::client(&device);
         let counters = Arc::new(Counters::default());
+        let encoder = encoder::GpuEncoder::new(w, c, &client, &counters);
         Ok(Self {
             weights: w.clone(),
             config: c.clone(),
@@ -207,6 +216,7 @@ impl<B: Backend> FusedGpu<B> {
             device,
             inv_freq: inv_freq(c),
             counters,
+            encoder,
         })
     }
 
@@ -330,6 +340,18 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         video: Tensor<B, 5>,
         caches: &mut [&mut dyn EngineCache<B>],
     ) -> Result<Tensor<B, 4>> {
+        if let Ok(kernels) = &self.encoder {
+            let own = own_caches::<B, FusedCache<B>>(NAME, caches)?;
+            let mut contexts: Vec<&mut Option<Tensor<B, 4>>> =
+                own.into_iter().map(|c| &mut c.conv).collect();
+            return kernels.encode(
+                &self.client,
+                &self.device,
+                &self.counters,
+                video,
+                &mut contexts,
+            );
+        }
         encode_with(
             NAME,
             &self.weights,

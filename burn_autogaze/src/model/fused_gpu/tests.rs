@@ -302,3 +302,96 @@ fn kernels_a_frame() {
         state.readbacks()
     );
 }
+
+/// The encoder's kernels against the host engine's encoder: two streams
+/// in one call, two frames then one at a time (each stream's context made
+/// by the kernels), a video read through strides (a stream's frames from a
+/// permuted buffer): tokens and contexts within 1e-4, two dispatches a call.
+#[test]
+fn the_encoder_kernels_equal_the_host_encoder() {
+    let device = Default::default();
+    let (fused, host) = models(1, 3);
+    let mut states = [
+        [fused.new_stream(), fused.new_stream()],
+        [host.new_stream(), host.new_stream()],
+    ];
+    for (call, t) in [2usize, 1, 1].into_iter().enumerate() {
+        let video = Tensor::<Bk, 5>::random([t, 2, 3, 224, 224], Distribution::Default, &device)
+            .swap_dims(0, 1);
+        let mut tokens = Vec::new();
+        let mut contexts = Vec::new();
+        for (model, pair) in [&fused, &host].into_iter().zip(states.iter_mut()) {
+            let before = model.engine.dispatches();
+            let [a, b] = pair;
+            let mut caches: Vec<&mut dyn EngineCache<Bk>> =
+                vec![a.cache.as_mut(), b.cache.as_mut()];
+            let out = model.engine.encode(video.clone(), &mut caches).unwrap();
+            assert_eq!(out.dims(), [2, t, 196, model.config.hidden]);
+            tokens.push(out.into_data().into_vec::<f32>().unwrap());
+            contexts.push([a.cache.export().conv, b.cache.export().conv]);
+            if let Some(before) = before {
+                assert_eq!(
+                    model.engine.dispatches().unwrap() - before,
+                    2,
+                    "call {call}"
+                );
+            }
+        }
+        let diff = max_diff(&tokens[0], &tokens[1]);
+        assert!(diff <= 1e-4, "call {call}: tokens differ by {diff}");
+        for (s, (kernels, host)) in contexts[0].iter().zip(&contexts[1]).enumerate() {
+            assert!(!kernels.is_empty(), "call {call}, stream {s}");
+            let diff = max_diff(kernels, host);
+            assert!(
+                diff <= 1e-4,
+                "call {call}, stream {s}: contexts differ by {diff}"
+            );
+        }
+    }
+}
+
+/// Encoder shapes the kernels do not take leave the encoder in Burn ops,
+/// the reason named.
+#[test]
+fn unsupported_encoder_shapes_are_named() {
+    let model = AutoGaze::<Bk>::random(AutoGazeConfig::release(), 1, &Default::default());
+    let client = <burn::backend::wgpu::WgpuRuntime as cubecl::Runtime>::client(&Default::default());
+    let counters = super::counters::Counters::default();
+    let mut config = AutoGazeConfig::release();
+    config.vision_hidden = 190;
+    let why = super::encoder::GpuEncoder::new(&model.weights, &config, &client, &counters)
+        .expect_err("refused");
+    assert!(
+        why.contains("190") && why.contains("multiples of 4"),
+        "{why}"
+    );
+}
+
+/// What the adapter's best matrix product reaches (the ceiling of any
+/// engine's arithmetic on it): Burn's autotuned matmul over square f32
+/// products, multiply-adds a second, after a warm-up. Run with
+/// `cargo test -p burn_autogaze --features wgpu --lib gemm_ceiling --
+/// --ignored --nocapture` (PERF_LOOP, fifteenth session).
+#[test]
+#[ignore]
+fn gemm_ceiling() {
+    use burn::tensor::backend::Backend;
+    let device = Default::default();
+    for n in [256usize, 512, 1024] {
+        let a = Tensor::<Bk, 2>::random([n, n], Distribution::Default, &device);
+        let b = Tensor::<Bk, 2>::random([n, n], Distribution::Default, &device);
+        let _ = a.clone().matmul(b.clone()).into_data();
+        let reps = (2_000_000_000 / (n * n * n)).clamp(2, 200);
+        Bk::sync(&device).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            let _ = a.clone().matmul(b.clone());
+        }
+        Bk::sync(&device).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "{n}^3 x {reps}: {:.2} G multiply-adds a second",
+            (n * n * n * reps) as f64 / secs / 1e9
+        );
+    }
+}
