@@ -395,3 +395,38 @@ fn gemm_ceiling() {
         );
     }
 }
+
+/// The encoder's wall time a frame on each engine (one stream, a frame at
+/// a time with its temporal context, the device synced after each), after
+/// a warm-up: `cargo test -p burn_autogaze --features wgpu --lib
+/// encoder_time -- --ignored --nocapture` (PERF_LOOP, fifteenth session).
+#[test]
+#[ignore]
+fn encoder_time() {
+    use burn::tensor::backend::Backend;
+    let device = Default::default();
+    let fused = AutoGaze::<Bk>::random(AutoGazeConfig::release(), 1, &device);
+    let mut reference = fused.clone();
+    reference.set_engine(engines::BURN_OPS).unwrap();
+    let frame = Tensor::<Bk, 4>::random([1, 3, 224, 224], Distribution::Default, &device);
+    for round in 0..3 {
+        for model in [&fused, &reference] {
+            let mut state = model.new_stream();
+            for _ in 0..3 {
+                let _ = model.encode(&mut state, frame.clone()).unwrap();
+            }
+            Bk::sync(&device).unwrap();
+            let reps = 10;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                let _ = model.encode(&mut state, frame.clone()).unwrap();
+                Bk::sync(&device).unwrap();
+            }
+            eprintln!(
+                "round {round}, {}: {:.1} ms a frame",
+                model.engine_name(),
+                t.elapsed().as_secs_f64() * 1e3 / reps as f64
+            );
+        }
+    }
+}
