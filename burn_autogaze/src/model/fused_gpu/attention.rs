@@ -17,8 +17,8 @@ use super::layout::{CallShape, TILE_KEYS, phase_end};
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn block_attention(
-    kv4: &Array<F4>,
-    s: &mut Array<f32>,
+    kv4: &Slice<F4, ReadWrite>,
+    s: &mut Slice<f32, ReadWrite>,
     call: &Array<f32>,
     shape: &CallShape,
     sc: &mut SharedMemory<f32>,

@@ -19,7 +19,7 @@ pub type F4 = Vector<f32, Const<4>>;
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn block_normed(
-    s: &Array<f32>,
+    s: &Slice<f32, ReadWrite>,
     w: &Array<f32>,
     xn: &mut SharedMemory<f32>,
     row0: usize,
@@ -58,7 +58,7 @@ pub fn block_normed(
 #[allow(clippy::too_many_arguments)]
 pub fn block_add_product(
     w4: &Array<F4>,
-    s: &mut Array<f32>,
+    s: &mut Slice<f32, ReadWrite>,
     row0: usize,
     rows: usize,
     a_at: usize,
@@ -96,7 +96,8 @@ pub fn block_add_product(
                 let v = acc[b];
                 #[unroll]
                 for i in 0..4usize {
-                    s[r * d + 4 * q + i] += v[i];
+                    let at = r * d + 4 * q + i;
+                    s[at] = s[at] + v[i];
                 }
             }
         }
@@ -147,7 +148,7 @@ fn normed_quad_pair(
 #[allow(clippy::too_many_arguments)]
 pub fn block_gate_up(
     w4: &Array<F4>,
-    s: &mut Array<f32>,
+    s: &mut Slice<f32, ReadWrite>,
     xn: &SharedMemory<f32>,
     row0: usize,
     rows: usize,
@@ -202,8 +203,8 @@ pub fn block_gate_up(
 #[allow(clippy::too_many_arguments)]
 pub fn project_quad(
     w4: &Array<F4>,
-    kv4: &mut Array<F4>,
-    s: &mut Array<f32>,
+    kv4: &mut Slice<F4, ReadWrite>,
+    s: &mut Slice<f32, ReadWrite>,
     call: &Array<f32>,
     xn: &SharedMemory<f32>,
     shape: &CallShape,

@@ -2,9 +2,12 @@
 //! (a Burn tensor, as the reference engine keeps it) and the KV cache in one
 //! device buffer `[layer][k|v][head][cap][head_dim]` that the decoder
 //! kernel appends to in place. Growing, evicting and copying move the kept
-//! keys into a new buffer in one dispatch ([`move_keys`]).
+//! keys into a new buffer in one dispatch ([`move_keys`]). Streams decoded
+//! in lockstep keep their caches side by side in one buffer (a slot each,
+//! [`FusedCache::gather`]), so one dispatch serves them all.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::backend::wgpu::WgpuRuntime;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -21,6 +24,29 @@ use crate::error::{AutoGazeError, Result};
 
 /// Keys a new KV buffer holds at least; it grows to twice what it held.
 const MIN_KEYS: usize = 512;
+
+/// Capacities are multiples of this many keys, so a stream's slot in a
+/// shared buffer starts where a binding may (256 bytes: a key's values in
+/// every block are at least one f32).
+const KEY_ALIGN: usize = 64;
+
+/// A capacity of at least `keys` keys.
+fn capacity(keys: usize) -> usize {
+    keys.max(MIN_KEYS).next_multiple_of(KEY_ALIGN)
+}
+
+/// Names each shared buffer [`FusedCache::gather`] makes.
+static NEXT_SHARED: AtomicU64 = AtomicU64::new(1);
+
+/// Where a cache sits in a buffer shared by streams in lockstep: the
+/// whole buffer, its name, the stream's index and the streams it holds.
+#[derive(Clone)]
+struct Slot {
+    whole: Handle,
+    id: u64,
+    index: usize,
+    streams: usize,
+}
 
 /// The KV cache's dimensions.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +76,8 @@ pub struct FusedCache<B: Backend> {
     /// The trunk's temporal context `[kt - 1, grid, grid, C]`.
     pub conv: Option<Tensor<B, 4>>,
     kv: Option<Handle>,
+    /// Set while `kv` is a slot of a buffer shared with other streams.
+    slot: Option<Slot>,
     cap: usize,
     keys: usize,
     shape: KvShape,
@@ -77,6 +105,7 @@ impl<B: Backend> FusedCache<B> {
         Self {
             conv: None,
             kv: None,
+            slot: None,
             cap: 0,
             keys: 0,
             shape,
@@ -93,11 +122,66 @@ impl<B: Backend> FusedCache<B> {
     /// Makes room for `keys` keys; returns the capacity.
     pub fn reserve(&mut self, keys: usize) -> usize {
         if keys > self.cap || self.kv.is_none() {
-            let cap = keys.max(2 * self.cap).max(MIN_KEYS);
+            let cap = capacity(keys.max(2 * self.cap));
             self.kv = Some(self.moved(0, cap));
+            self.slot = None;
             self.cap = cap;
         }
         self.cap
+    }
+
+    /// Values of a KV buffer of `cap` keys.
+    pub fn kv_values(&self, cap: usize) -> usize {
+        self.shape.len(cap)
+    }
+
+    /// The caches of streams decoded in lockstep side by side in one
+    /// buffer with room for `keys` keys each: the buffer and the capacity
+    /// of a slot. Where they already sit so (the last call's), nothing
+    /// moves; else a new buffer takes each stream's keys (one dispatch a
+    /// stream) and each cache its slot.
+    pub fn gather(caches: &mut [&mut Self], keys: usize) -> (Handle, usize) {
+        let n = caches.len();
+        let first = caches[0].slot.clone();
+        let cap = caches[0].cap;
+        let in_place = first.as_ref().is_some_and(|f| {
+            f.streams == n
+                && keys <= cap
+                && caches.iter().enumerate().all(|(i, c)| {
+                    c.cap == cap
+                        && c.slot
+                            .as_ref()
+                            .is_some_and(|s| s.id == f.id && s.index == i)
+                })
+        });
+        if let (true, Some(f)) = (in_place, first) {
+            return (f.whole, cap);
+        }
+        let most = caches.iter().map(|c| c.cap).max().unwrap_or(0);
+        let cap = capacity(if keys > most {
+            keys.max(2 * most)
+        } else {
+            most
+        });
+        let region = 4 * caches[0].shape.len(cap) as u64;
+        let whole = caches[0].client.empty(n * region as usize);
+        let id = NEXT_SHARED.fetch_add(1, Ordering::Relaxed);
+        for (i, cache) in caches.iter_mut().enumerate() {
+            let view = whole
+                .clone()
+                .offset_start(i as u64 * region)
+                .offset_end((n - 1 - i) as u64 * region);
+            cache.move_into(0, &view, cap);
+            cache.kv = Some(view);
+            cache.cap = cap;
+            cache.slot = Some(Slot {
+                whole: whole.clone(),
+                id,
+                index: i,
+                streams: n,
+            });
+        }
+        (whole, cap)
     }
 
     /// The KV buffer and its length in values (after [`FusedCache::reserve`]).
@@ -113,14 +197,21 @@ impl<B: Backend> FusedCache<B> {
 
     /// A new buffer of `cap` keys holding keys `from..` of this one.
     fn moved(&self, from: usize, cap: usize) -> Handle {
+        let dst = self.client.empty(4 * self.shape.len(cap));
+        self.move_into(from, &dst, cap);
+        dst
+    }
+
+    /// Writes keys `from..` of this cache to the start of `dst`, a buffer
+    /// of `cap` keys.
+    fn move_into(&self, from: usize, dst: &Handle, cap: usize) {
         let s = self.shape;
-        let dst = self.client.empty(4 * s.len(cap));
         let count = self.keys - from;
         let Some(src) = self.kv.clone() else {
-            return dst;
+            return;
         };
         if count == 0 {
-            return dst;
+            return;
         }
         let total = s.blocks() * count * s.head_dim;
         let units = 256u32;
@@ -143,7 +234,6 @@ impl<B: Backend> FusedCache<B> {
             );
         }
         self.counters.dispatched(1);
-        dst
     }
 
     /// Fills the cache from `portable` (see [`PortableCache`]).
@@ -181,7 +271,7 @@ impl<B: Backend> FusedCache<B> {
                 "a KV cache that does not hold {keys} keys in every layer"
             )));
         }
-        let cap = keys.max(MIN_KEYS);
+        let cap = capacity(keys);
         let mut values = vec![0f32; s.len(cap)];
         let block = cap * s.head_dim;
         for (layer, (k, v)) in portable.layers.iter().enumerate() {
@@ -193,6 +283,7 @@ impl<B: Backend> FusedCache<B> {
             }
         }
         self.kv = Some(self.counters.upload(&self.client, &values));
+        self.slot = None;
         self.cap = cap;
         self.keys = keys;
         Ok(())
@@ -207,6 +298,7 @@ impl<B: Backend> Clone for FusedCache<B> {
         Self {
             conv: self.conv.clone(),
             kv,
+            slot: None,
             cap: self.cap,
             keys: self.keys,
             shape: self.shape,
@@ -229,6 +321,7 @@ impl<B: Backend> EngineCache<B> for FusedCache<B> {
         let n = n.min(self.keys);
         if self.kv.is_some() {
             self.kv = Some(self.moved(n, self.cap));
+            self.slot = None;
         }
         self.keys -= n;
     }

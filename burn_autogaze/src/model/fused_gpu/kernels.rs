@@ -50,13 +50,15 @@ use super::layout::{
 /// Row `r`'s input into `x`: the embedding of its id (the first `m` rows),
 /// else its vision token; `c` a column.
 #[cube]
+#[allow(clippy::too_many_arguments)]
 fn embed_value(
     w: &Array<f32>,
-    s: &mut Array<f32>,
+    s: &mut Slice<f32, ReadWrite>,
     ids: &Array<i32>,
     vision: &Array<f32>,
     shape: &CallShape,
     at: &CallOffsets,
+    stream: usize,
     r: usize,
     c: usize,
     #[comptime] lay: WeightLayout,
@@ -64,11 +66,13 @@ fn embed_value(
     let d = comptime!(lay.d);
     let m = shape.m as usize;
     if r < m {
-        let id = ids[at.ids as usize + r] as usize;
+        let id = ids[at.ids as usize + stream * m + r] as usize;
         s[r * d + c] = w[comptime!(lay.embed()) + id * d + c];
     } else {
-        s[r * d + c] =
-            vision[at.vision as usize + (r - m) * at.v_row as usize + c * at.v_col as usize];
+        s[r * d + c] = vision[at.vision as usize
+            + stream * at.v_stream as usize
+            + (r - m) * at.v_row as usize
+            + c * at.v_col as usize];
     }
 }
 
@@ -79,8 +83,8 @@ fn embed_value(
 fn finish_layer(
     w: &Array<f32>,
     w4: &Array<F4>,
-    kv: &Array<F4>,
-    s: &mut Array<f32>,
+    kv: &Slice<F4, ReadWrite>,
+    s: &mut Slice<f32, ReadWrite>,
     call: &Array<f32>,
     shape: &CallShape,
     xn: &mut SharedMemory<f32>,
@@ -140,8 +144,13 @@ pub fn layer_step(
     let heads = comptime!(step.n_heads);
     let hd = comptime!(step.hd);
     let rows = shape.rows as usize;
-    let row0 = shape.row0 as usize + CUBE_POS * block;
+    let row0 = shape.row0 as usize + CUBE_POS_X as usize * block;
     let layer = layer as usize;
+    // The workgroup's stream: its scratch rows and its KV cache.
+    let stream = CUBE_POS_Y as usize;
+    let (s_len, kv_len) = (shape.s_len as usize, shape.kv_len as usize);
+    let mut s = s.slice_mut(stream * s_len, (stream + 1) * s_len);
+    let mut kv = kv.slice_mut(stream * kv_len, (stream + 1) * kv_len);
     let mut xn = SharedMemory::<f32>::new(comptime!(block * lay.d));
     let mut sc = SharedMemory::<f32>::new(comptime!(block * TILE_KEYS));
     let mut qs = SharedMemory::<F4>::new(comptime!(block * step.hd / 4));
@@ -152,7 +161,7 @@ pub fn layer_step(
         while t < block * d {
             let r = row0 + t / d;
             if r < rows {
-                embed_value(w, s, ids, vision, &shape, &at, r, t % d, lay);
+                embed_value(w, &mut s, ids, vision, &shape, &at, stream, r, t % d, lay);
             }
             t += CUBE_DIM as usize;
         }
@@ -162,8 +171,8 @@ pub fn layer_step(
         finish_layer(
             w,
             w4,
-            kv,
-            s,
+            &kv,
+            &mut s,
             call,
             &shape,
             &mut xn,
@@ -180,11 +189,13 @@ pub fn layer_step(
     }
     if comptime!(step.project) {
         let norm = layer * comptime!(lay.layer());
-        block_normed(s, w, &mut xn, row0, rows, norm, eps, d, block, step.units);
+        block_normed(&s, w, &mut xn, row0, rows, norm, eps, d, block, step.units);
         let tasks = comptime!(3 * heads * (hd / 8));
         let mut t = UNIT_POS as usize;
         while t < tasks {
-            project_quad(w4, kv, s, call, &xn, &shape, layer, row0, t, lay, step);
+            project_quad(
+                w4, &mut kv, &mut s, call, &xn, &shape, layer, row0, t, lay, step,
+            );
             t += CUBE_DIM as usize;
         }
     }
@@ -213,7 +224,7 @@ fn logit_units(lay: &WeightLayout) -> usize {
 pub fn last_row_heads(
     w: &Array<f32>,
     w4: &Array<F4>,
-    s: &Array<f32>,
+    s: &mut Array<f32>,
     out: &mut Array<f32>,
     shape: CallShape,
     at: CallOffsets,
@@ -227,10 +238,14 @@ pub fn last_row_heads(
     let quads = comptime!(lay.n_logits.is_multiple_of(4));
     let logit_units = comptime!(logit_units(&lay));
     let rows = shape.rows as usize;
+    // The workgroup's stream: its scratch rows.
+    let stream = CUBE_POS_Y as usize;
+    let s_len = shape.s_len as usize;
+    let s = s.slice_mut(stream * s_len, (stream + 1) * s_len);
     let mut xn = SharedMemory::<f32>::new(comptime!(lay.d));
     let norm = comptime!(lay.final_norm());
     block_normed(
-        s,
+        &s,
         w,
         &mut xn,
         rows - 1,
@@ -241,8 +256,8 @@ pub fn last_row_heads(
         comptime!(1usize),
         units,
     );
-    let j = CUBE_POS * units + UNIT_POS as usize;
-    let stream = at.stream as usize;
+    let j = CUBE_POS_X as usize * units + UNIT_POS as usize;
+    let stream = at.stream as usize + stream;
     if j < logit_units {
         if comptime!(quads) {
             let col = comptime!(lay.lm_head() / 4) + j;

@@ -1,6 +1,7 @@
-//! One stream's decoder call as the kernels' dispatches: one a layer, one
-//! finishing the last layer for the last row, one for the heads (see
-//! `kernels`).
+//! A decoder call of one or more streams in lockstep as the kernels'
+//! dispatches: one a layer, one finishing the last layer for the last row,
+//! one for the heads (see `kernels`), every stream in the same dispatches
+//! (a row of workgroups a stream: `CUBE_POS_Y`).
 
 use burn::backend::wgpu::WgpuRuntime;
 use cubecl::prelude::*;
@@ -52,19 +53,25 @@ impl Buffer {
     }
 }
 
-/// Where a stream's inputs and outputs sit (see `layout::CallOffsets`; the host side of it).
+/// Where the streams' inputs and outputs sit (see `layout::CallOffsets`; the host side of it).
 #[derive(Debug, Clone, Copy)]
 pub struct Offsets {
     pub ids: u32,
     pub vision: u32,
     pub v_row: u32,
     pub v_col: u32,
+    pub v_stream: u32,
     pub stream: u32,
     pub task_loss: u32,
 }
 
-/// One stream's decoder call.
+/// A decoder call of `streams` streams: their scratch rows one after
+/// another in `scratch` (`s_len` values each), their KV caches one after
+/// another in `kv` (`kv_len` `vec4`s each, `cap` keys).
 pub struct StreamCall<'a> {
+    pub streams: usize,
+    pub s_len: usize,
+    pub kv_len: usize,
     pub client: &'a ComputeClient<WgpuRuntime>,
     pub weights: &'a Buffer,
     pub kv: Buffer,
@@ -93,12 +100,22 @@ impl StreamCall<'_> {
             self.cap as u32,
             q_first as u32,
             row0 as u32,
+            self.s_len as u32,
+            self.kv_len as u32,
         )
     }
 
     fn offsets(&self) -> CallOffsetsLaunch<WgpuRuntime> {
         let a = self.at;
-        CallOffsetsLaunch::new(a.ids, a.vision, a.v_row, a.v_col, a.stream, a.task_loss)
+        CallOffsetsLaunch::new(
+            a.ids,
+            a.vision,
+            a.v_row,
+            a.v_col,
+            a.v_stream,
+            a.stream,
+            a.task_loss,
+        )
     }
 
     /// One [`layer_step`] dispatch over `blocks` workgroups from `row0`.
@@ -110,7 +127,7 @@ impl StreamCall<'_> {
         unsafe {
             layer_step::launch_unchecked(
                 self.client,
-                CubeCount::Static(blocks as u32, 1, 1),
+                CubeCount::Static(blocks as u32, self.streams as u32, 1),
                 CubeDim::new_1d(UNITS),
                 self.weights.arg(),
                 self.weights.arg4(),
@@ -173,7 +190,11 @@ impl StreamCall<'_> {
         unsafe {
             last_row_heads::launch_unchecked(
                 self.client,
-                CubeCount::Static(outputs.div_ceil(UNITS as usize) as u32, 1, 1),
+                CubeCount::Static(
+                    outputs.div_ceil(UNITS as usize) as u32,
+                    self.streams as u32,
+                    1,
+                ),
                 CubeDim::new_1d(UNITS),
                 self.weights.arg(),
                 self.weights.arg4(),

@@ -57,7 +57,7 @@ impl WeightLayout {
 
 /// `1 / sqrt(mean(x^2) + eps)` of the `d` values at `a[at..]`.
 #[cube]
-pub fn inv_rms(a: &Array<f32>, at: usize, eps: f32, #[comptime] d: usize) -> f32 {
+pub fn inv_rms(a: &Slice<f32, ReadWrite>, at: usize, eps: f32, #[comptime] d: usize) -> f32 {
     let mut ss = 0.0f32;
     for k in 0..d {
         let v = a[at + k];
@@ -79,6 +79,8 @@ pub struct CallOffsets {
     pub v_row: u32,
     /// Values between two vision columns.
     pub v_col: u32,
+    /// Values between two streams' vision tokens.
+    pub v_stream: u32,
     /// The stream's index in the call.
     pub stream: u32,
     /// Where the task losses start in `out`.
@@ -103,6 +105,10 @@ pub struct CallShape {
     pub q_first: u32,
     /// The first row of the dispatch's first block.
     pub row0: u32,
+    /// Scratch values a stream (a batched call's streams one after another).
+    pub s_len: u32,
+    /// KV `vec4`s a stream (a batched call's caches one after another).
+    pub kv_len: u32,
 }
 
 /// What a `layer_step` dispatch does, and its block: rows a workgroup.

@@ -407,8 +407,8 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
             ));
         }
         let scratch = Buffer {
-            handle: self.client.empty(4 * scratch_len),
-            len: scratch_len,
+            handle: self.client.empty(4 * n * scratch_len),
+            len: n * scratch_len,
         };
         let tl_at = (n * lay.n_logits).next_multiple_of(BINDING_ALIGN / 4);
         let out_len = tl_at + n * lay.n_tl;
@@ -432,36 +432,50 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
             len: vision_len(&vision, n, d),
             handle: vision.handle.clone(),
         };
-        for (s, cache) in own.iter_mut().enumerate() {
-            let cap = cache.reserve(past + rows);
-            let (handle, len) = cache.kv_handle();
-            let stream = StreamCall {
-                client: &self.client,
-                weights: &weights,
-                kv: Buffer { handle, len },
-                scratch: &scratch,
-                call: &call_data,
-                ids: &ids,
-                vision: &vision_buffer,
-                out: &out,
-                rows,
-                m,
-                past,
-                cap,
-                at: Offsets {
-                    ids: (m * s) as u32,
-                    vision: (s * vision.strides[0]) as u32,
-                    v_row: vision.strides[1] as u32,
-                    v_col: vision.strides[2] as u32,
-                    stream: s as u32,
-                    task_loss: tl_at as u32,
-                },
-                eps: c.rms_eps as f32,
-                lay,
-                heads: c.heads,
-                head_dim: c.head_dim,
-            };
-            self.counters.dispatched(stream.run());
+        // Every stream in the same dispatches: one stream's cache is its
+        // own buffer; several streams' sit side by side in one.
+        let (kv, cap) = if n == 1 {
+            let cap = own[0].reserve(past + rows);
+            (own[0].kv_handle().0, cap)
+        } else {
+            FusedCache::gather(&mut own, past + rows)
+        };
+        let kv_values = own[0].kv_values(cap);
+        let batch = StreamCall {
+            streams: n,
+            s_len: scratch_len,
+            kv_len: kv_values / 4,
+            client: &self.client,
+            weights: &weights,
+            kv: Buffer {
+                handle: kv,
+                len: n * kv_values,
+            },
+            scratch: &scratch,
+            call: &call_data,
+            ids: &ids,
+            vision: &vision_buffer,
+            out: &out,
+            rows,
+            m,
+            past,
+            cap,
+            at: Offsets {
+                ids: 0,
+                vision: 0,
+                v_row: vision.strides[1] as u32,
+                v_col: vision.strides[2] as u32,
+                v_stream: vision.strides[0] as u32,
+                stream: 0,
+                task_loss: tl_at as u32,
+            },
+            eps: c.rms_eps as f32,
+            lay,
+            heads: c.heads,
+            head_dim: c.head_dim,
+        };
+        self.counters.dispatched(batch.run());
+        for cache in own.iter_mut() {
             cache.appended(rows);
         }
         let out = out.handle;

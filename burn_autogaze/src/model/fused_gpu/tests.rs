@@ -430,3 +430,72 @@ fn encoder_time() {
         }
     }
 }
+
+/// Three streams in lockstep share each dispatch of a call (the layers',
+/// the last row's, the heads'), their caches side by side in one buffer:
+/// heads within 1e-4 of the host engine's, call after call; the caches
+/// move into a shared buffer only when they are not there already (after
+/// a stream's eviction), one dispatch a stream.
+#[test]
+fn lockstep_streams_share_each_dispatch() {
+    let device = Default::default();
+    let (fused, host) = models(2, 7);
+    let (n, d, rows) = (3usize, fused.config.hidden, 40usize);
+    let vision = Tensor::<Bk, 3>::random([n, rows, d], Distribution::Default, &device);
+    let positions: Vec<i64> = (0..rows as i64).collect();
+    let mask = vec![true; rows];
+    let ids: Vec<u32> = (0..n as u32 * 2).map(|i| 5 + 11 * i).collect();
+    let mut heads = Vec::new();
+    let mut counts = Vec::new();
+    for model in [&fused, &host] {
+        let mut states: Vec<_> = (0..n).map(|_| model.new_stream()).collect();
+        let mut keys = 0usize;
+        for call in 0..4 {
+            let before = model.engine.dispatches();
+            if call == 3 {
+                // A stream evicts its oldest key: every stream follows
+                // (lockstep), the first's cache leaves the shared buffer.
+                for s in &mut states {
+                    s.cache.evict_front(1);
+                }
+                keys -= 1;
+            }
+            let (call_ids, call_vision, new) = if call == 0 {
+                (None, Some(vision.clone()), rows)
+            } else {
+                (Some(ChunkIds::Host(ids.clone())), None, 2)
+            };
+            let pos: Vec<i64> = (keys as i64..(keys + new) as i64).collect();
+            let key_mask = vec![true; keys + new];
+            let mut caches: Vec<&mut dyn EngineCache<Bk>> =
+                states.iter_mut().map(|s| s.cache.as_mut()).collect();
+            let out = model
+                .engine
+                .decode(
+                    DecoderCall {
+                        streams: n,
+                        ids: call_ids,
+                        vision: call_vision,
+                        positions: if call == 0 { &positions } else { &pos },
+                        key_mask: if call == 0 { &mask } else { &key_mask },
+                    },
+                    &mut caches,
+                )
+                .unwrap();
+            keys += new;
+            heads.push(out.into_host());
+            if let Some(before) = before {
+                counts.push(model.engine.dispatches().unwrap() - before);
+            }
+        }
+    }
+    for call in 0..4 {
+        let (f, h) = (&heads[call], &heads[4 + call]);
+        assert!(max_diff(&f.0, &h.0) <= 1e-4, "call {call}: logits");
+        assert!(max_diff(&f.1, &h.1) <= 1e-4, "call {call}: task losses");
+    }
+    // 2 layers + the last row + the heads a call, whatever the streams;
+    // the first call's empty caches move nothing; the eviction moves each
+    // stream's keys once into its own buffer and once back into a shared one.
+    assert_eq!(counts, vec![4, 4, 4, 4 + n as u64 + n as u64]);
+}
