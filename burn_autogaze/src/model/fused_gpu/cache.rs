@@ -35,17 +35,34 @@ fn capacity(keys: usize) -> usize {
     keys.max(MIN_KEYS).next_multiple_of(KEY_ALIGN)
 }
 
-/// Names each shared buffer [`FusedCache::gather`] makes.
+/// Names each buffer streams share.
 static NEXT_SHARED: AtomicU64 = AtomicU64::new(1);
 
-/// Where a cache sits in a buffer shared by streams in lockstep: the
-/// whole buffer, its name, the stream's index and the streams it holds.
+/// Where a stream's cache sits in a buffer shared by streams in lockstep:
+/// the whole buffer, its name, the stream's index and the streams it holds.
 #[derive(Clone)]
-struct Slot {
-    whole: Handle,
-    id: u64,
-    index: usize,
-    streams: usize,
+pub struct Slot {
+    pub whole: Handle,
+    pub id: u64,
+    pub index: usize,
+    pub streams: usize,
+}
+
+impl Slot {
+    /// A name for a new shared buffer.
+    pub fn new_id() -> u64 {
+        NEXT_SHARED.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// `slots` are streams `0..` of one shared buffer, in order, and no
+    /// others: that buffer.
+    pub fn whole_of(slots: &[Option<&Slot>]) -> Option<Handle> {
+        let first = slots.first()?.as_ref()?;
+        let whole = slots.iter().enumerate().all(|(i, s)| {
+            s.is_some_and(|s| s.id == first.id && s.index == i && s.streams == slots.len())
+        });
+        whole.then(|| first.whole.clone())
+    }
 }
 
 /// The KV cache's dimensions.
@@ -75,6 +92,9 @@ impl KvShape {
 pub struct FusedCache<B: Backend> {
     /// The trunk's temporal context `[kt - 1, grid, grid, C]`.
     pub conv: Option<Tensor<B, 4>>,
+    /// Set while `conv` is a slot of a buffer the encoder's kernels wrote
+    /// for streams in lockstep (the next call reads it whole).
+    pub conv_slot: Option<Slot>,
     kv: Option<Handle>,
     /// Set while `kv` is a slot of a buffer shared with other streams.
     slot: Option<Slot>,
@@ -104,6 +124,7 @@ impl<B: Backend> FusedCache<B> {
     ) -> Self {
         Self {
             conv: None,
+            conv_slot: None,
             kv: None,
             slot: None,
             cap: 0,
@@ -142,20 +163,13 @@ impl<B: Backend> FusedCache<B> {
     /// stream) and each cache its slot.
     pub fn gather(caches: &mut [&mut Self], keys: usize) -> (Handle, usize) {
         let n = caches.len();
-        let first = caches[0].slot.clone();
         let cap = caches[0].cap;
-        let in_place = first.as_ref().is_some_and(|f| {
-            f.streams == n
-                && keys <= cap
-                && caches.iter().enumerate().all(|(i, c)| {
-                    c.cap == cap
-                        && c.slot
-                            .as_ref()
-                            .is_some_and(|s| s.id == f.id && s.index == i)
-                })
-        });
-        if let (true, Some(f)) = (in_place, first) {
-            return (f.whole, cap);
+        let slots: Vec<Option<&Slot>> = caches.iter().map(|c| c.slot.as_ref()).collect();
+        if let Some(whole) = Slot::whole_of(&slots)
+            && keys <= cap
+            && caches.iter().all(|c| c.cap == cap)
+        {
+            return (whole, cap);
         }
         let most = caches.iter().map(|c| c.cap).max().unwrap_or(0);
         let cap = capacity(if keys > most {
@@ -165,7 +179,7 @@ impl<B: Backend> FusedCache<B> {
         });
         let region = 4 * caches[0].shape.len(cap) as u64;
         let whole = caches[0].client.empty(n * region as usize);
-        let id = NEXT_SHARED.fetch_add(1, Ordering::Relaxed);
+        let id = Slot::new_id();
         for (i, cache) in caches.iter_mut().enumerate() {
             let view = whole
                 .clone()
@@ -255,6 +269,7 @@ impl<B: Backend> FusedCache<B> {
             }
             let data = TensorData::new(portable.conv.clone(), shape);
             self.conv = Some(Tensor::from_data(data, device));
+            self.conv_slot = None;
         }
         let keys = portable.keys;
         if keys == 0 {
@@ -297,6 +312,7 @@ impl<B: Backend> Clone for FusedCache<B> {
         let kv = self.kv.as_ref().map(|_| self.moved(0, self.cap));
         Self {
             conv: self.conv.clone(),
+            conv_slot: self.conv_slot.clone(),
             kv,
             slot: None,
             cap: self.cap,

@@ -29,6 +29,7 @@ use super::super::weights::ModelWeights;
 use super::NAME;
 use super::blocks::F4;
 use super::bridge::{GpuTensor, float_buffer, float_tensor};
+use super::cache::{FusedCache, Slot};
 use super::counters::Counters;
 use super::launch::{MAX_CUBES, SHARED_BYTES};
 use crate::error::{AutoGazeError, Result};
@@ -490,15 +491,17 @@ impl GpuEncoder {
     }
 
     /// Vision tokens `[N, T, g * g, D]` of `video` (`[N, T, 3, S, S]`),
-    /// stream `i` continuing from `contexts[i]` (`[kt - 1, g, g, C]`; None
-    /// before its first frame: zeros), which each gets its next value.
+    /// stream `i` continuing from `contexts[i]`'s temporal context (`[kt -
+    /// 1, g, g, C]`; None before its first frame: zeros), which each gets
+    /// its next value: a slot of one new buffer, which the next call of
+    /// the same streams reads whole.
     pub fn encode<B: Backend>(
         &self,
         client: &ComputeClient<WgpuRuntime>,
         device: &WgpuDevice,
         counters: &Counters,
         video: Tensor<B, 5>,
-        contexts: &mut [&mut Option<Tensor<B, 4>>],
+        contexts: &mut [&mut FusedCache<B>],
     ) -> Result<Tensor<B, 4>> {
         let e = self.shape;
         let [n, t, ch, h, wd] = video.dims();
@@ -591,6 +594,7 @@ impl GpuEncoder {
         }
         counters.dispatched(2);
         if e.context() > 0 {
+            let next_handle = next.clone();
             let next: Tensor<B, 5> = float_tensor(GpuTensor::new_contiguous(
                 client.clone(),
                 device.clone(),
@@ -598,12 +602,16 @@ impl GpuEncoder {
                 next,
                 DType::F32,
             ))?;
-            for (i, slot) in contexts.iter_mut().enumerate() {
-                **slot = Some(
-                    next.clone()
-                        .narrow(0, i, 1)
-                        .reshape([e.context(), e.g, e.g, e.c]),
-                );
+            let id = Slot::new_id();
+            for (i, cache) in contexts.iter_mut().enumerate() {
+                let shape = [e.context(), e.g, e.g, e.c];
+                cache.conv = Some(next.clone().narrow(0, i, 1).reshape(shape));
+                cache.conv_slot = Some(Slot {
+                    whole: next_handle.clone(),
+                    id,
+                    index: i,
+                    streams: n,
+                });
             }
         }
         float_tensor(GpuTensor::new_contiguous(
@@ -616,17 +624,23 @@ impl GpuEncoder {
     }
 
     /// The streams' contexts as one contiguous buffer `[N, kt - 1, g * g,
-    /// C]` (None: no stream has one yet). One stream's is its own buffer;
-    /// several streams' are joined (zeros for a stream without one).
+    /// C]` (None: no stream has one yet): the buffer the last call of the
+    /// same streams wrote, one stream's own, or else the streams' joined
+    /// (zeros for a stream without one).
     fn contexts<B: Backend>(
         &self,
-        contexts: &[&mut Option<Tensor<B, 4>>],
+        caches: &[&mut FusedCache<B>],
         n: usize,
     ) -> Result<Option<Handle>> {
         let e = self.shape;
-        if e.context() == 0 || contexts.iter().all(|c| c.is_none()) {
+        if e.context() == 0 || caches.iter().all(|c| c.conv.is_none()) {
             return Ok(None);
         }
+        let slots: Vec<Option<&Slot>> = caches.iter().map(|c| c.conv_slot.as_ref()).collect();
+        if let Some(whole) = Slot::whole_of(&slots) {
+            return Ok(Some(whole));
+        }
+        let contexts: Vec<&Option<Tensor<B, 4>>> = caches.iter().map(|c| &c.conv).collect();
         let shape = [e.context(), e.g, e.g, e.c];
         let joined = if n == 1 {
             contexts[0].clone().expect("one stream with a context")

@@ -341,16 +341,8 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         caches: &mut [&mut dyn EngineCache<B>],
     ) -> Result<Tensor<B, 4>> {
         if let Ok(kernels) = &self.encoder {
-            let own = own_caches::<B, FusedCache<B>>(NAME, caches)?;
-            let mut contexts: Vec<&mut Option<Tensor<B, 4>>> =
-                own.into_iter().map(|c| &mut c.conv).collect();
-            return kernels.encode(
-                &self.client,
-                &self.device,
-                &self.counters,
-                video,
-                &mut contexts,
-            );
+            let mut own = own_caches::<B, FusedCache<B>>(NAME, caches)?;
+            return kernels.encode(&self.client, &self.device, &self.counters, video, &mut own);
         }
         encode_with(
             NAME,
