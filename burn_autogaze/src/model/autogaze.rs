@@ -105,12 +105,15 @@ impl<B: Backend> AutoGaze<B> {
         let engine = engine.unwrap_or_else(|| {
             Arc::new(super::burn_ops::BurnOps::new(&weights, &config)) as Arc<dyn Engine<B>>
         });
+        let fallback = (!passed_over.is_empty())
+            .then(|| passed_over.join("; "))
+            .or_else(|| engine.fallback_part());
         Self {
             cpu: is_cpu_device::<B>(&device),
             config,
             weights,
             engine,
-            fallback: (!passed_over.is_empty()).then(|| passed_over.join("; ")),
+            fallback,
             selection: None,
             batch_streams: None,
             counts: Arc::default(),
@@ -135,7 +138,7 @@ impl<B: Backend> AutoGaze<B> {
                 )
             })?;
         self.engine = (entry.build)(&self.weights, &self.config)?;
-        self.fallback = None;
+        self.fallback = self.engine.fallback_part();
         Ok(())
     }
 
@@ -151,8 +154,8 @@ impl<B: Backend> AutoGaze<B> {
 
     /// Runs the model on an engine built outside the registry.
     pub fn set_engine_instance(&mut self, engine: Arc<dyn Engine<B>>) {
+        self.fallback = engine.fallback_part();
         self.engine = engine;
-        self.fallback = None;
     }
 
     /// The engine that runs the model.
@@ -188,7 +191,8 @@ impl<B: Backend> AutoGaze<B> {
     }
 
     /// Why the default engine is not the highest-ranked one on this device,
-    /// when that engine refused the model.
+    /// when that engine refused the model; else what part of the model the
+    /// engine leaves to Burn ops and why, when it does.
     pub fn engine_fallback(&self) -> Option<&str> {
         self.fallback.as_deref()
     }

@@ -218,6 +218,12 @@ pub trait Engine<B: Backend>: Debug + Send + Sync {
         None
     }
 
+    /// The part of the model the engine leaves to the reference's Burn
+    /// ops, and why (None: it runs all of it its own way).
+    fn fallback_part(&self) -> Option<String> {
+        None
+    }
+
     /// A frame's greedy picks on the device in the engine's own kernels
     /// for `streams` streams and `budget` tokens (None: the selection's
     /// Burn ops pick).

@@ -306,6 +306,11 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         Some(self.counters.transfers())
     }
 
+    fn fallback_part(&self) -> Option<String> {
+        let why = self.encoder.as_ref().err()?;
+        Some(format!("{NAME}: the encoder in Burn ops ({why})"))
+    }
+
     fn frame_picker(&self, streams: usize, budget: usize) -> Option<Box<dyn FramePicker<B>>> {
         let c = &self.config;
         Some(Box::new(pick::FusedPicker::new(

@@ -355,21 +355,34 @@ fn the_encoder_kernels_equal_the_host_encoder() {
     }
 }
 
-/// Encoder shapes the kernels do not take leave the encoder in Burn ops,
-/// the reason named.
+/// Encoder shapes the kernels do not take leave the encoder in Burn ops
+/// on the fused engine, the reason named by the model, the tokens the host
+/// engine's.
 #[test]
 fn unsupported_encoder_shapes_are_named() {
-    let model = AutoGaze::<Bk>::random(AutoGazeConfig::release(), 1, &Default::default());
-    let client = <burn::backend::wgpu::WgpuRuntime as cubecl::Runtime>::client(&Default::default());
-    let counters = super::counters::Counters::default();
+    let device = Default::default();
     let mut config = AutoGazeConfig::release();
-    config.vision_hidden = 190;
-    let why = super::encoder::GpuEncoder::new(&model.weights, &config, &client, &counters)
-        .expect_err("refused");
+    (config.vision_hidden, config.layers) = (190, 1);
+    let fused = AutoGaze::<Bk>::random(config, 1, &device);
+    assert_eq!(fused.engine_name(), NAME);
+    let why = fused.engine_fallback().expect("the reason is kept");
     assert!(
-        why.contains("190") && why.contains("multiples of 4"),
+        why.contains("encoder") && why.contains("190") && why.contains("multiples of 4"),
         "{why}"
     );
+    let mut host = fused.clone();
+    host.set_engine(engines::HOST).unwrap();
+    assert_eq!(host.engine_fallback(), None);
+    let frame = Tensor::<Bk, 4>::random([1, 3, 224, 224], Distribution::Default, &device);
+    let tokens: Vec<Vec<f32>> = [&fused, &host]
+        .into_iter()
+        .map(|m| {
+            let mut state = m.new_stream();
+            let t = m.encode(&mut state, frame.clone()).unwrap();
+            t.into_data().into_vec::<f32>().unwrap()
+        })
+        .collect();
+    assert!(max_diff(&tokens[0], &tokens[1]) <= 1e-4);
 }
 
 /// What the adapter's best matrix product reaches (the ceiling of any
