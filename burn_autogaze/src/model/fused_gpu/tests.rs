@@ -451,9 +451,10 @@ fn encoder_time() {
 
 /// Three streams in lockstep share each dispatch of a call (the layers',
 /// the last row's, the heads'), their caches side by side in one buffer:
-/// heads within 1e-4 of the host engine's, call after call; the caches
-/// move into a shared buffer only when they are not there already (after
-/// a stream's eviction), one dispatch a stream.
+/// heads within 1e-4 of the host engine's, call after call, and a stream's
+/// keys read back from its slot; the caches move into a shared buffer only
+/// when they are not there already (after a stream's eviction), one
+/// dispatch a stream.
 #[test]
 fn lockstep_streams_share_each_dispatch() {
     let device = Default::default();
@@ -465,6 +466,7 @@ fn lockstep_streams_share_each_dispatch() {
     let ids: Vec<u32> = (0..n as u32 * 2).map(|i| 5 + 11 * i).collect();
     let mut heads = Vec::new();
     let mut counts = Vec::new();
+    let mut exported = Vec::new();
     for model in [&fused, &host] {
         let mut states: Vec<_> = (0..n).map(|_| model.new_stream()).collect();
         let mut keys = 0usize;
@@ -505,7 +507,16 @@ fn lockstep_streams_share_each_dispatch() {
             if let Some(before) = before {
                 counts.push(model.engine.dispatches().unwrap() - before);
             }
+            if call == 2 {
+                // Read back from its slot of the shared buffer.
+                exported.push(states[1].cache.export());
+            }
         }
+    }
+    let (f, h) = (&exported[0], &exported[1]);
+    assert_eq!(f.keys, h.keys);
+    for (a, b) in f.layers.iter().zip(&h.layers) {
+        assert!(max_diff(&a.0, &b.0) <= 1e-4 && max_diff(&a.1, &b.1) <= 1e-4);
     }
     for call in 0..4 {
         let (f, h) = (&heads[call], &heads[4 + call]);
