@@ -2,9 +2,10 @@
 //! layer, one finishing the last row, one for the heads: `kernels`), every
 //! stream of the call in the same ones, over weights packed once into one
 //! buffer and a KV cache that grows in place on the device, launched on
-//! Burn's own wgpu runtime: it takes the encoder's vision tokens and the device-picked ids as Burn tensors and
-//! gives the heads as Burn tensors, with no copy and no readback. The
-//! encoder is two more dispatches over all of a call's streams and frames
+//! Burn's own wgpu runtime: it takes the encoder's vision tokens and the
+//! device-picked ids as Burn tensors and gives the heads as Burn tensors,
+//! with no copy and no readback. The encoder is two more dispatches over
+//! all of a call's streams and frames
 //! (`encoder`: the convolutions as products over patches read in place,
 //! the epilogues fused, each stream's temporal context written on the
 //! device), or the reference engine's Burn ops where its shapes are not
