@@ -198,10 +198,9 @@ impl<B: Backend> FusedCache<B> {
         (whole, cap)
     }
 
-    /// The KV buffer and its length in values (after [`FusedCache::reserve`]).
-    pub fn kv_handle(&self) -> (Handle, usize) {
-        let handle = self.kv.clone().expect("the KV buffer exists after reserve");
-        (handle, self.shape.len(self.cap))
+    /// The KV buffer (after [`FusedCache::reserve`]).
+    pub fn kv_handle(&self) -> Handle {
+        self.kv.clone().expect("the KV buffer exists after reserve")
     }
 
     /// Records `rows` keys the decoder kernel appended.

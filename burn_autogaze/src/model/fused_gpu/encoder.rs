@@ -114,6 +114,36 @@ impl EncShape {
     }
 }
 
+/// A product's epilogue into workgroup memory (`[block, C]`): column quad
+/// `q` of every row of the block is `acc[b] + bias`, clamped at zero when
+/// `relu`.
+#[cube]
+// The outer `if` is decided when the kernel is built, the inner at run time.
+#[allow(clippy::collapsible_if)]
+fn store_biased(
+    acc: &Array<F4>,
+    bias: F4,
+    y: &mut SharedMemory<f32>,
+    q: usize,
+    #[comptime] relu: bool,
+    #[comptime] e: EncShape,
+) {
+    #[unroll]
+    for b in 0..e.block {
+        let v = acc[b] + bias;
+        #[unroll]
+        for i in 0..4usize {
+            let mut r = v[i];
+            if comptime!(relu) {
+                if r < 0.0f32 {
+                    r = 0.0f32;
+                }
+            }
+            y[b * comptime!(e.c) + 4 * q + i] = r;
+        }
+    }
+}
+
 /// Rows `[block]` of the patch embedding: each row's video offset.
 #[cube]
 fn patch_rows(
@@ -191,15 +221,14 @@ pub fn patch_norm(
                 }
             }
         }
-        let bias = w4[comptime!(e.patch_b() / 4) + q];
-        #[unroll]
-        for b in 0..block {
-            let v = acc[b] + bias;
-            #[unroll]
-            for i in 0..4usize {
-                y[b * c + 4 * q + i] = v[i];
-            }
-        }
+        store_biased(
+            &acc,
+            w4[comptime!(e.patch_b() / 4) + q],
+            &mut y,
+            q,
+            false,
+            e,
+        );
         q += CUBE_DIM as usize;
     }
     sync_cube();
@@ -340,19 +369,14 @@ pub fn trunk_out(
                 }
             }
         }
-        let bias = w4[comptime!(e.trunk_b() / 4) + q];
-        #[unroll]
-        for b in 0..block {
-            let v = acc[b] + bias;
-            #[unroll]
-            for i in 0..4usize {
-                let mut r = v[i];
-                if r < 0.0f32 {
-                    r = 0.0f32;
-                }
-                ys[b * c + 4 * q + i] = r;
-            }
-        }
+        store_biased(
+            &acc,
+            w4[comptime!(e.trunk_b() / 4) + q],
+            &mut ys,
+            q,
+            true,
+            e,
+        );
         q += CUBE_DIM as usize;
     }
     sync_cube();

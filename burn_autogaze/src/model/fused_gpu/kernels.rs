@@ -66,13 +66,11 @@ fn embed_value(
     let d = comptime!(lay.d);
     let m = shape.m as usize;
     if r < m {
-        let id = ids[at.ids as usize + stream * m + r] as usize;
+        let id = ids[stream * m + r] as usize;
         s[r * d + c] = w[comptime!(lay.embed()) + id * d + c];
     } else {
-        s[r * d + c] = vision[at.vision as usize
-            + stream * at.v_stream as usize
-            + (r - m) * at.v_row as usize
-            + c * at.v_col as usize];
+        s[r * d + c] = vision
+            [stream * at.v_stream as usize + (r - m) * at.v_row as usize + c * at.v_col as usize];
     }
 }
 
@@ -257,7 +255,6 @@ pub fn last_row_heads(
         units,
     );
     let j = CUBE_POS_X as usize * units + UNIT_POS as usize;
-    let stream = at.stream as usize + stream;
     if j < logit_units {
         if comptime!(quads) {
             let col = comptime!(lay.lm_head() / 4) + j;

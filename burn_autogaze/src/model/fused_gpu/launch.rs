@@ -53,15 +53,12 @@ impl Buffer {
     }
 }
 
-/// Where the streams' inputs and outputs sit (see `layout::CallOffsets`; the host side of it).
+/// How the streams' inputs and outputs sit (see `layout::CallOffsets`; the host side of it).
 #[derive(Debug, Clone, Copy)]
 pub struct Offsets {
-    pub ids: u32,
-    pub vision: u32,
     pub v_row: u32,
     pub v_col: u32,
     pub v_stream: u32,
-    pub stream: u32,
     pub task_loss: u32,
 }
 
@@ -107,15 +104,7 @@ impl StreamCall<'_> {
 
     fn offsets(&self) -> CallOffsetsLaunch<WgpuRuntime> {
         let a = self.at;
-        CallOffsetsLaunch::new(
-            a.ids,
-            a.vision,
-            a.v_row,
-            a.v_col,
-            a.v_stream,
-            a.stream,
-            a.task_loss,
-        )
+        CallOffsetsLaunch::new(a.v_row, a.v_col, a.v_stream, a.task_loss)
     }
 
     /// One [`layer_step`] dispatch over `blocks` workgroups from `row0`.

@@ -66,23 +66,17 @@ pub fn inv_rms(a: &Slice<f32, ReadWrite>, at: usize, eps: f32, #[comptime] d: us
     1.0f32 / f32::sqrt(ss / comptime!(d as f32) + eps)
 }
 
-/// Where a stream's inputs and outputs sit: its first id in `ids`, its
-/// first vision value and the strides of a vision row and column, its index
-/// among the call's streams, and where the task losses start in `out`.
+/// How the streams' inputs and outputs sit: the strides of a vision row,
+/// column and stream, and where the task losses start in `out` (a stream's
+/// ids, vision tokens and outputs follow from its index, `CUBE_POS_Y`).
 #[derive(CubeType, CubeLaunch)]
 pub struct CallOffsets {
-    /// The stream's first id.
-    pub ids: u32,
-    /// The stream's first vision value.
-    pub vision: u32,
     /// Values between two vision rows.
     pub v_row: u32,
     /// Values between two vision columns.
     pub v_col: u32,
     /// Values between two streams' vision tokens.
     pub v_stream: u32,
-    /// The stream's index in the call.
-    pub stream: u32,
     /// Where the task losses start in `out`.
     pub task_loss: u32,
 }

@@ -433,7 +433,7 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
         // own buffer; several streams' sit side by side in one.
         let (kv, cap) = if n == 1 {
             let cap = own[0].reserve(past + rows);
-            (own[0].kv_handle().0, cap)
+            (own[0].kv_handle(), cap)
         } else {
             FusedCache::gather(&mut own, past + rows)
         };
@@ -458,12 +458,9 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
             past,
             cap,
             at: Offsets {
-                ids: 0,
-                vision: 0,
                 v_row: vision.strides[1] as u32,
                 v_col: vision.strides[2] as u32,
                 v_stream: vision.strides[0] as u32,
-                stream: 0,
                 task_loss: tl_at as u32,
             },
             eps: c.rms_eps as f32,
