@@ -82,7 +82,8 @@ pub struct ViewerArgs {
     #[arg(long)]
     pub show_model_input: bool,
     /// Run the mask source on the main thread (default: a worker thread;
-    /// always inline in the browser).
+    /// in the browser the model runs as a task on the page's event loop,
+    /// other sources inline).
     #[arg(long)]
     pub inline_inference: bool,
     /// No window: render offscreen, measure, write the summary, exit.
@@ -141,8 +142,12 @@ impl ViewerArgs {
         if let Some(speed) = self.pan_speed {
             source.pan_speed = speed;
         }
-        // The browser gives the page no threads: inference runs inline there.
-        let worker = !self.inline_inference && cfg!(not(target_arch = "wasm32"));
+        // The browser gives the page no threads: the model runs as a task
+        // on the page's event loop (its readback awaited), patch-diff inline.
+        let worker = !self.inline_inference
+            && (cfg!(not(target_arch = "wasm32"))
+                || self.pipeline.mask_source
+                    == burn_autogaze::mask_source::MaskSourceKind::Autogaze);
         let mut pipeline = self.pipeline.options(source, worker, false);
         pipeline.preprocess |= self.show_model_input;
         AutoGazeSettings {
@@ -220,6 +225,7 @@ impl ViewerArgs {
                 .is_some_and(|a| !a.get_action().takes_values())
         };
         let mut argv = vec!["bevy_burn_autogaze".to_string()];
+        let mut backend_given = false;
         for pair in query.trim_start_matches('?').split('&') {
             if pair.is_empty() {
                 continue;
@@ -251,10 +257,16 @@ impl ViewerArgs {
                 }
                 continue;
             }
+            backend_given |= key == "model-backend";
             argv.push(format!("--{key}"));
             argv.extend(value);
         }
-        let args = Self::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let mut args = Self::try_parse_from(argv).map_err(|e| e.to_string())?;
+        // The WebGPU bundle runs the model on the page's GPU unless told
+        // otherwise (which `check_web` then refuses).
+        if WEB_BUNDLE == WebBundle::WebGpu && !backend_given {
+            args.pipeline.model_backend = burn_autogaze::mask_source::ModelBackend::Wgpu;
+        }
         args.check_web()?;
         args.check()?;
         Ok(args)
@@ -288,9 +300,7 @@ impl ViewerArgs {
         if self.pipeline.model_dir.is_some() {
             refused.push("model-dir (no file system)");
         }
-        if self.pipeline.model_backend == burn_autogaze::mask_source::ModelBackend::Wgpu {
-            refused.push("model-backend=wgpu (WebGL2 has no compute shaders)");
-        }
+        refused.extend(self.model_refusal(WEB_BUNDLE));
         if refused.is_empty() {
             Ok(())
         } else {
@@ -298,6 +308,64 @@ impl ViewerArgs {
                 "not available in the browser: {}",
                 refused.join("; ")
             ))
+        }
+    }
+}
+
+/// The web bundle a wasm32 build is (its cargo feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebBundle {
+    /// `web-webgl2`: Bevy renders with WebGL2; no compute shaders, so no
+    /// model on the page.
+    WebGl2,
+    /// `web-webgpu`: Bevy renders with WebGPU and the model runs on the
+    /// page's GPU (Burn on Bevy's device, the fused engine).
+    WebGpu,
+}
+
+impl WebBundle {
+    /// Its name, as the loader and the summary give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WebBundle::WebGl2 => "webgl2",
+            WebBundle::WebGpu => "webgpu",
+        }
+    }
+}
+
+/// This build's web bundle.
+pub const WEB_BUNDLE: WebBundle = if cfg!(feature = "web-webgpu") {
+    WebBundle::WebGpu
+} else {
+    WebBundle::WebGl2
+};
+
+impl ViewerArgs {
+    /// Why the page of `bundle` cannot run the model these flags ask for
+    /// (nothing when it can, or when they ask for none). The model must
+    /// never block the page: it runs on WebGPU, awaited, or not at all.
+    pub fn model_refusal(&self, bundle: WebBundle) -> Option<&'static str> {
+        use burn_autogaze::mask_source::{MaskSourceKind, ModelBackend};
+        let model = self.pipeline.mask_source == MaskSourceKind::Autogaze;
+        let wgpu = self.pipeline.model_backend == ModelBackend::Wgpu;
+        match bundle {
+            WebBundle::WebGl2 if model => Some(
+                "mask-source=autogaze (this is the WebGL2 page, picked because the browser gave \
+                 no WebGPU adapter: WebGL2 has no compute shaders for the model, and the host \
+                 engine would block the page; use a browser with WebGPU, or mask-source=patch-diff)",
+            ),
+            WebBundle::WebGl2 if wgpu => {
+                Some("model-backend=wgpu (WebGL2 has no compute shaders: the WebGPU page runs it)")
+            }
+            WebBundle::WebGpu if model && !wgpu => Some(
+                "model-backend=ndarray (the host engine would block the page's only thread: \
+                 the model runs on the page's GPU, model-backend=wgpu)",
+            ),
+            WebBundle::WebGpu if model && self.inline_inference => Some(
+                "inline-inference with the model (its readback is awaited on the page's event \
+                 loop, never waited for inline)",
+            ),
+            _ => None,
         }
     }
 }

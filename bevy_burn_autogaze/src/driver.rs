@@ -137,7 +137,10 @@ fn frame_share(
     options: &PipelineOptions,
     device: Option<&crate::BurnDevice>,
 ) -> Option<Arc<FrameShare>> {
+    // The model's ask waits for the render world: never on the page's only
+    // thread (the browser's model uploads its frames).
     let lends = device.is_some()
+        && cfg!(not(target_arch = "wasm32"))
         && settings.custom_mask_source.is_none()
         && model_on_wgpu(options)
         && options.model.preprocess == InputPlace::Device

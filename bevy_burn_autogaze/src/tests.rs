@@ -421,3 +421,53 @@ fn a_custom_mask_source_runs_on_the_worker_and_shapes_the_messages() {
     app.update();
     assert_eq!(app.world().resource::<Seen>().frames.last().unwrap().seq, 0);
 }
+
+/// The model is on the page only where it cannot block it: on WebGPU,
+/// awaited (a task on the page's event loop), never on the host engine or
+/// inline; the WebGL2 page refuses it, saying why.
+#[cfg(feature = "viewer")]
+#[test]
+fn each_web_bundle_refuses_the_models_it_cannot_run_without_blocking() {
+    use crate::cli::{ViewerArgs, WebBundle};
+    use clap::Parser;
+    let args = |flags: &[&str]| {
+        let mut argv = vec!["bevy_burn_autogaze"];
+        argv.extend_from_slice(flags);
+        ViewerArgs::parse_from(argv)
+    };
+    let model = ["--mask-source", "autogaze"];
+    let on_gpu = ["--mask-source", "autogaze", "--model-backend", "wgpu"];
+    assert_eq!(args(&on_gpu).model_refusal(WebBundle::WebGpu), None);
+    assert_eq!(args(&[]).model_refusal(WebBundle::WebGpu), None);
+    assert_eq!(args(&[]).model_refusal(WebBundle::WebGl2), None);
+    for (flags, bundle, needle) in [
+        (
+            &model[..],
+            WebBundle::WebGl2,
+            "WebGL2 has no compute shaders",
+        ),
+        (
+            &on_gpu[..],
+            WebBundle::WebGl2,
+            "WebGL2 has no compute shaders",
+        ),
+        (
+            &["--model-backend", "wgpu"][..],
+            WebBundle::WebGl2,
+            "model-backend=wgpu",
+        ),
+        (&model[..], WebBundle::WebGpu, "would block the page"),
+    ] {
+        let why = args(flags).model_refusal(bundle).unwrap_or_default();
+        assert!(why.contains(needle), "{flags:?} on {bundle:?}: {why}");
+    }
+    let mut inline = on_gpu.to_vec();
+    inline.push("--inline-inference");
+    let why = args(&inline)
+        .model_refusal(WebBundle::WebGpu)
+        .unwrap_or_default();
+    assert!(why.contains("inline-inference"), "{why}");
+    // In the browser the model runs decoupled (a task on the page's event
+    // loop); natively too, unless told otherwise.
+    assert!(args(&on_gpu).settings().pipeline.decoupled);
+}

@@ -1,15 +1,18 @@
 //! The viewer in the browser (wasm32): the page's URL query is the command
 //! line ([`ViewerArgs::from_query`]), the window is the page's
-//! `<canvas id="autogaze">`, inference runs inline (no threads), and once the
-//! measured frames are shown the perf summary (the headless schema) is
-//! published as `window.__AUTOGAZE_SUMMARY__`; a setup or parse error as
-//! `window.__AUTOGAZE_ERROR__` (and on the console).
+//! `<canvas id="autogaze">`. There are no threads: patch-diff runs inline;
+//! the model (the WebGPU bundle) runs on the page's GPU as a task on the
+//! page's event loop, its one readback a frame awaited, so the page never
+//! blocks on it. Once the measured frames are shown the perf summary (the
+//! headless schema, plus `web_bundle` and the loader's `web_loader` note)
+//! is published as `window.__AUTOGAZE_SUMMARY__`; a setup or parse error
+//! as `window.__AUTOGAZE_ERROR__` (and on the console).
 
 use bevy::prelude::*;
 use wasm_bindgen::JsValue;
 
 use crate::AutoGazePlugin;
-use crate::cli::ViewerArgs;
+use crate::cli::{ViewerArgs, WEB_BUNDLE};
 use crate::recording::{RecordingDone, SummaryOutcome, SummaryRecordingPlugin, outcome_ref};
 use crate::viewer::ViewerPlugin;
 
@@ -17,6 +20,8 @@ use crate::viewer::ViewerPlugin;
 pub const SUMMARY_GLOBAL: &str = "__AUTOGAZE_SUMMARY__";
 /// The global an error is published on.
 pub const ERROR_GLOBAL: &str = "__AUTOGAZE_ERROR__";
+/// The global the page's loader leaves its choice on (why this bundle).
+pub const LOADER_GLOBAL: &str = "__AUTOGAZE_LOADER__";
 
 /// Starts the viewer on the page (returns once the browser drives it).
 pub fn run() {
@@ -80,7 +85,14 @@ fn publish(mut published: ResMut<Published>) {
         .and_then(|s| serde_json::to_string(s).map_err(|e| e.to_string()))
         .and_then(|text| js_sys::JSON::parse(&text).map_err(|e| format!("{e:?}")));
     match json {
-        Ok(value) => set_global(SUMMARY_GLOBAL, &value),
+        Ok(value) => {
+            // Setting a property of a fresh object cannot fail.
+            let _ = js_sys::Reflect::set(&value, &"web_bundle".into(), &WEB_BUNDLE.name().into());
+            if let Ok(loader) = js_sys::Reflect::get(&js_sys::global(), &LOADER_GLOBAL.into()) {
+                let _ = js_sys::Reflect::set(&value, &"web_loader".into(), &loader);
+            }
+            set_global(SUMMARY_GLOBAL, &value)
+        }
         Err(e) => fail(&format!("perf summary: {e}")),
     }
     drop(outcome);

@@ -26,6 +26,7 @@ use crate::mask_source::{
 };
 use crate::timing::StageTimes;
 use crate::tokens::GazeTokens;
+use crate::wait::{Caught, Pending};
 
 crate::names::named_enum! {
     /// What went wrong with a device.
@@ -216,35 +217,53 @@ impl MaskSource for HostFallback {
         tiles: &mut MaskTiles,
         times: &mut StageTimes,
     ) -> Result<()> {
-        if let Some(device) = self.device.as_mut() {
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                device.tokens_into(frame, reference, out, tiles, times)
-            }));
-            let failure = match outcome {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => {
-                    let text = e.to_string();
-                    if !names_a_device_fault(&text) {
-                        return Err(e);
+        crate::wait::block_on(
+            "the model's frame",
+            self.tokens_into_async(frame, reference, out, tiles, times),
+        )
+    }
+
+    fn tokens_into_async<'a>(
+        &'a mut self,
+        frame: &'a Frame,
+        reference: Option<&'a [u8]>,
+        out: &'a mut GazeTokens,
+        tiles: &'a mut MaskTiles,
+        times: &'a mut StageTimes,
+    ) -> Pending<'a, Result<()>> {
+        Box::pin(async move {
+            if let Some(device) = self.device.as_mut() {
+                let outcome =
+                    Caught(device.tokens_into_async(frame, reference, out, tiles, times)).await;
+                let failure = match outcome {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => {
+                        let text = e.to_string();
+                        if !names_a_device_fault(&text) {
+                            return Err(e);
+                        }
+                        text
                     }
-                    text
+                    Err(panic) => panic,
+                };
+                self.leave_device(frame.seq, failure);
+                out.clear();
+                tiles.clear();
+            }
+            match self.host.as_mut() {
+                Some(host) => {
+                    host.tokens_into_async(frame, reference, out, tiles, times)
+                        .await
                 }
-                Err(payload) => crate::worker::panic_text(payload.as_ref()),
-            };
-            self.leave_device(frame.seq, failure);
-            out.clear();
-            tiles.clear();
-        }
-        match self.host.as_mut() {
-            Some(host) => host.tokens_into(frame, reference, out, tiles, times),
-            None => Err(AutoGazeError::Engine {
-                engine: "model device".into(),
-                reason: self.watch.fault().map_or_else(
-                    || "the device failed".into(),
-                    |f| format!("the device failed ({}): {}", f.kind, f.message),
-                ),
-            }),
-        }
+                None => Err(AutoGazeError::Engine {
+                    engine: "model device".into(),
+                    reason: self.watch.fault().map_or_else(
+                        || "the device failed".into(),
+                        |f| format!("the device failed ({}): {}", f.kind, f.message),
+                    ),
+                }),
+            }
+        })
     }
 
     fn wants_reference(&self) -> bool {

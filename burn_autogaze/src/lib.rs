@@ -42,6 +42,7 @@ pub mod crossover;
 pub mod device_fault;
 pub mod error;
 pub mod export;
+pub mod fail_once;
 pub mod frame;
 pub mod interframe;
 pub mod limits;
@@ -62,6 +63,7 @@ pub mod tensor_file;
 pub mod timing;
 pub mod tokens;
 pub mod upload;
+pub mod wait;
 pub mod worker;
 
 pub use error::{AutoGazeError, CameraProblem, Result, VideoProblem};

@@ -12,6 +12,7 @@ use crate::mask::{Rect, cell_rect};
 use crate::patch_diff::{PatchDiff, PatchDiffOptions};
 use crate::timing::{Stage, StageTimes};
 use crate::tokens::{Cell, GazeTokens, TokenLayout};
+use crate::wait::Pending;
 
 /// Tiles of a tiled (AnyRes) mask: each tile's rectangle in the frame and
 /// its frame-local token ids, planned on the tile.
@@ -121,6 +122,23 @@ pub trait MaskSource: Send {
         times: &mut StageTimes,
     ) -> Result<()>;
 
+    /// [`MaskSource::tokens_into`] as a future that awaits the device
+    /// instead of blocking on it: the model's frame readback (see
+    /// [`crate::wait`]). A decoupled pipeline's worker runs this; in the
+    /// browser it is the only way the model runs on the page's GPU. By
+    /// default the synchronous call, made when the future is first polled
+    /// and ready then (the host's sources).
+    fn tokens_into_async<'a>(
+        &'a mut self,
+        frame: &'a Frame,
+        reference: Option<&'a [u8]>,
+        out: &'a mut GazeTokens,
+        tiles: &'a mut MaskTiles,
+        times: &'a mut StageTimes,
+    ) -> Pending<'a, Result<()>> {
+        Box::pin(async move { self.tokens_into(frame, reference, out, tiles, times) })
+    }
+
     /// True when the source compares each frame with the composed output
     /// (patch-diff): a decoupled pipeline then hands the worker a snapshot
     /// of it (one frame copy per submission).
@@ -152,65 +170,6 @@ impl MaskSource for PatchDiff {
 
     fn wants_reference(&self) -> bool {
         true
-    }
-}
-
-/// Test only: `AUTOGAZE_TEST_FAIL_MASK_AT=K` makes the mask source fail
-/// once, on the first frame it is given whose sequence number is at least K
-/// (a decoupled source skips frames), as a failed inference would; every
-/// pipeline built while it is set does so. `cargo xtask soak` injects one
-/// mid-run to check that the display goes on and that the failure is
-/// counted. Never set it otherwise.
-pub const TEST_FAIL_MASK_ENV: &str = "AUTOGAZE_TEST_FAIL_MASK_AT";
-
-/// `source`, failing once at the frame [`TEST_FAIL_MASK_ENV`] names when it
-/// is set.
-pub(crate) fn with_test_failure(source: Box<dyn MaskSource>) -> Box<dyn MaskSource> {
-    let at = std::env::var(TEST_FAIL_MASK_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match at {
-        Some(at) => Box::new(FailOnce {
-            inner: source,
-            at,
-            fired: false,
-        }),
-        None => source,
-    }
-}
-
-/// A mask source that fails once (see [`TEST_FAIL_MASK_ENV`]).
-struct FailOnce {
-    inner: Box<dyn MaskSource>,
-    at: u64,
-    fired: bool,
-}
-
-impl MaskSource for FailOnce {
-    fn tokens_into(
-        &mut self,
-        frame: &Frame,
-        reference: Option<&[u8]>,
-        out: &mut GazeTokens,
-        tiles: &mut MaskTiles,
-        times: &mut StageTimes,
-    ) -> Result<()> {
-        if !self.fired && frame.seq >= self.at {
-            self.fired = true;
-            return Err(crate::error::AutoGazeError::Engine {
-                engine: TEST_FAIL_MASK_ENV.into(),
-                reason: format!("a failure injected on frame {} (test only)", frame.seq),
-            });
-        }
-        self.inner.tokens_into(frame, reference, out, tiles, times)
-    }
-
-    fn wants_reference(&self) -> bool {
-        self.inner.wants_reference()
-    }
-
-    fn device(&self) -> Option<String> {
-        self.inner.device()
     }
 }
 
@@ -558,25 +517,41 @@ mod model {
         fn tokens_into(
             &mut self,
             frame: &Frame,
-            _reference: Option<&[u8]>,
+            reference: Option<&[u8]>,
             out: &mut GazeTokens,
             tiles: &mut MaskTiles,
             times: &mut StageTimes,
         ) -> Result<()> {
-            let before = self.model.work();
-            let (uploaded, lent) = self.input_counts();
-            let result = self.frame_tokens(frame, out, tiles, times);
-            let mut work = ModelWork {
-                frames: 1,
-                ..self.model.work().since(&before)
-            };
-            // The frame's upload when the input is made on the device (none
-            // when a renderer lent the frame).
-            let (uploaded_after, lent_after) = self.input_counts();
-            work.upload_bytes = work.upload_bytes.map(|b| b + uploaded_after - uploaded);
-            work.lent_frames = lent_after - lent;
-            times.add_model_work(work);
-            result
+            crate::wait::block_on(
+                "the model's frame",
+                self.tokens_into_async(frame, reference, out, tiles, times),
+            )
+        }
+
+        fn tokens_into_async<'a>(
+            &'a mut self,
+            frame: &'a Frame,
+            _reference: Option<&'a [u8]>,
+            out: &'a mut GazeTokens,
+            tiles: &'a mut MaskTiles,
+            times: &'a mut StageTimes,
+        ) -> Pending<'a, Result<()>> {
+            Box::pin(async move {
+                let before = self.model.work();
+                let (uploaded, lent) = self.input_counts();
+                let result = self.frame_tokens(frame, out, tiles, times).await;
+                let mut work = ModelWork {
+                    frames: 1,
+                    ..self.model.work().since(&before)
+                };
+                // The frame's upload when the input is made on the device
+                // (none when a renderer lent the frame).
+                let (uploaded_after, lent_after) = self.input_counts();
+                work.upload_bytes = work.upload_bytes.map(|b| b + uploaded_after - uploaded);
+                work.lent_frames = lent_after - lent;
+                times.add_model_work(work);
+                result
+            })
         }
 
         fn device(&self) -> Option<String> {
@@ -607,7 +582,7 @@ mod model {
         }
 
         /// One frame's tokens (and tiles), its stages timed into `times`.
-        fn frame_tokens(
+        async fn frame_tokens(
             &mut self,
             frame: &Frame,
             out: &mut GazeTokens,
@@ -636,7 +611,9 @@ mod model {
                 }
                 let t = Instant::now();
                 if let Some(scaled) = self.scaled.as_mut() {
-                    scaled.step(&self.model, frame, &self.options, tiles)?;
+                    scaled
+                        .step_async(&self.model, frame, &self.options, tiles)
+                        .await?;
                 }
                 tile_ids(tiles, out);
                 times.add(Stage::MaskSource, t.elapsed());
@@ -666,8 +643,12 @@ mod model {
                     #[cfg(not(feature = "wgpu"))]
                     let on_device: Option<Tensor<B, 4>> = None;
                     let gaze = match on_device {
-                        Some(x) => anyres.step_tiles(&self.model, x, &self.options)?,
-                        None => anyres.step(&self.model, frame, &self.options)?,
+                        Some(x) => {
+                            anyres
+                                .step_tiles_async(&self.model, x, &self.options)
+                                .await?
+                        }
+                        None => anyres.step_async(&self.model, frame, &self.options).await?,
                     };
                     anyres.tile_tokens(&gaze, tiles);
                 }
@@ -685,10 +666,16 @@ mod model {
             times.add(Stage::Preprocess, t.elapsed());
             let t = Instant::now();
             let gaze = match on_device {
-                Some(x) => self.model.step(&mut self.state, x, &self.options)?,
-                None => self
-                    .model
-                    .step_input(&mut self.state, &self.input, &self.options)?,
+                Some(x) => {
+                    self.model
+                        .step_async(&mut self.state, x, &self.options)
+                        .await?
+                }
+                None => {
+                    self.model
+                        .step_input_async(&mut self.state, &self.input, &self.options)
+                        .await?
+                }
             };
             out.clear();
             for id in gaze.valid() {

@@ -25,6 +25,7 @@ use crate::ring::{FrameRing, RingCounters};
 use crate::source::{FrameSource, SourceOptions, open_source};
 use crate::timing::{Stage, StageTimes};
 use crate::tokens::{GazeTokens, TokenLayout};
+use crate::wait::Pending;
 use crate::worker::{InferenceWorker, WorkerCounters, WorkerResult};
 
 /// What a pipeline is built from.
@@ -156,6 +157,29 @@ struct MaskUpdate {
     tokens: GazeTokens,
     tiles: MaskTiles,
     times: StageTimes,
+}
+
+/// The decoupled mask source's job: one frame's tokens, its readbacks
+/// awaited (the worker's thread waits for them; the browser's task yields
+/// to the page meanwhile).
+fn mask_job(source: &mut Box<dyn MaskSource>, job: MaskJob) -> Pending<'_, Result<MaskUpdate>> {
+    Box::pin(async move {
+        let mut update = MaskUpdate {
+            tokens: GazeTokens::default(),
+            tiles: Vec::new(),
+            times: StageTimes::default(),
+        };
+        source
+            .tokens_into_async(
+                &job.frame,
+                job.reference.as_deref().map(Vec::as_slice),
+                &mut update.tokens,
+                &mut update.tiles,
+                &mut update.times,
+            )
+            .await?;
+        Ok(update)
+    })
 }
 
 /// Source -> ring -> mask -> composition, with buffers reused across steps.
@@ -296,7 +320,7 @@ impl FramePipeline {
         options: &PipelineOptions,
         mask: Option<Box<dyn MaskSource>>,
     ) -> Result<Self> {
-        let source = crate::mask_source::with_test_failure(match mask {
+        let source = crate::fail_once::with_test_failure(match mask {
             Some(source) => source,
             None => options
                 .mask_source
@@ -325,24 +349,8 @@ impl FramePipeline {
             // Sized on the first frame.
             self.snapshots = Some(crate::frame::FramePool::new(0, SNAPSHOT_BUFFERS));
         }
-        let mut source = source;
-        let job = move |job: MaskJob| -> Result<MaskUpdate> {
-            let mut update = MaskUpdate {
-                tokens: GazeTokens::default(),
-                tiles: Vec::new(),
-                times: StageTimes::default(),
-            };
-            source.tokens_into(
-                &job.frame,
-                job.reference.as_deref().map(Vec::as_slice),
-                &mut update.tokens,
-                &mut update.tiles,
-                &mut update.times,
-            )?;
-            Ok(update)
-        };
         self.worker = Some(
-            InferenceWorker::spawn_with("autogaze-mask", true, job)
+            InferenceWorker::spawn_async("autogaze-mask", true, source, mask_job)
                 .map_err(|e| crate::error::AutoGazeError::io("mask worker thread", e))?,
         );
         Ok(self)

@@ -13,6 +13,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use crate::wait::panic_text;
+
 /// Worker counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkerCounters {
@@ -54,6 +56,9 @@ struct Slot<In> {
     running: bool,
     shutdown: bool,
     counters: WorkerCounters,
+    /// The browser's task waiting for an input (no thread to wake there).
+    #[cfg(target_arch = "wasm32")]
+    waker: Option<std::task::Waker>,
 }
 
 struct Shared<In> {
@@ -61,7 +66,8 @@ struct Shared<In> {
     wake: Condvar,
 }
 
-/// A job running on its own thread, latest-wins.
+/// A job running on its own thread (in the browser: a task on the page's
+/// event loop), latest-wins.
 pub struct InferenceWorker<In: Send + 'static, Out: Send + 'static> {
     shared: Arc<Shared<In>>,
     results: Receiver<WorkerResult<Out>>,
@@ -69,10 +75,86 @@ pub struct InferenceWorker<In: Send + 'static, Out: Send + 'static> {
     thread: Option<JoinHandle<()>>,
 }
 
+/// An async job's signature: it borrows its state while it runs.
+pub type AsyncJob<S, In, Out, E> =
+    for<'a> fn(&'a mut S, In) -> crate::wait::Pending<'a, Result<Out, E>>;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the slot inconsistent
     // (every critical section is a few field writes), so recover the guard.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<In> Shared<In> {
+    fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            slot: Mutex::new(Slot {
+                pending: None,
+                running: false,
+                shutdown: false,
+                counters: WorkerCounters::default(),
+                #[cfg(target_arch = "wasm32")]
+                waker: None,
+            }),
+            wake: Condvar::new(),
+        })
+    }
+
+    /// After a job on frame `seq`: its result sent, the slot's counters
+    /// updated.
+    fn finish<Out>(&self, seq: u64, outcome: Result<Out, String>, tx: &Sender<WorkerResult<Out>>) {
+        let message = match outcome {
+            Ok(output) => {
+                let _ = tx.send(WorkerResult::Done { seq, output });
+                None
+            }
+            Err(message) => Some(message),
+        };
+        let mut slot = lock(&self.slot);
+        slot.running = false;
+        slot.counters.in_flight = slot.pending.is_some() as u64;
+        if let Some(message) = message {
+            slot.counters.failed += 1;
+            drop(slot);
+            let _ = tx.send(WorkerResult::Failed { seq, message });
+        }
+    }
+}
+
+/// The browser's worker: a task on the page's event loop that waits for
+/// an input, runs the job on it (awaiting its readbacks) and sends the
+/// result, until its worker is dropped.
+#[cfg(target_arch = "wasm32")]
+async fn run_on_the_page<S, In, Out, E: std::fmt::Display>(
+    shared: Arc<Shared<In>>,
+    mut state: S,
+    job: AsyncJob<S, In, Out, E>,
+    tx: Sender<WorkerResult<Out>>,
+) {
+    loop {
+        let next = std::future::poll_fn(|cx| {
+            let mut slot = lock(&shared.slot);
+            if slot.shutdown {
+                return std::task::Poll::Ready(None);
+            }
+            match slot.pending.take() {
+                Some(next) => {
+                    slot.running = true;
+                    std::task::Poll::Ready(Some(next))
+                }
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+            }
+        })
+        .await;
+        let Some((seq, input)) = next else {
+            return;
+        };
+        let outcome = job(&mut state, input).await.map_err(|e| e.to_string());
+        shared.finish(seq, outcome, &tx);
+    }
 }
 
 /// Lowers the calling thread's priority (best effort; a no-op off Linux).
@@ -82,17 +164,6 @@ fn lower_priority() {
     // calling thread's nice value on Linux; it touches no memory of ours.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
-}
-
-/// A caught panic as a failure's text: `panic: ` and its message.
-pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        format!("panic: {s}")
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        format!("panic: {s}")
-    } else {
-        "panic: panic with a non-string payload".into()
     }
 }
 
@@ -115,15 +186,7 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
         background: bool,
         mut job: impl FnMut(In) -> Result<Out, E> + Send + 'static,
     ) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            slot: Mutex::new(Slot {
-                pending: None,
-                running: false,
-                shutdown: false,
-                counters: WorkerCounters::default(),
-            }),
-            wake: Condvar::new(),
-        });
+        let shared = Shared::new();
         let (tx, results): (Sender<WorkerResult<Out>>, _) = channel();
         let worker_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -150,22 +213,11 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
                         }
                     };
                     let outcome = catch_unwind(AssertUnwindSafe(|| job(input)));
-                    let message = match outcome {
-                        Ok(Ok(output)) => {
-                            let _ = tx.send(WorkerResult::Done { seq, output });
-                            None
-                        }
-                        Ok(Err(e)) => Some(e.to_string()),
-                        Err(payload) => Some(panic_text(payload.as_ref())),
+                    let outcome = match outcome {
+                        Ok(result) => result.map_err(|e| e.to_string()),
+                        Err(payload) => Err(panic_text(payload.as_ref())),
                     };
-                    let mut slot = lock(&worker_shared.slot);
-                    slot.running = false;
-                    slot.counters.in_flight = slot.pending.is_some() as u64;
-                    if let Some(message) = message {
-                        slot.counters.failed += 1;
-                        drop(slot);
-                        let _ = tx.send(WorkerResult::Failed { seq, message });
-                    }
+                    worker_shared.finish(seq, outcome, &tx);
                 }
             })?;
         Ok(Self {
@@ -174,6 +226,41 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
             last_taken: None,
             thread: Some(thread),
         })
+    }
+
+    /// A worker for an `async` job (the model, whose readbacks are
+    /// awaited: [`crate::wait`]) owning `state`. Natively its thread waits
+    /// for each job's future ([`crate::wait::block_on`]), as
+    /// [`InferenceWorker::spawn_with`]. In the browser there are no
+    /// threads: the job runs as a task on the page's event loop, so the
+    /// page never blocks on it (a frame's readback resolves between the
+    /// page's frames) and one job runs at a time, latest-wins as here.
+    pub fn spawn_async<S: Send + 'static, E: std::fmt::Display + 'static>(
+        name: &str,
+        background: bool,
+        state: S,
+        job: AsyncJob<S, In, Out, E>,
+    ) -> std::io::Result<Self> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let mut state = state;
+            Self::spawn_with(name, background, move |input| {
+                pollster::block_on(job(&mut state, input))
+            })
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (name, background);
+            let shared = Shared::new();
+            let (tx, results) = channel();
+            wasm_bindgen_futures::spawn_local(run_on_the_page(Arc::clone(&shared), state, job, tx));
+            Ok(Self {
+                shared,
+                results,
+                last_taken: None,
+                thread: None,
+            })
+        }
     }
 
     /// Offers frame `seq`; never blocks. A waiting, not yet started input is
@@ -185,8 +272,14 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
             slot.counters.dropped += 1;
         }
         slot.counters.in_flight = 1 + slot.running as u64;
+        #[cfg(target_arch = "wasm32")]
+        let task = slot.waker.take();
         drop(slot);
         self.shared.wake.notify_one();
+        #[cfg(target_arch = "wasm32")]
+        if let Some(task) = task {
+            task.wake();
+        }
     }
 
     /// True when a job runs or waits.
@@ -247,7 +340,13 @@ impl<In: Send + 'static, Out: Send + 'static> InferenceWorker<In, Out> {
 
 impl<In: Send + 'static, Out: Send + 'static> Drop for InferenceWorker<In, Out> {
     fn drop(&mut self) {
-        lock(&self.shared.slot).shutdown = true;
+        let mut slot = lock(&self.shared.slot);
+        slot.shutdown = true;
+        #[cfg(target_arch = "wasm32")]
+        if let Some(task) = slot.waker.take() {
+            task.wake();
+        }
+        drop(slot);
         self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -31,6 +31,7 @@ mod process;
 mod soak;
 mod stats;
 mod upload_bench;
+mod wasm_site;
 mod wasm_smoke;
 
 use std::ffi::OsString;
@@ -78,9 +79,10 @@ enum Task {
         #[command(flatten)]
         args: matrix::MatrixArgs,
     },
-    /// Build the web viewer (wasm32), serve it on 127.0.0.1 and check it in
-    /// headless Chromium: boots on its static source, N frames, a valid
-    /// summary, a drawn canvas, no console errors (`--serve`: only serve).
+    /// Build the web viewer's two bundles (WebGL2, WebGPU) and the loader,
+    /// serve them on 127.0.0.1 and check each in headless Chromium: the
+    /// loader's pick, N frames, a valid summary, the model's mask updates on
+    /// WebGPU, a drawn canvas, no console errors (`--serve`: only serve).
     WasmSmoke {
         #[command(flatten)]
         args: wasm_smoke::WasmSmokeArgs,

@@ -354,7 +354,7 @@ fn run_mode(
     cmd.args(viewer_args(args, flags, &json, warmup))
         .args(["--case", &format!("soak-{name}")])
         .env(
-            burn_autogaze::mask_source::TEST_FAIL_MASK_ENV,
+            burn_autogaze::fail_once::TEST_FAIL_MASK_ENV,
             fail_at.to_string(),
         )
         .stdout(Stdio::null());

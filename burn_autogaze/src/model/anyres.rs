@@ -207,6 +207,16 @@ impl<B: Backend> AnyResStream<B> {
         frame: &Frame,
         options: &GenerateOptions,
     ) -> Result<Vec<FrameGaze>> {
+        crate::wait::block_on("AnyRes step", self.step_async(model, frame, options))
+    }
+
+    /// [`AnyResStream::step`], the frame's readback awaited.
+    pub async fn step_async(
+        &mut self,
+        model: &AutoGaze<B>,
+        frame: &Frame,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
         if frame.size() != self.grid.frame {
             return Err(AutoGazeError::MismatchedFrameSize {
                 context: "AnyRes stream".into(),
@@ -224,7 +234,9 @@ impl<B: Backend> AnyResStream<B> {
         // Every tile preprocessed into one input, encoded as one batch.
         self.preprocessor.clip_into(&tiles, &mut self.input)?;
         drop(tiles);
-        model.step_streams_input(&mut self.streams, &self.input, options)
+        model
+            .step_streams_input_async(&mut self.streams, &self.input, options)
+            .await
     }
 
     /// Decodes one frame whose tiles are already the model's inputs on
@@ -237,6 +249,18 @@ impl<B: Backend> AnyResStream<B> {
         options: &GenerateOptions,
     ) -> Result<Vec<FrameGaze>> {
         model.step_streams(&mut self.streams, tiles, options)
+    }
+
+    /// [`AnyResStream::step_tiles`], the frame's readback awaited.
+    pub async fn step_tiles_async(
+        &mut self,
+        model: &AutoGaze<B>,
+        tiles: burn::tensor::Tensor<B, 4>,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
+        model
+            .step_streams_async(&mut self.streams, tiles, options)
+            .await
     }
 
     /// The tiles' source rectangles paired with their valid tokens, for

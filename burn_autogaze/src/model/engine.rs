@@ -18,9 +18,10 @@ use std::sync::Arc;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::config::AutoGazeConfig;
-use super::values::host_values;
+use super::values::host_values_async;
 use super::weights::ModelWeights;
 use crate::error::{AutoGazeError, Result};
+use crate::wait::Pending;
 
 /// The token ids a decoder call embeds: each stream's chunk, stream after
 /// stream (`[N * m]`), where the selection that picked them left them.
@@ -108,11 +109,21 @@ pub enum Heads<B: Backend> {
 }
 
 impl<B: Backend> Heads<B> {
-    /// The values on the host (a readback for [`Heads::Device`]).
+    /// The values on the host (a readback for [`Heads::Device`], waited
+    /// for: [`Heads::into_host_async`] where nothing may block).
     pub fn into_host(self) -> (Vec<f32>, Vec<f32>) {
+        crate::wait::block_on("the heads' readback", self.into_host_async())
+            .expect("the heads read back")
+    }
+
+    /// The values on the host, the readback awaited.
+    pub async fn into_host_async(self) -> Result<(Vec<f32>, Vec<f32>)> {
         match self {
-            Self::Host { logits, task_loss } => (logits, task_loss),
-            Self::Device { logits, task_loss } => (host_values(logits), host_values(task_loss)),
+            Self::Host { logits, task_loss } => Ok((logits, task_loss)),
+            Self::Device { logits, task_loss } => Ok((
+                host_values_async(logits).await?,
+                host_values_async(task_loss).await?,
+            )),
         }
     }
 
@@ -224,6 +235,14 @@ pub trait Engine<B: Backend>: Debug + Send + Sync {
         None
     }
 
+    /// A future that resolves once the device has finished the work the
+    /// engine enqueued (None: the caller waits with the backend's `sync`,
+    /// natively). Awaited between decoder calls where the device's queue is
+    /// shared with rendering ([`AutoGaze::set_one_call_in_flight`](super::AutoGaze::set_one_call_in_flight)).
+    fn idle(&self) -> Option<Pending<'static, Result<()>>> {
+        None
+    }
+
     /// A frame's greedy picks on the device in the engine's own kernels
     /// for `streams` streams and `budget` tokens (None: the selection's
     /// Burn ops pick).
@@ -291,8 +310,8 @@ pub trait FramePicker<B: Backend> {
     fn pick(&mut self, heads: Heads<B>, j: usize, m: usize) -> Result<ChunkIds<B>>;
 
     /// The frame's record, read back once: per stream, its `budget` ids
-    /// then their `budget` task losses.
-    fn read(self: Box<Self>) -> Result<Vec<f32>>;
+    /// then their `budget` task losses (awaited: see [`crate::wait`]).
+    fn read(self: Box<Self>) -> Pending<'static, Result<Vec<f32>>>;
 }
 
 /// Builds an engine for a model's weights.

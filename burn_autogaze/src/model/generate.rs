@@ -19,12 +19,25 @@ use super::engine::{ChunkIds, DecoderCall, EngineCache, Heads};
 use super::options::{DecodeStep, FrameGaze, GenerateOptions, Selection, max_tokens};
 use super::stream::{StreamState, lockstep};
 use crate::error::{AutoGazeError, Result};
+use crate::wait::block_on;
 
 impl<B: Backend> AutoGaze<B> {
     /// Vision tokens `[T, 196, D]` of `video` (`[T, 3, S, S]`), continuing the
     /// stream's temporal context.
     pub fn encode(&self, state: &mut StreamState<B>, video: Tensor<B, 4>) -> Result<Tensor<B, 3>> {
-        let out = self.encode_streams(video.unsqueeze::<5>(), &mut [state])?;
+        block_on("encode", self.encode_async(state, video))
+    }
+
+    /// [`AutoGaze::encode`], a wait for the device (one call in flight)
+    /// awaited.
+    pub async fn encode_async(
+        &self,
+        state: &mut StreamState<B>,
+        video: Tensor<B, 4>,
+    ) -> Result<Tensor<B, 3>> {
+        let out = self
+            .encode_streams(video.unsqueeze::<5>(), &mut [state])
+            .await?;
         let [_, t, n, d] = out.dims();
         Ok(out.reshape([t, n, d]))
     }
@@ -32,7 +45,7 @@ impl<B: Backend> AutoGaze<B> {
     /// Vision tokens `[N, T, 196, D]` of `N` streams' frames `[N, T, 3, S,
     /// S]` (a shape other than that is a typed error), each stream
     /// continuing its own temporal context.
-    fn encode_streams(
+    async fn encode_streams(
         &self,
         video: Tensor<B, 5>,
         states: &mut [&mut StreamState<B>],
@@ -49,25 +62,34 @@ impl<B: Backend> AutoGaze<B> {
         let mut caches: Vec<&mut dyn EngineCache<B>> =
             states.iter_mut().map(|s| s.cache.as_mut()).collect();
         let tokens = self.engine.encode(video, &mut caches)?;
-        self.settle()?;
+        self.settle().await?;
         Ok(tokens)
     }
 
     /// With one piece of work in flight ([`AutoGaze::set_one_call_in_flight`]),
-    /// waits until the device has finished what was enqueued.
-    fn settle(&self) -> Result<()> {
-        if self.one_call_in_flight {
-            B::sync(&self.device()).map_err(|e| {
-                AutoGazeError::engine(self.engine.name(), format!("waiting for the device: {e:?}"))
-            })?;
+    /// waits until the device has finished what was enqueued: awaiting the
+    /// engine's [`Engine::idle`](super::engine::Engine::idle) where it has
+    /// one (in the browser the page draws meanwhile), else blocking on the
+    /// backend's `sync` (natively; the browser cannot block, so there the
+    /// calls are queued together).
+    async fn settle(&self) -> Result<()> {
+        if !self.one_call_in_flight {
+            return Ok(());
         }
+        if let Some(idle) = self.engine.idle() {
+            return idle.await;
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        B::sync(&self.device()).map_err(|e| {
+            AutoGazeError::engine(self.engine.name(), format!("waiting for the device: {e:?}"))
+        })?;
         Ok(())
     }
 
     /// One decoder call for `states` in lockstep: each stream's rows are
     /// its chunk `ids` then its `vision` tokens, at `positions`, attended
     /// to by later tokens where `mask` says.
-    pub(super) fn call(
+    pub(super) async fn call(
         &self,
         states: &mut [&mut StreamState<B>],
         ids: Option<ChunkIds<B>>,
@@ -90,14 +112,14 @@ impl<B: Backend> AutoGaze<B> {
             states.iter_mut().map(|s| s.cache.as_mut()).collect();
         self.counts.decoder_calls.fetch_add(1, Ordering::Relaxed);
         let heads = self.engine.decode(call, &mut caches)?;
-        self.settle()?;
+        self.settle().await?;
         Ok(heads)
     }
 
     /// [`AutoGaze::call`] read back to the host (`[N * K * vocab]` logits,
     /// `[N * K]` task losses), recorded when traced (one stream).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn call_host(
+    pub(super) async fn call_host(
         &self,
         states: &mut [&mut StreamState<B>],
         ids: Option<ChunkIds<B>>,
@@ -106,7 +128,11 @@ impl<B: Backend> AutoGaze<B> {
         mask: &[bool],
         trace: &mut Option<&mut Vec<DecodeStep>>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (logits, tl) = self.call(states, ids, vision, positions, mask)?.into_host();
+        let (logits, tl) = self
+            .call(states, ids, vision, positions, mask)
+            .await?
+            .into_host_async()
+            .await?;
         self.counts.read(2, 4 * (logits.len() + tl.len()));
         for state in states.iter_mut() {
             state.readbacks += 2;
@@ -135,8 +161,23 @@ impl<B: Backend> AutoGaze<B> {
         options: &GenerateOptions,
         trace: Option<&mut Vec<DecodeStep>>,
     ) -> Result<FrameGaze> {
-        let mut frames =
-            self.decode_lockstep(&mut [state], vision_tokens.unsqueeze::<3>(), options, trace)?;
+        block_on(
+            "decode_frame",
+            self.decode_frame_async(state, vision_tokens, options, trace),
+        )
+    }
+
+    /// [`AutoGaze::decode_frame`], its readbacks awaited.
+    pub async fn decode_frame_async(
+        &self,
+        state: &mut StreamState<B>,
+        vision_tokens: Tensor<B, 2>,
+        options: &GenerateOptions,
+        trace: Option<&mut Vec<DecodeStep>>,
+    ) -> Result<FrameGaze> {
+        let mut frames = self
+            .decode_lockstep(&mut [state], vision_tokens.unsqueeze::<3>(), options, trace)
+            .await?;
         Ok(frames.remove(0))
     }
 
@@ -146,7 +187,7 @@ impl<B: Backend> AutoGaze<B> {
     /// the projections together, their attention is batched); otherwise they
     /// are decoded one after another. The result equals decoding each
     /// stream on its own.
-    pub(super) fn decode_frames(
+    pub(super) async fn decode_frames(
         &self,
         states: &mut [StreamState<B>],
         vision_tokens: Tensor<B, 3>,
@@ -154,20 +195,21 @@ impl<B: Backend> AutoGaze<B> {
     ) -> Result<Vec<FrameGaze>> {
         let mut refs: Vec<&mut StreamState<B>> = states.iter_mut().collect();
         if refs.len() > 1 && self.batches_streams() && lockstep(&refs, options) {
-            return self.decode_lockstep(&mut refs, vision_tokens, options, None);
+            return self
+                .decode_lockstep(&mut refs, vision_tokens, options, None)
+                .await;
         }
         let [_, tk, d] = vision_tokens.dims();
-        refs.into_iter()
-            .enumerate()
-            .map(|(i, state)| {
-                let own = vision_tokens.clone().narrow(0, i, 1).reshape([tk, d]);
-                self.decode_frame(state, own, options, None)
-            })
-            .collect()
+        let mut frames = Vec::with_capacity(refs.len());
+        for (i, state) in refs.into_iter().enumerate() {
+            let own = vision_tokens.clone().narrow(0, i, 1).reshape([tk, d]);
+            frames.push(self.decode_frame_async(state, own, options, None).await?);
+        }
+        Ok(frames)
     }
 
     /// One frame for streams in lockstep (or one stream).
-    fn decode_lockstep(
+    async fn decode_lockstep(
         &self,
         states: &mut [&mut StreamState<B>],
         vision_tokens: Tensor<B, 3>,
@@ -212,12 +254,15 @@ impl<B: Backend> AutoGaze<B> {
             .map(|i| first_vision + nv as i64 - k as i64 + i)
             .collect();
         let frames = if trace.is_none() && self.selection_for(options) == Selection::Device {
-            let heads = self.call(states, ids, vision, &positions, &mask)?;
-            self.select_on_device(states, heads, budget, &tail, options)?
+            let heads = self.call(states, ids, vision, &positions, &mask).await?;
+            self.select_on_device(states, heads, budget, &tail, options)
+                .await?
         } else {
-            let (logits, tl) =
-                self.call_host(states, ids, vision, &positions, &mask, &mut trace)?;
-            self.select_on_host(states, logits, tl, budget, &tail, options, &mut trace)?
+            let (logits, tl) = self
+                .call_host(states, ids, vision, &positions, &mask, &mut trace)
+                .await?;
+            self.select_on_host(states, logits, tl, budget, &tail, options, &mut trace)
+                .await?
         };
         for state in states.iter_mut() {
             state.frames += 1;
@@ -237,14 +282,36 @@ impl<B: Backend> AutoGaze<B> {
         frame: Tensor<B, 3>,
         options: &GenerateOptions,
     ) -> Result<FrameGaze> {
-        let tokens = self.encode(state, frame.unsqueeze::<4>())?;
+        block_on("step", self.step_async(state, frame, options))
+    }
+
+    /// [`AutoGaze::step`], the frame's readback awaited (the browser's
+    /// entry point: see [`crate::wait`]).
+    pub async fn step_async(
+        &self,
+        state: &mut StreamState<B>,
+        frame: Tensor<B, 3>,
+        options: &GenerateOptions,
+    ) -> Result<FrameGaze> {
+        let tokens = self.encode_async(state, frame.unsqueeze::<4>()).await?;
         let [_, n, d] = tokens.dims();
-        self.decode_frame(state, tokens.reshape([n, d]), options, None)
+        self.decode_frame_async(state, tokens.reshape([n, d]), options, None)
+            .await
     }
 
     /// Streams frame 0 of a preprocessed `input` (`[1, T, 3, S, S]`), on the
     /// model's device.
     pub fn step_input(
+        &self,
+        state: &mut StreamState<B>,
+        input: &crate::preprocess::ModelInput,
+        options: &GenerateOptions,
+    ) -> Result<FrameGaze> {
+        block_on("step_input", self.step_input_async(state, input, options))
+    }
+
+    /// [`AutoGaze::step_input`], the frame's readback awaited.
+    pub async fn step_input_async(
         &self,
         state: &mut StreamState<B>,
         input: &crate::preprocess::ModelInput,
@@ -256,7 +323,7 @@ impl<B: Backend> AutoGaze<B> {
             .narrow(1, 0, 1)
             .reshape([c, h, w]);
         self.counts.input(input.data().len());
-        self.step(state, x, options)
+        self.step_async(state, x, options).await
     }
 
     /// One frame for each of `states` (frame `i` of a preprocessed `input`
@@ -265,6 +332,19 @@ impl<B: Backend> AutoGaze<B> {
     /// decode their frames together (`decode_frames`). Equal to
     /// stepping each stream on its own.
     pub fn step_streams_input(
+        &self,
+        states: &mut [StreamState<B>],
+        input: &crate::preprocess::ModelInput,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
+        block_on(
+            "step_streams_input",
+            self.step_streams_input_async(states, input, options),
+        )
+    }
+
+    /// [`AutoGaze::step_streams_input`], the frame's readback awaited.
+    pub async fn step_streams_input_async(
         &self,
         states: &mut [StreamState<B>],
         input: &crate::preprocess::ModelInput,
@@ -280,7 +360,7 @@ impl<B: Backend> AutoGaze<B> {
         }
         let frames = input.to_tensor::<B>(&self.device()).reshape([n, c, h, w]);
         self.counts.input(input.data().len());
-        self.step_streams(states, frames, options)
+        self.step_streams_async(states, frames, options).await
     }
 
     /// As [`AutoGaze::step_streams_input`], from frames already on the
@@ -292,11 +372,27 @@ impl<B: Backend> AutoGaze<B> {
         frames: Tensor<B, 4>,
         options: &GenerateOptions,
     ) -> Result<Vec<FrameGaze>> {
+        block_on(
+            "step_streams",
+            self.step_streams_async(states, frames, options),
+        )
+    }
+
+    /// [`AutoGaze::step_streams`], the frame's readback awaited.
+    pub async fn step_streams_async(
+        &self,
+        states: &mut [StreamState<B>],
+        frames: Tensor<B, 4>,
+        options: &GenerateOptions,
+    ) -> Result<Vec<FrameGaze>> {
         let [n, c, h, w] = frames.dims();
         let mut refs: Vec<&mut StreamState<B>> = states.iter_mut().collect();
-        let tokens = self.encode_streams(frames.reshape([n, 1, c, h, w]), &mut refs)?;
+        let tokens = self
+            .encode_streams(frames.reshape([n, 1, c, h, w]), &mut refs)
+            .await?;
         let [_, _, tk, d] = tokens.dims();
         self.decode_frames(states, tokens.reshape([n, tk, d]), options)
+            .await
     }
 
     /// Decodes a whole clip `[1, T, 3, S, S]`; optionally records every

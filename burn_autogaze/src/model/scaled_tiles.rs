@@ -94,6 +94,20 @@ impl<B: Backend> ScaledTiles<B> {
         options: &GenerateOptions,
         out: &mut Vec<(Rect, Vec<u32>)>,
     ) -> Result<()> {
+        crate::wait::block_on(
+            "target-scales step",
+            self.step_async(model, frame, options, out),
+        )
+    }
+
+    /// [`ScaledTiles::step`], the frame's readback awaited.
+    pub async fn step_async(
+        &mut self,
+        model: &AutoGaze<B>,
+        frame: &Frame,
+        options: &GenerateOptions,
+        out: &mut Vec<(Rect, Vec<u32>)>,
+    ) -> Result<()> {
         if frame.size() != self.source {
             return Err(AutoGazeError::MismatchedFrameSize {
                 context: "target_scales stream".into(),
@@ -113,7 +127,7 @@ impl<B: Backend> ScaledTiles<B> {
         });
         let s = self.grid.side as u32;
         let square = Frame::new(frame.seq, s, s, pixels, frame.timestamp)?;
-        let gaze = self.stream.step(model, &square, options)?;
+        let gaze = self.stream.step_async(model, &square, options).await?;
         self.stream.tile_tokens(&gaze, out);
         let (w, h) = (self.source.width as u64, self.source.height as u64);
         let scale = |v: u32, full: u64| ((v as u64 * full).div_ceil(s as u64)) as u32;

@@ -11,8 +11,9 @@ use super::autogaze::AutoGaze;
 use super::engine::{ChunkIds, FramePicker, Heads};
 use super::options::{DecodeStep, FrameGaze, GenerateOptions};
 use super::stream::StreamState;
-use super::values::host_values;
+use super::values::host_values_async;
 use crate::error::Result;
+use crate::wait::Pending;
 
 /// Closes a chunk of picks the way the reference does: the per-token
 /// task-loss gate (a token whose predicted loss is at or below the
@@ -136,7 +137,7 @@ impl Picker {
 impl<B: Backend> AutoGaze<B> {
     /// Greedy selection on the host from each call's read-back logits.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn select_on_host(
+    pub(super) async fn select_on_host(
         &self,
         states: &mut [&mut StreamState<B>],
         mut logits: Vec<f32>,
@@ -181,7 +182,9 @@ impl<B: Backend> AutoGaze<B> {
             }
             let ids = ChunkIds::Host(ids);
             let all = vec![true; m];
-            (logits, tl) = self.call_host(states, Some(ids), None, &tail[..m], &all, trace)?;
+            (logits, tl) = self
+                .call_host(states, Some(ids), None, &tail[..m], &all, trace)
+                .await?;
         }
     }
 
@@ -200,7 +203,7 @@ impl<B: Backend> AutoGaze<B> {
     /// rewound, so the state is exactly the reference's. Ties between equal
     /// logits go to the lowest id (as on the host) in an engine's kernels,
     /// to the backend's `argmax` in Burn ops.
-    pub(super) fn select_on_device(
+    pub(super) async fn select_on_device(
         &self,
         states: &mut [&mut StreamState<B>],
         heads: Heads<B>,
@@ -226,10 +229,12 @@ impl<B: Backend> AutoGaze<B> {
             for state in states.iter_mut() {
                 state.next_pos += m as i64;
             }
-            heads = self.call(states, Some(ids), None, &tail[..m], &vec![true; m])?;
+            heads = self
+                .call(states, Some(ids), None, &tail[..m], &vec![true; m])
+                .await?;
         }
         // The frame's one readback: per stream, its ids then its task losses.
-        let values = picker.read()?;
+        let values = picker.read().await?;
         // The picker is the engine's: its bytes are the engine's count.
         self.counts.read(1, 0);
         let mut frames = Vec::with_capacity(n);
@@ -326,9 +331,9 @@ impl<B: Backend> FramePicker<B> for OpsPicker<B> {
         Ok(ChunkIds::Device(ids.reshape([n * m])))
     }
 
-    fn read(self: Box<Self>) -> Result<Vec<f32>> {
+    fn read(self: Box<Self>) -> Pending<'static, Result<Vec<f32>>> {
         let mut all = self.picked;
         all.extend(self.losses);
-        Ok(host_values(Tensor::cat(all, 1)))
+        Box::pin(host_values_async(Tensor::cat(all, 1)))
     }
 }

@@ -15,6 +15,24 @@ pub fn host_values<B: Backend, const D: usize>(t: burn::tensor::Tensor<B, D>) ->
         .expect("f32 values after the conversion to f32")
 }
 
+/// [`host_values`], awaiting the readback instead of blocking on it (on
+/// the CPU backend it is ready at once).
+pub async fn host_values_async<B: Backend, const D: usize>(
+    t: burn::tensor::Tensor<B, D>,
+) -> crate::error::Result<Vec<f32>> {
+    #[cfg(feature = "ndarray")]
+    if let Some(values) = ndarray_f32_values(&t) {
+        return Ok(values);
+    }
+    let data = t.into_data_async().await.map_err(|e| {
+        crate::error::AutoGazeError::engine("readback", format!("reading values back: {e:?}"))
+    })?;
+    Ok(data
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32 values after the conversion to f32"))
+}
+
 /// An f32 burn-ndarray tensor's values, copied from a view when they lie
 /// contiguous in row-major order (None on other backends, dtypes or
 /// layouts).

@@ -8,6 +8,7 @@ use std::any::Any;
 
 use burn::backend::wgpu::{CubeTensor, WgpuDevice, WgpuRuntime};
 use burn::tensor::{Int, Tensor, TensorPrimitive, backend::Backend};
+use cubecl::server::Handle;
 
 use super::NAME;
 use crate::error::{AutoGazeError, Result};
@@ -42,6 +43,25 @@ pub fn float_buffer<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<GpuTe
             "a quantized tensor (the engine reads f32)",
         )),
     }
+}
+
+/// `t`'s values as a vector, row-major (a device op: no readback).
+pub fn flat<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Tensor<B, 1> {
+    t.clone().reshape([t.shape().num_elements()])
+}
+
+/// `parts` end to end in one new buffer, concatenated on their device (the
+/// engine's packed weights: nothing is read back, so a model builds where
+/// the host cannot wait for the device, as in the browser); its handle and
+/// number of values.
+pub fn pack_on_device<B: Backend>(parts: Vec<Tensor<B, 1>>) -> Result<(Handle, usize)> {
+    let packed = Tensor::cat(parts, 0);
+    let n = packed.dims()[0];
+    let t = float_buffer(packed)?;
+    if !t.is_contiguous() {
+        return Err(AutoGazeError::engine(NAME, "packed weights not contiguous"));
+    }
+    Ok((t.handle, n))
 }
 
 /// An int tensor's device buffer and layout.

@@ -24,11 +24,10 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 
 use super::super::config::AutoGazeConfig;
-use super::super::values::host_values;
 use super::super::weights::ModelWeights;
 use super::NAME;
 use super::blocks::F4;
-use super::bridge::{GpuTensor, float_buffer, float_tensor};
+use super::bridge::{GpuTensor, flat, float_buffer, float_tensor, pack_on_device};
 use super::cache::{FusedCache, Slot};
 use super::counters::Counters;
 use super::launch::{MAX_CUBES, SHARED_BYTES};
@@ -488,28 +487,28 @@ impl GpuEncoder {
             ));
         }
         let v = &w.vision;
-        let mut values = Vec::with_capacity(shape.len());
-        values.extend(host_values(v.patch_w.clone()));
+        let mut parts = vec![flat(&v.patch_w)];
         for t in [&v.patch_b, &v.norm_w, &v.norm_b] {
-            values.extend(host_values(t.clone()));
+            parts.push(flat(t));
         }
         for tap in &v.trunk_w {
-            values.extend(host_values(tap.clone()));
+            parts.push(flat(tap));
         }
-        values.extend(host_values(v.trunk_b.clone()));
-        values.extend(host_values(v.out_w.clone()));
-        values.extend(host_values(v.out_b.clone()));
-        values.extend(host_values(w.pos_embed.clone()));
-        if values.len() != shape.len() {
+        parts.push(flat(&v.trunk_b));
+        parts.push(flat(&v.out_w));
+        parts.push(flat(&v.out_b));
+        parts.push(flat(&w.pos_embed));
+        let values: usize = parts.iter().map(|p| p.dims()[0]).sum();
+        if values != shape.len() {
             return Err(format!(
-                "the encoder's weights hold {} values, the kernels' layout {}",
-                values.len(),
+                "the encoder's weights hold {values} values, the kernels' layout {}",
                 shape.len()
             ));
         }
+        let (packed, _) = pack_on_device(parts).map_err(|e| e.to_string())?;
         Ok(Self {
             shape,
-            packed: counters.upload(client, &values),
+            packed,
             empty: counters.upload(client, &[0f32; 4]),
         })
     }

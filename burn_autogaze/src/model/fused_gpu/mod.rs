@@ -44,11 +44,13 @@ use super::engine::{
     Transfers, own_caches,
 };
 use super::rope::{inv_freq, rope_tables};
-use super::values::host_values;
 use super::weights::ModelWeights;
 use crate::error::{AutoGazeError, Result};
+use crate::wait::Pending;
 
-use bridge::{GpuTensor, float_buffer, float_tensor, int_buffer, wgpu_device};
+use bridge::{
+    GpuTensor, flat, float_buffer, float_tensor, int_buffer, pack_on_device, wgpu_device,
+};
 use cache::{FusedCache, KvShape};
 use counters::Counters;
 use launch::{BLOCK_ROWS, Buffer, MAX_CUBES, Offsets, StreamCall};
@@ -176,32 +178,32 @@ impl<B: Backend> FusedGpu<B> {
             n_logits: dec.lm_head.dims()[1],
             n_tl: dec.task_loss.dims()[1],
         };
-        let mut values =
-            Vec::with_capacity(layout.embed() + dec.embed.dims().iter().product::<usize>());
+        let mut parts = Vec::with_capacity(8 * dec.layers.len() + 4);
         for l in &dec.layers {
-            values.extend(host_values(l.input_norm.clone()));
+            parts.push(flat(&l.input_norm));
             for t in [&l.qkv, &l.o] {
-                values.extend(host_values(t.clone()));
+                parts.push(flat(t));
             }
-            values.extend(host_values(l.post_norm.clone()));
+            parts.push(flat(&l.post_norm));
             for t in [&l.gate_up, &l.down] {
-                values.extend(host_values(t.clone()));
+                parts.push(flat(t));
             }
         }
-        values.extend(host_values(dec.norm.clone()));
-        values.extend(host_values(dec.lm_head.clone()));
-        values.extend(host_values(dec.task_loss.clone()));
-        if values.len() != layout.embed() {
+        parts.push(flat(&dec.norm));
+        parts.push(flat(&dec.lm_head));
+        parts.push(flat(&dec.task_loss));
+        let values: usize = parts.iter().map(|p| p.dims()[0]).sum();
+        if values != layout.embed() {
             return Err(AutoGazeError::engine(
                 NAME,
                 format!(
-                    "the decoder's weights hold {} values, the kernels' layout {}",
-                    values.len(),
+                    "the decoder's weights hold {values} values, the kernels' layout {}",
                     layout.embed()
                 ),
             ));
         }
-        values.extend(host_values(dec.embed.clone()));
+        parts.push(flat(&dec.embed));
+        let (packed, _) = pack_on_device(parts)?;
         let client = WgpuRuntime::client(&device);
         let counters = Arc::new(Counters::default());
         let encoder = encoder::GpuEncoder::new(w, c, &client, &counters);
@@ -209,7 +211,7 @@ impl<B: Backend> FusedGpu<B> {
             weights: w.clone(),
             config: c.clone(),
             layout,
-            packed: counters.upload(&client, &values),
+            packed,
             no_ids: counters.upload(&client, &[0i32]),
             no_vision: counters.upload(&client, &[0f32]),
             client,
@@ -304,6 +306,15 @@ impl<B: Backend> Engine<B> for FusedGpu<B> {
 
     fn transfers(&self) -> Option<Transfers> {
         Some(self.counters.transfers())
+    }
+
+    fn idle(&self) -> Option<Pending<'static, Result<()>>> {
+        let synced = self.client.sync();
+        Some(Box::pin(async move {
+            synced
+                .await
+                .map_err(|e| AutoGazeError::engine(NAME, format!("waiting for the device: {e:?}")))
+        }))
     }
 
     fn fallback_part(&self) -> Option<String> {

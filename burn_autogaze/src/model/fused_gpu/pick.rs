@@ -17,6 +17,7 @@ use super::NAME;
 use super::bridge::{GpuTensor, float_buffer, int_tensor};
 use super::counters::Counters;
 use crate::error::{AutoGazeError, Result};
+use crate::wait::Pending;
 
 /// Units of a picking workgroup.
 const UNITS: usize = 64;
@@ -206,11 +207,18 @@ impl<B: Backend> FramePicker<B> for FusedPicker {
         Ok(ChunkIds::Device(int_tensor(ids)?))
     }
 
-    fn read(self: Box<Self>) -> Result<Vec<f32>> {
-        let bytes = self.client.read_one(self.record).map_err(|e| {
-            AutoGazeError::engine(NAME, format!("reading the frame's picks back: {e:?}"))
-        })?;
-        self.counters.read(bytes.len());
-        Ok(f32::from_bytes(&bytes).to_vec())
+    fn read(self: Box<Self>) -> Pending<'static, Result<Vec<f32>>> {
+        let this = *self;
+        Box::pin(async move {
+            let (client, counters) = (this.client, this.counters);
+            let bytes = client.read_async(vec![this.record]).await.map_err(|e| {
+                AutoGazeError::engine(NAME, format!("reading the frame's picks back: {e:?}"))
+            })?;
+            let bytes = bytes.first().ok_or_else(|| {
+                AutoGazeError::engine(NAME, "the frame's picks read back as nothing")
+            })?;
+            counters.read(bytes.len());
+            Ok(f32::from_bytes(bytes).to_vec())
+        })
     }
 }

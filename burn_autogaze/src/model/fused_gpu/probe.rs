@@ -4,6 +4,7 @@
 //! workgroup writes, spins, meets at a storage + workgroup barrier, then
 //! its first invocation counts what the others wrote. Checked once a
 //! device.
+#![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -59,7 +60,17 @@ fn seen(client: &ComputeClient<WgpuRuntime>, tasks: u32, spin: u32) -> f32 {
 }
 
 /// Ok when `device` held the workgroup at the barrier in every case, else
+/// what it missed (remembered a device). In the browser the probe is not
+/// run: WebGPU's `workgroupBarrier` holds by its specification (the flaw is
+/// a native driver's), and its readback could not be waited for there.
+#[cfg(target_arch = "wasm32")]
+pub fn barriers_hold(_device: &WgpuDevice) -> Result<(), String> {
+    Ok(())
+}
+
+/// Ok when `device` held the workgroup at the barrier in every case, else
 /// what it missed (remembered a device).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn barriers_hold(device: &WgpuDevice) -> Result<(), String> {
     static SEEN: OnceLock<Mutex<HashMap<WgpuDevice, Result<(), String>>>> = OnceLock::new();
     let mut known = SEEN

@@ -254,7 +254,10 @@ fn the_picking_kernel_equals_the_burn_ops_picks() {
         let b = ops.pick(heads, j, m).unwrap().into_host();
         assert_eq!(a, b, "chunk {j}");
     }
-    assert_eq!(kernel.read().unwrap(), ops.read().unwrap());
+    let read = |picker: Box<dyn FramePicker<Bk>>| {
+        crate::wait::block_on("the test's picks", picker.read()).unwrap()
+    };
+    assert_eq!(read(kernel), read(ops));
     let mut kernel = fused.engine.frame_picker(1, k).unwrap();
     let flat = Heads::Device {
         logits: Tensor::<Bk, 2>::zeros([1, k * vocab], &device),
