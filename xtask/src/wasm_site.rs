@@ -19,13 +19,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::preflight::{apt, is_debian_like, is_root};
 use crate::process::run_checked;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const WEB_PROFILE: &str = "web";
 /// The binaryen release `wasm-opt` comes from (npm).
 const BINARYEN: &str = "132.0.0";
+
+/// The wasm features of Rust's `wasm32-unknown-unknown` target (rustc 1.82
+/// and later), for `wasm-opt`.
+const WASM_FEATURES: [&str; 6] = [
+    "--enable-bulk-memory",
+    "--enable-mutable-globals",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
 
 /// A web bundle: its directory under the site and the plugin's feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -157,22 +167,10 @@ pub fn npm_package(target: &Path, package: &str, version: &str) -> Result<PathBu
     Ok(dir)
 }
 
-/// How to run binaryen's `wasm-opt`: a native one on `PATH` (Debian's
-/// `binaryen` package, installed with apt-get as root on Debian; several
-/// times faster), else npm's `binaryen` package under Node.
+/// How to run binaryen's `wasm-opt`: npm's `binaryen` package under Node.
+/// (Debian's binaryen 108 is too old: it breaks wasm-bindgen's externref
+/// table, and the page then fails at init.)
 fn ensure_wasm_opt(target: &Path) -> Result<Vec<std::ffi::OsString>, String> {
-    let native = || output(Command::new("wasm-opt").arg("--version")).is_some();
-    if !native() && is_root() && is_debian_like() {
-        println!("wasm-smoke: installing binaryen (wasm-opt) with apt-get");
-        let install = ["install", "-y", "-q", "--no-install-recommends", "binaryen"];
-        if apt(&install, Duration::from_secs(600)).is_err() {
-            let _ = apt(&["update", "-q"], Duration::from_secs(300))
-                .and_then(|()| apt(&install, Duration::from_secs(600)));
-        }
-    }
-    if native() {
-        return Ok(vec!["wasm-opt".into()]);
-    }
     let dir = npm_package(target, "binaryen", BINARYEN)?;
     let bin = dir.join("node_modules/binaryen/bin/wasm-opt");
     if !bin.exists() {
@@ -249,12 +247,14 @@ pub fn build_site(
         if let Some((program, args)) = wasm_opt.split_first() {
             let optimised = dir.join("bevy_burn_autogaze_opt.wasm");
             println!("wasm-smoke: wasm-opt -Oz on the {} bundle", bundle.name());
-            // The features are the module's own (its target_features
-            // section): nothing newer than what the browser was given.
+            // The features rustc's wasm32 target emits, named: with
+            // `--all-features`, binaryen 132 emits compact imports
+            // Chromium 156 refuses.
             run_checked(
                 Command::new(program)
                     .args(args)
                     .arg(&bound)
+                    .args(WASM_FEATURES)
                     .args(["-Oz", "--strip-debug", "--strip-producers", "-o"])
                     .arg(&optimised),
                 "wasm-opt",
