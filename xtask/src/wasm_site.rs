@@ -86,7 +86,7 @@ pub fn locked_version(lock: &str, package: &str) -> Option<String> {
     None
 }
 
-pub fn output(cmd: &mut Command) -> Option<String> {
+fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok().filter(|o| o.status.success())?;
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -52,16 +52,13 @@ pub fn flat<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Tensor<B, 1> {
 
 /// `parts` end to end in one new buffer, concatenated on their device (the
 /// engine's packed weights: nothing is read back, so a model builds where
-/// the host cannot wait for the device, as in the browser); its handle and
-/// number of values.
-pub fn pack_on_device<B: Backend>(parts: Vec<Tensor<B, 1>>) -> Result<(Handle, usize)> {
-    let packed = Tensor::cat(parts, 0);
-    let n = packed.dims()[0];
-    let t = float_buffer(packed)?;
+/// the host cannot wait for the device, as in the browser); its handle.
+pub fn pack_on_device<B: Backend>(parts: Vec<Tensor<B, 1>>) -> Result<Handle> {
+    let t = float_buffer(Tensor::cat(parts, 0))?;
     if !t.is_contiguous() {
         return Err(AutoGazeError::engine(NAME, "packed weights not contiguous"));
     }
-    Ok((t.handle, n))
+    Ok(t.handle)
 }
 
 /// An int tensor's device buffer and layout.

@@ -505,7 +505,7 @@ impl GpuEncoder {
                 shape.len()
             ));
         }
-        let (packed, _) = pack_on_device(parts).map_err(|e| e.to_string())?;
+        let packed = pack_on_device(parts).map_err(|e| e.to_string())?;
         Ok(Self {
             shape,
             packed,

@@ -203,7 +203,7 @@ impl<B: Backend> FusedGpu<B> {
             ));
         }
         parts.push(flat(&dec.embed));
-        let (packed, _) = pack_on_device(parts)?;
+        let packed = pack_on_device(parts)?;
         let client = WgpuRuntime::client(&device);
         let counters = Arc::new(Counters::default());
         let encoder = encoder::GpuEncoder::new(w, c, &client, &counters);
